@@ -1,0 +1,45 @@
+# hotline — the two commands: `make run` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench setup system-deps clean
+
+## setup: create the virtualenv and install hotline with its dev tools
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## system-deps: Debian packages the service and its tests need (redis-server for the test fixture)
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (the tests start a private one)"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "please install redis-server (e.g. sudo apt-get install redis-server)"; exit 1; fi; }
+
+## run: start the service on 127.0.0.1:8080 with embedded defaults
+run: setup
+	$(BIN)/hotline serve --host 127.0.0.1 --port 8080
+
+## test: set up and run the whole test suite
+test: setup
+	$(BIN)/pytest
+
+## lint: ruff + mypy
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## bench: load scripts (see docs/benchmarks.md)
+bench: setup
+	$(BIN)/python bench/ussd.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

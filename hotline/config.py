@@ -1,0 +1,184 @@
+"""One typed settings object, built once at startup (DESIGN.md §4).
+
+Precedence: defaults ← `hotline.yaml` (or `--config FILE`) ← `HOTLINE_*` environment
+variables. Nested sections use `__` in environment names, e.g.
+`HOTLINE_USSD__GSM7_LIMIT=160`. A bad value raises `ConfigError` with one line naming
+the key and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hotline.errors import ConfigError
+
+__all__ = [
+    "BalanceSettings",
+    "IvrSettings",
+    "SecuritySettings",
+    "Settings",
+    "UssdSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_FILE = Path("hotline.yaml")
+DEV_PSEUDONYM_SECRET = "hotline-dev-only-secret-change-me"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UssdSettings(_Section):
+    """USSD channel: screen budgets and session limits."""
+
+    gsm7_limit: int = Field(182, ge=40, le=182, description="characters per screen in GSM-7")
+    ucs2_limit: int = Field(80, ge=20, le=80, description="UTF-16 units per screen in UCS-2")
+    session_ttl: int = Field(180, ge=10, le=3600, description="seconds a session lives in the store")
+    max_text_chars: int = Field(
+        480, ge=16, le=4096, description="longest accepted `text` field (the whole transcript)"
+    )
+    max_inputs_per_request: int = Field(
+        12, ge=1, le=64, description="inputs replayed from one request (direct dial, lost hops)"
+    )
+
+
+class IvrSettings(_Section):
+    """Voice channel: sessions, public URLs, TTS."""
+
+    session_ttl: int = Field(3600, ge=60, le=86400)
+    public_base_url: str | None = Field(
+        None, description="externally visible base URL, e.g. https://ivr.example.com"
+    )
+    agent_number: str | None = Field(None, description="`0` on the main menu dials this number")
+    audio_dir: Path = Path("var/audio")
+    tts_timeout: float = Field(10.0, gt=0, le=120)
+    tts_rate: int = Field(150, ge=60, le=400)
+    tts_system_espeak: bool = Field(
+        False, description="use the system eSpeak NG library instead of the bundled one"
+    )
+    warm_prompts: bool = True
+    gather_timeout: int = Field(6, ge=1, le=60, description="seconds to wait for a key press")
+    max_no_input: int = Field(3, ge=1, le=10)
+
+
+class BalanceSettings(_Section):
+    """Balance provider and the resilience wrapped around it."""
+
+    provider: Literal["ledger", "http"] = "ledger"
+    ledger_path: Path = Path("var/ledger.sqlite3")
+    ledger_seed_demo: bool = True
+    dialect: Literal["v1", "tmf654"] = "v1"
+    url: str | None = None
+    key_id: str | None = None
+    secret: SecretStr | None = None
+    connect_timeout: float = Field(0.5, gt=0, le=30)
+    deadline: float = Field(2.5, gt=0, le=9.0, description="overall seconds per lookup")
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    fresh_ttl: float = Field(5.0, ge=0, le=3600)
+    max_stale: float = Field(900.0, ge=0, le=86400)
+    negative_ttl: float = Field(60.0, ge=0, le=3600)
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_reset: float = Field(10.0, gt=0, le=600)
+    max_concurrency: int = Field(64, ge=1, le=10000)
+    subscriber_rate: str = Field("10/minute", description="per-subscriber lookup limit")
+
+
+class SecuritySettings(_Section):
+    """Gateway authentication and abuse limits."""
+
+    twilio_auth_token: SecretStr | None = None
+    at_allowed_cidrs: tuple[str, ...] = ()
+    at_path_token: SecretStr | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    admin_token: SecretStr | None = None
+    subscriber_rate: str = "30/minute"
+    gateway_rate: str = "2000/second"
+
+
+class Settings(BaseSettings):
+    """Everything hotline can be told; frozen once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    env: str = Field("dev", pattern=r"^[a-z0-9_-]{1,16}$", description="namespaces Redis keys")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    redis_url: str | None = Field(None, description="sessions in Redis; unset = in-process")
+    pseudonym_secret: SecretStr = SecretStr(DEV_PSEUDONYM_SECRET)
+    default_language: str = "zh-CN"
+    languages: tuple[str, ...] = ("zh-CN", "en")
+    flows_dir: Path = Path("flows")
+    prompts_dir: Path = Path("prompts")
+    default_flow: str = "balance"
+    max_body_bytes: int = Field(8192, ge=512, le=1_048_576)
+    json_logs: bool | None = Field(None, description="JSON log lines; default: when not a TTY")
+    log_level: str = "INFO"
+    simulator: bool = Field(False, description="serve the web phone simulator at /simulator")
+    ussd: UssdSettings = UssdSettings()
+    ivr: IvrSettings = IvrSettings()
+    balance: BalanceSettings = BalanceSettings()
+    security: SecuritySettings = SecuritySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the config file (passed as init kwargs), which beats defaults.
+        return (env_settings, init_settings)
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.pseudonym_secret.get_secret_value() == DEV_PSEUDONYM_SECRET
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(root)"
+    env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f", got {got!r}"
+    return f"config {key} ({env_name}): {error['msg']}{shown}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once: file (if any) ← environment; overrides win over both."""
+    file_values: dict[str, Any] = {}
+    path = config_file if config_file is not None else DEFAULT_CONFIG_FILE
+    if config_file is not None and not path.exists():
+        raise ConfigError(f"config file {path}: does not exist")
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"config file {path}: {exc}".splitlines()[0]) from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        file_values = loaded or {}
+    try:
+        settings = Settings(**file_values)
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0])) from exc
+    if settings.default_language not in settings.languages:
+        raise ConfigError(
+            f"config default_language (HOTLINE_DEFAULT_LANGUAGE): {settings.default_language!r} "
+            f"is not one of languages {list(settings.languages)}"
+        )
+    return settings

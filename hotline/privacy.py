@@ -1,0 +1,44 @@
+"""Keyed pseudonyms and display masks for phone numbers (DESIGN.md §10)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+__all__ = ["Pseudonymizer", "mask_msisdn", "normalize_msisdn"]
+
+_DIGITS = re.compile(r"\D+")
+
+
+def normalize_msisdn(raw: str) -> str:
+    """Digits only, so `+86 138-0013-8000` and `8613800138000` pseudonymize alike."""
+    return _DIGITS.sub("", raw)
+
+
+def mask_msisdn(msisdn: str) -> str:
+    """`138****1234` style mask, for humans only (never as a key)."""
+    digits = normalize_msisdn(msisdn)
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+class Pseudonymizer:
+    """HMAC-SHA256 of the normalized number under a secret key, truncated.
+
+    The same number always gives the same pseudonym under one key, so logs,
+    metrics and Redis keys can be correlated without ever holding the number.
+    """
+
+    __slots__ = ("_key", "_length")
+
+    def __init__(self, secret: str, length: int = 20) -> None:
+        if not secret:
+            raise ValueError("pseudonym secret must not be empty")
+        self._key = secret.encode("utf-8")
+        self._length = length
+
+    def __call__(self, msisdn: str) -> str:
+        digest = hmac.new(self._key, normalize_msisdn(msisdn).encode("ascii"), hashlib.sha256)
+        return digest.hexdigest()[: self._length]

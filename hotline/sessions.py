@@ -1,0 +1,187 @@
+"""Session stores: Redis for production, in-process for one worker (DESIGN.md §7).
+
+A step costs at most two round trips: one pipelined read of the session and the
+subscriber's preferences, one pipelined write. Keys never hold a phone number:
+`hotline:{env}:sess:{channel}:{gateway session id}` and `hotline:{env}:sub:{pseudonym}`.
+Network failures become `SessionStoreUnavailable` here, at the store's edge.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from hotline.errors import SessionStoreUnavailable
+
+__all__ = [
+    "MemorySessionStore",
+    "RedisSessionStore",
+    "SessionRecord",
+    "SessionStore",
+    "session_key",
+    "subscriber_key",
+]
+
+PREFS_TTL = 400 * 24 * 3600  # a language choice outlives any session, but not forever
+
+
+def session_key(env: str, channel: str, session_id: str) -> str:
+    return f"hotline:{env}:sess:{channel}:{session_id}"
+
+
+def subscriber_key(env: str, pseudonym: str) -> str:
+    return f"hotline:{env}:sub:{pseudonym}"
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """Everything the engine needs to continue a conversation; stored as compact JSON."""
+
+    flow: str
+    version: str
+    state: str
+    language: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    page: int = 0
+    back: list[str] = field(default_factory=list)
+    transcript: str = ""
+    reply: str = ""
+    invalid: int = 0
+    no_input: int = 0
+    hops: int = 0
+    ended: bool = False
+    started: float = field(default_factory=time.time)
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> SessionRecord:
+        """Parse a stored record; raises `ValueError` on anything malformed."""
+        try:
+            data = json.loads(raw)
+            return cls(**data)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"malformed session record: {exc}") from exc
+
+
+Prefs = dict[str, str]
+
+
+class SessionStore(Protocol):
+    """Where sessions and subscriber preferences live."""
+
+    backend: str
+
+    async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
+        """The raw session record (or None) and the subscriber's preferences."""
+        ...
+
+    async def save(self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None) -> None:
+        """Write the session with a TTL and, when given, replace the preferences."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class MemorySessionStore:
+    """In-process store with TTLs; correct for a single worker only."""
+
+    backend = "memory"
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._sessions: dict[str, tuple[float, str]] = {}
+        self._prefs: dict[str, Prefs] = {}
+        self._clock = clock
+
+    async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
+        entry = self._sessions.get(key)
+        record = None
+        if entry is not None:
+            expires, record = entry
+            if expires <= self._clock():
+                del self._sessions[key]
+                record = None
+        return record, dict(self._prefs.get(sub_key, {}))
+
+    async def save(self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None) -> None:
+        now = self._clock()
+        if len(self._sessions) > 10_000:
+            # Sweep expired sessions now and then so abandoned ones do not pile up.
+            self._sessions = {k: v for k, v in self._sessions.items() if v[0] > now}
+        self._sessions[key] = (now + ttl, record)
+        if prefs is not None:
+            self._prefs[sub_key] = dict(prefs)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._sessions.clear()
+
+
+class RedisSessionStore:
+    """Sessions in Redis (redis-py asyncio with hiredis); one client per worker."""
+
+    backend = "redis"
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisSessionStore:
+        client = aioredis.from_url(
+            url,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            health_check_interval=15,
+            max_connections=256,
+            decode_responses=False,
+        )
+        return cls(client)
+
+    async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.get(sub_key)
+                raw, raw_prefs = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise SessionStoreUnavailable(type(exc).__name__) from exc
+        prefs: Prefs = {}
+        if raw_prefs:
+            try:
+                loaded = json.loads(raw_prefs)
+                if isinstance(loaded, dict):
+                    prefs = {str(k): str(v) for k, v in loaded.items()}
+            except json.JSONDecodeError:
+                prefs = {}
+        return (raw.decode("utf-8") if raw is not None else None), prefs
+
+    async def save(self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None) -> None:
+        try:
+            if prefs is None:
+                await self._redis.set(key, record.encode("utf-8"), ex=ttl)
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, record.encode("utf-8"), ex=ttl)
+                pipe.set(sub_key, json.dumps(prefs, separators=(",", ":")), ex=PREFS_TTL)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise SessionStoreUnavailable(type(exc).__name__) from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,153 @@
+"""Typed values that prompts carry: money, data volumes, durations, counts, dates, times.
+
+Each renders per channel and language (`hotline.i18n`); inside hotline money is always
+integer minor units with a currency — floats never hold money. Values cross the session
+store as small JSON objects (`encode_value` / `decode_value`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+__all__ = [
+    "Clock",
+    "Count",
+    "Date",
+    "Duration",
+    "Money",
+    "Text",
+    "Value",
+    "Volume",
+    "decode_value",
+    "encode_value",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in integer minor units (`exponent` decimal places), negative = owed (欠费)."""
+
+    minor: int
+    currency: str = "CNY"
+    exponent: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.minor, bool) or not isinstance(self.minor, int):
+            raise TypeError("Money.minor must be an int (minor units), never a float")
+        if not (len(self.currency) == 3 and self.currency.isalpha() and self.currency.isupper()):
+            raise ValueError(f"Money.currency must be ISO 4217 alpha-3, got {self.currency!r}")
+        if not 0 <= self.exponent <= 4:
+            raise ValueError("Money.exponent must be 0..4")
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A data volume in bytes (rendered as GB/MB)."""
+
+    bytes: int
+
+    def __post_init__(self) -> None:
+        if self.bytes < 0:
+            raise ValueError("Volume.bytes must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """Talk time in seconds (rendered as minutes)."""
+
+    seconds: int
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError("Duration.seconds must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A plain count (SMS messages, items)."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Date:
+    """A calendar date (expiry)."""
+
+    value: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """A wall-clock time of day, local to the deployment ("as of 14:05")."""
+
+    value: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Literal text from a trusted source (a catalog label, a language name)."""
+
+    value: str
+
+
+Value: TypeAlias = Money | Volume | Duration | Count | Date | Clock | Text
+
+_KIND_OF: dict[type, str] = {
+    Money: "money",
+    Volume: "volume",
+    Duration: "duration",
+    Count: "int",
+    Date: "date",
+    Clock: "time",
+    Text: "text",
+}
+
+
+def value_kind(value: Value) -> str:
+    """The placeholder type name (`{balance:money}`) a value satisfies."""
+    return _KIND_OF[type(value)]
+
+
+def encode_value(value: Value) -> dict[str, Any]:
+    """Compact JSON-able form for the session store."""
+    match value:
+        case Money(minor, currency, exponent):
+            return {"t": "money", "m": minor, "c": currency, "e": exponent}
+        case Volume(size):
+            return {"t": "volume", "b": size}
+        case Duration(seconds):
+            return {"t": "duration", "s": seconds}
+        case Count(count):
+            return {"t": "int", "v": count}
+        case Date(day):
+            return {"t": "date", "v": day.isoformat()}
+        case Clock(moment):
+            return {"t": "time", "v": moment.isoformat()}
+        case Text(text):
+            return {"t": "text", "v": text}
+    raise TypeError(f"not a value: {value!r}")
+
+
+def decode_value(data: dict[str, Any]) -> Value:
+    """Inverse of `encode_value`; raises `ValueError` on anything else."""
+    kind = data.get("t")
+    try:
+        if kind == "money":
+            return Money(int(data["m"]), str(data["c"]), int(data["e"]))
+        if kind == "volume":
+            return Volume(int(data["b"]))
+        if kind == "duration":
+            return Duration(int(data["s"]))
+        if kind == "int":
+            return Count(int(data["v"]))
+        if kind == "date":
+            return Date(dt.date.fromisoformat(str(data["v"])))
+        if kind == "time":
+            return Clock(dt.datetime.fromisoformat(str(data["v"])))
+        if kind == "text":
+            return Text(str(data["v"]))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed stored value: {exc}") from exc
+    raise ValueError(f"unknown stored value type {kind!r}")

@@ -1,0 +1,94 @@
+"""YAML loading that remembers where every value came from, for `file:line` errors.
+
+PyYAML's `safe_load` drops positions; composing the node graph first keeps them. We
+build plain Python data (safe types only) plus a map from each value's path to its
+1-based line. Duplicate mapping keys are an error here, not a silent overwrite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hotline.errors import FlowError
+
+__all__ = ["Located", "load_located"]
+
+PathKey = tuple[str | int, ...]
+
+MAX_YAML_BYTES = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Data loaded from a YAML file with the line of every path in it."""
+
+    path: str
+    data: Any
+    lines: dict[PathKey, int]
+
+    def line_of(self, *where: str | int) -> int:
+        """The line of the deepest known prefix of `where` (1 if none)."""
+        key: PathKey = tuple(where)
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key[:-1]
+        return self.lines.get((), 1)
+
+
+def _build(node: yaml.Node, where: PathKey, lines: dict[PathKey, int], path: str) -> Any:
+    lines.setdefault(where, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _build(key_node, (*where, "<key>"), {}, path)
+            if not isinstance(key, str | int | bool) or key is None:
+                raise FlowError(path, key_node.start_mark.line + 1, "mapping keys must be text")
+            name = str(key).lower() if isinstance(key, bool) else str(key)
+            if name in out:
+                raise FlowError(path, key_node.start_mark.line + 1, f"duplicate key {name!r}")
+            lines[(*where, name)] = key_node.start_mark.line + 1
+            out[name] = _build(value_node, (*where, name), lines, path)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(item, (*where, index), lines, path) for index, item in enumerate(node.value)
+        ]
+    # Scalars: let SafeConstructor decide the type (int, bool, null, str …).
+    return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+
+
+def load_located(file: Path) -> Located:
+    """Read and compose one YAML file; malformed YAML raises `FlowError` with its line."""
+    name = str(file)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise FlowError(name, 1, f"cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_YAML_BYTES:
+        raise FlowError(name, 1, f"file is larger than {MAX_YAML_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowError(name, 1, "file is not UTF-8") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise FlowError(name, line, f"invalid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise FlowError(name, 1, f"invalid YAML: {exc}") from exc
+    lines: dict[PathKey, int] = {}
+    if node is None:
+        return Located(name, None, {(): 1})
+    try:
+        data = _build(node, (), lines, name)
+    except yaml.constructor.ConstructorError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise FlowError(name, line, f"invalid YAML value: {exc.problem}") from exc
+    return Located(name, data, lines)

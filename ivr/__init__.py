@@ -1,0 +1,1 @@
+"""Voice channel: platform dialects, speech rendering, TTS worker and audio cache, routes."""

@@ -1,0 +1,1 @@
+"""USSD channel: gateway dialects, text rendering with an encoding-aware budget, routes."""
