@@ -8,6 +8,7 @@ __all__ = [
     "FlowError",
     "HotlineError",
     "InvalidUpstreamAnswer",
+    "RateLimited",
     "SessionStoreUnavailable",
     "UpstreamError",
     "UpstreamNotFound",
@@ -66,3 +67,7 @@ class InvalidUpstreamAnswer(UpstreamError):
 
 class UpstreamNotFound(UpstreamError):
     """The balance provider does not know this subscriber."""
+
+
+class RateLimited(UpstreamError):
+    """This subscriber asked too often; they get a polite sentence, the upstream is spared."""
