@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hotline.errors import ConfigError
@@ -39,7 +41,9 @@ class UssdSettings(_Section):
 
     gsm7_limit: int = Field(182, ge=40, le=182, description="characters per screen in GSM-7")
     ucs2_limit: int = Field(80, ge=20, le=80, description="UTF-16 units per screen in UCS-2")
-    session_ttl: int = Field(180, ge=10, le=3600, description="seconds a session lives in the store")
+    session_ttl: int = Field(
+        180, ge=10, le=3600, description="seconds a session lives in the store"
+    )
     max_text_chars: int = Field(
         480, ge=16, le=4096, description="longest accepted `text` field (the whole transcript)"
     )
@@ -122,6 +126,7 @@ class Settings(BaseSettings):
     flows_dir: Path = Path("flows")
     prompts_dir: Path = Path("prompts")
     default_flow: str = "balance"
+    timezone: str = Field("Asia/Shanghai", description="local time for 'as of HH:MM' and dates")
     max_body_bytes: int = Field(8192, ge=512, le=1_048_576)
     json_logs: bool | None = Field(None, description="JSON log lines; default: when not a TTY")
     log_level: str = "INFO"
@@ -148,7 +153,7 @@ class Settings(BaseSettings):
         return self.pseudonym_secret.get_secret_value() == DEV_PSEUDONYM_SECRET
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(root)"
     env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
     got = error.get("input")
@@ -176,6 +181,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             settings = settings.model_copy(update=overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors()[0])) from exc
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"config timezone (HOTLINE_TIMEZONE): unknown time zone {settings.timezone!r}"
+        ) from exc
     if settings.default_language not in settings.languages:
         raise ConfigError(
             f"config default_language (HOTLINE_DEFAULT_LANGUAGE): {settings.default_language!r} "

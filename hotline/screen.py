@@ -63,11 +63,13 @@ class ChannelLayout(Protocol):
     """How a channel lays a screen out; the engine asks, never formats.
 
     `page_count` lets the engine keep the page index in range (`98` on the last page is
-    an invalid choice). `render` produces the opaque reply body the engine stores so that
+    an invalid choice). `session_ttl` is how long this channel's sessions live in the
+    store. `render` produces the opaque reply body the engine stores so that
     a repeated request gets the identical reply.
     """
 
     channel: str
+    session_ttl: int
 
     def page_count(self, screen: Screen) -> int: ...
 

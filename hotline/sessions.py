@@ -52,6 +52,8 @@ class SessionRecord:
     transcript: str = ""
     reply: str = ""
     invalid: int = 0
+    notice: str = ""
+    final: str = ""
     no_input: int = 0
     hops: int = 0
     ended: bool = False
@@ -82,7 +84,9 @@ class SessionStore(Protocol):
         """The raw session record (or None) and the subscriber's preferences."""
         ...
 
-    async def save(self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None) -> None:
+    async def save(
+        self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
+    ) -> None:
         """Write the session with a TTL and, when given, replace the preferences."""
         ...
 
@@ -111,7 +115,9 @@ class MemorySessionStore:
                 record = None
         return record, dict(self._prefs.get(sub_key, {}))
 
-    async def save(self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None) -> None:
+    async def save(
+        self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
+    ) -> None:
         now = self._clock()
         if len(self._sessions) > 10_000:
             # Sweep expired sessions now and then so abandoned ones do not pile up.
@@ -165,7 +171,9 @@ class RedisSessionStore:
                 prefs = {}
         return (raw.decode("utf-8") if raw is not None else None), prefs
 
-    async def save(self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None) -> None:
+    async def save(
+        self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
+    ) -> None:
         try:
             if prefs is None:
                 await self._redis.set(key, record.encode("utf-8"), ex=ttl)

@@ -45,19 +45,17 @@ def _build(node: yaml.Node, where: PathKey, lines: dict[PathKey, int], path: str
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _build(key_node, (*where, "<key>"), {}, path)
-            if not isinstance(key, str | int | bool) or key is None:
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise FlowError(path, key_node.start_mark.line + 1, "mapping keys must be text")
-            name = str(key).lower() if isinstance(key, bool) else str(key)
+            # Keys stay the text as written: YAML 1.1 would turn `on:` or `no:` into booleans.
+            name = key_node.value
             if name in out:
                 raise FlowError(path, key_node.start_mark.line + 1, f"duplicate key {name!r}")
             lines[(*where, name)] = key_node.start_mark.line + 1
             out[name] = _build(value_node, (*where, name), lines, path)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*where, index), lines, path) for index, item in enumerate(node.value)
-        ]
+        return [_build(item, (*where, index), lines, path) for index, item in enumerate(node.value)]
     # Scalars: let SafeConstructor decide the type (int, bool, null, str …).
     return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
 

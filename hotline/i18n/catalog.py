@@ -153,7 +153,9 @@ def load_catalog(file: Path) -> Catalog:
     located = load_located(file)
     doc = located.data
     if not isinstance(doc, dict):
-        raise FlowError(located.path, 1, "a prompt catalog is a mapping with `language` and `prompts`")
+        raise FlowError(
+            located.path, 1, "a prompt catalog is a mapping with `language` and `prompts`"
+        )
     unknown = set(doc) - {"language", "name", "prompts"}
     if unknown:
         name = sorted(unknown)[0]
@@ -171,7 +173,9 @@ def load_catalog(file: Path) -> Catalog:
     sentences: dict[str, Sentence] = {}
     for key, text, line in _flatten(prompts, located, ("prompts",)):
         if len(text) > MAX_SENTENCE_CHARS:
-            raise FlowError(located.path, line, f"prompt {key!r} is over {MAX_SENTENCE_CHARS} chars")
+            raise FlowError(
+                located.path, line, f"prompt {key!r} is over {MAX_SENTENCE_CHARS} chars"
+            )
         sentences[key] = _parse_sentence(text, located.path, line, key)
     return Catalog(language, str(doc.get("name") or language), located.path, sentences)
 

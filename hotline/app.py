@@ -1,0 +1,85 @@
+"""The application factory: synchronous wiring, resources in cleanup contexts.
+
+`create_app(settings)` is what `hotline serve` runs and what tests hand to
+`aiohttp_client`. Flows and prompt catalogs are loaded here, so a broken flow stops
+startup with its `file:line`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from hotline.config import Settings
+from hotline.flow.engine import Engine
+from hotline.flow.registry import FlowRegistry
+from hotline.i18n.catalog import CatalogSet, load_catalogs
+from hotline.keys import BALANCE, ENGINE, PSEUDONYM, SESSIONS, SETTINGS
+from hotline.privacy import Pseudonymizer
+from hotline.sessions import MemorySessionStore, RedisSessionStore, SessionStore
+
+__all__ = ["CATALOGS", "FLOWS", "create_app"]
+
+log = logging.getLogger(__name__)
+
+FLOWS = web.AppKey("FLOWS", FlowRegistry)
+CATALOGS = web.AppKey("CATALOGS", CatalogSet)
+
+
+def _open_store(settings: Settings) -> SessionStore:
+    if settings.redis_url:
+        return RedisSessionStore.from_url(settings.redis_url)
+    log.warning("no redis_url configured: sessions are in-process (single worker only)")
+    return MemorySessionStore()
+
+
+async def _sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = _open_store(app[SETTINGS])
+    app[SESSIONS] = store
+    yield
+    await store.close()
+
+
+async def _balance_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hotline.balance.provider import open_provider
+
+    async with open_provider(app[SETTINGS], app[PSEUDONYM]) as provider:
+        app[BALANCE] = provider
+        yield
+
+
+async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[ENGINE] = Engine(
+        settings=app[SETTINGS],
+        registry=app[FLOWS],
+        catalogs=app[CATALOGS],
+        store=app[SESSIONS],
+        pseudonym=app[PSEUDONYM],
+        balance=app.get(BALANCE),
+    )
+    yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the whole service for one worker process."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[PSEUDONYM] = Pseudonymizer(settings.pseudonym_secret.get_secret_value())
+    app[FLOWS] = FlowRegistry.from_directory(settings.flows_dir)
+    app[CATALOGS] = load_catalogs(
+        settings.prompts_dir, settings.languages, settings.default_language
+    )
+    app.cleanup_ctx.append(_sessions_ctx)
+    app.cleanup_ctx.append(_balance_ctx)
+    app.cleanup_ctx.append(_engine_ctx)
+    _mount_channels(app)
+    return app
+
+
+def _mount_channels(app: web.Application) -> None:
+    """Channels register their own routes; the core imports them only here."""
+    import ussd.routes
+
+    ussd.routes.setup(app)

@@ -1,0 +1,242 @@
+"""The flow file format (`flows/*.yaml`, `spec: 1`) as typed, frozen models.
+
+These pydantic models are both what the loader validates with and the source of the
+JSON Schema shipped for editors. A flow is a set of named states; `start` names the
+first. State kinds: `menu`, `input`, `action`, `switch`, `end` (DESIGN.md §5).
+Prompts are catalog keys, never raw text: a prompt is one key or a list of parts, each
+part optionally shown only `when` a variable is set (or `unless` it is).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "MAX_OPTIONS",
+    "MAX_STATES",
+    "MAX_STEPS_PER_TURN",
+    "ActionState",
+    "EndState",
+    "Flow",
+    "InputState",
+    "MenuState",
+    "Navigation",
+    "Option",
+    "PromptRef",
+    "State",
+    "SwitchCase",
+    "SwitchState",
+]
+
+MAX_OPTIONS = 9
+MAX_STATES = 500
+MAX_STEPS_PER_TURN = 32
+
+_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+_PROMPT_KEY = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
+_VAR = r"^[a-z][a-z0-9_]{0,63}$"
+_KEYPRESS = r"^[0-9]{1,3}$"
+
+StateName = Annotated[str, Field(pattern=_NAME, description="a state name in this flow")]
+PromptKey = Annotated[str, Field(pattern=_PROMPT_KEY, description="a key in prompts/<lang>.yaml")]
+VarName = Annotated[str, Field(pattern=_VAR, description="a session variable")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PromptRef(_Model):
+    """One sentence of a prompt, optionally conditional on a session variable."""
+
+    key: PromptKey
+    when: VarName | None = Field(None, description="show only if this variable is set")
+    unless: VarName | None = Field(None, description="show only if this variable is not set")
+
+    def shown(self, variables: dict[str, Any]) -> bool:
+        if self.when is not None and not variables.get(self.when):
+            return False
+        return not (self.unless is not None and variables.get(self.unless))
+
+
+def _as_parts(value: Any) -> Any:
+    """A bare key is shorthand for a one-part prompt."""
+    if isinstance(value, str):
+        return [{"key": value}]
+    return value
+
+
+class Option(_Model):
+    """A numbered menu choice."""
+
+    key: Annotated[str, Field(pattern=_KEYPRESS, description="what the subscriber presses")]
+    label: PromptKey
+    next: StateName
+
+
+class _StateBase(_Model):
+    kind: ClassVar[str]
+    waits: ClassVar[bool] = False
+    description: str | None = Field(None, description="a note for flow authors; never shown")
+
+    def targets(self) -> dict[str, str]:
+        """Every state this state can lead to, by the field that names it."""
+        return {}
+
+    def prompt_keys(self) -> list[str]:
+        return []
+
+
+class MenuState(_StateBase):
+    """Shows a prompt and numbered options; waits for a choice."""
+
+    kind: ClassVar[str] = "menu"
+    waits: ClassVar[bool] = True
+    type: Literal["menu"] = Field(alias="kind")
+    prompt: tuple[PromptRef, ...]
+    options: tuple[Option, ...] = Field(min_length=1, max_length=MAX_OPTIONS)
+
+    _parts = field_validator("prompt", mode="before")(_as_parts)
+
+    def targets(self) -> dict[str, str]:
+        return {f"options[{i}].next": o.next for i, o in enumerate(self.options)}
+
+    def prompt_keys(self) -> list[str]:
+        return [p.key for p in self.prompt] + [o.label for o in self.options]
+
+
+class InputState(_StateBase):
+    """Asks for free digits, validated by pattern and length; stores them in `var`."""
+
+    kind: ClassVar[str] = "input"
+    waits: ClassVar[bool] = True
+    type: Literal["input"] = Field(alias="kind")
+    prompt: tuple[PromptRef, ...]
+    var: VarName
+    pattern: str = Field(r"^[0-9]+$", description="a regular expression the whole input matches")
+    min_length: int = Field(1, ge=1, le=64)
+    max_length: int = Field(20, ge=1, le=64)
+    error: PromptKey = Field(description="said when the input does not match")
+    secret: bool = Field(False, description="never stored: only the next actions see it")
+    next: StateName
+
+    _parts = field_validator("prompt", mode="before")(_as_parts)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern does not compile: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _lengths(self) -> InputState:
+        if self.min_length > self.max_length:
+            raise ValueError("min_length is greater than max_length")
+        return self
+
+    def targets(self) -> dict[str, str]:
+        return {"next": self.next}
+
+    def prompt_keys(self) -> list[str]:
+        return [p.key for p in self.prompt] + [self.error]
+
+
+class ActionState(_StateBase):
+    """Runs a registered action; its outcome picks the next state."""
+
+    kind: ClassVar[str] = "action"
+    type: Literal["action"] = Field(alias="kind")
+    action: Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$")]
+    args: dict[str, str | int | bool] = Field(default_factory=dict)
+    next: StateName = Field(description="where to go when the action succeeds")
+    on: dict[str, StateName] = Field(
+        default_factory=dict, description="outcome name → state, e.g. not_found: unknown_number"
+    )
+    on_error: StateName = Field(description="where to go on any failure not named in `on`")
+
+    def targets(self) -> dict[str, str]:
+        found = {"next": self.next, "on_error": self.on_error}
+        found.update({f"on.{k}": v for k, v in self.on.items()})
+        return found
+
+
+class SwitchCase(_Model):
+    """Route when `var` is set (or equals `equals`)."""
+
+    var: VarName
+    equals: str | int | bool | None = None
+    next: StateName
+
+
+class SwitchState(_StateBase):
+    """Routes on session variables without waiting."""
+
+    kind: ClassVar[str] = "switch"
+    type: Literal["switch"] = Field(alias="kind")
+    cases: tuple[SwitchCase, ...] = Field(min_length=1)
+    default: StateName
+
+    def targets(self) -> dict[str, str]:
+        found = {f"cases[{i}].next": c.next for i, c in enumerate(self.cases)}
+        found["default"] = self.default
+        return found
+
+
+class EndState(_StateBase):
+    """The final word: shown, then the session ends."""
+
+    kind: ClassVar[str] = "end"
+    waits: ClassVar[bool] = True
+    type: Literal["end"] = Field(alias="kind")
+    prompt: tuple[PromptRef, ...]
+
+    _parts = field_validator("prompt", mode="before")(_as_parts)
+
+    def prompt_keys(self) -> list[str]:
+        return [p.key for p in self.prompt]
+
+
+State = Annotated[
+    MenuState | InputState | ActionState | SwitchState | EndState,
+    Field(discriminator="type"),
+]
+STATE_KINDS = {cls.kind: cls for cls in (MenuState, InputState, ActionState, SwitchState, EndState)}
+
+
+class Navigation(_Model):
+    """Global keys; configurable per flow. IVR adds `repeat`."""
+
+    back: str = Field("0", pattern=r"^[0-9#*]{1,3}$")
+    home: str = Field("00", pattern=r"^[0-9#*]{1,3}$")
+    more: str = Field("98", pattern=r"^[0-9#*]{1,3}$")
+    repeat: str = Field("*", pattern=r"^[0-9#*]{1,3}$")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Navigation:
+        keys = [self.back, self.home, self.more, self.repeat]
+        if len(set(keys)) != len(keys):
+            raise ValueError("navigation keys must all differ")
+        return self
+
+
+class Flow(_Model):
+    """A whole flow file."""
+
+    spec: Literal[1] = Field(description="flow format version")
+    id: Annotated[str, Field(pattern=_NAME)]
+    start: StateName
+    max_invalid: int = Field(3, ge=1, le=10, description="invalid choices before a polite end")
+    max_no_input: int = Field(3, ge=1, le=10, description="voice: silences before goodbye")
+    navigation: Navigation = Navigation()
+    states: dict[Annotated[str, Field(pattern=_NAME)], State] = Field(
+        min_length=1, max_length=MAX_STATES
+    )
+    # Set by the loader, not by authors:
+    version: str = Field("", exclude=True, description="content hash (set by the loader)")
+    path: str = Field("", exclude=True)

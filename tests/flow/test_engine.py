@@ -1,0 +1,240 @@
+"""Engine behaviour on plain data: the real flow, catalogs and stores, a line-per-page layout."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hotline.config import Settings
+from hotline.errors import SessionStoreUnavailable
+from hotline.events import ChannelEvent
+from hotline.flow.engine import Engine
+from hotline.flow.registry import FlowRegistry
+from hotline.i18n import TextFormatter, load_catalogs
+from hotline.privacy import Pseudonymizer
+from hotline.screen import Screen
+from hotline.sessions import MemorySessionStore, RedisSessionStore, SessionStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LineLayout:
+    """A channel layout for tests: one line per part/option, `lines_per_page` per page."""
+
+    channel = "test"
+    session_ttl = 60
+
+    def __init__(self, engine_catalogs: object, lines_per_page: int = 50) -> None:
+        self.catalogs = engine_catalogs
+        self.lines_per_page = lines_per_page
+        self.formatter = TextFormatter()
+
+    def lines(self, screen: Screen) -> list[str]:
+        catalog = self.catalogs[screen.language]  # type: ignore[index]
+        out = [catalog.render(p, self.formatter) for p in screen.parts]
+        out += [f"{o.key}.{catalog.render(o.label, self.formatter)}" for o in screen.options]
+        return out
+
+    def page_count(self, screen: Screen) -> int:
+        return max(1, -(-len(self.lines(screen)) // self.lines_per_page))
+
+    def render(self, screen: Screen) -> str:
+        catalog = self.catalogs[screen.language]  # type: ignore[index]
+        start = screen.page * self.lines_per_page
+        body = self.lines(screen)[start : start + self.lines_per_page]
+        if screen.notice:
+            body.insert(0, catalog.render(screen.notice, self.formatter))
+        return ("END " if screen.ends else "CON ") + "\n".join(body)
+
+
+def settings(**extra: object) -> Settings:
+    values: dict[str, object] = {"flows_dir": ROOT / "flows", "prompts_dir": ROOT / "prompts"}
+    values.update(extra)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def make_engine(store: SessionStore, **extra: object) -> Engine:
+    s = settings(**extra)
+    return Engine(
+        settings=s,
+        registry=FlowRegistry.from_directory(s.flows_dir),
+        catalogs=load_catalogs(s.prompts_dir, s.languages, s.default_language),
+        store=store,
+        pseudonym=Pseudonymizer("test-secret"),
+        balance=None,
+    )
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
+    if request.param == "memory":
+        yield MemorySessionStore()
+        return
+    url = request.getfixturevalue("redis_url")
+    redis_store = RedisSessionStore.from_url(url)
+    yield redis_store
+    await redis_store.close()
+
+
+def ussd(session: str, text: str, phone: str = "+8613800138000") -> ChannelEvent:
+    return ChannelEvent("test", "at", session, phone, "start" if text == "" else "transcript", text)
+
+
+async def test_dial_shows_main_menu_in_chinese(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    turn = await engine.step(ussd("s1", ""), layout)
+    assert turn.screen.state == "main"
+    assert turn.reply.startswith("CON 话费查询\n1.话费余额")
+    assert not turn.screen.ends
+    assert "started" in turn.events
+
+
+async def test_repeat_returns_identical_reply_without_side_effects(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    first = await engine.step(ussd("s1", "5"), layout)
+    again = await engine.step(ussd("s1", "5"), layout)
+    assert again.repeated and again.reply == first.reply
+    assert again.events == ("repeated",)
+
+
+async def test_invalid_choice_shows_notice_then_ends_after_three(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    turn = await engine.step(ussd("s1", "7"), layout)
+    assert turn.reply.startswith("CON 输入有误，请重新选择。\n话费查询")
+    turn = await engine.step(ussd("s1", "7*8"), layout)
+    assert not turn.screen.ends
+    turn = await engine.step(ussd("s1", "7*8*9"), layout)
+    assert turn.screen.ends
+    assert turn.reply == "END 输入错误次数过多，请稍后再拨。"
+
+
+async def test_back_and_home_inside_the_transcript(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    assert (await engine.step(ussd("s1", "5"), layout)).screen.state == "language"
+    back = await engine.step(ussd("s1", "5*0"), layout)
+    assert back.screen.state == "main" and not back.screen.ends
+    again = await engine.step(ussd("s1", "5*0*5"), layout)
+    assert again.screen.state == "language"
+    home = await engine.step(ussd("s1", "5*0*5*00"), layout)
+    assert home.screen.state == "main"
+    # `0` on the main menu has nowhere to go: an invalid choice, not an end.
+    nowhere = await engine.step(ussd("s1", "5*0*5*00*0"), layout)
+    assert nowhere.screen.notice is not None and not nowhere.screen.ends
+
+
+async def test_language_switch_is_remembered_for_the_number(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    await engine.step(ussd("s1", "5"), layout)
+    english = await engine.step(ussd("s1", "5*2"), layout)
+    assert english.screen.state == "main"
+    assert english.reply.startswith("CON Balance service\n1.Main balance")
+    later = await engine.step(ussd("s2", ""), layout)
+    assert later.reply.startswith("CON Balance service")
+    other_number = await engine.step(ussd("s3", "", phone="+8613900139000"), layout)
+    assert other_number.reply.startswith("CON 话费查询")
+
+
+async def test_direct_dial_replays_inputs(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    turn = await engine.step(ussd("s1", "5*2"), layout)
+    assert turn.screen.state == "main" and turn.screen.language == "en"
+
+
+async def test_user_typed_star_is_one_input(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    await engine.step(ussd("s1", "5"), layout)
+    turn = await engine.step(ussd("s1", "5**"), layout)  # the subscriber typed "*"
+    assert turn.screen.state == "language" and turn.screen.notice is not None
+
+
+async def test_divergent_transcript_ends_politely(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    await engine.step(ussd("s1", "5"), layout)
+    turn = await engine.step(ussd("s1", "3*1"), layout)
+    assert turn.screen.ends and turn.reply == "END 会话已失效，请重新拨打。"
+
+
+async def test_without_a_provider_the_balance_is_a_polite_busy(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    turn = await engine.step(ussd("s1", "1"), layout)
+    assert turn.reply == "END 系统繁忙，请稍后再试。"
+    assert "action:balance.lookup:error" in turn.events
+
+
+async def test_pagination_keys(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs, lines_per_page=3)
+    first = await engine.step(ussd("s1", ""), layout)
+    assert first.screen.page == 0 and layout.page_count(first.screen) == 3
+    second = await engine.step(ussd("s1", "98"), layout)
+    assert (
+        second.screen.page == 1 and second.reply == "CON 3.通话和短信\n4.套餐摘要\n5.语言/Language"
+    )
+    third = await engine.step(ussd("s1", "98*98"), layout)
+    assert third.screen.page == 2
+    beyond = await engine.step(ussd("s1", "98*98*98"), layout)
+    assert beyond.screen.page == 2 and beyond.screen.notice is not None
+    previous = await engine.step(ussd("s1", "98*98*98*0"), layout)
+    assert previous.screen.page == 1
+
+
+async def test_session_pinned_to_its_flow_version(store: SessionStore, tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    source = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")
+    (flows / "balance.yaml").write_text(source, encoding="utf-8")
+    engine = make_engine(store, flows_dir=flows)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("old", ""), layout)
+    changed = source.replace('      - { key: "5", label: main.language, next: language }\n', "")
+    (flows / "balance.yaml").write_text(changed, encoding="utf-8")
+    engine.registry.reload(flows)
+    old = await engine.step(ussd("old", "5"), layout)
+    assert old.screen.state == "language"  # the old version still has option 5
+    await engine.step(ussd("new", ""), layout)
+    new = await engine.step(ussd("new", "5"), layout)
+    assert new.screen.notice is not None  # the new version does not
+
+
+async def test_unknown_flow_version_ends_politely(store: SessionStore) -> None:
+    engine = make_engine(store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    other = make_engine(store)
+    other.registry._versions.clear()  # a worker that never saw this version
+    other.registry._current.clear()
+    turn = await other.step(ussd("s1", "1"), layout)
+    assert turn.reply == "END 会话已失效，请重新拨打。"
+
+
+async def test_redis_down_raises_store_unavailable(stoppable_redis: object) -> None:
+    server = stoppable_redis
+    redis_store = RedisSessionStore.from_url(server.url)  # type: ignore[attr-defined]
+    engine = make_engine(redis_store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    server.stop()  # type: ignore[attr-defined]
+    with pytest.raises(SessionStoreUnavailable):
+        await engine.step(ussd("s1", "5"), layout)
+    server.start()  # type: ignore[attr-defined]
+    turn = await engine.step(ussd("s1", "5"), layout)
+    assert turn.screen.state == "language"
+    await redis_store.close()
