@@ -92,6 +92,25 @@ class BalanceSettings(_Section):
     breaker_reset: float = Field(10.0, gt=0, le=600)
     max_concurrency: int = Field(64, ge=1, le=10000)
     subscriber_rate: str = Field("10/minute", description="per-subscriber lookup limit")
+    read_timeout: float = Field(2.0, gt=0, le=30, description="seconds between body bytes")
+    retries: int = Field(1, ge=0, le=1, description="extra attempts of a retryable failure")
+    retry_backoff: float = Field(0.05, ge=0, le=5, description="max jittered wait before a retry")
+    retry_min_budget: float = Field(
+        0.2, ge=0, le=9, description="seconds an attempt needs; no retry with less left"
+    )
+    breaker_window: float = Field(30.0, gt=0, le=3600, description="failure-rate window, s")
+    breaker_min_calls: int = Field(20, ge=1, le=100000, description="calls before rate counts")
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    bulkhead_wait: float = Field(0.1, ge=0, le=9, description="longest wait for a free slot")
+    upstream_rate: float | None = Field(None, gt=0, description="upstream requests/s cap")
+    cache_size: int = Field(100_000, ge=1, le=10_000_000)
+    max_body_bytes: int = Field(65536, ge=1024, le=10_485_760)
+    max_main_balance: int = Field(
+        10**7, ge=1, description="largest believable |main balance| in major units (元)"
+    )
+    currencies: tuple[str, ...] = ("CNY",)
+    tmf_lookup: Literal["logicalResource.id", "relatedParty.id"] = "logicalResource.id"
+    gb_bytes: Literal[1_000_000_000, 1_073_741_824] = 1_073_741_824
 
 
 class SecuritySettings(_Section):
