@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 
-__all__ = ["Pseudonymizer", "mask_msisdn", "normalize_msisdn"]
+__all__ = ["Pseudonymizer", "canonical_msisdn", "mask_msisdn", "normalize_msisdn"]
 
 _DIGITS = re.compile(r"\D+")
 
@@ -16,9 +16,29 @@ def normalize_msisdn(raw: str) -> str:
     return _DIGITS.sub("", raw)
 
 
+def canonical_msisdn(raw: str) -> str:
+    """One form per subscriber: `+86 138…`, `0086138…` and `138…` are the same number.
+
+    Digits only; a leading `00` international prefix is dropped; a 13-digit `86` +
+    `1xxxxxxxxxx` (a Chinese mobile in international form) loses its `86`. Raises
+    `ValueError` (without echoing the number) unless 5-15 digits remain (E.164).
+    """
+    digits = normalize_msisdn(raw)
+    if digits.startswith("00"):
+        digits = digits[2:]
+    if len(digits) == 13 and digits.startswith("861"):
+        digits = digits[2:]
+    if not 5 <= len(digits) <= 15:
+        raise ValueError(f"a phone number has 5 to 15 digits, got {len(digits)}")
+    return digits
+
+
 def mask_msisdn(msisdn: str) -> str:
     """`138****1234` style mask, for humans only (never as a key)."""
-    digits = normalize_msisdn(msisdn)
+    try:
+        digits = canonical_msisdn(msisdn)
+    except ValueError:
+        digits = normalize_msisdn(msisdn)
     if len(digits) <= 7:
         return "*" * len(digits)
     return f"{digits[:3]}****{digits[-4:]}"
@@ -40,5 +60,9 @@ class Pseudonymizer:
         self._length = length
 
     def __call__(self, msisdn: str) -> str:
-        digest = hmac.new(self._key, normalize_msisdn(msisdn).encode("ascii"), hashlib.sha256)
+        try:
+            subject = canonical_msisdn(msisdn)
+        except ValueError:
+            subject = normalize_msisdn(msisdn)
+        digest = hmac.new(self._key, subject.encode("ascii"), hashlib.sha256)
         return digest.hexdigest()[: self._length]

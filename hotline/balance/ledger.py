@@ -94,13 +94,21 @@ MB = 1024**2
 
 # (msisdn, status, main_minor, [(kind, remaining, expires_end_of_month)])
 DEMO_SUBSCRIBERS: tuple[tuple[str, str, int, tuple[tuple[BucketKind, int, bool], ...]], ...] = (
-    ("13800138000", "active", 1250, (("data", 3 * GB, True), ("voice", 200 * 60, True),
-                                     ("sms", 100, True))),
+    (
+        "13800138000",
+        "active",
+        1250,
+        (("data", 3 * GB, True), ("voice", 200 * 60, True), ("sms", 100, True)),
+    ),
     ("13800138001", "active", 5, (("data", 20 * MB, True),)),
     ("13800138002", "active", -320, (("voice", 30 * 60, True),)),
     ("13800138003", "suspended", 0, ()),
-    ("13800138004", "active", 10_000_001, (("data", 100 * GB, False), ("voice", 1000 * 60, False),
-                                           ("sms", 500, False))),
+    (
+        "13800138004",
+        "active",
+        10_000_001,
+        (("data", 100 * GB, False), ("voice", 1000 * 60, False), ("sms", 500, False)),
+    ),
     ("13800138005", "active", 3000, ()),
 )
 
@@ -113,8 +121,10 @@ def demo_subscribers(today: dt.date) -> list[LedgerRecord]:
             msisdn=msisdn,
             status=status,  # type: ignore[arg-type]
             main_minor=minor,
-            buckets=tuple(LedgerBucket(kind, amount, until if monthly else None)
-                          for kind, amount, monthly in buckets),
+            buckets=tuple(
+                LedgerBucket(kind, amount, until if monthly else None)
+                for kind, amount, monthly in buckets
+            ),
         )
         for msisdn, status, minor, buckets in DEMO_SUBSCRIBERS
     ]
@@ -172,15 +182,22 @@ class LedgerStore:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (msisdn) DO UPDATE SET "
                 "status = excluded.status, main_minor = excluded.main_minor, "
                 "currency = excluded.currency, updated_at = excluded.updated_at",
-                (record.msisdn, record.status, record.main_minor, record.currency,
-                 _iso(record.updated_at)),
+                (
+                    record.msisdn,
+                    record.status,
+                    record.main_minor,
+                    record.currency,
+                    _iso(record.updated_at),
+                ),
             )
             db.execute("DELETE FROM bucket WHERE msisdn = ?", (record.msisdn,))
             db.executemany(
                 "INSERT INTO bucket (msisdn, usage_type, remaining, valid_until) "
                 "VALUES (?, ?, ?, ?)",
-                [(record.msisdn, b.usage_type, b.remaining, _iso(b.valid_until))
-                 for b in record.buckets],
+                [
+                    (record.msisdn, b.usage_type, b.remaining, _iso(b.valid_until))
+                    for b in record.buckets
+                ],
             )
 
     def get(self, msisdn: str) -> LedgerRecord | None:
@@ -188,25 +205,36 @@ class LedgerStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT msisdn, status, main_minor, currency, updated_at FROM subscriber "
-                "WHERE msisdn = ?", (msisdn,)).fetchone()
+                "WHERE msisdn = ?",
+                (msisdn,),
+            ).fetchone()
             if row is None:
                 return None
             rows = self._db.execute(
                 "SELECT usage_type, remaining, valid_until FROM bucket WHERE msisdn = ? "
                 "ORDER BY CASE usage_type WHEN 'data' THEN 0 WHEN 'voice' THEN 1 ELSE 2 END",
-                (msisdn,)).fetchall()
+                (msisdn,),
+            ).fetchall()
         return LedgerRecord(
-            msisdn=row[0], status=row[1], main_minor=row[2], currency=row[3],
+            msisdn=row[0],
+            status=row[1],
+            main_minor=row[2],
+            currency=row[3],
             updated_at=_parse(row[4]) or dt.datetime.now(dt.UTC),
-            buckets=tuple(LedgerBucket(kind, amount, _parse(until))
-                          for kind, amount, until in rows),
+            buckets=tuple(
+                LedgerBucket(kind, amount, _parse(until)) for kind, amount, until in rows
+            ),
         )
 
     def all(self) -> list[LedgerRecord]:
         """Every subscriber, ordered by number."""
         with self._lock:
-            numbers = [r[0] for r in self._db.execute(
-                "SELECT msisdn FROM subscriber ORDER BY msisdn").fetchall()]
+            numbers = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT msisdn FROM subscriber ORDER BY msisdn"
+                ).fetchall()
+            ]
         return [rec for n in numbers if (rec := self.get(n)) is not None]
 
 

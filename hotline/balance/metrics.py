@@ -18,21 +18,39 @@ class BalanceMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.upstream_seconds = Histogram(
-            "hotline_balance_upstream_seconds", "Time of one upstream balance attempt",
-            ["provider"], buckets=_LATENCY_BUCKETS, registry=registry)
+            "hotline_balance_upstream_seconds",
+            "Time of one upstream balance attempt",
+            ["provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.upstream_errors = Counter(
-            "hotline_balance_upstream_errors", "Failed upstream balance attempts by kind",
-            ["provider", "kind"], registry=registry)
+            "hotline_balance_upstream_errors",
+            "Failed upstream balance attempts by kind",
+            ["provider", "kind"],
+            registry=registry,
+        )
         self.retries = Counter(
-            "hotline_balance_retries", "Upstream balance attempts that were retried",
-            ["provider"], registry=registry)
+            "hotline_balance_retries",
+            "Upstream balance attempts that were retried",
+            ["provider"],
+            registry=registry,
+        )
         self.breaker_state = Gauge(
             "hotline_balance_breaker_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open", ["provider"],
-            registry=registry)
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+            ["provider"],
+            registry=registry,
+        )
         self.cache_hits = Counter(
-            "hotline_balance_cache_hits", "Balance lookups answered by the cache",
-            ["provider", "result"], registry=registry)
+            "hotline_balance_cache_hits",
+            "Balance lookups answered by the cache",
+            ["provider", "result"],
+            registry=registry,
+        )
         self.cache_misses = Counter(
-            "hotline_balance_cache_misses", "Balance lookups that went past the cache",
-            ["provider"], registry=registry)
+            "hotline_balance_cache_misses",
+            "Balance lookups that went past the cache",
+            ["provider"],
+            registry=registry,
+        )

@@ -74,20 +74,40 @@ def build_stack(
     """
     key = subscriber_key(pseudonym)
     provider: BalanceProvider = Metered(raw, key, metrics)
-    provider = Retry(provider, retries=config.retries, backoff=config.retry_backoff,
-                     min_budget=config.retry_min_budget, rng=rng, metrics=metrics)
-    provider = Breaker(provider, failures=config.breaker_failures,
-                       window=config.breaker_window, min_calls=config.breaker_min_calls,
-                       failure_rate=config.breaker_failure_rate, reset=config.breaker_reset,
-                       clock=clock, metrics=metrics)
-    provider = Bulkhead(provider, limit=config.max_concurrency, wait=config.bulkhead_wait,
-                        rate=config.upstream_rate)
+    provider = Retry(
+        provider,
+        retries=config.retries,
+        backoff=config.retry_backoff,
+        min_budget=config.retry_min_budget,
+        rng=rng,
+        metrics=metrics,
+    )
+    provider = Breaker(
+        provider,
+        failures=config.breaker_failures,
+        window=config.breaker_window,
+        min_calls=config.breaker_min_calls,
+        failure_rate=config.breaker_failure_rate,
+        reset=config.breaker_reset,
+        clock=clock,
+        metrics=metrics,
+    )
+    provider = Bulkhead(
+        provider, limit=config.max_concurrency, wait=config.bulkhead_wait, rate=config.upstream_rate
+    )
     provider = Deadline(provider, config.deadline)
     provider = SubscriberLimit(provider, key, config.subscriber_rate)
     provider = SingleFlight(provider, key)
-    return Cache(provider, key, fresh_ttl=config.fresh_ttl, max_stale=config.max_stale,
-                 negative_ttl=config.negative_ttl, maxsize=config.cache_size, clock=clock,
-                 metrics=metrics)
+    return Cache(
+        provider,
+        key,
+        fresh_ttl=config.fresh_ttl,
+        max_stale=config.max_stale,
+        negative_ttl=config.negative_ttl,
+        maxsize=config.cache_size,
+        clock=clock,
+        metrics=metrics,
+    )
 
 
 async def _open_raw(settings: Settings, pseudonym: Pseudonymizer) -> BalanceProvider:

@@ -231,8 +231,12 @@ class Breaker(_Layer):
 
     def _set_state(self, state: int) -> None:
         if state != self.state:
-            log.warning("balance breaker %s -> %s (provider=%s)",
-                        BreakerState.NAMES[self.state], BreakerState.NAMES[state], self.name)
+            log.warning(
+                "balance breaker %s -> %s (provider=%s)",
+                BreakerState.NAMES[self.state],
+                BreakerState.NAMES[state],
+                self.name,
+            )
         self.state = state
         if self._metrics is not None:
             self._metrics.breaker_state.labels(self.name).set(state)
@@ -266,8 +270,10 @@ class Breaker(_Layer):
         if not failed:
             return
         failed_calls = sum(1 for _, f in self._calls if f)
-        by_rate = (len(self._calls) >= self.min_calls
-                   and failed_calls / len(self._calls) >= self.failure_rate)
+        by_rate = (
+            len(self._calls) >= self.min_calls
+            and failed_calls / len(self._calls) >= self.failure_rate
+        )
         if self._consecutive >= self.failures or by_rate:
             self._open()
 
@@ -476,8 +482,7 @@ class Cache(_Layer):
                 and self._clock() - entry.stored <= self.max_stale
             ):
                 self._count("stale")
-                log.warning("balance serving stale answer (sub=%s, cause=%s)",
-                            key, error_kind(exc))
+                log.warning("balance serving stale answer (sub=%s, cause=%s)", key, error_kind(exc))
                 return entry.snapshot.as_stale()
             raise
         self._entries[key] = _Entry(self._clock(), snapshot=snapshot)
@@ -503,9 +508,13 @@ class Metered(_Layer):
             kind = error_kind(exc)
             self._metrics.upstream_errors.labels(self.name, kind).inc()
             if not isinstance(exc, UpstreamNotFound):
-                log.warning("balance upstream error (provider=%s, sub=%s, kind=%s): %s",
-                            self.name, self._key(msisdn), kind, exc)
+                log.warning(
+                    "balance upstream error (provider=%s, sub=%s, kind=%s): %s",
+                    self.name,
+                    self._key(msisdn),
+                    kind,
+                    exc,
+                )
             raise
         finally:
-            self._metrics.upstream_seconds.labels(self.name).observe(
-                time.perf_counter() - started)
+            self._metrics.upstream_seconds.labels(self.name).observe(time.perf_counter() - started)

@@ -64,7 +64,9 @@ def load_flow(file: Path) -> Flow:
     try:
         flow = Flow.model_validate(located.data)
     except ValidationError as exc:
-        errors = exc.errors()
+        # A misspelt field shows up both as unknown and as a missing required one;
+        # the unknown one names what the author actually wrote.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         raise FlowError(
             located.path, _line_of(located, first["loc"]), validation_message(first)

@@ -1,0 +1,66 @@
+"""Pseudonyms, masks and settings errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hotline.config import load_settings
+from hotline.errors import ConfigError
+from hotline.privacy import Pseudonymizer, canonical_msisdn, mask_msisdn
+
+
+@pytest.mark.parametrize(
+    "raw", ["+8613800138000", "8613800138000", "13800138000", "138 0013 8000", "0086-138-0013-8000"]
+)
+def test_one_subscriber_one_pseudonym(raw: str) -> None:
+    pseudonym = Pseudonymizer("k")
+    assert canonical_msisdn(raw) == "13800138000"
+    assert pseudonym(raw) == pseudonym("13800138000")
+    assert "13800138000" not in pseudonym(raw)
+
+
+def test_pseudonym_depends_on_the_key() -> None:
+    assert Pseudonymizer("a")("13800138000") != Pseudonymizer("b")("13800138000")
+
+
+def test_mask() -> None:
+    assert mask_msisdn("+8613800138000") == "138****8000"
+    assert mask_msisdn("13800138000") == "138****8000"
+
+
+def test_bad_value_is_one_line_naming_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_USSD__GSM7_LIMIT", "lots")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("config ussd.gsm7_limit (HOTLINE_USSD__GSM7_LIMIT):")
+
+
+def test_environment_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "hotline.yaml"
+    config.write_text("port: 9000\nenv: file\n", encoding="utf-8")
+    monkeypatch.setenv("HOTLINE_ENV", "envvar")
+    settings = load_settings(config)
+    assert settings.port == 9000 and settings.env == "envvar"
+
+
+def test_unknown_key_and_missing_file(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.yaml"
+    config.write_text("prot: 9000\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="prot"):
+        load_settings(config)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_bad_timezone_and_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigError, match="HOTLINE_TIMEZONE"):
+        load_settings()
+    monkeypatch.delenv("HOTLINE_TIMEZONE")
+    monkeypatch.setenv("HOTLINE_DEFAULT_LANGUAGE", "fr")
+    with pytest.raises(ConfigError, match="HOTLINE_DEFAULT_LANGUAGE"):
+        load_settings()
