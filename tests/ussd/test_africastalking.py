@@ -1,0 +1,155 @@
+"""Africa's Talking dialect and form decoding: plain data in, plain data out."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotline.config import UssdSettings
+from hotline.errors import BadGatewayRequest
+from hotline.screen import PromptPart, Screen, Turn
+from ussd.dialects import africastalking as at
+from ussd.form import decode_form
+
+SETTINGS = UssdSettings()
+
+
+def _form(**changes: str | None) -> dict[str, str]:
+    form = {
+        "sessionId": "ATUid_7c898d72eb11f723ed8ea05ef232f279",
+        "serviceCode": "*100#",
+        "phoneNumber": "+8613800138000",
+        "networkCode": "46000",
+        "text": "",
+    }
+    for name, value in changes.items():
+        if value is None:
+            del form[name]
+        else:
+            form[name] = value
+    return form
+
+
+def test_dial_is_a_start_event() -> None:
+    event = at.parse(_form(), SETTINGS)
+    assert (event.channel, event.dialect, event.kind, event.text) == (
+        "ussd",
+        "africastalking",
+        "start",
+        "",
+    )
+    assert event.session_id == "ATUid_7c898d72eb11f723ed8ea05ef232f279"
+    assert event.subscriber == "+8613800138000"
+    assert event.service_code == "*100#"
+
+
+@pytest.mark.parametrize("text", ["1", "1*2", "1*0*2", "1**", "5*1*00", "*", "1#"])
+def test_inputs_are_a_transcript_event(text: str) -> None:
+    event = at.parse(_form(text=text), SETTINGS)
+    assert event.kind == "transcript"
+    assert event.text == text
+
+
+def test_network_code_is_optional_and_unknown_fields_are_ignored() -> None:
+    event = at.parse(_form(networkCode=None, extra="whatever"), SETTINGS)
+    assert event.kind == "start"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"sessionId": None}, "missing form field(s): sessionId"),
+        ({"text": None, "phoneNumber": None}, "missing form field(s): phoneNumber, text"),
+        ({"serviceCode": None}, "missing form field(s): serviceCode"),
+        ({"sessionId": ""}, "sessionId"),
+        ({"sessionId": "a" * 129}, "sessionId"),
+        ({"sessionId": "abc def"}, "sessionId"),
+        ({"sessionId": "abc\n"}, "sessionId"),
+        ({"phoneNumber": ""}, "phoneNumber"),
+        ({"phoneNumber": "+86 138"}, "phoneNumber"),
+        ({"phoneNumber": "1" * 21}, "phoneNumber"),
+        ({"phoneNumber": "abc"}, "phoneNumber"),
+        ({"serviceCode": ""}, "serviceCode"),
+        ({"serviceCode": "*100#<script>"}, "serviceCode"),
+        ({"networkCode": "x"}, "networkCode"),
+        ({"text": "1*a"}, "text may only hold"),
+        ({"text": "中"}, "text may only hold"),
+        ({"text": "*" * 481}, "text is longer than 480"),
+        ({"text": "1*" * 3000}, "text is longer than 480"),
+    ],
+)
+def test_malformed_requests_say_why(changes: dict[str, str | None], reason: str) -> None:
+    with pytest.raises(BadGatewayRequest) as info:
+        at.parse(_form(**changes), SETTINGS)
+    assert reason in info.value.reason
+    assert info.value.status_hint == 400
+
+
+def test_text_limit_is_configurable() -> None:
+    with pytest.raises(BadGatewayRequest, match="longer than 16"):
+        at.parse(_form(text="1*" * 9), UssdSettings(max_text_chars=16))
+
+
+def _turn(label: str = "main", reply: str = "话费查询\n1.话费余额") -> Turn:
+    return Turn(screen=Screen(label, "zh-CN", (PromptPart("main.title"),)), reply=reply)
+
+
+def test_reply_continue_and_end() -> None:
+    body, headers = at.reply(_turn(), ends=False)
+    assert body == "CON 话费查询\n1.话费余额"
+    assert headers == {"Content-Type": "text/plain; charset=utf-8", "at-ussd-hop-metadata": "main"}
+    body, _ = at.reply(_turn(reply="感谢使用，再见。"), ends=True)
+    assert body == "END 感谢使用，再见。"
+
+
+@pytest.mark.parametrize(
+    ("label", "header"),
+    [
+        ("show_balance", "show_balance"),
+        ("_busy", "_busy"),
+        ("a|b c", "a_b_c"),
+        ("状态", "__"),
+        ("x" * 150, "x" * 99),
+        ("", "step"),
+    ],
+)
+def test_hop_metadata_is_a_safe_static_label(label: str, header: str) -> None:
+    assert at.hop_label(label) == header
+    _, headers = at.reply(_turn(label=label), ends=False)
+    value = headers["at-ussd-hop-metadata"]
+    assert len(value) <= 99 and "|" not in value and value.isascii()
+
+
+# ----------------------------------------------------------------- form bodies
+
+
+def test_form_decodes_percent_escapes() -> None:
+    body = (
+        b"phoneNumber=%2B254739495441&serviceCode=%2A384%2A44135%23&text="
+        b"&sessionId=AT1&networkCode=99999"
+    )
+    assert decode_form(body) == {
+        "phoneNumber": "+254739495441",
+        "serviceCode": "*384*44135#",
+        "text": "",
+        "sessionId": "AT1",
+        "networkCode": "99999",
+    }
+
+
+def test_empty_body_has_no_fields() -> None:
+    assert decode_form(b"") == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"text=\xff\xfe", "not UTF-8"),
+        (b"text=%FF%FE", "not valid UTF-8"),
+        (b"text=1&text=2", "'text' appears more than once"),
+        (b'{"text": "1"}', "not a form"),
+        (b"&".join(b"f%d=1" % i for i in range(40)), "more than 32 form fields"),
+    ],
+)
+def test_bad_form_bodies(body: bytes, reason: str) -> None:
+    with pytest.raises(BadGatewayRequest, match=reason):
+        decode_form(body)

@@ -1,0 +1,93 @@
+"""Africa's Talking USSD callbacks: form fields in, `CON …` / `END …` text out.
+
+The gateway POSTs `sessionId, serviceCode, phoneNumber, networkCode, text` on every dial
+and every reply; `text` is `""` on the dial, then every input of the session joined by
+`*` (the engine diffs it against the stored transcript). The answer is `text/plain`
+starting with `CON ` (the handset shows an input box) or `END ` (the session closes),
+plus an optional `at-ussd-hop-metadata` header: a static step label of at most 99
+characters without `|`, echoed on the dashboard and in the end-of-session notification.
+
+Pure functions on plain data: no aiohttp, Redis or provider objects here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from hotline.config import UssdSettings
+from hotline.errors import BadGatewayRequest
+from hotline.events import ChannelEvent
+from hotline.screen import Turn
+
+__all__ = [
+    "CHANNEL",
+    "CONTENT_TYPE",
+    "HOP_HEADER",
+    "HOP_MAX",
+    "NAME",
+    "hop_label",
+    "parse",
+    "reply",
+]
+
+NAME = "africastalking"
+CHANNEL = "ussd"
+CONTENT_TYPE = "text/plain; charset=utf-8"
+HOP_HEADER = "at-ussd-hop-metadata"
+HOP_MAX = 99
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+_PHONE = re.compile(r"\+?[0-9]{3,20}")
+_SERVICE_CODE = re.compile(r"[*#0-9]{1,32}")
+_NETWORK_CODE = re.compile(r"[0-9]{0,10}")
+_TEXT = re.compile(r"[0-9*#]*")
+_HOP_UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
+_REQUIRED = ("sessionId", "serviceCode", "phoneNumber", "text")
+
+
+def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
+    """The channel event of one callback; raises `BadGatewayRequest(reason)` if malformed.
+
+    `networkCode` is optional (some simulators omit it) but checked when present; fields
+    this dialect does not know are ignored, as gateways add fields over time.
+    """
+    missing = [name for name in _REQUIRED if name not in form]
+    if missing:
+        raise BadGatewayRequest(f"missing form field(s): {', '.join(missing)}")
+    session_id = form["sessionId"]
+    if not _SESSION_ID.fullmatch(session_id):
+        raise BadGatewayRequest("sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+    phone = form["phoneNumber"].strip()
+    if not _PHONE.fullmatch(phone):
+        raise BadGatewayRequest("phoneNumber must be an E.164 number (+ and 3-20 digits)")
+    service_code = form["serviceCode"]
+    if not _SERVICE_CODE.fullmatch(service_code):
+        raise BadGatewayRequest("serviceCode must be 1-32 characters of 0-9 * #")
+    if not _NETWORK_CODE.fullmatch(form.get("networkCode", "")):
+        raise BadGatewayRequest("networkCode must be at most 10 digits")
+    text = form["text"]
+    if len(text) > settings.max_text_chars:
+        raise BadGatewayRequest(f"text is longer than {settings.max_text_chars} characters")
+    if not _TEXT.fullmatch(text):
+        raise BadGatewayRequest("text may only hold the digits 0-9, * and #")
+    return ChannelEvent(
+        channel=CHANNEL,
+        dialect=NAME,
+        session_id=session_id,
+        subscriber=phone,
+        kind="transcript" if text else "start",
+        text=text,
+        service_code=service_code,
+    )
+
+
+def hop_label(label: str) -> str:
+    """A header-safe step label: no `|`, ASCII only, at most 99 characters."""
+    return _HOP_UNSAFE.sub("_", label)[:HOP_MAX] or "step"
+
+
+def reply(turn: Turn, *, ends: bool) -> tuple[str, dict[str, str]]:
+    """Body and headers of the answer; `ends` says whether this is the final page."""
+    body = ("END " if ends else "CON ") + turn.reply
+    return body, {"Content-Type": CONTENT_TYPE, HOP_HEADER: hop_label(turn.screen.label)}

@@ -1,0 +1,358 @@
+"""USSD text layout: a channel-neutral screen as pages of text within the USSD budget.
+
+A page is, one item per line: the notice (e.g. "输入有误，请重新选择。") if any, the prompt
+sentences, the options as `1.话费余额`, then one navigation line such as
+`98.更多 0.上页 00.主页` built from the catalog keys `ussd.more`, `ussd.back`, `ussd.prev`
+and `ussd.home`, each shown only when it means something here:
+
+- `98` more: on every page but the last;
+- `0` previous page on pages after the first, else `0` back when `screen.can_go_back`;
+- `00` home when `screen.can_go_home`;
+- nothing at all on the last page of an ending screen (it goes out as `END`).
+
+Budget. Every page is measured whole, in the encoding that page ends up in (one Chinese
+character makes it UCS-2), against the configured limits less `PREFIX_RESERVE` (4): the
+wire body is `CON `/`END ` + page, and no source says whether gateways count the prefix,
+so we budget as if they do (178 GSM-7 septets / 76 UCS-2 units with the defaults).
+
+Pagination. A screen that does not fit becomes several pages; the notice repeats on each.
+An option line is never split; a sentence is broken only at a space, after CJK
+punctuation or between two CJK ideographs (never inside `12.50元` or a date). Only if a
+single word cannot fit even an empty page is it cut between characters: over-budget is
+worse than an ugly break, and `hotline flows check` rejects such prompts.
+
+Ending screens. A long ending screen is paginated too: every page but the last is a
+`CON` page with `98`; the engine keeps the session open while `screen.page <
+page_count - 1` (it asks `page_count`), and `ends_session()` tells the dialect whether
+to send `END`. Pages other than the last never depend on `screen.ends`, so the engine may
+ask about the ending or the still-open variant of the same screen and get the same pages.
+
+Speed. This runs on every request: text of sentences without placeholders is cached per
+language, the pages of screens whose sentences have no placeholders are cached per
+screen shape, and a screen that fits on one page is measured once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import partial
+
+from hotline.config import UssdSettings
+from hotline.errors import FlowError
+from hotline.i18n.catalog import Catalog, CatalogSet, ValueFormatter
+from hotline.i18n.text import TextFormatter
+from hotline.screen import PromptPart, Screen
+from ussd.budget import Limits, fits
+
+__all__ = ["NAV_KEYS", "PREFIX_RESERVE", "UssdLayout", "break_points"]
+
+PREFIX_RESERVE = 4
+NAV_KEYS = ("ussd.more", "ussd.back", "ussd.prev", "ussd.home")
+_CACHE_MAX = 4096
+
+# Break after these (closing and pausing CJK punctuation), never before them.
+_CJK_CLOSE = frozenset("，。、；：！？）」』》〉】…—,.;:!?)")
+_CJK_OPEN = frozenset("（「『《〈【")
+_IDEOGRAPH = re.compile(
+    "[\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]"
+)
+
+
+def _is_ideograph(char: str) -> bool:
+    return _IDEOGRAPH.match(char) is not None
+
+
+def break_points(text: str) -> list[int]:
+    """Indexes `k` where a line may break between `text[k-1]` and `text[k]`.
+
+    A space before `k` (the space is dropped at the break), CJK punctuation before `k`
+    unless more closing punctuation follows, an opening bracket at `k`, or two CJK
+    ideographs around `k`.
+    """
+    points: list[int] = []
+    for k in range(1, len(text)):
+        before, after = text[k - 1], text[k]
+        if after in _CJK_CLOSE or after == " ":
+            continue
+        if (
+            before == " "
+            or (before in _CJK_CLOSE and not before.isascii())
+            or (after in _CJK_OPEN and before not in _CJK_OPEN)
+            or (_is_ideograph(before) and _is_ideograph(after))
+        ):
+            points.append(k)
+    return points
+
+
+@dataclass(frozen=True, slots=True)
+class _Nav:
+    """The navigation entries of one language, already rendered."""
+
+    more: str
+    back: str
+    prev: str
+    home: str
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One line of page content; options are never split."""
+
+    text: str
+    splittable: bool
+
+
+def _compose(header: list[str], lines: list[str], footer: list[str]) -> str:
+    nav = " ".join(footer)
+    return "\n".join([*header, *lines, nav] if nav else [*header, *lines])
+
+
+class UssdLayout:
+    """`ChannelLayout` for USSD text; built once at startup, pure and reentrant."""
+
+    channel = "ussd"
+
+    def __init__(
+        self,
+        catalogs: CatalogSet,
+        limits: Limits | None = None,
+        *,
+        session_ttl: int = 180,
+        reserve: int = PREFIX_RESERVE,
+        formatter: ValueFormatter | None = None,
+    ) -> None:
+        self.catalogs = catalogs
+        self.limits = limits or Limits()
+        self.page_limits = self.limits.less(reserve)
+        self.session_ttl = session_ttl
+        self._formatter = formatter or TextFormatter()
+        self._nav = {lang: self._nav_of(catalogs[lang]) for lang in catalogs.languages}
+        # Sentences without placeholders render the same every time.
+        self._static = {
+            lang: frozenset(k for k, s in catalogs[lang].sentences.items() if not s.placeholders)
+            for lang in catalogs.languages
+        }
+        self._texts: dict[tuple[str, str], str] = {}
+        self._pages: dict[Hashable, tuple[str, ...]] = {}
+        self._last: tuple[Screen, tuple[str, ...]] | None = None
+
+    @classmethod
+    def from_settings(cls, catalogs: CatalogSet, settings: UssdSettings) -> UssdLayout:
+        return cls(
+            catalogs,
+            Limits(settings.gsm7_limit, settings.ucs2_limit),
+            session_ttl=settings.session_ttl,
+        )
+
+    @staticmethod
+    def _nav_of(catalog: Catalog) -> _Nav:
+        missing = [key for key in NAV_KEYS if key not in catalog]
+        if missing:
+            raise FlowError(catalog.path, 1, f"prompt {missing[0]!r} is missing (USSD navigation)")
+        fmt = TextFormatter()
+        more, back, prev, home = (catalog.render(PromptPart(k), fmt) for k in NAV_KEYS)
+        return _Nav(more=more, back=back, prev=prev, home=home)
+
+    # ------------------------------------------------------------------ public
+
+    def page_count(self, screen: Screen) -> int:
+        return len(self.pages(screen))
+
+    def render(self, screen: Screen) -> str:
+        """The text of the page `screen.page` asks for (clamped), without `CON `/`END `."""
+        pages = self.pages(screen)
+        return pages[min(max(screen.page, 0), len(pages) - 1)]
+
+    def is_final_page(self, screen: Screen) -> bool:
+        return screen.page >= len(self.pages(screen)) - 1
+
+    def ends_session(self, screen: Screen) -> bool:
+        """Whether this reply goes out as `END`: an ending screen on its last page."""
+        return screen.ends and self.is_final_page(screen)
+
+    def pages(self, screen: Screen) -> tuple[str, ...]:
+        """All pages of a screen, each within the budget."""
+        last = self._last
+        if last is not None and last[0] is screen:
+            return last[1]
+        key = self._shape(screen)
+        pages = self._pages.get(key) if key is not None else None
+        if pages is None:
+            pages = self._paginate(screen)
+            if key is not None:
+                if len(self._pages) >= _CACHE_MAX:
+                    self._pages.clear()
+                self._pages[key] = pages
+        # Engine and dialect ask about the same screen object several times per request.
+        self._last = (screen, pages)
+        return pages
+
+    # ----------------------------------------------------------------- private
+
+    def _language(self, screen: Screen) -> str:
+        return self.catalogs[screen.language].language
+
+    def _shape(self, screen: Screen) -> Hashable | None:
+        """A cache key if nothing on the screen depends on values, else None."""
+        lang = self._language(screen)
+        static = self._static[lang]
+        if any(part.key not in static for part in screen.parts):
+            return None
+        if any(option.label.key not in static for option in screen.options):
+            return None
+        notice = screen.notice
+        if notice is not None and notice.key not in static:
+            return None
+        return (
+            lang,
+            tuple(part.key for part in screen.parts),
+            tuple((option.key, option.label.key) for option in screen.options),
+            notice.key if notice is not None else None,
+            screen.ends,
+            screen.can_go_back,
+            screen.can_go_home,
+        )
+
+    def _text(self, lang: str, part: PromptPart) -> str:
+        if part.key in self._static[lang]:
+            cached = self._texts.get((lang, part.key))
+            if cached is None:
+                cached = self.catalogs[lang].render(part, self._formatter)
+                self._texts[(lang, part.key)] = cached
+            return cached
+        return self.catalogs[lang].render(part, self._formatter)
+
+    def _footer(self, nav: _Nav, screen: Screen, page: int, last: bool) -> list[str]:
+        if last and screen.ends:
+            return []
+        entries = [] if last else [nav.more]
+        if page > 0:
+            entries.append(nav.prev)
+        elif screen.can_go_back:
+            entries.append(nav.back)
+        if screen.can_go_home:
+            entries.append(nav.home)
+        return entries
+
+    def _paginate(self, screen: Screen) -> tuple[str, ...]:
+        lang = self._language(screen)
+        nav = self._nav[lang]
+        header = [] if screen.notice is None else [self._text(lang, screen.notice)]
+        units: list[_Unit] = []
+        for part in screen.parts:
+            units.extend(_Unit(line, True) for line in self._text(lang, part).split("\n") if line)
+        for option in screen.options:
+            units.append(_Unit(f"{option.key}.{self._text(lang, option.label)}", False))
+
+        whole = _compose(header, [u.text for u in units], self._footer(nav, screen, 0, True))
+        if fits(whole, self.page_limits):
+            return (whole,)
+
+        pages: list[str] = []
+        while True:
+            number = len(pages)
+            last = self._last_page(header, units, self._footer(nav, screen, number, True))
+            if last is not None:
+                pages.append(last)
+                return tuple(pages)
+            page, units = self._fill(header, units, self._footer(nav, screen, number, False))
+            pages.append(page)
+
+    def _last_page(self, header: list[str], units: list[_Unit], footer: list[str]) -> str | None:
+        """The remaining units as the last page, if they fit on one."""
+        lines = [u.text for u in units]
+        page = _compose(header, lines, footer)
+        if fits(page, self.page_limits):
+            return page
+        if lines:
+            return None
+        # Only the chrome is left (odd limits, a huge notice): shed it until it fits.
+        shed: tuple[tuple[list[str], list[str]], ...] = (([], footer), ([], footer[:1]), ([], []))
+        for head, foot in shed:
+            page = _compose(head, [], foot)
+            if fits(page, self.page_limits):
+                return page
+        return ""
+
+    def _fill(
+        self, header: list[str], units: list[_Unit], footer: list[str]
+    ) -> tuple[str, list[_Unit]]:
+        """One non-final page: as many units as fit; returns the page and the rest.
+
+        If the chrome leaves no room for the next unit, shed what can go — the notice,
+        then all navigation but `98` (without it the other pages are unreachable) —
+        before cutting anything between characters.
+        """
+        levels: tuple[tuple[list[str], list[str]], ...] = (
+            (header, footer),
+            ([], footer),
+            ([], footer[:1]),
+        )
+        for cut in (False, True):
+            for head, foot in levels:
+                taken, rest = self._take(head, units, foot, cut=cut)
+                if taken:
+                    return _compose(head, taken, foot), rest
+        raise ValueError("USSD limits too small for even one character and the 98 line")
+
+    def _take(
+        self, head: list[str], units: list[_Unit], foot: list[str], *, cut: bool
+    ) -> tuple[list[str], list[_Unit]]:
+        limits = self.page_limits
+        taken: list[str] = []
+        rest = list(units)
+        while rest:
+            unit = rest[0]
+            if fits(_compose(head, [*taken, unit.text], foot), limits):
+                taken.append(unit.text)
+                rest.pop(0)
+                continue
+            if unit.splittable or (cut and not taken):
+                room = partial(_fits_after, head, tuple(taken), foot, limits)
+                split = _split(unit.text, room, cut=cut and not taken)
+                if split is not None:
+                    taken.append(split[0])
+                    rest[0] = _Unit(split[1], True)
+            break
+        return taken, rest
+
+
+def _fits_after(
+    header: list[str], taken: tuple[str, ...], footer: list[str], limits: Limits, text: str
+) -> bool:
+    return fits(_compose(header, [*taken, text], footer), limits)
+
+
+def _split(text: str, room: Callable[[str], bool], *, cut: bool) -> tuple[str, str] | None:
+    """The longest head of `text` ending at a break point that still fits, and the rest.
+
+    With `cut` (the page is still empty), falls back to a cut between characters when no
+    break point fits (a word longer than a page).
+    """
+    points = break_points(text)
+    best: int | None = None
+    low, high = 0, len(points) - 1
+    while low <= high:  # cost grows with the head, so binary search the break points
+        mid = (low + high) // 2
+        if room(text[: points[mid]].rstrip(" ")):
+            best = points[mid]
+            low = mid + 1
+        else:
+            high = mid - 1
+    if best is None and cut:
+        low, high = 1, len(text) - 1
+        while low <= high:
+            mid = (low + high) // 2
+            if room(text[:mid]):
+                best = mid
+                low = mid + 1
+            else:
+                high = mid - 1
+    if best is None:
+        return None
+    head, tail = text[:best].rstrip(" "), text[best:].lstrip(" ")
+    if not head or not tail:
+        return None
+    return head, tail

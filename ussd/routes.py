@@ -1,0 +1,88 @@
+"""aiohttp routes of the USSD channel: `POST /ussd/africastalking`.
+
+The handler reads and checks the request, lets the dialect parse it, asks the engine for
+the turn and lets the dialect write it. A malformed request gets HTTP 400 with a reason
+(the gateway then ends the session); trouble on our side gets a polite `END` sentence,
+because the subscriber is waiting on a handset — never a 500 or a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from hotline.flow.engine import Engine
+
+from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.events import ChannelEvent
+from hotline.keys import ENGINE, PSEUDONYM, SETTINGS
+from hotline.screen import Turn
+from ussd.dialects import africastalking
+from ussd.form import FORM_CONTENT_TYPE, decode_form
+from ussd.render import UssdLayout
+
+__all__ = ["USSD_LAYOUT", "apology_turn", "read_form", "setup"]
+
+log = logging.getLogger(__name__)
+
+USSD_LAYOUT = web.AppKey("USSD_LAYOUT", UssdLayout)
+
+
+def setup(app: web.Application) -> None:
+    """Mount the USSD routes; the layout is built at startup from the engine's catalogs."""
+    app.on_startup.append(_build_layout)
+    app.router.add_post(
+        f"/ussd/{africastalking.NAME}", _africastalking, name=f"ussd-{africastalking.NAME}"
+    )
+
+
+async def _build_layout(app: web.Application) -> None:
+    # on_startup runs after every cleanup context, so the engine exists by now.
+    app[USSD_LAYOUT] = UssdLayout.from_settings(app[ENGINE].catalogs, app[SETTINGS].ussd)
+
+
+async def read_form(request: web.Request, max_bytes: int) -> dict[str, str]:
+    """The request's form fields; raises `BadGatewayRequest` if it is not a sane form."""
+    if request.content_type != FORM_CONTENT_TYPE:
+        raise BadGatewayRequest(f"Content-Type must be {FORM_CONTENT_TYPE}")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes") from None
+    if len(body) > max_bytes:
+        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
+    return decode_form(body)
+
+
+def apology_turn(engine: Engine, layout: UssdLayout, language: str | None = None) -> Turn:
+    """The polite final turn for when something on our side failed."""
+    screen = engine.apology(language)
+    return Turn(screen=screen, reply=layout.render(screen), events=("apology",))
+
+
+async def _africastalking(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[SETTINGS]
+    try:
+        form = await read_form(request, settings.max_body_bytes)
+        event = africastalking.parse(form, settings.ussd)
+    except BadGatewayRequest as exc:
+        return web.Response(status=exc.status_hint, text=exc.reason)
+    engine, layout = app[ENGINE], app[USSD_LAYOUT]
+    try:
+        turn = await engine.step(event, layout)
+    except SessionStoreUnavailable as exc:
+        log.warning("ussd: session store unavailable (%s); answered with an apology", exc)
+        turn = apology_turn(engine, layout)
+    except Exception:
+        log.exception("ussd: step failed for subscriber %s", _who(app, event))
+        turn = apology_turn(engine, layout)
+    body, headers = africastalking.reply(turn, ends=layout.ends_session(turn.screen))
+    return web.Response(body=body.encode("utf-8"), headers=headers)
+
+
+def _who(app: web.Application, event: ChannelEvent) -> str:
+    # A pseudonym, never the number itself (DESIGN.md §10).
+    return app[PSEUDONYM](event.subscriber)
