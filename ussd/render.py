@@ -17,7 +17,8 @@ so we budget as if they do (178 GSM-7 septets / 76 UCS-2 units with the defaults
 
 Pagination. A screen that does not fit becomes several pages; the notice repeats on each.
 An option line is never split; a sentence is broken only at a space, after CJK
-punctuation or between two CJK ideographs (never inside `12.50元` or a date). Only if a
+punctuation or between two CJK ideographs (never inside `12.50元` or a date), preferring
+a punctuation break up to six characters back to splitting a phrase. Only if a
 single word cannot fit even an empty page is it cut between characters: over-budget is
 worse than an ugly break, and `hotline flows check` rejects such prompts.
 
@@ -51,6 +52,7 @@ __all__ = ["NAV_KEYS", "PREFIX_RESERVE", "UssdLayout", "break_points"]
 PREFIX_RESERVE = 4
 NAV_KEYS = ("ussd.more", "ussd.back", "ussd.prev", "ussd.home")
 _CACHE_MAX = 4096
+_PREFER_PUNCTUATION_WITHIN = 6
 
 # Break after these (closing and pausing CJK punctuation), never before them.
 _CJK_CLOSE = frozenset("，。、；：！？）」』》〉】…—,.;:!?)")
@@ -333,14 +335,25 @@ def _split(text: str, room: Callable[[str], bool], *, cut: bool) -> tuple[str, s
     """
     points = break_points(text)
     best: int | None = None
+    found = -1
     low, high = 0, len(points) - 1
     while low <= high:  # cost grows with the head, so binary search the break points
         mid = (low + high) // 2
         if room(text[: points[mid]].rstrip(" ")):
-            best = points[mid]
+            found = mid
             low = mid + 1
         else:
             high = mid - 1
+    if found >= 0:
+        best = points[found]
+        # Between ideographs is allowed, but after punctuation reads better: take a
+        # punctuation break a few characters back rather than split a phrase.
+        for point in reversed(points[: found + 1]):
+            if best - point > _PREFER_PUNCTUATION_WITHIN:
+                break
+            if text[point - 1] in _CJK_CLOSE or text[point - 1] == " ":
+                best = point
+                break
     if best is None and cut:
         low, high = 1, len(text) - 1
         while low <= high:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from hotline.flow.engine import Engine
 
 from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.events import ChannelEvent
+from hotline.flow.engine import Engine
 from hotline.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.screen import Turn
 from ussd.dialects import africastalking
