@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
+import gsm0338  # type: ignore[import-untyped]  # noqa: F401  (registers the "gsm03.38" codec)
 import pytest
 
 from ussd.budget import GSM7_BASIC, GSM7_EXTENSION, Limits, cost, encoding_of, fits

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hotline.errors import FlowError
-from hotline.i18n import CatalogSet, load_catalogs
+from hotline.i18n import CatalogSet, TextFormatter, load_catalogs
 from hotline.screen import Option, PromptPart, Screen
 from hotline.values import Clock, Count, Date, Duration, Money, Value, Volume
 from ussd.budget import Limits, cost, encoding_of, fits
@@ -49,7 +49,7 @@ def _values() -> dict[str, Value]:
         "voice_expiry": expiry,
         "sms": Count(50),
         "sms_expiry": expiry,
-        "as_of": Clock(dt.time(10, 30)),
+        "as_of": Clock(dt.datetime(2026, 11, 24, 10, 30)),
     }
 
 
@@ -142,9 +142,7 @@ def test_english_menu_with_a_chinese_label_is_ucs2_and_paginated(layout: UssdLay
         assert lines.count(f"{i}.{label}") == 1  # every option whole, exactly once
 
 
-def _fmt():  # type: ignore[no-untyped-def]
-    from hotline.i18n import TextFormatter
-
+def _fmt() -> TextFormatter:
     return TextFormatter()
 
 

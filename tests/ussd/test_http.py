@@ -1,0 +1,464 @@
+"""The USSD channel through the HTTP surface the gateway uses, on memory and real Redis.
+
+Balances come from the real SQLite ledger (demo subscribers); sessions from the
+in-process store or a private redis-server. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from hotline.app import create_app
+from hotline.balance.ledger import LedgerRecord, LedgerStore
+from hotline.balance.provider import BalanceProvider
+from hotline.config import Settings
+from hotline.keys import ENGINE
+from hotline.sessions import session_key
+from ussd.budget import Limits, fits
+from ussd.render import PREFIX_RESERVE
+from ussd.routes import USSD_LAYOUT
+
+ROOT = Path(__file__).resolve().parents[2]
+PATH = "/ussd/africastalking"
+PHONE = "+8613800138000"  # demo subscriber: 12.50元, 3 GB, 200 min, 100 SMS
+
+MAIN_ZH = "CON 话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+BALANCE_ZH = "END 您的话费余额为12.50元。"
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+def make_settings(tmp_path: Path, redis_url: str | None, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "flows_dir": ROOT / "flows",
+        "prompts_dir": ROOT / "prompts",
+        "redis_url": redis_url,
+        "pseudonym_secret": "test-secret",
+        "balance": {
+            "ledger_path": tmp_path / "ledger.sqlite3",
+            "fresh_ttl": 0,  # every lookup reaches the ledger: side effects are visible
+            "subscriber_rate": "1000/minute",
+        },
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "memory":
+        return None
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+async def client(aiohttp_client: MakeClient, tmp_path: Path, store_url: str | None) -> Client:
+    return await aiohttp_client(create_app(make_settings(tmp_path, store_url)))
+
+
+class Phone:
+    """A handset behind an Africa's Talking gateway: `text` accumulates every input."""
+
+    def __init__(self, client: Client, session: str, phone: str = PHONE) -> None:
+        self.client = client
+        self.session = session
+        self.phone = phone
+        self.inputs: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "*".join(self.inputs)
+
+    async def send(self, text: str) -> str:
+        response = await self.client.post(
+            PATH,
+            data={
+                "sessionId": self.session,
+                "serviceCode": "*100#",
+                "phoneNumber": self.phone,
+                "networkCode": "46000",
+                "text": text,
+            },
+        )
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert "|" not in response.headers["at-ussd-hop-metadata"]
+        body = await response.text()
+        assert body.startswith(("CON ", "END "))
+        return body
+
+    async def dial(self) -> str:
+        self.inputs = []
+        return await self.send("")
+
+    async def press(self, key: str) -> str:
+        self.inputs.append(key)
+        return await self.send(self.text)
+
+
+# ------------------------------------------------------------------ navigation
+
+
+async def test_dial_shows_the_chinese_main_menu(client: Client) -> None:
+    response = await client.post(
+        PATH,
+        data={"sessionId": "s1", "serviceCode": "*100#", "phoneNumber": PHONE, "text": ""},
+    )
+    assert response.status == 200
+    assert await response.text() == MAIN_ZH
+    assert response.headers["at-ussd-hop-metadata"] == "main"
+
+
+async def test_dial_then_balance_from_the_ledger(client: Client) -> None:
+    phone = Phone(client, "s1")
+    assert await phone.dial() == MAIN_ZH
+    assert await phone.press("1") == BALANCE_ZH
+
+
+async def test_direct_dial_with_text_on_the_first_request(client: Client) -> None:
+    assert await Phone(client, "s1").send("1") == BALANCE_ZH
+    english = await Phone(client, "s2").send("5*2")
+    assert english.startswith("CON Balance service\n1.Main balance")
+
+
+async def test_back_then_choose(client: Client) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    assert (await phone.press("5")).startswith("CON 请选择语言")
+    assert await phone.press("0") == MAIN_ZH  # text "5*0"
+    assert (await phone.press("2")).startswith("END 剩余流量3.00GB")  # text "5*0*2"
+
+
+async def test_back_then_choose_in_one_direct_dial(client: Client) -> None:
+    assert (await Phone(client, "s1").send("5*0*2")).startswith("END 剩余流量3.00GB")
+
+
+async def test_home(client: Client) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    await phone.press("5")
+    assert await phone.press("00") == MAIN_ZH
+
+
+async def test_more_pages_of_a_menu_and_back_a_page(client: Client) -> None:
+    phone = Phone(client, "s1", phone="+8613800138005")
+    await phone.dial()
+    await phone.press("5")
+    first = await phone.press("2")  # English: "语言/Language" makes the menu UCS-2, 2 pages
+    assert first.startswith("CON Balance service\n") and first.endswith("\n98.More 0.Back 00.Home")
+    second = await phone.press("98")
+    assert second == "CON 5.语言/Language\n6.Exit\n0.Prev 00.Home"
+    assert await phone.press("0") == first
+    await phone.press("98")
+    assert await phone.press("6") == "END Thank you. Goodbye."
+
+
+async def test_long_final_message_is_paged_and_ends_on_its_last_page(client: Client) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    first = await phone.press("4")
+    assert first.startswith("CON 您的套餐摘要：\n您的话费余额为12.50元。")
+    assert first.endswith("\n98.更多 0.返回")
+    last = await phone.press("98")
+    assert last.startswith("END ") and "剩余短信100条" in last
+    # Nothing of the summary is lost at the page break.
+    joined = first.removeprefix("CON ").removesuffix("\n98.更多 0.返回") + last[4:]
+    for sentence in ("剩余流量3.00GB", "剩余通话200分钟", "剩余短信100条"):
+        assert sentence in joined.replace("\n", "")
+
+
+async def test_a_typed_star_is_one_invalid_input_not_two(client: Client) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    await phone.press("5")
+    reply = await phone.send("5**")  # the subscriber typed "*": an empty segment appears
+    assert reply.startswith("CON 输入有误，请重新选择。\n请选择语言")
+
+
+async def test_invalid_choice_three_times_ends(client: Client) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    for _ in range(2):
+        reply = await phone.press("7")
+        assert reply == "CON 输入有误，请重新选择。\n" + MAIN_ZH.removeprefix("CON ")
+    assert await phone.press("9") == "END 输入错误次数过多，请稍后再拨。"
+
+
+async def test_more_on_the_last_page_is_an_invalid_choice(client: Client) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    assert await phone.press("98") == "CON 输入有误，请重新选择。\n" + MAIN_ZH.removeprefix("CON ")
+
+
+# ----------------------------------------------------------------- idempotency
+
+
+async def test_repeated_request_gets_the_identical_reply_and_no_second_lookup(
+    aiohttp_client: MakeClient, tmp_path: Path, store_url: str | None
+) -> None:
+    app = create_app(make_settings(tmp_path, store_url))
+    client = await aiohttp_client(app)
+    engine = app[ENGINE]
+    lookups: list[str] = []
+    assert engine.balance is not None
+    real: BalanceProvider = engine.balance
+
+    class Observed:
+        """The real provider, with its calls written down."""
+
+        async def fetch(self, msisdn: str) -> Any:
+            lookups.append(msisdn)
+            return await real.fetch(msisdn)
+
+        async def close(self) -> None:
+            await real.close()
+
+    engine.balance = Observed()  # type: ignore[assignment]
+
+    phone = Phone(client, "s1")
+    await phone.dial()
+    first = await phone.press("1")
+    assert first == BALANCE_ZH and len(lookups) == 1
+
+    # The ledger changes; a repeat must not look again (it would show the new amount).
+    ledger = LedgerStore(tmp_path / "ledger.sqlite3")
+    ledger.put(LedgerRecord(msisdn="13800138000", status="active", main_minor=99900))
+    ledger.close()
+    for _ in range(3):
+        assert await phone.send("1") == first
+    assert len(lookups) == 1
+    assert await Phone(client, "s2").send("1") == "END 您的话费余额为999.00元。"
+    assert len(lookups) == 2
+
+
+async def test_repeated_dial_gets_the_identical_menu(client: Client) -> None:
+    phone = Phone(client, "s1")
+    assert await phone.dial() == await phone.dial() == MAIN_ZH
+
+
+# -------------------------------------------------------------------- budget
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ["", "1"],
+        ["", "2"],
+        ["", "3"],
+        ["", "4", "4*98"],
+        ["", "5", "5*7", "5*0", "5*0*6"],
+        ["", "7", "7*8", "7*8*9"],
+    ],
+)
+async def test_every_reply_fits_the_budget_in_both_languages(
+    aiohttp_client: MakeClient, tmp_path: Path, store_url: str | None, paths: list[str]
+) -> None:
+    app = create_app(make_settings(tmp_path, store_url))
+    client = await aiohttp_client(app)
+    page_limits = app[USSD_LAYOUT].page_limits
+    assert page_limits == Limits(182 - PREFIX_RESERVE, 80 - PREFIX_RESERVE)
+    for number, language_keys in (("+8613800138000", "5*1"), ("+8613800138004", "5*2")):
+        switch = Phone(client, f"switch{number[1:]}", phone=number)
+        await switch.dial()
+        await switch.send("5")
+        await switch.send(language_keys)
+        for prefix in ("", "98"):  # and the same paths from the menu's second page
+            phone = Phone(client, f"{number[1:]}-{prefix}", phone=number)
+            for text in paths:
+                full = f"{prefix}*{text}" if prefix and text else (prefix or text)
+                reply = await phone.send(full)
+                assert fits(reply, Limits()), reply
+                assert fits(reply[4:], page_limits), reply
+
+
+async def test_configured_limits_paginate_the_chinese_menu(
+    aiohttp_client: MakeClient, tmp_path: Path, store_url: str | None
+) -> None:
+    settings = make_settings(tmp_path, store_url, ussd={"gsm7_limit": 160, "ucs2_limit": 40})
+    client = await aiohttp_client(create_app(settings))
+    phone = Phone(client, "s1")
+    seen = []
+    reply = await phone.dial()
+    while True:
+        assert fits(reply[4:], Limits(156, 36)), reply
+        seen.append(reply)
+        if "98.更多" not in reply:
+            break
+        reply = await phone.press("98")
+    assert len(seen) >= 2
+    assert "6.退出" in seen[-1]
+
+
+# -------------------------------------------------------------------- bad input
+
+
+def _form(**changes: str) -> dict[str, str]:
+    form = {"sessionId": "s1", "serviceCode": "*100#", "phoneNumber": PHONE, "text": ""}
+    form.update(changes)
+    return form
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"data": {"sessionId": "s1", "serviceCode": "*100#", "text": ""}}, "phoneNumber"),
+        ({"data": {}}, "missing form field(s): sessionId, serviceCode, phoneNumber, text"),
+        ({"json": _form()}, "Content-Type must be application/x-www-form-urlencoded"),
+        (
+            {"data": b"text=&sessionId=s1", "headers": {"Content-Type": "text/plain"}},
+            "Content-Type",
+        ),
+        ({"data": _form(text="1" * 9000)}, "body is larger than 8192 bytes"),
+        ({"data": _form(text="*" * 2000)}, "text is longer than 480"),
+        ({"data": _form(text="1*中")}, "text may only hold"),
+        ({"data": _form(phoneNumber="<script>")}, "phoneNumber"),
+        (
+            {
+                "data": b"sessionId=s1&serviceCode=*100%23&phoneNumber=%2B86138&text=\xff",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            "not UTF-8",
+        ),
+        (
+            {
+                "data": b"sessionId=s1&serviceCode=*100%23&phoneNumber=%2B86138&text=%C3%28",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            "not valid UTF-8",
+        ),
+        (
+            {
+                "data": b"sessionId=s1&sessionId=s2&serviceCode=*100%23&phoneNumber=1234&text=",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            "appears more than once",
+        ),
+    ],
+)
+async def test_malformed_requests_get_400_with_a_reason(
+    client: Client, kwargs: dict[str, Any], reason: str
+) -> None:
+    response = await client.post(PATH, **kwargs)
+    body = await response.text()
+    assert response.status == 400, body
+    assert reason in body
+    assert "Traceback" not in body
+
+
+async def test_body_over_the_configured_limit_is_refused(
+    aiohttp_client: MakeClient, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path, None, max_body_bytes=512)))
+    response = await client.post(PATH, data=_form(sessionId="x" * 100, text="1*" * 200))
+    assert response.status == 400
+    assert await response.text() == "body is larger than 512 bytes"
+    chunked = await client.post(
+        PATH,
+        data=_chunks(b"text=" + b"1" * 2000),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert chunked.status == 400
+    assert "larger than 512" in await chunked.text()
+
+
+async def _chunks(body: bytes) -> Any:
+    for start in range(0, len(body), 100):
+        yield body[start : start + 100]
+
+
+async def test_too_many_inputs_on_a_first_request_end_politely(client: Client) -> None:
+    reply = await Phone(client, "s1").send("*".join(["9"] * 200))
+    assert reply == "END 会话已失效，请重新拨打。"
+
+
+async def test_a_transcript_that_does_not_continue_the_session_ends_politely(
+    client: Client,
+) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    await phone.press("5")
+    assert await phone.send("3*1") == "END 会话已失效，请重新拨打。"
+
+
+async def test_garbage_session_record_ends_politely(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str
+) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path, redis_url)))
+    phone = Phone(client, "s1")
+    await phone.dial()
+    raw = redis.Redis.from_url(redis_url)
+    raw.set(session_key("dev", "ussd", "s1"), b'{"flow": "balance", "state": 42')
+    raw.close()
+    assert await phone.press("1") == "END 会话已失效，请重新拨打。"
+
+
+async def test_unknown_state_after_a_flow_change_ends_politely(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str
+) -> None:
+    """A worker that only knows the new flow gets a session started on the old one."""
+    old = tmp_path / "old"
+    new = tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    source = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")
+    (old / "balance.yaml").write_text(source, encoding="utf-8")
+    changed = source.replace("  language:\n    kind: menu", "  language2:\n    kind: menu")
+    changed = changed.replace("next: language }", "next: language2 }")
+    (new / "balance.yaml").write_text(changed, encoding="utf-8")
+    worker_old = await aiohttp_client(create_app(make_settings(tmp_path, redis_url, flows_dir=old)))
+    worker_new = await aiohttp_client(create_app(make_settings(tmp_path, redis_url, flows_dir=new)))
+    await Phone(worker_old, "s1").dial()
+    await Phone(worker_old, "s1").send("5")
+    reply = await Phone(worker_new, "s1").send("5*1")
+    assert reply == "END 会话已失效，请重新拨打。"
+
+
+# ------------------------------------------------------------- Redis and workers
+
+
+async def test_a_session_continues_on_another_worker(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str
+) -> None:
+    worker_a = await aiohttp_client(create_app(make_settings(tmp_path, redis_url)))
+    worker_b = await aiohttp_client(create_app(make_settings(tmp_path, redis_url)))
+    assert await Phone(worker_a, "s1").send("") == MAIN_ZH
+    assert (await Phone(worker_b, "s1").send("5")).startswith("CON 请选择语言")
+    english = await Phone(worker_a, "s1").send("5*2")
+    assert english.startswith("CON Balance service")
+    # The repeat lands on the other worker and still gets the identical reply.
+    assert await Phone(worker_b, "s1").send("5*2") == english
+    # The language choice is remembered for the number, on any worker.
+    assert (await Phone(worker_b, "s2").send("")).startswith("CON Balance service")
+
+
+async def test_redis_down_gives_a_polite_end_at_once_and_recovers(
+    aiohttp_client: MakeClient, tmp_path: Path, stoppable_redis: Any
+) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path, stoppable_redis.url)))
+    phone = Phone(client, "s1")
+    assert await phone.dial() == MAIN_ZH
+    stoppable_redis.stop()
+    started = time.monotonic()
+    assert await phone.press("5") == "END 系统繁忙，请稍后再试。"
+    assert time.monotonic() - started < 1.0
+    assert await Phone(client, "s2").dial() == "END 系统繁忙，请稍后再试。"
+    stoppable_redis.start()
+    deadline = time.monotonic() + 5
+    while True:  # the client reconnects by itself; no restart of the service
+        reply = await Phone(client, "s3").dial()
+        if reply == MAIN_ZH or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert reply == MAIN_ZH
+    assert await Phone(client, "s3").send("1") == BALANCE_ZH
