@@ -24,6 +24,7 @@ from yarl import URL
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.msisdn import canonical_msisdn, e164
 from hotline.balance.parse import Limits, decode_json, error_for_status, parse_tmf654, parse_v1
+from hotline.balance.resilience import lookup_id
 from hotline.balance.signing import auth_headers, canonical_query
 from hotline.config import BalanceSettings
 from hotline.errors import (
@@ -113,7 +114,7 @@ class HttpProvider:
         return self._session
 
     def _request(self, canonical: str) -> tuple[str, URL, bytes, dict[str, str]]:
-        headers = {"Accept": "application/json", "X-Request-Id": uuid.uuid4().hex}
+        headers = {"Accept": "application/json", "X-Request-Id": lookup_id()}
         if self._config.dialect == "v1":
             method, path, query = "POST", V1_PATH, ""
             body = json.dumps({"msisdn": e164(canonical), "include": ["main", "buckets"]},

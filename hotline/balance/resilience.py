@@ -21,6 +21,7 @@ import functools
 import logging
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ __all__ = [
     "Retry",
     "SingleFlight",
     "SubscriberLimit",
+    "lookup_id",
     "remaining_budget",
 ]
 
@@ -90,6 +92,16 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 
+_LOOKUP_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hotline_balance_lookup_id", default=None
+)
+
+
+def lookup_id() -> str:
+    """The id of the current lookup (same for its retries): the upstream `X-Request-Id`."""
+    return _LOOKUP_ID.get() or uuid.uuid4().hex
+
+
 def remaining_budget() -> float:
     """Seconds left before the enclosing `Deadline` fires (infinity outside one)."""
     deadline = _DEADLINE.get()
@@ -108,6 +120,7 @@ class Deadline(_Layer):
     async def fetch(self, msisdn: str) -> BalanceSnapshot:
         loop = asyncio.get_running_loop()
         token = _DEADLINE.set(loop.time() + self.seconds)
+        lookup = _LOOKUP_ID.set(uuid.uuid4().hex)
         try:
             async with asyncio.timeout(self.seconds):
                 return await self.inner.fetch(msisdn)
@@ -115,6 +128,7 @@ class Deadline(_Layer):
             raise UpstreamTimeout(f"no answer within {self.seconds:g} s") from exc
         finally:
             _DEADLINE.reset(token)
+            _LOOKUP_ID.reset(lookup)
 
 
 # --- retry --------------------------------------------------------------------------
