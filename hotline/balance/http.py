@@ -93,7 +93,7 @@ class HttpProvider:
         self._limits = Limits(
             max_main_minor=config.max_main_balance * 100,
             currencies=config.currencies,
-            max_age=config.max_stale,
+            max_age=max(config.max_stale, 60.0),  # an answer a minute old is still news
             gb_bytes=config.gb_bytes,
         )
         self._session: aiohttp.ClientSession | None = None
