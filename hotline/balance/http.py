@@ -104,12 +104,16 @@ class HttpProvider:
                 limit=self._config.max_concurrency, ssl=_ssl_context(self._config)
             )
             timeout = aiohttp.ClientTimeout(
-                total=None, connect=self._config.connect_timeout,
+                total=None,
+                connect=self._config.connect_timeout,
                 sock_read=self._config.read_timeout,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, auto_decompress=False,
-                skip_auto_headers=("User-Agent",), raise_for_status=False,
+                connector=connector,
+                timeout=timeout,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+                raise_for_status=False,
             )
         return self._session
 
@@ -117,18 +121,26 @@ class HttpProvider:
         headers = {"Accept": "application/json", "X-Request-Id": lookup_id()}
         if self._config.dialect == "v1":
             method, path, query = "POST", V1_PATH, ""
-            body = json.dumps({"msisdn": e164(canonical), "include": ["main", "buckets"]},
-                              separators=(",", ":")).encode()
+            body = json.dumps(
+                {"msisdn": e164(canonical), "include": ["main", "buckets"]}, separators=(",", ":")
+            ).encode()
             headers["Content-Type"] = "application/json; charset=utf-8"
         else:
             method, path, body = "GET", TMF654_PATH, b""
             query = canonical_query([(self._config.tmf_lookup, canonical)])
         full_path = self._base.path.rstrip("/") + path
-        headers.update(auth_headers(
-            method=method, path=full_path, query=query, key_id=self._key_id,
-            secret=self._secret, body=body, timestamp_ms=int(time.time() * 1000),
-            nonce=self._nonce(),
-        ))
+        headers.update(
+            auth_headers(
+                method=method,
+                path=full_path,
+                query=query,
+                key_id=self._key_id,
+                secret=self._secret,
+                body=body,
+                timestamp_ms=int(time.time() * 1000),
+                nonce=self._nonce(),
+            )
+        )
         url = self._base.with_path(full_path, encoded=False)
         if query:
             url = URL(str(url) + "?" + query, encoded=True)

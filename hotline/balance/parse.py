@@ -37,9 +37,7 @@ __all__ = [
 ]
 
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 _DECIMAL = re.compile(r"^-?\d{1,19}(\.\d{1,12})?$")
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _FOREVER_YEAR = 9999
@@ -97,8 +95,12 @@ def decode_json(body: bytes, content_type: str | None, charset: str | None, max_
     except UnicodeDecodeError:
         _bad("$", "body is not valid UTF-8")
     try:
-        return json.loads(text, parse_constant=_reject_constant,
-                          object_pairs_hook=_no_duplicates, parse_float=Decimal)
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicates,
+            parse_float=Decimal,
+        )
     except json.JSONDecodeError as exc:
         _bad("$", f"invalid JSON at offset {exc.pos}")
     except RecursionError:
@@ -124,11 +126,13 @@ def error_for_status(status: int, doc: Any, retry_after: str | None) -> Upstream
         return UpstreamNotFound(f"upstream: {code}")
     if status == 429:
         after = _retry_after(retry_after)
-        return UpstreamRefused(429, code, retryable=after is not None, breaker=False,
-                               retry_after=after)
+        return UpstreamRefused(
+            429, code, retryable=after is not None, breaker=False, retry_after=after
+        )
     if status >= 500:
-        return UpstreamRefused(status, code, retryable=True, breaker=True,
-                               retry_after=_retry_after(retry_after))
+        return UpstreamRefused(
+            status, code, retryable=True, breaker=True, retry_after=_retry_after(retry_after)
+        )
     return UpstreamRefused(status, code, retryable=False, breaker=False)
 
 
@@ -246,17 +250,20 @@ def _bucket_v1(value: Any, path: str, limits: Limits) -> Bucket:
     remaining = amount("remaining")
     if remaining is None:
         _bad(f"{path}.remaining", "missing")
-    return _model(lambda: Bucket(
-        id=_str(obj.get("id"), f"{path}.id"),
-        usage_type=usage,  # type: ignore[arg-type]
-        name=_name(obj.get("name")),
-        remaining=remaining,
-        total=amount("total"),
-        status=_enum(obj.get("status"), _STATUS, "suspended"),  # type: ignore[arg-type]
-        valid_from=_timestamp(obj.get("valid_from"), f"{path}.valid_from"),
-        valid_until=_timestamp(obj.get("valid_until"), f"{path}.valid_until"),
-        is_shared=obj.get("is_shared") is True,
-    ), path)
+    return _model(
+        lambda: Bucket(
+            id=_str(obj.get("id"), f"{path}.id"),
+            usage_type=usage,  # type: ignore[arg-type]
+            name=_name(obj.get("name")),
+            remaining=remaining,
+            total=amount("total"),
+            status=_enum(obj.get("status"), _STATUS, "suspended"),  # type: ignore[arg-type]
+            valid_from=_timestamp(obj.get("valid_from"), f"{path}.valid_from"),
+            valid_until=_timestamp(obj.get("valid_until"), f"{path}.valid_until"),
+            is_shared=obj.get("is_shared") is True,
+        ),
+        path,
+    )
 
 
 def _model(build: Callable[[], _T], path: str) -> _T:
@@ -301,19 +308,23 @@ def parse_v1(doc: Any, *, token: str, fetched_at: dt.datetime, limits: Limits) -
     credit = _money_v1(obj.get("credit_limit"), "$.credit_limit", limits)
     as_of = _as_of(obj.get("as_of"), fetched_at, limits)
     warnings = obj.get("warnings", [])
-    return _model(lambda: BalanceSnapshot(
-        subscriber_token=token,
-        account_status=status,  # type: ignore[arg-type]
-        payment_type=_enum(obj.get("payment_type"), _PAYMENT, "unknown"),  # type: ignore[arg-type]
-        main_balance=main,
-        credit_limit=credit,
-        buckets=buckets,
-        as_of=as_of,
-        fetched_at=fetched_at,
-        provider="http",
-        warnings=tuple(w[:40] for w in warnings if isinstance(w, str))[:8]
-        if isinstance(warnings, list) else (),
-    ), "$")
+    return _model(
+        lambda: BalanceSnapshot(
+            subscriber_token=token,
+            account_status=status,  # type: ignore[arg-type]
+            payment_type=_enum(obj.get("payment_type"), _PAYMENT, "unknown"),  # type: ignore[arg-type]
+            main_balance=main,
+            credit_limit=credit,
+            buckets=buckets,
+            as_of=as_of,
+            fetched_at=fetched_at,
+            provider="http",
+            warnings=tuple(w[:40] for w in warnings if isinstance(w, str))[:8]
+            if isinstance(warnings, list)
+            else (),
+        ),
+        "$",
+    )
 
 
 # TMF654 units (case-insensitive) → (kind, factor into base unit). Money factors give fen.
@@ -321,21 +332,36 @@ def _tmf_units(gb_bytes: int) -> dict[str, tuple[str, Decimal]]:
     mb = Decimal(gb_bytes) / 1024 if gb_bytes == 1024**3 else Decimal(10**6)
     kb = mb / 1024 if gb_bytes == 1024**3 else Decimal(1000)
     return {
-        "cny": ("money", Decimal(100)), "rmb": ("money", Decimal(100)),
-        "元": ("money", Decimal(100)), "yuan": ("money", Decimal(100)),
-        "fen": ("money", Decimal(1)), "分": ("money", Decimal(1)),
+        "cny": ("money", Decimal(100)),
+        "rmb": ("money", Decimal(100)),
+        "元": ("money", Decimal(100)),
+        "yuan": ("money", Decimal(100)),
+        "fen": ("money", Decimal(1)),
+        "分": ("money", Decimal(1)),
         "cents": ("money", Decimal(1)),
-        "li": ("money", Decimal("0.1")), "厘": ("money", Decimal("0.1")),
-        "gb": ("byte", Decimal(gb_bytes)), "g": ("byte", Decimal(gb_bytes)),
-        "mb": ("byte", mb), "m": ("byte", mb), "kb": ("byte", kb),
-        "bytes": ("byte", Decimal(1)), "byte": ("byte", Decimal(1)),
-        "b": ("byte", Decimal(1)), "octets": ("byte", Decimal(1)),
-        "minutes": ("second", Decimal(60)), "minute": ("second", Decimal(60)),
-        "min": ("second", Decimal(60)), "seconds": ("second", Decimal(1)),
-        "second": ("second", Decimal(1)), "s": ("second", Decimal(1)),
-        "sec": ("second", Decimal(1)), "sms": ("message", Decimal(1)),
-        "messages": ("message", Decimal(1)), "message": ("message", Decimal(1)),
-        "msg": ("message", Decimal(1)), "条": ("message", Decimal(1)),
+        "li": ("money", Decimal("0.1")),
+        "厘": ("money", Decimal("0.1")),
+        "gb": ("byte", Decimal(gb_bytes)),
+        "g": ("byte", Decimal(gb_bytes)),
+        "mb": ("byte", mb),
+        "m": ("byte", mb),
+        "kb": ("byte", kb),
+        "bytes": ("byte", Decimal(1)),
+        "byte": ("byte", Decimal(1)),
+        "b": ("byte", Decimal(1)),
+        "octets": ("byte", Decimal(1)),
+        "minutes": ("second", Decimal(60)),
+        "minute": ("second", Decimal(60)),
+        "min": ("second", Decimal(60)),
+        "seconds": ("second", Decimal(1)),
+        "second": ("second", Decimal(1)),
+        "s": ("second", Decimal(1)),
+        "sec": ("second", Decimal(1)),
+        "sms": ("message", Decimal(1)),
+        "messages": ("message", Decimal(1)),
+        "message": ("message", Decimal(1)),
+        "msg": ("message", Decimal(1)),
+        "条": ("message", Decimal(1)),
     }
 
 
@@ -385,17 +411,20 @@ def _bucket_tmf(value: Any, path: str, limits: Limits) -> Bucket:
     valid_for = obj.get("validFor")
     period = _obj(valid_for, f"{path}.validFor") if valid_for is not None else {}
     raw_id = obj.get("id")
-    return _model(lambda: Bucket(
-        id=_str(raw_id, f"{path}.id"),
-        usage_type=usage,  # type: ignore[arg-type]
-        name=_name(obj.get("name")),
-        remaining=remaining,
-        total=None,
-        status=_enum(obj.get("status"), _STATUS, "suspended"),  # type: ignore[arg-type]
-        valid_from=_timestamp(period.get("startDateTime"), f"{path}.validFor.startDateTime"),
-        valid_until=_timestamp(period.get("endDateTime"), f"{path}.validFor.endDateTime"),
-        is_shared=obj.get("isShared") is True,
-    ), path)
+    return _model(
+        lambda: Bucket(
+            id=_str(raw_id, f"{path}.id"),
+            usage_type=usage,  # type: ignore[arg-type]
+            name=_name(obj.get("name")),
+            remaining=remaining,
+            total=None,
+            status=_enum(obj.get("status"), _STATUS, "suspended"),  # type: ignore[arg-type]
+            valid_from=_timestamp(period.get("startDateTime"), f"{path}.validFor.startDateTime"),
+            valid_until=_timestamp(period.get("endDateTime"), f"{path}.validFor.endDateTime"),
+            is_shared=obj.get("isShared") is True,
+        ),
+        path,
+    )
 
 
 def parse_tmf654(
@@ -412,18 +441,23 @@ def parse_tmf654(
     if len(doc) > 64:
         _bad("$", "too many buckets")
     buckets = tuple(_bucket_tmf(b, f"$[{i}]", limits) for i, b in enumerate(doc))
-    monetary = [b.remaining for b in buckets
-                if b.usage_type == "monetary" and b.status == "active"
-                and isinstance(b.remaining, Money)]
+    monetary = [
+        b.remaining
+        for b in buckets
+        if b.usage_type == "monetary" and b.status == "active" and isinstance(b.remaining, Money)
+    ]
     main = Money(sum(m.minor for m in monetary), monetary[0].currency) if monetary else None
     if main is not None and abs(main.minor) > limits.max_main_minor:
         _bad("$", "main balance out of range")
-    return _model(lambda: BalanceSnapshot(
-        subscriber_token=token,
-        account_status="unknown",
-        main_balance=main,
-        buckets=tuple(b for b in buckets if b.usage_type != "monetary"),
-        as_of=fetched_at,
-        fetched_at=fetched_at,
-        provider="http",
-    ), "$")
+    return _model(
+        lambda: BalanceSnapshot(
+            subscriber_token=token,
+            account_status="unknown",
+            main_balance=main,
+            buckets=tuple(b for b in buckets if b.usage_type != "monetary"),
+            as_of=fetched_at,
+            fetched_at=fetched_at,
+            provider="http",
+        ),
+        "$",
+    )

@@ -43,8 +43,16 @@ def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
 def string_to_sign(
     method: str, path: str, query: str, key_id: str, timestamp: str, nonce: str, body: bytes
 ) -> bytes:
-    parts = (SCHEME, method.upper(), path, query, key_id, timestamp, nonce,
-             hashlib.sha256(body).hexdigest())
+    parts = (
+        SCHEME,
+        method.upper(),
+        path,
+        query,
+        key_id,
+        timestamp,
+        nonce,
+        hashlib.sha256(body).hexdigest(),
+    )
     return "\n".join(parts).encode("utf-8")
 
 

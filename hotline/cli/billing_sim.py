@@ -41,8 +41,10 @@ def cmd_billing_sim(args: argparse.Namespace) -> int:
     key_id = balance.key_id or DEV_KEY_ID
     secret = balance.secret.get_secret_value() if balance.secret else DEV_SECRET
     if balance.secret is None:
-        print(f"billing-sim: no balance.secret configured; using the development key "
-              f"{DEV_KEY_ID!r}", file=sys.stderr)
+        print(
+            f"billing-sim: no balance.secret configured; using the development key {DEV_KEY_ID!r}",
+            file=sys.stderr,
+        )
     try:
         app = create_sim_app(key_id=key_id, secret=secret, seed_path=args.seed, seed=args.rng_seed)
     except (OSError, ValueError) as exc:
@@ -54,12 +56,21 @@ def cmd_billing_sim(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "billing-sim", help="reference balance API server with fault injection (loopback)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="bind address (default 127.0.0.1; 0.0.0.0 only inside a container)")
+        "billing-sim", help="reference balance API server with fault injection (loopback)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address (default 127.0.0.1; 0.0.0.0 only inside a container)",
+    )
     parser.add_argument("--port", type=int, default=8099)
-    parser.add_argument("--seed", type=Path, default=None, metavar="FILE",
-                        help="YAML subscribers (default: the ledger's demo subscribers)")
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML subscribers (default: the ledger's demo subscribers)",
+    )
     parser.add_argument("--rng-seed", type=int, default=0, help="seed of probabilistic faults")
     parser.add_argument("--config", type=Path, default=None)
     parser.set_defaults(func=cmd_billing_sim)

@@ -79,8 +79,11 @@ def _bucket_text(bucket: LedgerBucket) -> str:
         amount = f"{bucket.remaining // 60} min"
     else:
         amount = f"{bucket.remaining} SMS"
-    until = ("" if bucket.valid_until is None
-             else f" (until {bucket.valid_until.astimezone(LOCAL_TZ).date().isoformat()})")
+    until = (
+        ""
+        if bucket.valid_until is None
+        else f" (until {bucket.valid_until.astimezone(LOCAL_TZ).date().isoformat()})"
+    )
     return amount + until
 
 
@@ -88,8 +91,14 @@ def _table(records: list[LedgerRecord]) -> Table:
     table = Table("MSISDN", "status", "main (元)", "data", "voice", "SMS")
     for rec in records:
         cells = {b.usage_type: _bucket_text(b) for b in rec.buckets}
-        table.add_row(rec.msisdn, rec.status, _yuan(rec.main_minor),
-                      cells.get("data", "-"), cells.get("voice", "-"), cells.get("sms", "-"))
+        table.add_row(
+            rec.msisdn,
+            rec.status,
+            _yuan(rec.main_minor),
+            cells.get("data", "-"),
+            cells.get("voice", "-"),
+            cells.get("sms", "-"),
+        )
     return table
 
 
@@ -116,15 +125,21 @@ def cmd_set(args: argparse.Namespace) -> int:
         buckets = {b.usage_type: b for b in (current.buckets if current else ())}
         for kind in ("data", "voice", "sms"):
             if kind in updates:
-                buckets[kind] = LedgerBucket(kind, updates[kind],  # type: ignore[arg-type]
-                                             expiries[kind] or (buckets[kind].valid_until
-                                                                if kind in buckets else None))
+                buckets[kind] = LedgerBucket(
+                    kind,
+                    updates[kind],  # type: ignore[arg-type]
+                    expiries[kind] or (buckets[kind].valid_until if kind in buckets else None),
+                )
             elif expiries[kind] is not None:
                 if kind not in buckets:
-                    raise ConfigError(f"--{kind}-expiry: the subscriber has no {kind} package; "
-                                      f"give its size too")
-                buckets[kind] = LedgerBucket(kind, buckets[kind].remaining,  # type: ignore[arg-type]
-                                             expiries[kind])
+                    raise ConfigError(
+                        f"--{kind}-expiry: the subscriber has no {kind} package; give its size too"
+                    )
+                buckets[kind] = LedgerBucket(
+                    kind,
+                    buckets[kind].remaining,  # type: ignore[arg-type]
+                    expiries[kind],
+                )
         record = LedgerRecord(
             msisdn=msisdn,
             status=args.status or (current.status if current else "active"),
@@ -164,8 +179,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("ledger", help="the embedded SQLite balance ledger")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="settings file (default hotline.yaml if present)")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="settings file (default hotline.yaml if present)"
+    )
     sub = parser.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
 
     put = sub.add_parser("set", help="create or change a subscriber")

@@ -56,8 +56,9 @@ class Sim:
             assert resp.status == 200
 
     async def put(self, msisdn: str, doc: dict[str, Any]) -> None:
-        async with self.session.put(self.server.make_url(f"/_sim/subscribers/{msisdn}"),
-                                    json=doc) as resp:
+        async with self.session.put(
+            self.server.make_url(f"/_sim/subscribers/{msisdn}"), json=doc
+        ) as resp:
             assert resp.status == 200, await resp.text()
 
     async def stats(self) -> dict[str, Any]:

@@ -68,8 +68,10 @@ async def test_owing_suspended_and_unknown(raw: HttpProvider, dialect: str) -> N
 
 
 async def test_admin_put_subscriber(raw: HttpProvider, sim: Sim) -> None:
-    await sim.put("13700000001", {"status": "active", "main_minor": 99,
-                                  "buckets": [{"usage_type": "sms", "remaining": 7}]})
+    await sim.put(
+        "13700000001",
+        {"status": "active", "main_minor": 99, "buckets": [{"usage_type": "sms", "remaining": 7}]},
+    )
     snap = await raw.fetch("13700000001")
     assert snap.main_balance == Money(99)
     assert snap.bucket("sms").remaining.value == 7  # type: ignore[union-attr]
@@ -116,8 +118,9 @@ V1_ONLY_INVALID: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("fault", INVALID_FAULTS, ids=lambda f: "-".join(map(str, f.values())))
-async def test_malformed_answers_are_errors(raw: HttpProvider, sim: Sim, fault: dict[str, Any]
-                                            ) -> None:
+async def test_malformed_answers_are_errors(
+    raw: HttpProvider, sim: Sim, fault: dict[str, Any]
+) -> None:
     await sim.fault(**fault)
     with pytest.raises(InvalidUpstreamAnswer) as caught:
         await raw.fetch(DEMO)
@@ -126,7 +129,9 @@ async def test_malformed_answers_are_errors(raw: HttpProvider, sim: Sim, fault: 
 
 @pytest.mark.parametrize("fault", V1_ONLY_INVALID, ids=lambda f: "-".join(map(str, f.values())))
 async def test_malformed_v1_answers_are_errors(
-    sim: Sim, make_settings: Callable[..., Settings], pseudonym: Pseudonymizer,
+    sim: Sim,
+    make_settings: Callable[..., Settings],
+    pseudonym: Pseudonymizer,
     fault: dict[str, Any],
 ) -> None:
     provider = HttpProvider(make_settings(sim.url).balance, pseudonym)
@@ -171,18 +176,26 @@ async def test_schema_drift_that_is_harmless(raw: HttpProvider, sim: Sim, dialec
         ({"fault": "auth", "variant": "skew"}, 401, False, False),
         ({"fault": "auth", "variant": "replay"}, 401, False, False),
     ],
-    ids=lambda v: str(v.get("variant", v.get("status", v["fault"]))) if isinstance(v, dict)
-    else None,
+    ids=lambda v: (
+        str(v.get("variant", v.get("status", v["fault"]))) if isinstance(v, dict) else None
+    ),
 )
 async def test_error_statuses_are_classified(
-    raw: HttpProvider, sim: Sim, fault: dict[str, Any], status: int, retryable: bool,
+    raw: HttpProvider,
+    sim: Sim,
+    fault: dict[str, Any],
+    status: int,
+    retryable: bool,
     breaker: bool,
 ) -> None:
     await sim.fault(**fault)
     with pytest.raises(UpstreamRefused) as caught:
         await raw.fetch(DEMO)
     assert (caught.value.status, caught.value.retryable, caught.value.breaker) == (
-        status, retryable, breaker)
+        status,
+        retryable,
+        breaker,
+    )
     if status == 429:
         assert caught.value.retry_after == 3.0
 
@@ -190,8 +203,9 @@ async def test_error_statuses_are_classified(
 async def test_real_authentication(
     sim: Sim, make_settings: Callable[..., Settings], pseudonym: Pseudonymizer
 ) -> None:
-    wrong = HttpProvider(make_settings(sim.url, secret=SecretStr("not-the-secret")).balance,
-                         pseudonym)
+    wrong = HttpProvider(
+        make_settings(sim.url, secret=SecretStr("not-the-secret")).balance, pseudonym
+    )
     with pytest.raises(UpstreamRefused) as caught:
         await wrong.fetch(DEMO)
     assert caught.value.code == "UNAUTHENTICATED"
@@ -235,7 +249,9 @@ async def _timed(fetch: Any) -> tuple[float, BaseException | BalanceSnapshot]:
 
 @pytest.mark.parametrize("fault", [{"fault": "hang"}, {"fault": "slow_body", "interval_ms": 40}])
 async def test_hang_and_slow_body_end_at_the_deadline(
-    sim: Sim, make_settings: Callable[..., Settings], pseudonym: Pseudonymizer,
+    sim: Sim,
+    make_settings: Callable[..., Settings],
+    pseudonym: Pseudonymizer,
     fault: dict[str, Any],
 ) -> None:
     settings = make_settings(sim.url, deadline=0.3, read_timeout=5.0)

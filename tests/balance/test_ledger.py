@@ -38,9 +38,14 @@ def run(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int
 
 @pytest.mark.parametrize(
     ("raw", "canonical"),
-    [("13800138000", "13800138000"), ("+8613800138000", "13800138000"),
-     ("008613800138000", "13800138000"), ("+86 138-0013-8000", "13800138000"),
-     ("8613800138000", "13800138000"), ("+254711000111", "254711000111")],
+    [
+        ("13800138000", "13800138000"),
+        ("+8613800138000", "13800138000"),
+        ("008613800138000", "13800138000"),
+        ("+86 138-0013-8000", "13800138000"),
+        ("8613800138000", "13800138000"),
+        ("+254711000111", "254711000111"),
+    ],
 )
 def test_canonical_msisdn(raw: str, canonical: str) -> None:
     assert canonical_msisdn(raw) == canonical
@@ -56,15 +61,24 @@ def test_canonical_rejects_and_e164() -> None:
 
 @pytest.mark.parametrize(
     ("text", "fen"),
-    [("12.50", 1250), ("12.5", 1250), ("0.05", 5), ("-3.20", -320), ("0.29", 29),
-     ("100000.01", 10_000_001), ("0", 0), ("1.1", 110)],
+    [
+        ("12.50", 1250),
+        ("12.5", 1250),
+        ("0.05", 5),
+        ("-3.20", -320),
+        ("0.29", 29),
+        ("100000.01", 10_000_001),
+        ("0", 0),
+        ("1.1", 110),
+    ],
 )
 def test_amounts_are_decimal_to_fen(text: str, fen: int) -> None:
     assert parse_amount(text) == fen
 
 
-@pytest.mark.parametrize("text", ["12.505", "abc", "1e3", "NaN", "12,50", "", "--1", "1.",
-                                  "1234567890"])
+@pytest.mark.parametrize(
+    "text", ["12.505", "abc", "1e3", "NaN", "12,50", "", "--1", "1.", "1234567890"]
+)
 def test_bad_amounts(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_amount(text)
@@ -110,11 +124,30 @@ def test_seed_only_when_new(tmp_path: Path) -> None:
     store.close()
 
 
-def test_cli_set_show_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["set", "+86 139 0000 0001", "--main", "0.29", "--data-mb", "1536",
-                "--voice-min", "30", "--sms", "5", "--data-expiry", "2027-01-31"],
-               tmp_path, monkeypatch) == 0
+def test_cli_set_show_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        run(
+            [
+                "set",
+                "+86 139 0000 0001",
+                "--main",
+                "0.29",
+                "--data-mb",
+                "1536",
+                "--voice-min",
+                "30",
+                "--sms",
+                "5",
+                "--data-expiry",
+                "2027-01-31",
+            ],
+            tmp_path,
+            monkeypatch,
+        )
+        == 0
+    )
     store = LedgerStore(tmp_path / "ledger.sqlite3")
     record = store.get("13900000001")
     store.close()
@@ -123,8 +156,14 @@ def test_cli_set_show_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert buckets["data"].remaining == 1536 * 1024**2
     assert buckets["voice"].remaining == 1800 and buckets["sms"].remaining == 5
     assert buckets["data"].valid_until == dt.datetime(2027, 1, 31, 15, 59, 59, tzinfo=dt.UTC)
-    assert run(["set", "13900000001", "--main", "-3.20", "--status", "suspended"],
-               tmp_path, monkeypatch) == 0
+    assert (
+        run(
+            ["set", "13900000001", "--main", "-3.20", "--status", "suspended"],
+            tmp_path,
+            monkeypatch,
+        )
+        == 0
+    )
     capsys.readouterr()
     assert run(["show", "8613900000001"], tmp_path, monkeypatch) == 0
     shown = capsys.readouterr().out
@@ -137,18 +176,22 @@ def test_cli_set_show_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 @pytest.mark.parametrize(
     "argv",
-    [["set", "13900000002", "--main", "12.505"],
-     ["set", "13900000002", "--main", "abc"],
-     ["set", "13900000002", "--main", "1", "--data-mb", "-1"],
-     ["set", "13900000002", "--main", "1", "--voice-min", "1.5"],
-     ["set", "13900000002", "--main", "1", "--sms-expiry", "2026-13-01"],
-     ["set", "13900000002", "--data-mb", "10"],
-     ["set", "13900000002", "--main", "1", "--data-expiry", "2027-01-01"],
-     ["set", "12", "--main", "1"],
-     ["show", "12"]],
+    [
+        ["set", "13900000002", "--main", "12.505"],
+        ["set", "13900000002", "--main", "abc"],
+        ["set", "13900000002", "--main", "1", "--data-mb", "-1"],
+        ["set", "13900000002", "--main", "1", "--voice-min", "1.5"],
+        ["set", "13900000002", "--main", "1", "--sms-expiry", "2026-13-01"],
+        ["set", "13900000002", "--data-mb", "10"],
+        ["set", "13900000002", "--main", "1", "--data-expiry", "2027-01-01"],
+        ["set", "12", "--main", "1"],
+        ["show", "12"],
+    ],
 )
 def test_cli_bad_values_exit_2_with_one_line(
-    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert run(argv, tmp_path, monkeypatch) == 2

@@ -31,11 +31,18 @@ LIMITS = Limits()
 
 def v1(**changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "as_of": "2026-11-24T10:00:00.000+08:00", "account_status": "active",
+        "as_of": "2026-11-24T10:00:00.000+08:00",
+        "account_status": "active",
         "main_balance": {"amount_minor": 1250, "currency": "CNY"},
-        "buckets": [{"id": "d", "usage_type": "data", "status": "active",
-                     "remaining": {"value": 1024, "unit": "byte"},
-                     "valid_until": "9999-12-31T23:59:59+08:00"}],
+        "buckets": [
+            {
+                "id": "d",
+                "usage_type": "data",
+                "status": "active",
+                "remaining": {"value": 1024, "unit": "byte"},
+                "valid_until": "9999-12-31T23:59:59+08:00",
+            }
+        ],
     }
     doc.update(changes)
     return doc
@@ -47,8 +54,15 @@ def test_snapshot_model_is_strict_and_exposes_values_money() -> None:
     assert snap.buckets[0].valid_until is None  # 9999 sentinel = no expiry
     assert snap.as_stale().stale is True and snap.stale is False
     with pytest.raises(ValidationError):
-        BalanceSnapshot(subscriber_token="t", account_status="active", main_balance=None,
-                        buckets=(), as_of=NOW, fetched_at=NOW, provider="x")
+        BalanceSnapshot(
+            subscriber_token="t",
+            account_status="active",
+            main_balance=None,
+            buckets=(),
+            as_of=NOW,
+            fetched_at=NOW,
+            provider="x",
+        )
     with pytest.raises(ValidationError):  # naive timestamps are refused
         snap.model_validate({**snap.model_dump(), "as_of": NOW.replace(tzinfo=None)})
     with pytest.raises(ValidationError):
@@ -61,11 +75,16 @@ def test_snapshot_model_is_strict_and_exposes_values_money() -> None:
 
 @pytest.mark.parametrize(
     ("body", "content_type", "charset"),
-    [(b'{"a":1,"a":2}', "application/json", None), (b'{"a":NaN}', "application/json", None),
-     (b'{"a":Infinity}', "application/json", None), (b"{}", "text/html", None),
-     (b"{}", "application/json", "gbk"), (b"", "application/json", None),
-     (b'{"a":"\xff"}', "application/json", None), (b"[" * 5000 + b"]" * 5000,
-                                                   "application/json", None)],
+    [
+        (b'{"a":1,"a":2}', "application/json", None),
+        (b'{"a":NaN}', "application/json", None),
+        (b'{"a":Infinity}', "application/json", None),
+        (b"{}", "text/html", None),
+        (b"{}", "application/json", "gbk"),
+        (b"", "application/json", None),
+        (b'{"a":"\xff"}', "application/json", None),
+        (b"[" * 5000 + b"]" * 5000, "application/json", None),
+    ],
 )
 def test_decode_json_rejects(body: bytes, content_type: str, charset: str | None) -> None:
     with pytest.raises(InvalidUpstreamAnswer):
@@ -80,9 +99,12 @@ def test_decode_json_size_cap_and_decimals() -> None:
 
 @pytest.mark.parametrize(
     ("status", "code", "kind"),
-    [(404, "SUBSCRIBER_NOT_FOUND", UpstreamNotFound), (409, "BALANCE_NOT_AVAILABLE",
-                                                        UpstreamNotFound),
-     (400, "INVALID_REQUEST", UpstreamRefused), (503, "UNAVAILABLE", UpstreamRefused)],
+    [
+        (404, "SUBSCRIBER_NOT_FOUND", UpstreamNotFound),
+        (409, "BALANCE_NOT_AVAILABLE", UpstreamNotFound),
+        (400, "INVALID_REQUEST", UpstreamRefused),
+        (503, "UNAVAILABLE", UpstreamRefused),
+    ],
 )
 def test_error_for_status(status: int, code: str, kind: type[Exception]) -> None:
     assert isinstance(error_for_status(status, {"code": code}, None), kind)
@@ -90,14 +112,30 @@ def test_error_for_status(status: int, code: str, kind: type[Exception]) -> None
 
 def test_tmf654_units_and_rounding() -> None:
     doc = [
-        {"id": "m", "usageType": "monetary", "status": "active",
-         "remainingValue": {"amount": Decimal("12.509"), "units": "CNY"}},
-        {"id": "m2", "usageType": "monetary", "status": "active",
-         "remainingValue": {"amount": 1005, "units": "厘"}},
-        {"id": "d", "usageType": "data", "status": "active",
-         "remainingValue": {"amount": "1.5", "units": "GB"}},
-        {"id": "v", "usageType": "voice", "status": "active",
-         "remainingValue": {"amount": 90, "units": "minutes"}},
+        {
+            "id": "m",
+            "usageType": "monetary",
+            "status": "active",
+            "remainingValue": {"amount": Decimal("12.509"), "units": "CNY"},
+        },
+        {
+            "id": "m2",
+            "usageType": "monetary",
+            "status": "active",
+            "remainingValue": {"amount": 1005, "units": "厘"},
+        },
+        {
+            "id": "d",
+            "usageType": "data",
+            "status": "active",
+            "remainingValue": {"amount": "1.5", "units": "GB"},
+        },
+        {
+            "id": "v",
+            "usageType": "voice",
+            "status": "active",
+            "remainingValue": {"amount": 90, "units": "minutes"},
+        },
     ]
     snap = parse_tmf654(doc, token="t", fetched_at=NOW, limits=LIMITS)
     assert snap.main_balance == Money(1250 + 100)  # floors: 12.509 → 12.50, 1005 厘 → 1.00
@@ -106,15 +144,23 @@ def test_tmf654_units_and_rounding() -> None:
     with pytest.raises(UpstreamNotFound):
         parse_tmf654([], token="t", fetched_at=NOW, limits=LIMITS)
     with pytest.raises(InvalidUpstreamAnswer):
-        parse_tmf654([{**doc[2], "remainingValue": {"amount": 1, "units": "parsecs"}}],
-                     token="t", fetched_at=NOW, limits=LIMITS)
+        parse_tmf654(
+            [{**doc[2], "remainingValue": {"amount": 1, "units": "parsecs"}}],
+            token="t",
+            fetched_at=NOW,
+            limits=LIMITS,
+        )
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
     | st.floats(allow_nan=True, allow_infinity=True),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -139,8 +185,9 @@ def test_fuzzed_fields_give_a_snapshot_or_invalid_never_a_crash(
 @settings(max_examples=200, deadline=None)
 @given(amount=_json_values, units=st.sampled_from(["CNY", "GB", "MB", "minutes", "sms", "x"]))
 def test_fuzzed_tmf654_amounts(amount: Any, units: str) -> None:
-    doc = [{"id": "m", "usageType": "monetary", "remainingValue": {"amount": amount,
-                                                                    "units": units}}]
+    doc = [
+        {"id": "m", "usageType": "monetary", "remainingValue": {"amount": amount, "units": units}}
+    ]
     try:
         snap = parse_tmf654(doc, token="t", fetched_at=NOW, limits=LIMITS)
     except InvalidUpstreamAnswer:
@@ -149,23 +196,37 @@ def test_fuzzed_tmf654_amounts(amount: Any, units: str) -> None:
 
 
 def test_signing_round_trip() -> None:
-    headers = auth_headers(method="POST", path="/p", query="", key_id="k", secret="s",
-                           body=b"{}", timestamp_ms=1, nonce="n")
+    headers = auth_headers(
+        method="POST",
+        path="/p",
+        query="",
+        key_id="k",
+        secret="s",
+        body=b"{}",
+        timestamp_ms=1,
+        nonce="n",
+    )
     parsed = parse_authorization(headers["Authorization"])
     assert parsed is not None and parsed[0] == "k"
     message = string_to_sign("POST", "/p", "", "k", "1", "n", b"{}")
     assert verify_signature("s", message, parsed[1])
-    assert not verify_signature("s", string_to_sign("POST", "/p", "", "k", "1", "n", b"{ }"),
-                                parsed[1])
+    assert not verify_signature(
+        "s", string_to_sign("POST", "/p", "", "k", "1", "n", b"{ }"), parsed[1]
+    )
     assert parse_authorization("Basic abc") is None
 
 
 def test_fault_rules_validate_and_count() -> None:
     now = [0.0]
     table = FaultTable(clock=lambda: now[0], rng=random.Random(1))
-    for bad in ({"fault": "nope"}, {"fault": "status", "status": "x"},
-                {"fault": "invalid_json", "variant": "yaml"}, {"fault": "hang", "ms": 1},
-                {"fault": "hang", "times": -1}, []):
+    for bad in (
+        {"fault": "nope"},
+        {"fault": "status", "status": "x"},
+        {"fault": "invalid_json", "variant": "yaml"},
+        {"fault": "hang", "ms": 1},
+        {"fault": "hang", "times": -1},
+        [],
+    ):
         with pytest.raises(ValueError):
             table.add(bad)
     table.add({"fault": "status", "times": 2, "msisdn": "+8613800138000"})

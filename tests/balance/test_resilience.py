@@ -72,8 +72,14 @@ async def test_outage_opens_the_breaker_serves_stale_and_probes_once(
 ) -> None:
     clock = FakeClock()
     registry = CollectorRegistry()
-    settings = make_settings(sim.url, fresh_ttl=0, retries=0, breaker_failures=3,
-                             breaker_reset=10.0, subscriber_rate="1000/minute")
+    settings = make_settings(
+        sim.url,
+        fresh_ttl=0,
+        retries=0,
+        breaker_failures=3,
+        breaker_reset=10.0,
+        subscriber_rate="1000/minute",
+    )
     async with open_provider(settings, pseudonym, registry, clock=clock) as provider:
         good = await provider.fetch(DEMO)
         assert good.stale is False
@@ -82,8 +88,7 @@ async def test_outage_opens_the_breaker_serves_stale_and_probes_once(
             clock.advance(1)
             served = await provider.fetch(DEMO)
             assert served.stale is True and served.as_of == good.as_of
-        assert registry.get_sample_value(
-            "hotline_balance_breaker_state", {"provider": "http"}) == 1
+        assert registry.get_sample_value("hotline_balance_breaker_state", {"provider": "http"}) == 1
         calls_when_open = (await sim.stats())["total_calls"]
         assert calls_when_open == 4
         for _ in range(20):  # open: nothing reaches the upstream, stale still served
@@ -94,29 +99,35 @@ async def test_outage_opens_the_breaker_serves_stale_and_probes_once(
 
         clock.advance(10)  # half-open: of 30 concurrent callers exactly one probes
         numbers = [f"1380013{8100 + i}" for i in range(30)]
-        outcomes = await asyncio.gather(*(provider.fetch(n) for n in numbers),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(provider.fetch(n) for n in numbers), return_exceptions=True
+        )
         assert (await sim.stats())["total_calls"] == calls_when_open + 1
         assert sum(isinstance(o, CircuitOpen) for o in outcomes) == 29
-        assert registry.get_sample_value(
-            "hotline_balance_breaker_state", {"provider": "http"}) == 1  # probe failed
+        assert (
+            registry.get_sample_value("hotline_balance_breaker_state", {"provider": "http"}) == 1
+        )  # probe failed
 
         await sim.clear_faults()  # the upstream returns: recovery is automatic
         clock.advance(10)
         recovered = await provider.fetch(DEMO)
         assert recovered.stale is False and recovered.main_balance == Money(1250)
-        assert registry.get_sample_value(
-            "hotline_balance_breaker_state", {"provider": "http"}) == 0
-        assert registry.get_sample_value(
-            "hotline_balance_cache_hits_total", {"provider": "http", "result": "stale"}) == 23
+        assert registry.get_sample_value("hotline_balance_breaker_state", {"provider": "http"}) == 0
+        assert (
+            registry.get_sample_value(
+                "hotline_balance_cache_hits_total", {"provider": "http", "result": "stale"}
+            )
+            == 23
+        )
 
 
 async def test_invalid_answers_are_never_cached(
     sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
 ) -> None:
     clock = FakeClock()
-    async with open_provider(make_settings(sim.url, fresh_ttl=5), pseudonym,
-                             clock=clock) as provider:
+    async with open_provider(
+        make_settings(sim.url, fresh_ttl=5), pseudonym, clock=clock
+    ) as provider:
         await sim.fault(fault="wrong_types", variant="string_amount", times=1)
         with pytest.raises(InvalidUpstreamAnswer):
             await provider.fetch(DEMO)
@@ -136,8 +147,9 @@ async def test_fresh_answers_come_from_cache_and_max_stale_is_a_hard_bound(
     sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
 ) -> None:
     clock = FakeClock()
-    async with open_provider(make_settings(sim.url, fresh_ttl=5, max_stale=60), pseudonym,
-                             clock=clock) as provider:
+    async with open_provider(
+        make_settings(sim.url, fresh_ttl=5, max_stale=60), pseudonym, clock=clock
+    ) as provider:
         await provider.fetch(DEMO)
         clock.advance(4.9)
         await provider.fetch(DEMO)
@@ -154,8 +166,9 @@ async def test_not_found_is_negatively_cached(
     sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
 ) -> None:
     clock = FakeClock()
-    async with open_provider(make_settings(sim.url, negative_ttl=60), pseudonym,
-                             clock=clock) as provider:
+    async with open_provider(
+        make_settings(sim.url, negative_ttl=60), pseudonym, clock=clock
+    ) as provider:
         for _ in range(3):
             with pytest.raises(UpstreamNotFound):
                 await provider.fetch("13900000001")
@@ -170,8 +183,9 @@ async def test_subscriber_limit_serves_cache_then_refuses(
     sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
 ) -> None:
     clock = FakeClock()
-    async with open_provider(make_settings(sim.url, fresh_ttl=0, subscriber_rate="2/minute"),
-                             pseudonym, clock=clock) as provider:
+    async with open_provider(
+        make_settings(sim.url, fresh_ttl=0, subscriber_rate="2/minute"), pseudonym, clock=clock
+    ) as provider:
         for _ in range(2):
             clock.advance(1)
             assert (await provider.fetch(DEMO)).stale is False
@@ -218,8 +232,9 @@ async def test_hang_gives_stale_well_inside_the_deadline(
     sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
 ) -> None:
     clock = FakeClock()
-    async with open_provider(make_settings(sim.url, deadline=0.3, fresh_ttl=5), pseudonym,
-                             clock=clock) as provider:
+    async with open_provider(
+        make_settings(sim.url, deadline=0.3, fresh_ttl=5), pseudonym, clock=clock
+    ) as provider:
         await provider.fetch(DEMO)
         clock.advance(6)
         await sim.fault(fault="hang")
@@ -238,15 +253,17 @@ async def test_bulkhead_caps_concurrency(
     settings = make_settings(sim.url, max_concurrency=4, bulkhead_wait=0.05)
     async with open_provider(settings, pseudonym) as provider:
         numbers = [f"1390000{i:04d}" for i in range(20)]
-        outcomes = await asyncio.gather(*(provider.fetch(n) for n in numbers),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(provider.fetch(n) for n in numbers), return_exceptions=True
+        )
     stats = await sim.stats()
     assert stats["max_inflight"] == 4
     assert sum(isinstance(o, BulkheadFull) for o in outcomes) == 16
 
 
-async def test_ledger_provider_through_the_stack(make_settings: Make,
-                                                 pseudonym: Pseudonymizer) -> None:
+async def test_ledger_provider_through_the_stack(
+    make_settings: Make, pseudonym: Pseudonymizer
+) -> None:
     async with open_provider(make_settings(), pseudonym) as provider:
         snap = await provider.fetch("+8613800138004")
         assert snap.main_balance == Money(10_000_001) and snap.provider == "ledger"
@@ -264,15 +281,18 @@ async def test_logs_and_metrics_hold_no_phone_number_or_balance(
     caplog.set_level(logging.DEBUG)
     registry = CollectorRegistry()
     clock = FakeClock()
-    settings = make_settings(sim.url, fresh_ttl=0, breaker_failures=2, deadline=0.3,
-                             subscriber_rate="1000/minute")
+    settings = make_settings(
+        sim.url, fresh_ttl=0, breaker_failures=2, deadline=0.3, subscriber_rate="1000/minute"
+    )
     async with open_provider(settings, pseudonym, registry, clock=clock) as provider:
         await provider.fetch(DEMO)
-        for fault in ({"fault": "wrong_types", "variant": "prefixed_amount"},
-                      {"fault": "out_of_range", "variant": "huge"},
-                      {"fault": "invalid_json", "variant": "nan"},
-                      {"fault": "status", "status": 503},
-                      {"fault": "hang"}):
+        for fault in (
+            {"fault": "wrong_types", "variant": "prefixed_amount"},
+            {"fault": "out_of_range", "variant": "huge"},
+            {"fault": "invalid_json", "variant": "nan"},
+            {"fault": "status", "status": 503},
+            {"fault": "hang"},
+        ):
             await sim.clear_faults()
             await sim.fault(**fault)
             clock.advance(11)
@@ -281,8 +301,12 @@ async def test_logs_and_metrics_hold_no_phone_number_or_balance(
                     await provider.fetch(number)
                 except Exception as exc:  # the messages are logged by callers too
                     logging.getLogger("test").warning("lookup failed: %s", exc)
-    labels = " ".join(value for metric in registry.collect() for sample in metric.samples
-                      for value in sample.labels.values())
+    labels = " ".join(
+        value
+        for metric in registry.collect()
+        for sample in metric.samples
+        for value in sample.labels.values()
+    )
     assert "balance upstream error" in caplog.text  # something was logged
     assert not _PHONE.search(caplog.text), "a phone number leaked into the logs"
     assert not re.search(r"\d{5}", labels), f"digits in metric labels: {labels}"

@@ -17,8 +17,9 @@ async def test_admin_rejects_bad_input(sim: Sim) -> None:
         assert resp.status == 400 and "fault: one of" in await resp.text()
     async with sim.session.post(url("/_sim/faults"), data=b"{not json") as resp:
         assert resp.status == 400
-    async with sim.session.put(url("/_sim/subscribers/13900000000"),
-                               json={"status": "frozen"}) as resp:
+    async with sim.session.put(
+        url("/_sim/subscribers/13900000000"), json={"status": "frozen"}
+    ) as resp:
         assert resp.status == 400 and "status" in await resp.text()
     async with sim.session.put(url("/_sim/subscribers/12"), json={}) as resp:
         assert resp.status == 400
@@ -26,8 +27,9 @@ async def test_admin_rejects_bad_input(sim: Sim) -> None:
 
 async def test_unsigned_and_malformed_queries(sim: Sim) -> None:
     url = sim.server.make_url
-    async with sim.session.post(url("/balance-query/v1/query"),
-                                json={"msisdn": "+8613800138000"}) as resp:
+    async with sim.session.post(
+        url("/balance-query/v1/query"), json={"msisdn": "+8613800138000"}
+    ) as resp:
         assert resp.status == 401
         assert (await resp.json(content_type=None))["code"] == "UNAUTHENTICATED"
     async with sim.session.post(url("/balance-query/v1/query"), data=b"[]") as resp:

@@ -43,11 +43,16 @@ __all__ = ["SIM", "Simulator", "create_sim_app"]
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _TITLES = {
-    400: ("INVALID_REQUEST", False), 401: ("UNAUTHENTICATED", False),
-    403: ("FORBIDDEN", False), 404: ("SUBSCRIBER_NOT_FOUND", False),
-    409: ("BALANCE_NOT_AVAILABLE", False), 429: ("RATE_LIMITED", True),
-    500: ("INTERNAL_ERROR", True), 502: ("UPSTREAM_ERROR", True),
-    503: ("UNAVAILABLE", True), 504: ("UPSTREAM_TIMEOUT", True),
+    400: ("INVALID_REQUEST", False),
+    401: ("UNAUTHENTICATED", False),
+    403: ("FORBIDDEN", False),
+    404: ("SUBSCRIBER_NOT_FOUND", False),
+    409: ("BALANCE_NOT_AVAILABLE", False),
+    429: ("RATE_LIMITED", True),
+    500: ("INTERNAL_ERROR", True),
+    502: ("UPSTREAM_ERROR", True),
+    503: ("UNAVAILABLE", True),
+    504: ("UPSTREAM_TIMEOUT", True),
 }
 _SKEW_MS = 300_000
 _AMOUNT = re.compile(r'("amount(?:_minor)?"):\s*-?[\d.]+')
@@ -56,15 +61,28 @@ _AMOUNT = re.compile(r'("amount(?:_minor)?"):\s*-?[\d.]+')
 def _problem(status: int, code: str | None = None, retry_after: int | None = None) -> web.Response:
     default, retryable = _TITLES.get(status, ("ERROR", status >= 500))
     code = code or default
-    body = {"type": f"urn:balance-query:error:{code}", "title": code.replace("_", " ").lower(),
-            "status": status, "code": code, "retryable": retryable}
+    body = {
+        "type": f"urn:balance-query:error:{code}",
+        "title": code.replace("_", " ").lower(),
+        "status": status,
+        "code": code,
+        "retryable": retryable,
+    }
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return web.Response(status=status, text=json.dumps(body), headers=headers,
-                        content_type="application/problem+json")
+    return web.Response(
+        status=status,
+        text=json.dumps(body),
+        headers=headers,
+        content_type="application/problem+json",
+    )
 
 
-def _json(text: str | bytes, status: int = 200, content_type: str = "application/json",
-          charset: str | None = "utf-8") -> web.Response:
+def _json(
+    text: str | bytes,
+    status: int = 200,
+    content_type: str = "application/json",
+    charset: str | None = "utf-8",
+) -> web.Response:
     body = text.encode("utf-8") if isinstance(text, str) else text
     response = web.Response(status=status, body=body)
     response.headers["Content-Type"] = content_type + (f"; charset={charset}" if charset else "")
@@ -150,8 +168,12 @@ def _voice(doc: dict[str, Any]) -> dict[str, Any]:
     for bucket in doc["buckets"]:
         if bucket["usage_type"] == "voice":
             return dict(bucket)
-    return {"id": "pkg-voice-x", "usage_type": "voice", "status": "active",
-            "remaining": {"value": 60, "unit": "second"}}
+    return {
+        "id": "pkg-voice-x",
+        "usage_type": "voice",
+        "status": "active",
+        "remaining": {"value": 60, "unit": "second"},
+    }
 
 
 def _mutate_v1(rule: FaultRule, doc: dict[str, Any], now: dt.datetime) -> str | bytes:
@@ -171,8 +193,11 @@ def _mutate_v1(rule: FaultRule, doc: dict[str, Any], now: dt.datetime) -> str | 
                 doc["MainBalance"] = doc.pop("main_balance")
             else:
                 main["amount_minor"] = {
-                    "string_amount": "12.50", "float_amount": 12.5,
-                    "prefixed_amount": "CNY 1,785.50", "bool": True, "null": None,
+                    "string_amount": "12.50",
+                    "float_amount": 12.5,
+                    "prefixed_amount": "CNY 1,785.50",
+                    "bool": True,
+                    "null": None,
                     "object": {},
                 }[variant]
         case "missing_field":
@@ -193,8 +218,14 @@ def _mutate_v1(rule: FaultRule, doc: dict[str, Any], now: dt.datetime) -> str | 
             if variant == "huge":
                 main["amount_minor"] = 10**18
             elif variant == "negative_data":
-                doc["buckets"] = [{"id": "pkg-data-x", "usage_type": "data", "status": "active",
-                                   "remaining": {"value": -1024, "unit": "byte"}}]
+                doc["buckets"] = [
+                    {
+                        "id": "pkg-data-x",
+                        "usage_type": "data",
+                        "status": "active",
+                        "remaining": {"value": -1024, "unit": "byte"},
+                    }
+                ]
             else:
                 voice = _voice(doc)
                 voice["valid_until"] = "1970-01-01T08:00:00+08:00"
@@ -204,12 +235,19 @@ def _mutate_v1(rule: FaultRule, doc: dict[str, Any], now: dt.datetime) -> str | 
             local = now.astimezone(LOCAL_TZ)
             doc["as_of"] = {
                 "no_offset": local.replace(tzinfo=None).isoformat(timespec="seconds"),
-                "epoch_s": int(now.timestamp()), "epoch_ms": int(now.timestamp() * 1000),
+                "epoch_s": int(now.timestamp()),
+                "epoch_ms": int(now.timestamp() * 1000),
                 "compact": local.strftime("%Y%m%d%H%M%S"),
             }[variant]
         case "business_error_200":
-            return json.dumps({"code": "INTERNAL_ERROR", "title": "internal error",
-                               "status": 500, "request_id": doc["request_id"]})
+            return json.dumps(
+                {
+                    "code": "INTERNAL_ERROR",
+                    "title": "internal error",
+                    "status": 500,
+                    "request_id": doc["request_id"],
+                }
+            )
         case "stale_as_of" | "future_as_of":
             sign = -1 if rule.fault == "stale_as_of" else 1
             moment = now + dt.timedelta(seconds=sign * p.get("seconds", 3600))
@@ -221,16 +259,28 @@ def _mutate_tmf(rule: FaultRule, items: list[dict[str, Any]]) -> str:
     """The TMF654 body a body-level fault produces."""
     p = rule.params
     if not items or items[0]["usageType"] != "monetary":
-        items.insert(0, {"id": "bkt-main", "usageType": "monetary", "status": "active",
-                         "remainingValue": {"amount": 0.0, "units": "CNY"}})
+        items.insert(
+            0,
+            {
+                "id": "bkt-main",
+                "usageType": "monetary",
+                "status": "active",
+                "remainingValue": {"amount": 0.0, "units": "CNY"},
+            },
+        )
     money = items[0]["remainingValue"]
     match rule.fault:
         case "wrong_types":
             variant = p.get("variant", "string_amount")
             money["amount"] = {
-                "string_amount": "12.50", "float_amount": 12.5,
-                "prefixed_amount": "CNY 1,785.50", "bool": True, "null": None, "object": {},
-                "minutes_string": "251:37", "key_casing": None,
+                "string_amount": "12.50",
+                "float_amount": 12.5,
+                "prefixed_amount": "CNY 1,785.50",
+                "bool": True,
+                "null": None,
+                "object": {},
+                "minutes_string": "251:37",
+                "key_casing": None,
             }[variant]
         case "missing_field":
             del items[0]["remainingValue"]
@@ -245,8 +295,14 @@ def _mutate_tmf(rule: FaultRule, items: list[dict[str, Any]]) -> str:
             if variant == "huge":
                 money["amount"] = 1e16
             elif variant == "negative_data":
-                items.append({"id": "bkt-data-x", "usageType": "data", "status": "active",
-                              "remainingValue": {"amount": -5, "units": "MB"}})
+                items.append(
+                    {
+                        "id": "bkt-data-x",
+                        "usageType": "data",
+                        "status": "active",
+                        "remainingValue": {"amount": -5, "units": "MB"},
+                    }
+                )
             else:
                 items[0]["validFor"] = {"endDateTime": "1970-01-01T08:00:00+08:00"}
         case "time_formats":
@@ -256,10 +312,20 @@ def _mutate_tmf(rule: FaultRule, items: list[dict[str, Any]]) -> str:
     return json.dumps(items, ensure_ascii=False)
 
 
-_BODY_FAULTS = frozenset({
-    "wrong_types", "missing_field", "extra_field", "unknown_enum", "duplicate_keys",
-    "out_of_range", "time_formats", "business_error_200", "stale_as_of", "future_as_of",
-})
+_BODY_FAULTS = frozenset(
+    {
+        "wrong_types",
+        "missing_field",
+        "extra_field",
+        "unknown_enum",
+        "duplicate_keys",
+        "out_of_range",
+        "time_formats",
+        "business_error_200",
+        "stale_as_of",
+        "future_as_of",
+    }
+)
 
 
 async def _until_closed(request: web.Request, limit: float) -> None:
@@ -300,8 +366,10 @@ async def _answer(
 
     def normal_text() -> str:
         if dialect == "v1":
-            return json.dumps((sub or SimSubscriber()).v1(now, request.headers.get(
-                "X-Request-Id", "sim")), ensure_ascii=False)
+            return json.dumps(
+                (sub or SimSubscriber()).v1(now, request.headers.get("X-Request-Id", "sim")),
+                ensure_ascii=False,
+            )
         return json.dumps((sub or SimSubscriber()).tmf654(), ensure_ascii=False)
 
     if rule is not None:
@@ -322,7 +390,7 @@ async def _answer(
                 for i in range(len(data)):
                     if request.transport is None or request.transport.is_closing():
                         break
-                    await response.write(data[i:i + 1])
+                    await response.write(data[i : i + 1])
                     await asyncio.sleep(p.get("interval_ms", 100) / 1000)
                 return response
             case "reset":
@@ -343,9 +411,11 @@ async def _answer(
                 return _problem(503, retry_after=p.get("retry_after"))
             case "html_error":
                 status = p.get("status", 502)
-                return web.Response(status=status, content_type="text/html",
-                                    text=f"<html><body><h1>{status} Bad Gateway</h1>"
-                                         "<hr>nginx</body></html>")
+                return web.Response(
+                    status=status,
+                    content_type="text/html",
+                    text=f"<html><body><h1>{status} Bad Gateway</h1><hr>nginx</body></html>",
+                )
             case "truncated_json":
                 data = normal_text().encode()
                 return _json(data[: p.get("bytes", len(data) // 2)])
@@ -374,13 +444,19 @@ async def _answer(
                 return _json(b"")
             case "auth":
                 sim.auth_failures += 1
-                return _problem(401, {"signature": "UNAUTHENTICATED",
-                                      "skew": "TIMESTAMP_OUT_OF_WINDOW",
-                                      "replay": "NONCE_REPLAYED"}[p.get("variant", "signature")])
+                return _problem(
+                    401,
+                    {
+                        "signature": "UNAUTHENTICATED",
+                        "skew": "TIMESTAMP_OUT_OF_WINDOW",
+                        "replay": "NONCE_REPLAYED",
+                    }[p.get("variant", "signature")],
+                )
             case name if name in _BODY_FAULTS:
                 if dialect == "v1":
-                    doc = (sub or SimSubscriber()).v1(now, request.headers.get("X-Request-Id",
-                                                                               "sim"))
+                    doc = (sub or SimSubscriber()).v1(
+                        now, request.headers.get("X-Request-Id", "sim")
+                    )
                     return _json(_mutate_v1(rule, doc, now))
                 return _json(_mutate_tmf(rule, (sub or SimSubscriber()).tmf654()))
     if sub is None:
@@ -419,13 +495,20 @@ async def query_v1(request: web.Request) -> web.StreamResponse:
 
 
 async def tmf_buckets(request: web.Request) -> web.StreamResponse:
-    raw = next((request.query[k] for k in ("logicalResource.id", "relatedParty.id", "product.id")
-                if k in request.query), None)
+    raw = next(
+        (
+            request.query[k]
+            for k in ("logicalResource.id", "relatedParty.id", "product.id")
+            if k in request.query
+        ),
+        None,
+    )
     try:
         msisdn = canonical_msisdn(raw or "")
     except ValueError:
-        return _json(json.dumps({"code": "28", "reason": "invalid query-string parameter"}),
-                     status=400)
+        return _json(
+            json.dumps({"code": "28", "reason": "invalid query-string parameter"}), status=400
+        )
     return await _answer(request, "tmf654", msisdn, b"")
 
 
@@ -487,8 +570,11 @@ def create_sim_app(
     """The simulator app; bind it to 127.0.0.1 only."""
     app = web.Application(middlewares=[_track], client_max_size=65536)
     app[SIM] = Simulator(
-        key_id=key_id, secret=secret, seed_path=seed_path,
-        now=now or (lambda: dt.datetime.now(dt.UTC)), monotonic=monotonic,
+        key_id=key_id,
+        secret=secret,
+        seed_path=seed_path,
+        now=now or (lambda: dt.datetime.now(dt.UTC)),
+        monotonic=monotonic,
         rng=random.Random(seed),
     )
     app.router.add_post(V1_PATH, query_v1)
@@ -499,4 +585,3 @@ def create_sim_app(
     app.router.add_get("/_sim/stats", get_stats)
     app.router.add_post("/_sim/reset", post_reset)
     return app
-

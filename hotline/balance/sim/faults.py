@@ -36,8 +36,18 @@ FAULTS: dict[str, dict[str, tuple[str, ...] | type]] = {
     "invalid_json": {"variant": ("trailing_comma", "single_quotes", "nan")},
     "bad_encoding": {"variant": ("gbk", "invalid_utf8", "bom")},
     "empty_body": {},
-    "wrong_types": {"variant": ("string_amount", "float_amount", "prefixed_amount", "bool",
-                                "null", "object", "minutes_string", "key_casing")},
+    "wrong_types": {
+        "variant": (
+            "string_amount",
+            "float_amount",
+            "prefixed_amount",
+            "bool",
+            "null",
+            "object",
+            "minutes_string",
+            "key_casing",
+        )
+    },
     "missing_field": {"field": ("as_of", "account_status", "remaining")},
     "extra_field": {},
     "unknown_enum": {},
@@ -66,8 +76,13 @@ class FaultRule:
     hits: int = 0
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "fault": self.fault, "params": self.params,
-                "times_left": self.times, "hits": self.hits}
+        return {
+            "id": self.id,
+            "fault": self.fault,
+            "params": self.params,
+            "times_left": self.times,
+            "hits": self.hits,
+        }
 
 
 def _number(doc: Mapping[str, Any], key: str) -> float | None:

@@ -41,7 +41,8 @@ class SimSubscriber:
             "as_of": as_of.astimezone(LOCAL_TZ).isoformat(timespec="milliseconds"),
             "account_status": self.status,
             "payment_type": "prepaid",
-            "main_balance": None if self.main_minor is None
+            "main_balance": None
+            if self.main_minor is None
             else {"amount_minor": self.main_minor, "currency": self.currency},
             "credit_limit": None,
             "buckets": [
@@ -51,9 +52,11 @@ class SimSubscriber:
                     "name": _NAMES.get(b.usage_type, "套餐"),
                     "status": "active",
                     "remaining": {"value": b.remaining, "unit": BUCKET_UNITS[b.usage_type]},
-                    "total": None if b.total is None
+                    "total": None
+                    if b.total is None
                     else {"value": b.total, "unit": BUCKET_UNITS[b.usage_type]},
-                    "valid_until": None if b.valid_until is None
+                    "valid_until": None
+                    if b.valid_until is None
                     else b.valid_until.astimezone(LOCAL_TZ).isoformat(),
                 }
                 for i, b in enumerate(self.buckets, 1)
@@ -64,11 +67,20 @@ class SimSubscriber:
         """TMF654 v4 `Bucket[]`: money as a float-ish decimal in CNY, data in MB."""
         items: list[dict[str, Any]] = []
         if self.main_minor is not None:
-            items.append({
-                "id": "bkt-main", "name": "通用账户", "usageType": "monetary",
-                "status": "active", "isShared": False, "@type": "Bucket",
-                "remainingValue": {"amount": float(Decimal(self.main_minor) / 100), "units": "CNY"},
-            })
+            items.append(
+                {
+                    "id": "bkt-main",
+                    "name": "通用账户",
+                    "usageType": "monetary",
+                    "status": "active",
+                    "isShared": False,
+                    "@type": "Bucket",
+                    "remainingValue": {
+                        "amount": float(Decimal(self.main_minor) / 100),
+                        "units": "CNY",
+                    },
+                }
+            )
         for i, b in enumerate(self.buckets, 1):
             if b.usage_type == "data":
                 amount, units = Decimal(b.remaining) / 1024**2, "MB"
@@ -79,13 +91,15 @@ class SimSubscriber:
             else:
                 amount, units = Decimal(b.remaining), "sms"
             item: dict[str, Any] = {
-                "id": f"bkt-{b.usage_type}-{i}", "name": _NAMES.get(b.usage_type, "套餐"),
-                "usageType": b.usage_type, "status": "active", "@type": "Bucket",
+                "id": f"bkt-{b.usage_type}-{i}",
+                "name": _NAMES.get(b.usage_type, "套餐"),
+                "usageType": b.usage_type,
+                "status": "active",
+                "@type": "Bucket",
                 "remainingValue": {"amount": float(amount), "units": units},
             }
             if b.valid_until is not None:
-                item["validFor"] = {
-                    "endDateTime": b.valid_until.astimezone(LOCAL_TZ).isoformat()}
+                item["validFor"] = {"endDateTime": b.valid_until.astimezone(LOCAL_TZ).isoformat()}
             items.append(item)
         return items
 
@@ -129,12 +143,14 @@ def subscriber_from_doc(doc: Mapping[str, Any], where: str = "subscriber") -> Si
         at = f"{where}.buckets[{i}]"
         if not isinstance(raw, Mapping) or raw.get("usage_type") not in BUCKET_UNITS:
             raise ValueError(f"{at}: needs usage_type data, voice or sms")
-        buckets.append(SimBucket(
-            usage_type=str(raw["usage_type"]),
-            remaining=_int(raw.get("remaining"), f"{at}.remaining"),
-            valid_until=_moment(raw.get("valid_until"), f"{at}.valid_until"),
-            total=None if raw.get("total") is None else _int(raw["total"], f"{at}.total"),
-        ))
+        buckets.append(
+            SimBucket(
+                usage_type=str(raw["usage_type"]),
+                remaining=_int(raw.get("remaining"), f"{at}.remaining"),
+                valid_until=_moment(raw.get("valid_until"), f"{at}.valid_until"),
+                total=None if raw.get("total") is None else _int(raw["total"], f"{at}.total"),
+            )
+        )
     return SimSubscriber(
         status=str(status),
         main_minor=None if main is None else _int(main, f"{where}.main_minor"),
@@ -149,9 +165,10 @@ def load_seed(path: Path | None, today: dt.date) -> dict[str, SimSubscriber]:
     if path is None:
         return {
             rec.msisdn: SimSubscriber(
-                status=rec.status, main_minor=rec.main_minor, currency=rec.currency,
-                buckets=[SimBucket(b.usage_type, b.remaining, b.valid_until)
-                         for b in rec.buckets],
+                status=rec.status,
+                main_minor=rec.main_minor,
+                currency=rec.currency,
+                buckets=[SimBucket(b.usage_type, b.remaining, b.valid_until) for b in rec.buckets],
             )
             for rec in demo_subscribers(today)
         }
