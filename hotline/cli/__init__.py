@@ -14,7 +14,7 @@ from hotline.errors import ConfigError
 __all__ = ["main", "settings_from_args"]
 
 # Each module has `register(subparsers)`; its parsers set `func(args) -> int`.
-SUBCOMMANDS: tuple[str, ...] = ("serve", "flows")
+SUBCOMMANDS: tuple[str, ...] = ("serve", "flows", "ledger", "billing-sim")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"hotline.cli.{name}")
+        module = importlib.import_module(f"hotline.cli.{name.replace('-', '_')}")
         module.register(sub)
     return parser
 

@@ -1,0 +1,587 @@
+"""The reference billing simulator: an aiohttp app serving both balance dialects.
+
+- `POST /balance-query/v1/query` ("balance-query v1", HMAC-signed, problem+json errors);
+- `GET /tmf-api/prepayBalanceManagement/v4/bucket?logicalResource.id=|relatedParty.id=`;
+- admin: `PUT /_sim/subscribers/{msisdn}`, `POST|DELETE /_sim/faults`, `GET /_sim/stats`,
+  `POST /_sim/reset`.
+
+Faults (reference §7.5) come from `FaultTable`. Stats count calls per MSISDN, the most
+requests in flight at once, and attempts per `X-Request-Id`, so tests can prove
+coalescing, the bulkhead and the retry cap. Clock and randomness are injected. The
+simulator keeps no access log: TMF654 puts the MSISDN in the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from hotline.balance.http import TMF654_PATH, V1_PATH
+from hotline.balance.ledger import LOCAL_TZ
+from hotline.balance.msisdn import canonical_msisdn
+from hotline.balance.signing import (
+    canonical_query,
+    parse_authorization,
+    string_to_sign,
+    verify_signature,
+)
+from hotline.balance.sim.faults import FaultRule, FaultTable
+from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
+
+__all__ = ["SIM", "Simulator", "create_sim_app"]
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_TITLES = {
+    400: ("INVALID_REQUEST", False),
+    401: ("UNAUTHENTICATED", False),
+    403: ("FORBIDDEN", False),
+    404: ("SUBSCRIBER_NOT_FOUND", False),
+    409: ("BALANCE_NOT_AVAILABLE", False),
+    429: ("RATE_LIMITED", True),
+    500: ("INTERNAL_ERROR", True),
+    502: ("UPSTREAM_ERROR", True),
+    503: ("UNAVAILABLE", True),
+    504: ("UPSTREAM_TIMEOUT", True),
+}
+_SKEW_MS = 300_000
+_AMOUNT = re.compile(r'("amount(?:_minor)?"):\s*-?[\d.]+')
+
+
+def _problem(status: int, code: str | None = None, retry_after: int | None = None) -> web.Response:
+    default, retryable = _TITLES.get(status, ("ERROR", status >= 500))
+    code = code or default
+    body = {
+        "type": f"urn:balance-query:error:{code}",
+        "title": code.replace("_", " ").lower(),
+        "status": status,
+        "code": code,
+        "retryable": retryable,
+    }
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return web.Response(
+        status=status,
+        text=json.dumps(body),
+        headers=headers,
+        content_type="application/problem+json",
+    )
+
+
+def _json(
+    text: str | bytes,
+    status: int = 200,
+    content_type: str = "application/json",
+    charset: str | None = "utf-8",
+) -> web.Response:
+    body = text.encode("utf-8") if isinstance(text, str) else text
+    response = web.Response(status=status, body=body)
+    response.headers["Content-Type"] = content_type + (f"; charset={charset}" if charset else "")
+    return response
+
+
+@dataclass
+class Simulator:
+    """All simulator state: subscribers, fault rules, stats, seen nonces."""
+
+    key_id: str
+    secret: str
+    seed_path: Path | None = None
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    monotonic: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    subscribers: dict[str, SimSubscriber] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    attempts: Counter[str] = field(default_factory=Counter)
+    fault_hits: Counter[str] = field(default_factory=Counter)
+    auth_failures: int = 0
+    inflight: int = 0
+    max_inflight: int = 0
+    nonces: dict[str, int] = field(default_factory=dict)
+    faults: FaultTable = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.faults = FaultTable(clock=self.monotonic, rng=self.rng)
+        self.reset()
+
+    def reset(self) -> None:
+        self.subscribers = load_seed(self.seed_path, self.now().astimezone(LOCAL_TZ).date())
+        self.faults.clear()
+        self.calls.clear()
+        self.attempts.clear()
+        self.fault_hits.clear()
+        self.auth_failures = 0
+        self.max_inflight = self.inflight
+        self.nonces.clear()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "calls": dict(self.calls),
+            "total_calls": sum(self.calls.values()),
+            "inflight": self.inflight,
+            "max_inflight": self.max_inflight,
+            "attempts": dict(self.attempts),
+            "max_attempts": max(self.attempts.values(), default=0),
+            "fault_hits": dict(self.fault_hits),
+            "auth_failures": self.auth_failures,
+            "rules": [rule.describe() for rule in self.faults.rules],
+        }
+
+    def check_auth(self, request: web.Request, body: bytes) -> str | None:
+        """None if the request is properly signed, else the problem code."""
+        parsed = parse_authorization(request.headers.get("Authorization"))
+        ts, nonce = request.headers.get("X-BQ-Timestamp", ""), request.headers.get("X-BQ-Nonce", "")
+        if parsed is None or parsed[0] != self.key_id or not ts.isdigit() or not nonce:
+            return "UNAUTHENTICATED"
+        now_ms = int(self.now().timestamp() * 1000)
+        if abs(now_ms - int(ts)) > _SKEW_MS:
+            return "TIMESTAMP_OUT_OF_WINDOW"
+        query = canonical_query(request.query.items())
+        message = string_to_sign(request.method, request.path, query, parsed[0], ts, nonce, body)
+        if not verify_signature(self.secret, message, parsed[1]):
+            return "UNAUTHENTICATED"
+        for seen, at in list(self.nonces.items()):
+            if now_ms - at > 2 * _SKEW_MS:
+                del self.nonces[seen]
+        if nonce in self.nonces:
+            return "NONCE_REPLAYED"
+        self.nonces[nonce] = now_ms
+        return None
+
+
+SIM = web.AppKey("SIM", Simulator)
+
+
+# --- body faults ------------------------------------------------------------------------
+
+
+def _voice(doc: dict[str, Any]) -> dict[str, Any]:
+    for bucket in doc["buckets"]:
+        if bucket["usage_type"] == "voice":
+            return dict(bucket)
+    return {
+        "id": "pkg-voice-x",
+        "usage_type": "voice",
+        "status": "active",
+        "remaining": {"value": 60, "unit": "second"},
+    }
+
+
+def _mutate_v1(rule: FaultRule, doc: dict[str, Any], now: dt.datetime) -> str | bytes:
+    """The v1 body a body-level fault produces (a JSON text, or raw bytes)."""
+    p = rule.params
+    main = doc["main_balance"] or {"amount_minor": 0, "currency": "CNY"}
+    doc["main_balance"] = main
+    match rule.fault:
+        case "wrong_types":
+            variant = p.get("variant", "string_amount")
+            if variant == "minutes_string":
+                voice = _voice(doc)
+                voice["remaining"] = {"value": "251:37", "unit": "second"}
+                doc["buckets"] = [voice]
+            elif variant == "key_casing":
+                doc["AccountStatus"] = doc.pop("account_status")
+                doc["MainBalance"] = doc.pop("main_balance")
+            else:
+                main["amount_minor"] = {
+                    "string_amount": "12.50",
+                    "float_amount": 12.5,
+                    "prefixed_amount": "CNY 1,785.50",
+                    "bool": True,
+                    "null": None,
+                    "object": {},
+                }[variant]
+        case "missing_field":
+            name = p.get("field", "as_of")
+            if name == "remaining":
+                doc["buckets"] = [{k: v for k, v in _voice(doc).items() if k != "remaining"}]
+            else:
+                doc.pop(name, None)
+        case "extra_field":
+            doc["x_vendor_extension"] = {"tier": "gold", "points": 1200}
+        case "unknown_enum":
+            doc["account_status"] = "frozen_by_vendor"
+            doc["payment_type"] = "prepaid_plus"
+        case "duplicate_keys":
+            return '{"account_status":"barred",' + json.dumps(doc)[1:]
+        case "out_of_range":
+            variant = p.get("variant", "huge")
+            if variant == "huge":
+                main["amount_minor"] = 10**18
+            elif variant == "negative_data":
+                doc["buckets"] = [
+                    {
+                        "id": "pkg-data-x",
+                        "usage_type": "data",
+                        "status": "active",
+                        "remaining": {"value": -1024, "unit": "byte"},
+                    }
+                ]
+            else:
+                voice = _voice(doc)
+                voice["valid_until"] = "1970-01-01T08:00:00+08:00"
+                doc["buckets"] = [voice]
+        case "time_formats":
+            variant = p.get("variant", "no_offset")
+            local = now.astimezone(LOCAL_TZ)
+            doc["as_of"] = {
+                "no_offset": local.replace(tzinfo=None).isoformat(timespec="seconds"),
+                "epoch_s": int(now.timestamp()),
+                "epoch_ms": int(now.timestamp() * 1000),
+                "compact": local.strftime("%Y%m%d%H%M%S"),
+            }[variant]
+        case "business_error_200":
+            return json.dumps(
+                {
+                    "code": "INTERNAL_ERROR",
+                    "title": "internal error",
+                    "status": 500,
+                    "request_id": doc["request_id"],
+                }
+            )
+        case "stale_as_of" | "future_as_of":
+            sign = -1 if rule.fault == "stale_as_of" else 1
+            moment = now + dt.timedelta(seconds=sign * p.get("seconds", 3600))
+            doc["as_of"] = moment.astimezone(LOCAL_TZ).isoformat(timespec="milliseconds")
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def _mutate_tmf(rule: FaultRule, items: list[dict[str, Any]]) -> str:
+    """The TMF654 body a body-level fault produces."""
+    p = rule.params
+    if not items or items[0]["usageType"] != "monetary":
+        items.insert(
+            0,
+            {
+                "id": "bkt-main",
+                "usageType": "monetary",
+                "status": "active",
+                "remainingValue": {"amount": 0.0, "units": "CNY"},
+            },
+        )
+    money = items[0]["remainingValue"]
+    match rule.fault:
+        case "wrong_types":
+            variant = p.get("variant", "string_amount")
+            money["amount"] = {
+                "string_amount": "12.50",
+                "float_amount": 12.5,
+                "prefixed_amount": "CNY 1,785.50",
+                "bool": True,
+                "null": None,
+                "object": {},
+                "minutes_string": "251:37",
+                "key_casing": None,
+            }[variant]
+        case "missing_field":
+            del items[0]["remainingValue"]
+        case "extra_field":
+            items[0]["x_vendor_extension"] = {"tier": "gold"}
+        case "unknown_enum":
+            items[0]["status"] = "frozen_by_vendor"
+        case "duplicate_keys":
+            return '[{"id":"bkt-dup",' + json.dumps(items)[2:]
+        case "out_of_range":
+            variant = p.get("variant", "huge")
+            if variant == "huge":
+                money["amount"] = 1e16
+            elif variant == "negative_data":
+                items.append(
+                    {
+                        "id": "bkt-data-x",
+                        "usageType": "data",
+                        "status": "active",
+                        "remainingValue": {"amount": -5, "units": "MB"},
+                    }
+                )
+            else:
+                items[0]["validFor"] = {"endDateTime": "1970-01-01T08:00:00+08:00"}
+        case "time_formats":
+            items[0]["validFor"] = {"endDateTime": "20250601101530"}
+        case "business_error_200":
+            return json.dumps({"code": "500", "reason": "Internal error"})
+    return json.dumps(items, ensure_ascii=False)
+
+
+_BODY_FAULTS = frozenset(
+    {
+        "wrong_types",
+        "missing_field",
+        "extra_field",
+        "unknown_enum",
+        "duplicate_keys",
+        "out_of_range",
+        "time_formats",
+        "business_error_200",
+        "stale_as_of",
+        "future_as_of",
+    }
+)
+
+
+async def _until_closed(request: web.Request, limit: float) -> None:
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + limit
+    while loop.time() < ends:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(0.02)
+
+
+def _abort(request: web.Request) -> web.Response:
+    """Drop the connection; aiohttp then ignores the write of the returned response."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=200)
+
+
+# --- handlers ----------------------------------------------------------------------------
+
+
+async def _answer(
+    request: web.Request, dialect: str, msisdn: str, body: bytes
+) -> web.StreamResponse:
+    sim = request.app[SIM]
+    problem = sim.check_auth(request, body)
+    if problem is not None:
+        sim.auth_failures += 1
+        return _problem(401, problem)
+    sim.calls[msisdn] += 1
+    sim.attempts[request.headers.get("X-Request-Id", "-")[:64]] += 1
+    rule = sim.faults.pick(msisdn)
+    if rule is not None:
+        sim.fault_hits[rule.fault] += 1
+    sub = sim.subscribers.get(msisdn)
+    now = sim.now()
+
+    def normal_text() -> str:
+        if dialect == "v1":
+            return json.dumps(
+                (sub or SimSubscriber()).v1(now, request.headers.get("X-Request-Id", "sim")),
+                ensure_ascii=False,
+            )
+        return json.dumps((sub or SimSubscriber()).tmf654(), ensure_ascii=False)
+
+    if rule is not None:
+        p = rule.params
+        match rule.fault:
+            case "latency":
+                extra = sim.rng.uniform(0, p.get("jitter_ms", 0)) if p.get("jitter_ms") else 0
+                await asyncio.sleep((p.get("ms", 100) + extra) / 1000)
+            case "hang":
+                await _until_closed(request, 3600)
+                return _abort(request)
+            case "slow_body":
+                data = normal_text().encode()
+                response = web.StreamResponse(status=200)
+                response.content_type = "application/json"
+                response.content_length = len(data)
+                await response.prepare(request)
+                for i in range(len(data)):
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    await response.write(data[i : i + 1])
+                    await asyncio.sleep(p.get("interval_ms", 100) / 1000)
+                return response
+            case "reset":
+                if p.get("when", "before") == "mid":
+                    data = normal_text().encode()
+                    response = web.StreamResponse(status=200)
+                    response.content_type = "application/json"
+                    response.content_length = len(data)
+                    await response.prepare(request)
+                    await response.write(data[: len(data) // 2])
+                    await asyncio.sleep(0.01)
+                return _abort(request)
+            case "status":
+                return _problem(p.get("status", 503), retry_after=p.get("retry_after"))
+            case "rate_limit":
+                return _problem(429, retry_after=p.get("retry_after", 1))
+            case "outage":
+                return _problem(503, retry_after=p.get("retry_after"))
+            case "html_error":
+                status = p.get("status", 502)
+                return web.Response(
+                    status=status,
+                    content_type="text/html",
+                    text=f"<html><body><h1>{status} Bad Gateway</h1><hr>nginx</body></html>",
+                )
+            case "truncated_json":
+                data = normal_text().encode()
+                return _json(data[: p.get("bytes", len(data) // 2)])
+            case "invalid_json":
+                text = normal_text()
+                variant = p.get("variant", "trailing_comma")
+                if variant == "trailing_comma":
+                    return _json(text[:-1] + ",}" if text.endswith("}") else text[:-1] + ",]")
+                if variant == "single_quotes":
+                    return _json(text.replace('"', "'"))
+                return _json(_AMOUNT.sub(r"\1: NaN", text, count=1))
+            case "bad_encoding":
+                variant = p.get("variant", "gbk")
+                doc = json.loads(normal_text())
+                if variant == "gbk":
+                    wrapper = {"operator": "中国移动", "payload": doc}
+                    if dialect == "v1":
+                        doc["operator"] = "中国移动"
+                        return _json(json.dumps(doc, ensure_ascii=False).encode("gbk"))
+                    return _json(json.dumps(wrapper, ensure_ascii=False).encode("gbk"))
+                raw = json.dumps(doc, ensure_ascii=False).encode()
+                if variant == "bom":
+                    return _json(b"\xef\xbb\xbf" + raw)
+                return _json(raw.replace(b'"', b'"\xff', 1))
+            case "empty_body":
+                return _json(b"")
+            case "auth":
+                sim.auth_failures += 1
+                return _problem(
+                    401,
+                    {
+                        "signature": "UNAUTHENTICATED",
+                        "skew": "TIMESTAMP_OUT_OF_WINDOW",
+                        "replay": "NONCE_REPLAYED",
+                    }[p.get("variant", "signature")],
+                )
+            case name if name in _BODY_FAULTS:
+                if dialect == "v1":
+                    doc = (sub or SimSubscriber()).v1(
+                        now, request.headers.get("X-Request-Id", "sim")
+                    )
+                    return _json(_mutate_v1(rule, doc, now))
+                return _json(_mutate_tmf(rule, (sub or SimSubscriber()).tmf654()))
+    if sub is None:
+        if dialect == "v1":
+            return _problem(404)
+        return _json(json.dumps({"code": "60", "reason": "Not Found"}), status=404)
+    return _json(normal_text())
+
+
+@web.middleware
+async def _track(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path.startswith("/_sim/"):
+        response: web.StreamResponse = await handler(request)
+        return response
+    sim = request.app[SIM]
+    sim.inflight += 1
+    sim.max_inflight = max(sim.max_inflight, sim.inflight)
+    try:
+        response = await handler(request)
+        return response
+    finally:
+        sim.inflight -= 1
+
+
+async def query_v1(request: web.Request) -> web.StreamResponse:
+    body = await request.read()
+    try:
+        doc = json.loads(body)
+        raw = doc["msisdn"]
+        if not isinstance(raw, str) or not _E164.match(raw):
+            raise ValueError("msisdn")
+        msisdn = canonical_msisdn(raw)
+    except (ValueError, KeyError, TypeError):
+        return _problem(400)
+    return await _answer(request, "v1", msisdn, body)
+
+
+async def tmf_buckets(request: web.Request) -> web.StreamResponse:
+    raw = next(
+        (
+            request.query[k]
+            for k in ("logicalResource.id", "relatedParty.id", "product.id")
+            if k in request.query
+        ),
+        None,
+    )
+    try:
+        msisdn = canonical_msisdn(raw or "")
+    except ValueError:
+        return _json(
+            json.dumps({"code": "28", "reason": "invalid query-string parameter"}), status=400
+        )
+    return await _answer(request, "tmf654", msisdn, b"")
+
+
+async def _admin_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="body is not JSON") from exc
+
+
+async def put_subscriber(request: web.Request) -> web.Response:
+    sim = request.app[SIM]
+    try:
+        msisdn = canonical_msisdn(request.match_info["msisdn"])
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    doc = await _admin_json(request)
+    if isinstance(doc, dict) and doc.get("not_found") is True:
+        sim.subscribers.pop(msisdn, None)
+        return web.json_response({"ok": True, "present": False})
+    try:
+        sim.subscribers[msisdn] = subscriber_from_doc(doc)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    return web.json_response({"ok": True, "present": True})
+
+
+async def post_fault(request: web.Request) -> web.Response:
+    try:
+        rule = request.app[SIM].faults.add(await _admin_json(request))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    return web.json_response(rule.describe(), status=201)
+
+
+async def delete_faults(request: web.Request) -> web.Response:
+    request.app[SIM].faults.clear()
+    return web.json_response({"ok": True})
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SIM].stats())
+
+
+async def post_reset(request: web.Request) -> web.Response:
+    request.app[SIM].reset()
+    return web.json_response({"ok": True})
+
+
+def create_sim_app(
+    *,
+    key_id: str,
+    secret: str,
+    seed_path: Path | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    seed: int = 0,
+) -> web.Application:
+    """The simulator app; bind it to 127.0.0.1 only."""
+    app = web.Application(middlewares=[_track], client_max_size=65536)
+    app[SIM] = Simulator(
+        key_id=key_id,
+        secret=secret,
+        seed_path=seed_path,
+        now=now or (lambda: dt.datetime.now(dt.UTC)),
+        monotonic=monotonic,
+        rng=random.Random(seed),
+    )
+    app.router.add_post(V1_PATH, query_v1)
+    app.router.add_get(TMF654_PATH, tmf_buckets)
+    app.router.add_put("/_sim/subscribers/{msisdn}", put_subscriber)
+    app.router.add_post("/_sim/faults", post_fault)
+    app.router.add_delete("/_sim/faults", delete_faults)
+    app.router.add_get("/_sim/stats", get_stats)
+    app.router.add_post("/_sim/reset", post_reset)
+    return app

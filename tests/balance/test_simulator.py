@@ -1,0 +1,68 @@
+"""The simulator's own surface: admin API validation, reset, stats, seed files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from hotline.balance.sim.store import load_seed
+from tests.balance.conftest import Sim
+
+
+async def test_admin_rejects_bad_input(sim: Sim) -> None:
+    url = sim.server.make_url
+    async with sim.session.post(url("/_sim/faults"), json={"fault": "explode"}) as resp:
+        assert resp.status == 400 and "fault: one of" in await resp.text()
+    async with sim.session.post(url("/_sim/faults"), data=b"{not json") as resp:
+        assert resp.status == 400
+    async with sim.session.put(
+        url("/_sim/subscribers/13900000000"), json={"status": "frozen"}
+    ) as resp:
+        assert resp.status == 400 and "status" in await resp.text()
+    async with sim.session.put(url("/_sim/subscribers/12"), json={}) as resp:
+        assert resp.status == 400
+
+
+async def test_unsigned_and_malformed_queries(sim: Sim) -> None:
+    url = sim.server.make_url
+    async with sim.session.post(
+        url("/balance-query/v1/query"), json={"msisdn": "+8613800138000"}
+    ) as resp:
+        assert resp.status == 401
+        assert (await resp.json(content_type=None))["code"] == "UNAUTHENTICATED"
+    async with sim.session.post(url("/balance-query/v1/query"), data=b"[]") as resp:
+        assert resp.status == 400
+        assert resp.content_type == "application/problem+json"
+    stats = await sim.stats()
+    assert stats["auth_failures"] == 1 and stats["total_calls"] == 0
+
+
+async def test_reset_restores_the_seed(sim: Sim) -> None:
+    await sim.put("13800138000", {"main_minor": 1})
+    await sim.fault(fault="hang")
+    async with sim.session.post(sim.server.make_url("/_sim/reset")) as resp:
+        assert resp.status == 200
+    stats = await sim.stats()
+    assert stats["rules"] == [] and stats["calls"] == {}
+
+
+def test_seed_file(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        "subscribers:\n"
+        "  '+8613900000000':\n"
+        "    main_minor: -50\n"
+        "    buckets:\n"
+        "      - {usage_type: data, remaining: 1048576, valid_until: 2027-01-31}\n",
+        encoding="utf-8",
+    )
+    subs = load_seed(seed, dt.date(2026, 11, 24))
+    assert subs["13900000000"].main_minor == -50
+    bucket = subs["13900000000"].buckets[0]
+    assert bucket.valid_until is not None
+    assert bucket.valid_until.utcoffset() == dt.timedelta(hours=8)
+    seed.write_text("subscribers:\n  '13900000000': {buckets: [{usage_type: fax}]}\n")
+    with pytest.raises(ValueError, match="usage_type"):
+        load_seed(seed, dt.date(2026, 11, 24))
