@@ -1,4 +1,4 @@
-"""`hotline flows check [PATH…]`: validate flows and prompt catalogs."""
+"""`hotline flows check|graph|schema`: validate, draw, and describe flows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 from hotline.errors import FlowError
 from hotline.flow.check import check_files
-from hotline.flow.load import flow_files
+from hotline.flow.graph import FORMATS, GraphvizError, build, to_dot, to_mermaid, to_svg
+from hotline.flow.load import flow_files, load_flow
+from hotline.flow.schema import SCHEMA_FILES, render, write_schemas
 from hotline.i18n.catalog import load_catalogs
 
 __all__ = ["register"]
@@ -22,6 +24,23 @@ def register(sub: Any) -> None:
     check.add_argument("paths", nargs="*", type=Path, help="flow files or directories")
     check.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
     check.set_defaults(func=run_check)
+
+    graph = flows_sub.add_parser("graph", help="draw a flow as Mermaid, Graphviz DOT or SVG")
+    graph.add_argument("flow", nargs="?", help="flow id or file (default: the default flow)")
+    graph.add_argument("--format", choices=FORMATS, default="mermaid")
+    graph.add_argument("--language", help="prompt language for labels (default: the default)")
+    graph.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    graph.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
+    graph.set_defaults(func=run_graph)
+
+    schema = flows_sub.add_parser("schema", help="write the JSON Schemas for editors")
+    schema.add_argument(
+        "--out", type=Path, default=Path("docs/schema"), help="directory (default: docs/schema)"
+    )
+    schema.add_argument(
+        "--check", action="store_true", help="exit 1 if the files differ from a fresh generation"
+    )
+    schema.set_defaults(func=run_schema)
 
 
 def _expand(paths: list[Path], default: Path) -> list[Path]:
@@ -53,4 +72,71 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"{len(issues)} problem(s) in {len(files)} flow file(s)", file=sys.stderr)
         return 1
     print(f"ok: {len(files)} flow file(s), {len(catalogs.languages)} language(s)")
+    return 0
+
+
+def _flow_file(flow: str | None, flows_dir: Path, default: str) -> Path:
+    """A flow argument is a file path, or an id looked up in the flows directory."""
+    if flow is None:
+        return flows_dir / f"{default}.yaml"
+    path = Path(flow)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return flows_dir / f"{flow}.yaml"
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    from hotline.cli import settings_from_args
+
+    settings = settings_from_args(args)
+    language = args.language or settings.default_language
+    if language not in settings.languages:
+        print(
+            f"unknown language {language!r} (configured: {', '.join(settings.languages)})",
+            file=sys.stderr,
+        )
+        return 2
+    file = _flow_file(args.flow, settings.flows_dir, settings.default_flow)
+    try:
+        flow = load_flow(file)
+        catalogs = load_catalogs(
+            settings.prompts_dir, settings.languages, settings.default_language
+        )
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    diagram = build(flow, catalogs[language])
+    try:
+        text = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}[args.format](diagram)
+    except GraphvizError as exc:
+        print(f"hotline flows graph: {exc}", file=sys.stderr)
+        return 1
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(
+                f"hotline flows graph: cannot write {args.output}: {exc.strerror}", file=sys.stderr
+            )
+            return 1
+        print(f"wrote {args.output} ({args.format}, {len(diagram.nodes)} states)")
+    return 0
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if args.check:
+        stale = [
+            name
+            for name, build_schema in SCHEMA_FILES.items()
+            if not (out / name).exists()
+            or (out / name).read_text(encoding="utf-8") != render(build_schema())
+        ]
+        for name in stale:
+            print(f"{out / name}: out of date (run `hotline flows schema`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_schemas(out):
+        print(f"wrote {path}")
     return 0

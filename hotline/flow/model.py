@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "MAX_OPTIONS",
@@ -69,6 +70,10 @@ def _as_parts(value: Any) -> Any:
     return value
 
 
+#: What authors may write for a prompt (the schema shows both forms).
+PromptInput = PromptKey | list[PromptRef]
+
+
 class Option(_Model):
     """A numbered menu choice."""
 
@@ -99,7 +104,7 @@ class MenuState(_StateBase):
     prompt: tuple[PromptRef, ...]
     options: tuple[Option, ...] = Field(min_length=1, max_length=MAX_OPTIONS)
 
-    _parts = field_validator("prompt", mode="before")(_as_parts)
+    _parts = field_validator("prompt", mode="before", json_schema_input_type=PromptInput)(_as_parts)
 
     def targets(self) -> dict[str, str]:
         return {f"options[{i}].next": o.next for i, o in enumerate(self.options)}
@@ -123,7 +128,7 @@ class InputState(_StateBase):
     secret: bool = Field(False, description="never stored: only the next actions see it")
     next: StateName
 
-    _parts = field_validator("prompt", mode="before")(_as_parts)
+    _parts = field_validator("prompt", mode="before", json_schema_input_type=PromptInput)(_as_parts)
 
     @field_validator("pattern")
     @classmethod
@@ -196,7 +201,7 @@ class EndState(_StateBase):
     type: Literal["end"] = Field(alias="kind")
     prompt: tuple[PromptRef, ...]
 
-    _parts = field_validator("prompt", mode="before")(_as_parts)
+    _parts = field_validator("prompt", mode="before", json_schema_input_type=PromptInput)(_as_parts)
 
     def prompt_keys(self) -> list[str]:
         return [p.key for p in self.prompt]
@@ -238,5 +243,7 @@ class Flow(_Model):
         min_length=1, max_length=MAX_STATES
     )
     # Set by the loader, not by authors:
-    version: str = Field("", exclude=True, description="content hash (set by the loader)")
-    path: str = Field("", exclude=True)
+    version: SkipJsonSchema[str] = Field(
+        "", exclude=True, description="content hash (set by the loader)"
+    )
+    path: SkipJsonSchema[str] = Field("", exclude=True)

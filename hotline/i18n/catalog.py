@@ -19,7 +19,10 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import TypeAliasType
 
 from hotline.errors import FlowError
 from hotline.screen import PromptPart
@@ -29,6 +32,7 @@ from hotline.yamlsrc import Located, load_located
 __all__ = [
     "PLACEHOLDER_TYPES",
     "Catalog",
+    "CatalogFile",
     "CatalogSet",
     "Sentence",
     "ValueFormatter",
@@ -40,6 +44,30 @@ PLACEHOLDER_TYPES = frozenset({"money", "volume", "duration", "int", "date", "ti
 _TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*):([a-z]+)\}|\{|\}")
 _KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_SENTENCE_CHARS = 1000
+
+_SentenceText = Annotated[
+    str,
+    Field(
+        max_length=MAX_SENTENCE_CHARS,
+        description="a sentence; placeholders are {name:type}, type one of "
+        + ", ".join(sorted(PLACEHOLDER_TYPES)),
+    ),
+]
+_KeyPart = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+PromptTree = TypeAliasType(
+    "PromptTree",
+    "dict[_KeyPart, _SentenceText | PromptTree]",  # nested keys join with dots
+)
+
+
+class CatalogFile(BaseModel):
+    """The shape of `prompts/<lang>.yaml`; also the source of its JSON Schema."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Prompt catalog")
+
+    language: str = Field(min_length=1, description="language tag; must match the file name")
+    name: str | None = Field(None, description="the language's own name, e.g. 中文")
+    prompts: PromptTree
 
 
 class ValueFormatter(Protocol):
@@ -148,6 +176,15 @@ def _flatten(
             raise FlowError(located.path, line, f"prompt {key!r}: expected a sentence (text)")
 
 
+def _document_path(located: Located, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The parts of a pydantic error location that exist in the YAML (drops union tags)."""
+    path: tuple[str | int, ...] = ()
+    for part in loc:
+        if (*path, part) in located.lines:
+            path = (*path, part)
+    return path
+
+
 def load_catalog(file: Path) -> Catalog:
     """Load and validate one catalog file."""
     located = load_located(file)
@@ -156,28 +193,33 @@ def load_catalog(file: Path) -> Catalog:
         raise FlowError(
             located.path, 1, "a prompt catalog is a mapping with `language` and `prompts`"
         )
-    unknown = set(doc) - {"language", "name", "prompts"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise FlowError(located.path, located.line_of(name), f"unknown field {name!r}")
-    language = doc.get("language")
-    if not isinstance(language, str) or not language:
-        raise FlowError(located.path, located.line_of("language"), "`language` is required (text)")
+    try:
+        shape = CatalogFile.model_validate(doc)
+    except ValidationError as exc:
+        # The recursive union reports every branch; the deepest error is the useful one.
+        located_errors = [(_document_path(located, e["loc"]), e) for e in exc.errors()]
+        loc, error = max(located_errors, key=lambda pair: len(pair[0]))
+        message = str(error["msg"])
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"] == "missing":
+            message = f"missing field {error['loc'][-1]!r}"
+        where = ".".join(str(p) for p in loc)
+        text = f"{where}: {message}" if where else message
+        raise FlowError(located.path, located.line_of(*loc), text) from exc
+    language = shape.language
     if file.stem != language:
         raise FlowError(
             located.path, located.line_of("language"), f"language {language!r} must match file name"
         )
-    prompts = doc.get("prompts")
-    if not isinstance(prompts, dict):
-        raise FlowError(located.path, located.line_of("prompts"), "`prompts` must be a mapping")
     sentences: dict[str, Sentence] = {}
-    for key, text, line in _flatten(prompts, located, ("prompts",)):
+    for key, text, line in _flatten(doc["prompts"], located, ("prompts",)):
         if len(text) > MAX_SENTENCE_CHARS:
             raise FlowError(
                 located.path, line, f"prompt {key!r} is over {MAX_SENTENCE_CHARS} chars"
             )
         sentences[key] = _parse_sentence(text, located.path, line, key)
-    return Catalog(language, str(doc.get("name") or language), located.path, sentences)
+    return Catalog(language, shape.name or language, located.path, sentences)
 
 
 @dataclass(frozen=True, slots=True)
