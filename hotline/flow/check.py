@@ -36,6 +36,17 @@ class Issue:
         return f"{self.path}:{self.line}: {self.message} [{self.code}]"
 
 
+def _field_path(field_name: str) -> tuple[str | int, ...]:
+    """`options[1].next` → ("options", 1, "next"): the YAML path of a `targets()` name."""
+    path: list[str | int] = []
+    for part in field_name.split("."):
+        head, _, index = part.partition("[")
+        path.append(head)
+        if index:
+            path.append(int(index.rstrip("]")))
+    return tuple(path)
+
+
 def _reachable(flow: Flow) -> set[str]:
     seen: set[str] = set()
     todo = [flow.start]
@@ -100,13 +111,12 @@ def check_flow(
     for name, state in flow.states.items():
         for field_name, target in state.targets().items():
             if target not in flow.states:
-                head = field_name.split(".")[0].split("[")[0]
                 yield issue(
                     "unknown-state",
                     f"state {name!r}: {field_name} names unknown state {target!r}",
                     "states",
                     name,
-                    head,
+                    *_field_path(field_name),
                 )
         if isinstance(state, MenuState):
             seen: dict[str, int] = {}
@@ -162,7 +172,8 @@ def check_flow(
                     )
         if isinstance(state, InputState) and state.var in (nav.back, nav.home):
             yield issue("bad-var", f"state {name!r}: bad variable name", "states", name, "var")
-    reachable = _reachable(flow)
+    # With no valid start every state is "unreachable": one unknown-start issue says it all.
+    reachable = _reachable(flow) if flow.start in flow.states else set(flow.states)
     for name in flow.states:
         if name not in reachable:
             yield issue("unreachable", f"state {name!r} can never be reached", "states", name)

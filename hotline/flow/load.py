@@ -42,7 +42,7 @@ def _loc_path(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 
 def validation_message(error: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in _loc_path(error["loc"]))
-    message = str(error["msg"])
+    message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown field"
     elif error["type"] == "union_tag_invalid":
