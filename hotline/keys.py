@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -14,10 +15,13 @@ if TYPE_CHECKING:
     from hotline.flow.engine import Engine
     from hotline.sessions import SessionStore
 
-__all__ = ["BALANCE", "ENGINE", "PSEUDONYM", "SESSIONS", "SETTINGS"]
+__all__ = ["BALANCE", "ENGINE", "PSEUDONYM", "SESSIONS", "SETTINGS", "SPEECH_TEXT"]
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
 PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
 BALANCE: web.AppKey[BalanceProvider] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: Set by a voice channel: clip URL → the sentence it speaks (None if not its clip).
+#: In-process dialogue runs use it to check `expect` against what a caller hears.
+SPEECH_TEXT: web.AppKey[Callable[[str], str | None]] = web.AppKey("SPEECH_TEXT")

@@ -14,7 +14,14 @@ from hotline.errors import ConfigError
 __all__ = ["main", "settings_from_args"]
 
 # Each module has `register(subparsers)`; its parsers set `func(args) -> int`.
-SUBCOMMANDS: tuple[str, ...] = ("serve", "flows", "ledger", "billing-sim")
+SUBCOMMANDS: tuple[str, ...] = (
+    "serve",
+    "flows",
+    "ledger",
+    "billing-sim",
+    "dialogues",
+    "simulate",
+)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
