@@ -23,13 +23,18 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	  else echo "please install redis-server (e.g. sudo apt-get install redis-server)"; exit 1; fi; }
+	@command -v chromium >/dev/null 2>&1 && command -v dot >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \
+	  echo "installing chromium, graphviz, fonts-noto-cjk (simulator browser tests, flows graph --format svg)"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz fonts-noto-cjk; \
+	  else echo "please install chromium graphviz fonts-noto-cjk (the browser tests skip without chromium)"; fi; }
 
-## run: start the service on 127.0.0.1:8080 with embedded defaults
+## run: start the service on 127.0.0.1:8080 with embedded defaults (web phone at /simulator)
 run: setup
-	$(BIN)/hotline serve --host 127.0.0.1 --port 8080
+	HOTLINE_SIMULATOR=true $(BIN)/hotline serve --host 127.0.0.1 --port 8080
 
 ## test: set up and run the whole test suite
-test: setup
+test: system-deps setup
 	$(BIN)/pytest
 
 ## lint: ruff + mypy

@@ -83,3 +83,7 @@ def _mount_channels(app: web.Application) -> None:
     import ussd.routes
 
     ussd.routes.setup(app)
+    if app[SETTINGS].simulator:
+        import hotline.simulator
+
+        hotline.simulator.setup(app)

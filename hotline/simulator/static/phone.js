@@ -1,0 +1,331 @@
+// hotline web simulator: a feature phone that speaks the gateways' wire protocols.
+// USSD: POST /ussd/africastalking (form: sessionId, serviceCode, phoneNumber, networkCode,
+// text = every input of the session joined by "*"); the answer is "CON …" or "END …".
+// Call: POST /ivr/twilio/voice like Twilio does, then follow the TwiML: <Play> URLs are
+// played in order, <Gather> collects keys and posts Digits to its action URL, <Redirect>
+// is followed, <Hangup> ends the call. Same origin, no libraries, no build step.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const screenEl = $("screen"), display = $("display"), entryEl = $("entry");
+  const statusEl = $("status"), budgetEl = $("budget"), logEl = $("log"), audio = $("audio");
+  const GSM7 = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+  const GSM7_EXT = "^{}\\[~]|€\f";
+
+  // `heard`: every clip URL of the current (or last) call, in order.
+  const sim = { state: "idle", entry: "", session: null, inputs: [], call: null, heard: [] };
+  window.hotlineSim = sim; // for the browser tests and the curious
+
+  const mode = () => document.querySelector("input[name=mode]:checked").value;
+  const hex = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)),
+    (b) => b.toString(16).padStart(2, "0")).join("");
+
+  function log(line) {
+    const li = document.createElement("li");
+    li.textContent = line;
+    logEl.appendChild(li);
+    logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  function setState(state, status) {
+    sim.state = state;
+    screenEl.dataset.state = state;
+    if (status !== undefined) statusEl.textContent = status;
+  }
+
+  function setEntry(text) { sim.entry = text; entryEl.textContent = text; }
+
+  function budget(text) {
+    const gsm = [...text].every((ch) => GSM7.includes(ch) || GSM7_EXT.includes(ch));
+    if (gsm) {
+      const used = [...text].reduce((n, ch) => n + (GSM7_EXT.includes(ch) ? 2 : 1), 0);
+      return `${used}/182 GSM-7`;
+    }
+    let units = 0;
+    for (const ch of text) units += ch.codePointAt(0) > 0xffff ? 2 : 1;
+    return `${units}/80 UCS-2`;
+  }
+
+  async function post(url, fields) {
+    const body = new URLSearchParams(fields);
+    const response = await fetch(url, {
+      method: "POST", body,
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`HTTP ${response.status}: ${text.slice(0, 200)}`);
+    return { text, url: response.url };
+  }
+
+  // ---- USSD ----------------------------------------------------------------------
+  async function ussdSend() {
+    const fields = {
+      sessionId: sim.session, serviceCode: sim.code, phoneNumber: $("msisdn").value.trim(),
+      networkCode: "46000", text: sim.inputs.join("*"),
+    };
+    log(`→ USSD text="${fields.text}"`);
+    let answer;
+    try {
+      answer = (await post("/ussd/africastalking", fields)).text;
+    } catch (err) {
+      log(`← ${err.message}`);
+      display.textContent = `Connection problem or invalid MMI code.\n${err.message}`;
+      setState("end", "error");
+      return;
+    }
+    const ends = answer.startsWith("END ");
+    const body = answer.replace(/^(CON|END) /, "");
+    log(`← ${answer.slice(0, 3)} ${body.split("\n")[0]}…`);
+    display.textContent = body;
+    budgetEl.textContent = budget(body);
+    setEntry("");
+    setState(ends ? "end" : "ussd", `USSD ${sim.code} · ${ends ? "END" : "CON"}`);
+  }
+
+  function ussdDial() {
+    const typed = sim.entry;
+    sim.code = /^\*[0-9*]*#$/.test(typed) ? typed : $("code").value.trim();
+    sim.session = "ATUid_" + hex(16);
+    sim.inputs = [];
+    setEntry("");
+    display.textContent = `Dialling ${sim.code}…`;
+    return ussdSend();
+  }
+
+  function ussdReply() {
+    if (!sim.entry) return Promise.resolve();
+    sim.inputs.push(sim.entry);
+    return ussdSend();
+  }
+
+  // ---- Call (TwiML) ----------------------------------------------------------------
+  function callFields(extra) {
+    return {
+      CallSid: sim.call.sid, AccountSid: sim.call.account, From: $("msisdn").value.trim(),
+      To: $("hotline").value.trim(), Direction: "inbound", ApiVersion: "2010-04-01",
+      CallStatus: "in-progress", ...extra,
+    };
+  }
+
+  function callShow(lines) {
+    display.textContent = [`☎ ${$("hotline").value.trim()}`, "", ...lines].join("\n");
+  }
+
+  function tick(call) {
+    if (sim.call !== call) return;
+    const seconds = Math.floor((Date.now() - call.started) / 1000);
+    const mm = String(Math.floor(seconds / 60)).padStart(2, "0");
+    statusEl.textContent = `In call · ${mm}:${String(seconds % 60).padStart(2, "0")}`;
+    budgetEl.textContent = call.gather ? "keys open" : "";
+  }
+
+  async function callFetch(url, extra) {
+    const call = sim.call;
+    let answer;
+    try {
+      log(`→ CALL ${new URL(url, location.href).pathname} ${extra.Digits !== undefined ? "Digits=" + extra.Digits : ""}`);
+      answer = await post(url, callFields(extra));
+    } catch (err) {
+      log(`← ${err.message}`);
+      callShow(["The call failed.", err.message]);
+      hangUp(false);
+      return;
+    }
+    if (sim.call !== call) return; // hung up meanwhile
+    tick(call);
+    const xml = new DOMParser().parseFromString(answer.text, "application/xml");
+    if (xml.querySelector("parsererror")) {
+      log("← answer is not TwiML");
+      hangUp(false);
+      return;
+    }
+    await runVerbs(Array.from(xml.documentElement.children), answer.url, call);
+  }
+
+  function playClip(url, call, index, total) {
+    return new Promise((resolve) => {
+      if (sim.call !== call) return resolve();
+      call.playing.push(url);
+      sim.heard.push(url);
+      const path = new URL(url, location.href).pathname;
+      callShow([`▶ playing clip ${index} of ${total}`, call.gather ? "Listening for keys…" : ""]);
+      log(`♪ ${path.length > 40 ? path.slice(0, 39) + "…" : path}`);
+      audio.src = url;
+      const done = () => { audio.onended = audio.onerror = null; call.stop = null; resolve(); };
+      call.stop = done;
+      audio.onended = done;
+      audio.onerror = () => { log("♪ could not play that clip"); done(); };
+      audio.play().catch(() => done());
+    });
+  }
+
+  async function runVerbs(verbs, baseUrl, call) {
+    for (let i = 0; i < verbs.length; i += 1) {
+      if (sim.call !== call) return;
+      const verb = verbs[i];
+      const abs = (u) => new URL(u, baseUrl).href;
+      switch (verb.tagName) {
+        case "Play": {
+          const plays = verbs.filter((v) => v.tagName === "Play");
+          await playClip(abs(verb.textContent.trim()), call, plays.indexOf(verb) + 1, plays.length);
+          break;
+        }
+        case "Say":
+          callShow([`“${verb.textContent.trim()}”`]);
+          log(`🗣 ${verb.textContent.trim()}`);
+          break;
+        case "Pause":
+          await new Promise((r) => setTimeout(r, 1000 * Number(verb.getAttribute("length") || 1)));
+          break;
+        case "Gather": {
+          call.gather = {
+            action: abs(verb.getAttribute("action") || baseUrl),
+            numDigits: Number(verb.getAttribute("numDigits") || 0),
+            finishOnKey: verb.getAttribute("finishOnKey") ?? "#",
+            digits: "", rest: verbs.slice(i + 1), baseUrl,
+          };
+          screenEl.dataset.gather = "open";
+          const plays = Array.from(verb.children).filter((c) => c.tagName === "Play");
+          for (const child of Array.from(verb.children)) {
+            if (!call.gather || sim.call !== call) return;
+            if (child.tagName === "Play") {
+              await playClip(abs(child.textContent.trim()), call, plays.indexOf(child) + 1, plays.length);
+            }
+            if (child.tagName === "Say") callShow([`“${child.textContent.trim()}”`]);
+          }
+          if (call.gather && sim.call === call) {
+            const seconds = Number(verb.getAttribute("timeout") || 5);
+            callShow([`Listening for keys (${seconds} s)…`]);
+            call.timer = setTimeout(() => gatherTimeout(call), seconds * 1000);
+          }
+          return; // the rest runs on timeout, or the action's answer replaces it
+        }
+        case "Redirect":
+          await callFetch(abs(verb.textContent.trim()), {});
+          return;
+        case "Hangup":
+        case "Reject":
+          hangUp(false);
+          return;
+        default:
+          log(`(ignored <${verb.tagName}>)`);
+      }
+    }
+    if (sim.call === call) hangUp(false); // TwiML that runs out ends the call
+  }
+
+  function gatherTimeout(call) {
+    if (sim.call !== call || !call.gather) return;
+    const { rest, baseUrl } = call.gather;
+    call.gather = null;
+    delete screenEl.dataset.gather;
+    log("… no keys (timeout)");
+    runVerbs(rest, baseUrl, call);
+  }
+
+  function gatherSubmit(call) {
+    const gather = call.gather;
+    call.gather = null;
+    delete screenEl.dataset.gather;
+    clearTimeout(call.timer);
+    if (call.stop) { audio.pause(); call.stop(); }
+    setEntry("");
+    return callFetch(gather.action, { Digits: gather.digits });
+  }
+
+  function callKey(key) {
+    const call = sim.call;
+    if (!call || !call.gather) { log(`(key ${key} ignored: not listening)`); return; }
+    if (key === call.gather.finishOnKey) { gatherSubmit(call); return; }
+    call.gather.digits += key;
+    setEntry(call.gather.digits);
+    if (call.gather.numDigits && call.gather.digits.length >= call.gather.numDigits) gatherSubmit(call);
+  }
+
+  function placeCall() {
+    sim.call = {
+      sid: "CA" + hex(16), account: "AC" + hex(16), gather: null, playing: [], stop: null,
+      started: Date.now(),
+    };
+    sim.heard = [];
+    setState("call", "Calling…");
+    budgetEl.textContent = "";
+    callShow(["Ringing…"]);
+    const call = sim.call;
+    call.clock = setInterval(() => tick(call), 250);
+    callFetch("/ivr/twilio/voice", { CallStatus: "ringing" });
+  }
+
+  function hangUp(byUser) {
+    const call = sim.call;
+    if (call) {
+      clearTimeout(call.timer);
+      clearInterval(call.clock);
+      audio.pause();
+      if (call.stop) call.stop();
+      sim.call = null;
+      log(byUser ? "☎ you hung up" : "☎ call ended");
+      display.textContent += "\n\nCall ended.";
+    }
+    delete screenEl.dataset.gather;
+    setEntry("");
+    setState("end", "Call ended");
+  }
+
+  // ---- Keys ----------------------------------------------------------------------
+  function key(k) {
+    if (sim.state === "call") { callKey(k); return; }
+    if (sim.state === "end") { reset(); }
+    setEntry(sim.entry + k);
+  }
+
+  function green() {
+    if (mode() === "call") {
+      if (sim.state === "call") { if (sim.call && sim.call.gather) gatherSubmit(sim.call); return; }
+      placeCall();
+      return;
+    }
+    if (sim.state === "ussd") { ussdReply(); return; }
+    ussdDial();
+  }
+
+  function reset() {
+    sim.session = null;
+    sim.inputs = [];
+    setEntry("");
+    budgetEl.textContent = "";
+    setState("idle", "hotline");
+    display.textContent = mode() === "call"
+      ? `Ready. Press the green key to call ${$("hotline").value.trim()}.`
+      : `Ready. Press the green key to dial ${$("code").value.trim()}.`;
+  }
+
+  function red() {
+    if (sim.state === "call") { hangUp(true); return; }
+    if (sim.state === "ussd") log("☎ you cancelled the session");
+    reset();
+  }
+
+  $("keypad").addEventListener("click", (ev) => {
+    const button = ev.target.closest("button[data-key]");
+    if (button) key(button.dataset.key);
+  });
+  $("call").addEventListener("click", green);
+  $("hangup").addEventListener("click", red);
+  $("clear").addEventListener("click", () => {
+    if (sim.state !== "call") setEntry(sim.entry.slice(0, -1));
+  });
+  document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", () => {
+    if (sim.state === "call") hangUp(true);
+    reset();
+  }));
+  document.addEventListener("keydown", (ev) => {
+    if (ev.target instanceof HTMLInputElement) return;
+    if (/^[0-9*#]$/.test(ev.key)) key(ev.key);
+    else if (ev.key === "Enter") green();
+    else if (ev.key === "Escape") red();
+    else if (ev.key === "Backspace") $("clear").click();
+  });
+  reset();
+})();

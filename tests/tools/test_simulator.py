@@ -1,0 +1,149 @@
+"""The web simulator: mounted only when enabled, and driven in real headless Chromium.
+
+The browser tests use Debian's `chromium` (installed by `make system-deps`) through
+Playwright's DevTools driver; they never download a browser. They save the screenshots
+shown in the README to docs/img/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hotline.app import create_app
+from hotline.config import load_settings
+from hotline.dialogue.server import LocalServer, in_process
+
+ROOT = Path(__file__).resolve().parents[2]
+IMG = ROOT / "docs" / "img"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("HOTLINE_BALANCE__LEDGER_PATH", str(tmp_path / "ledger.sqlite3"))
+
+
+async def test_off_by_default(aiohttp_client: type[TestClient]) -> None:
+    client = await aiohttp_client(create_app(load_settings()))  # type: ignore[operator]
+    assert (await client.get("/simulator")).status == 404
+
+
+async def test_page_and_static_files_when_enabled(aiohttp_client: type[TestClient]) -> None:
+    settings = load_settings(simulator=True)
+    client = await aiohttp_client(create_app(settings))  # type: ignore[operator]
+    page = await client.get("/simulator")
+    assert page.status == 200
+    html = await page.text()
+    for asset in ("/simulator/static/phone.css", "/simulator/static/phone.js"):
+        assert asset in html
+        served = await client.get(asset)
+        assert served.status == 200, asset
+    script = await (await client.get("/simulator/static/phone.js")).text()
+    assert '"/ussd/africastalking"' in script and '"/ivr/twilio/voice"' in script
+    assert (await client.get("/simulator/static/../__init__.py")).status in (403, 404)
+
+
+@pytest.fixture
+async def browser_page() -> AsyncIterator[tuple[object, LocalServer]]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make system-deps installs Debian's chromium)")
+    from playwright.async_api import async_playwright
+
+    async with (
+        in_process(load_settings(), {"simulator": True}) as server,
+        async_playwright() as pw,
+    ):
+        base_url = server.url
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 860, "height": 720})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{base_url}/simulator")
+        yield page, server
+        await browser.close()
+        assert not errors, errors
+
+
+async def _press(page: object, keys: str) -> None:
+    for key in keys:
+        await page.click(f"#keypad button[data-key='{key}']")  # type: ignore[attr-defined]
+
+
+async def test_ussd_dial_balance_and_language(browser_page: tuple[object, LocalServer]) -> None:
+    page, _ = browser_page
+    display = page.locator("#display")  # type: ignore[attr-defined]
+    screen = page.locator("#screen")  # type: ignore[attr-defined]
+
+    await page.click("#call")  # type: ignore[attr-defined]
+    await display.filter(has_text="6.退出").wait_for()
+    assert "话费查询" in await display.inner_text()
+    assert await page.inner_text("#budget") == "52/80 UCS-2"  # type: ignore[attr-defined]
+    IMG.mkdir(parents=True, exist_ok=True)
+    await _press(page, "1")
+    await page.screenshot(path=str(IMG / "simulator-ussd.png"))  # type: ignore[attr-defined]
+    await page.click("#call")  # type: ignore[attr-defined]
+    await display.filter(has_text="您的话费余额为12.50元。").wait_for()
+    assert await screen.get_attribute("data-state") == "end"
+
+    await page.click("#hangup")  # type: ignore[attr-defined]
+    await page.click("#call")  # type: ignore[attr-defined]
+    await display.filter(has_text="6.退出").wait_for()
+    await _press(page, "5")
+    await page.click("#call")  # type: ignore[attr-defined]
+    await display.filter(has_text="请选择语言").wait_for()
+    await _press(page, "2")
+    await page.click("#call")  # type: ignore[attr-defined]
+    await display.filter(has_text="Balance service").wait_for()
+    await _press(page, "1")
+    await page.click("#call")  # type: ignore[attr-defined]
+    await display.filter(has_text="Your main balance is CNY 12.50.").wait_for()
+
+
+async def test_call_reaches_the_balance_prompt(browser_page: tuple[object, LocalServer]) -> None:
+    page, server = browser_page
+    base_url = server.url
+    probe = await page.request.post(f"{base_url}/ivr/twilio/voice", form={})  # type: ignore[attr-defined]
+    if probe.status == 404:
+        pytest.skip("the IVR channel (POST /ivr/twilio/voice) is not mounted in this build")
+    log = page.locator("#log")  # type: ignore[attr-defined]
+    await page.check("input[name=mode][value=call]")  # type: ignore[attr-defined]
+    await page.click("#call")  # type: ignore[attr-defined]
+    await page.locator("#screen[data-gather=open]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
+    await log.filter(has_text="♪ /ivr/audio/").wait_for()
+    IMG.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(IMG / "simulator-call.png"))  # type: ignore[attr-defined]
+    before = await page.evaluate("window.hotlineSim.heard.length")  # type: ignore[attr-defined]
+    await _press(page, "1")
+    await log.filter(has_text="Digits=1").wait_for()
+    await page.wait_for_function(  # type: ignore[attr-defined]
+        "n => window.hotlineSim.heard.length > n", arg=before, timeout=15_000
+    )  # a clip after the key: the balance prompt
+    assert "call failed" not in await page.inner_text("#display")  # type: ignore[attr-defined]
+    speech_text = server.speech_text()
+    if speech_text is not None:  # what the caller heard, clip by clip
+        await page.locator("#screen[data-state=end]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
+        heard = await page.evaluate("window.hotlineSim.heard")  # type: ignore[attr-defined]
+        said = "".join(speech_text(url) or "?" for url in heard)
+        # The key cut the menu short (barge-in), as on a real call.
+        assert said.startswith("话费查询")
+        assert said.endswith("您的话费余额为十二元五角。")
+    else:
+        await page.click("#hangup")  # type: ignore[attr-defined]
+    assert await page.get_attribute("#screen", "data-state") == "end"  # type: ignore[attr-defined]
