@@ -14,7 +14,7 @@ from hotline.errors import FlowError
 from hotline.flow.actions import ACTIONS, ActionRegistry
 from hotline.flow.engine import ENGINE_PROMPTS
 from hotline.flow.load import load_flow
-from hotline.flow.model import ActionState, Flow, InputState, MenuState
+from hotline.flow.model import ActionState, Flow, MenuState
 from hotline.i18n.catalog import CatalogSet
 from hotline.yamlsrc import Located, load_located
 
@@ -170,8 +170,6 @@ def check_flow(
                         "states",
                         name,
                     )
-        if isinstance(state, InputState) and state.var in (nav.back, nav.home):
-            yield issue("bad-var", f"state {name!r}: bad variable name", "states", name, "var")
     # With no valid start every state is "unreachable": one unknown-start issue says it all.
     reachable = _reachable(flow) if flow.start in flow.states else set(flow.states)
     for name in flow.states:

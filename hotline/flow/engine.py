@@ -328,6 +328,9 @@ class Engine:
             elif isinstance(state, SwitchState):
                 name = self._switch(step.record.vars, state)
             else:
+                if name == flow.start:
+                    # Arriving home (after a language switch, say) leaves nothing to go back to.
+                    step.record.back.clear()
                 self._wait_at(step.record, name)
                 return
         log.error("flow %s: more than %d steps without waiting", flow.id, MAX_STEPS_PER_TURN)

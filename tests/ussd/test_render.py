@@ -127,16 +127,14 @@ def test_short_final_screen_has_no_navigation(layout: UssdLayout) -> None:
 # --------------------------------------------------------------- pagination
 
 
-def test_english_menu_with_a_chinese_label_is_ucs2_and_paginated(layout: UssdLayout) -> None:
-    """ "语言/Language" makes the whole English page UCS-2 (76 units with the prefix)."""
+def test_english_menu_is_gsm7_on_one_page(layout: UssdLayout) -> None:
+    """The English catalog keeps its labels GSM-7, so the whole menu fits one screen."""
     screen = _menu("en", can_go_back=True, can_go_home=True)
     pages = layout.pages(screen)
-    assert len(pages) == 2
-    assert pages[0].endswith("\n98.More 0.Back 00.Home")
-    assert pages[1].endswith("\n0.Prev 00.Home")
-    for page in pages:
-        _within(page, layout.page_limits)
-    lines = [line for page in pages for line in page.split("\n")]
+    assert len(pages) == 1
+    assert pages[0].endswith("\n0.Back 00.Home")
+    _within(pages[0], layout.page_limits)
+    lines = pages[0].split("\n")
     for i, key in enumerate((*MAIN_OPTIONS, "main.exit"), 1):
         label = layout.catalogs["en"].render(PromptPart(key), _fmt())
         assert lines.count(f"{i}.{label}") == 1  # every option whole, exactly once
@@ -190,9 +188,10 @@ def test_page_index_is_clamped(layout: UssdLayout) -> None:
     assert layout.is_final_page(Screen("s", "zh-CN", parts, ends=True, page=99))
 
 
-def test_notice_repeats_on_every_page(layout: UssdLayout) -> None:
+def test_notice_repeats_on_every_page(catalogs: CatalogSet) -> None:
+    small = UssdLayout(catalogs, Limits(gsm7=100, ucs2=80))
     screen = _menu("en", notice=PromptPart("nav.invalid"))
-    pages = layout.pages(screen)
+    pages = small.pages(screen)
     assert len(pages) >= 2
     assert all(page.startswith("Invalid choice, please try again.\n") for page in pages)
 
