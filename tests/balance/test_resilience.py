@@ -313,3 +313,21 @@ async def test_logs_and_metrics_hold_no_phone_number_or_balance(
     assert "hotline_balance_upstream_errors_total" in generate_latest(registry).decode()
     for amount in ("12.5", "1250", "-3.2", "-320", "1785"):
         assert amount not in caplog.text
+
+
+async def test_subscriber_limit_window_moves(
+    sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(sim.url, fresh_ttl=0, max_stale=0, subscriber_rate="2/minute")
+    async with open_provider(settings, pseudonym, clock=clock) as provider:
+        await provider.fetch(DEMO)
+        clock.advance(30)
+        await provider.fetch(DEMO)
+        clock.advance(29)
+        with pytest.raises(RateLimited):
+            await provider.fetch(DEMO)
+        await provider.fetch("13800138001")  # another subscriber has their own window
+        clock.advance(1.5)  # the first hit left the window
+        await provider.fetch(DEMO)
+    assert await sim.calls(DEMO) == 3
