@@ -197,3 +197,25 @@ def test_cli_bad_values_exit_2_with_one_line(
     assert run(argv, tmp_path, monkeypatch) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("hotline: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("HOTLINE_BALANCE__SUBSCRIBER_RATE", "ten a minute", "balance.subscriber_rate"),
+        ("HOTLINE_BALANCE__URL", "ftp://x", "balance.url"),
+        ("HOTLINE_BALANCE__DEADLINE", "12", "balance.deadline"),
+        ("HOTLINE_BALANCE__PROVIDER", "soap", "balance.provider"),
+    ],
+)
+def test_bad_balance_settings_name_the_key(
+    name: str, value: str, key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hotline.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    message = str(caught.value)
+    assert key in message and name in message and "\n" not in message
