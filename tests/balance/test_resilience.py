@@ -331,3 +331,37 @@ async def test_subscriber_limit_window_moves(
         clock.advance(1.5)  # the first hit left the window
         await provider.fetch(DEMO)
     assert await sim.calls(DEMO) == 3
+
+
+async def test_breaker_trips_on_failure_rate(
+    sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(
+        sim.url,
+        retries=0,
+        breaker_failures=100,
+        breaker_min_calls=4,
+        breaker_failure_rate=0.5,
+        breaker_window=30,
+    )
+    async with open_provider(settings, pseudonym, clock=clock) as provider:
+        for i in range(4):  # good, bad, good, bad: never two failures in a row
+            if i % 2:
+                await sim.fault(fault="status", status=500, times=1)
+                with pytest.raises(UpstreamUnavailable):
+                    await provider.fetch(f"1380013800{i}")
+            else:
+                await provider.fetch(f"1380013800{i}")
+        with pytest.raises(CircuitOpen):
+            await provider.fetch("13800138005")
+    assert (await sim.stats())["total_calls"] == 4
+
+
+async def test_retry_after_within_budget_is_honoured(
+    sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
+) -> None:
+    async with open_provider(make_settings(sim.url), pseudonym) as provider:
+        await sim.fault(fault="rate_limit", retry_after=0, times=1)
+        assert (await provider.fetch(DEMO)).main_balance == Money(1250)
+    assert (await sim.stats())["max_attempts"] == 2
