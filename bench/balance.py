@@ -36,6 +36,7 @@ from hotline.config import BalanceSettings, load_settings
 from hotline.privacy import Pseudonymizer
 
 KEY_ID, SECRET = "bench", "bench-secret"
+Fetch = Callable[[str], Awaitable[BalanceSnapshot]]
 
 
 def _free_port() -> int:
@@ -94,70 +95,93 @@ async def main(args: argparse.Namespace) -> None:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HOTLINE_BALANCE__KEY_ID": KEY_ID, "HOTLINE_BALANCE__SECRET": SECRET}
     sim = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from hotline.cli import main; sys.exit(main())",
-         "billing-sim", "--port", str(port)],
-        env=env, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from hotline.cli import main; sys.exit(main())",
+            "billing-sim",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stderr=subprocess.DEVNULL,
     )
     try:
         async with aiohttp.ClientSession() as session:
             await _wait_up(session, base)
             numbers = [f"139{i:08d}" for i in range(args.subscribers)]
             for number in numbers:
-                doc = {"main_minor": 1000 + len(number),
-                       "buckets": [{"usage_type": "data", "remaining": 1 << 30}]}
+                doc = {
+                    "main_minor": 1000 + len(number),
+                    "buckets": [{"usage_type": "data", "remaining": 1 << 30}],
+                }
                 async with session.put(f"{base}/_sim/subscribers/{number}", json=doc):
                     pass
-            async with session.post(f"{base}/_sim/faults",
-                                    json={"fault": "latency", "ms": args.latency_ms}):
+            async with session.post(
+                f"{base}/_sim/faults", json={"fault": "latency", "ms": args.latency_ms}
+            ):
                 pass
             balance = BalanceSettings(
-                provider="http", url=base, key_id=KEY_ID, secret=SecretStr(SECRET),
-                subscriber_rate="1000/minute", fresh_ttl=30, max_concurrency=256,
+                provider="http",
+                url=base,
+                key_id=KEY_ID,
+                secret=SecretStr(SECRET),
+                subscriber_rate="1000/minute",
+                fresh_ttl=30,
+                max_concurrency=256,
                 bulkhead_wait=1.0,
             )
             settings = load_settings(None, balance=balance)
             pseudonym = Pseudonymizer("bench")
-            rows: list[tuple[str, float, list[float], int, int]] = []
+            runs: dict[str, list[tuple[float, list[float], int, int]]] = {}
 
-            raw = HttpProvider(balance, pseudonym)
-            before = await _calls(session, base)
-            rate, lat, err = await _run(numbers, raw.fetch, args.concurrency)
-            rows.append(("baseline: bare http provider", rate, lat, err,
-                         await _calls(session, base) - before))
-            await raw.close()
+            async def measure(name: str, lookups: list[str], fetch: Fetch, conc: int) -> None:
+                before = await _calls(session, base)
+                rate, lat, err = await _run(lookups, fetch, conc)
+                calls = await _calls(session, base) - before
+                runs.setdefault(name, []).append((rate, lat, err, calls))
 
-            async with open_provider(settings, pseudonym) as provider:
-                before = await _calls(session, base)
-                rate, lat, err = await _run(numbers, provider.fetch, args.concurrency)
-                rows.append(("stack, cold cache", rate, lat, err,
-                             await _calls(session, base) - before))
-                before = await _calls(session, base)
-                rate, lat, err = await _run(numbers, provider.fetch, args.concurrency)
-                rows.append(("stack, warm cache", rate, lat, err,
-                             await _calls(session, base) - before))
-
-            async with open_provider(settings, pseudonym) as provider:
-                rng = random.Random(7)
-                hot = numbers[: args.peak_subscribers]
-                peak = [rng.choice(hot) for _ in range(1000)]
-                before = await _calls(session, base)
-                rate, lat, err = await _run(peak, provider.fetch, args.peak_concurrency)
-                rows.append((f"peak: 1000 lookups, {len(hot)} subscribers, "
-                             f"{args.peak_concurrency} at once", rate, lat, err,
-                             await _calls(session, base) - before))
+            peak_name = (
+                f"peak: 1000 lookups, {args.peak_subscribers} subscribers, "
+                f"{args.peak_concurrency} at once"
+            )
+            for _ in range(args.rounds):  # interleaved, so machine noise hits all alike
+                raw = HttpProvider(balance, pseudonym)
+                await measure("baseline: bare http provider", numbers, raw.fetch, args.concurrency)
+                await raw.close()
+                async with open_provider(settings, pseudonym) as provider:
+                    await measure("stack, cold cache", numbers, provider.fetch, args.concurrency)
+                    await measure("stack, warm cache", numbers, provider.fetch, args.concurrency)
+                async with open_provider(settings, pseudonym) as provider:
+                    rng = random.Random(7)
+                    hot = numbers[: args.peak_subscribers]
+                    peak = [rng.choice(hot) for _ in range(1000)]
+                    await measure(peak_name, peak, provider.fetch, args.peak_concurrency)
     finally:
         sim.terminate()
         sim.wait(5)
 
-    base_rate = rows[0][1]
-    print(f"upstream latency {args.latency_ms} ms, concurrency {args.concurrency}, "
-          f"{args.subscribers} subscribers, Python {sys.version.split()[0]}")
-    print(f"| run | lookups/s | vs baseline | p50 ms | p99 ms | errors | upstream calls "
-          f"| calls per 1000 lookups |")
+    def median_run(name: str) -> tuple[float, list[float], int, int]:
+        ordered = sorted(runs[name], key=lambda run: run[0])
+        return ordered[len(ordered) // 2]
+
+    base_rate = median_run("baseline: bare http provider")[0]
+    print(
+        f"upstream latency {args.latency_ms} ms, concurrency {args.concurrency}, "
+        f"{args.subscribers} subscribers, median of {args.rounds} interleaved rounds, "
+        f"Python {sys.version.split()[0]}"
+    )
+    print(
+        "| run | lookups/s | vs baseline | p50 ms | p99 ms | errors | upstream calls "
+        "| calls per 1000 lookups |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, rate, lat, err, calls in rows:
-        print(f"| {name} | {rate:,.0f} | {rate / base_rate:.2f}x | {_p(lat, 50):.2f} | "
-              f"{_p(lat, 99):.2f} | {err} | {calls} | {calls * 1000 / len(lat):.0f} |")
+    for name in runs:
+        rate, lat, err, calls = median_run(name)
+        print(
+            f"| {name} | {rate:,.0f} | {rate / base_rate:.2f}x | {_p(lat, 50):.2f} | "
+            f"{_p(lat, 99):.2f} | {err} | {calls} | {calls * 1000 / len(lat):.0f} |"
+        )
 
 
 if __name__ == "__main__":
@@ -167,5 +191,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--peak-subscribers", type=int, default=200)
     parser.add_argument("--peak-concurrency", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=5)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     asyncio.run(main(parser.parse_args()))

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -111,6 +111,32 @@ class BalanceSettings(_Section):
     currencies: tuple[str, ...] = ("CNY",)
     tmf_lookup: Literal["logicalResource.id", "relatedParty.id"] = "logicalResource.id"
     gb_bytes: Literal[1_000_000_000, 1_073_741_824] = 1_073_741_824
+
+    @field_validator("subscriber_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError("expected a rate like 10/minute or 5 per 30 seconds") from exc
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// base URL")
+        return value
+
+    @field_validator("currencies")
+    @classmethod
+    def _currencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for code in value:
+            if not (len(code) == 3 and code.isalpha() and code.isupper()):
+                raise ValueError("expected ISO 4217 alpha-3 codes such as CNY")
+        return value
 
 
 class SecuritySettings(_Section):

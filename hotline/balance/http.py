@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import ssl
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -137,7 +136,7 @@ class HttpProvider:
                 key_id=self._key_id,
                 secret=self._secret,
                 body=body,
-                timestamp_ms=int(time.time() * 1000),
+                timestamp_ms=int(self._now().timestamp() * 1000),
                 nonce=self._nonce(),
             )
         )

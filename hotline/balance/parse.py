@@ -39,6 +39,7 @@ __all__ = [
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 _DECIMAL = re.compile(r"^-?\d{1,19}(\.\d{1,12})?$")
+_CODE = re.compile(r"^[A-Z][A-Z_]{1,39}$|^\d{1,4}$")
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _FOREVER_YEAR = 9999
 _QUANTITY_MAX = 2**63 - 1
@@ -120,7 +121,8 @@ def error_for_status(status: int, doc: Any, retry_after: str | None) -> Upstream
     """The error a non-200 answer stands for (problem+json `code` if readable)."""
     code = ""
     if isinstance(doc, Mapping) and isinstance(doc.get("code"), str):
-        code = doc["code"][:40]
+        # Only a code-shaped code: it ends up in logs, so no echoed number may pass.
+        code = doc["code"] if _CODE.match(doc["code"]) else "UNRECOGNISED_CODE"
     code = code or f"HTTP_{status}"
     if status == 404 or code in ("SUBSCRIBER_NOT_FOUND", "BALANCE_NOT_AVAILABLE"):
         return UpstreamNotFound(f"upstream: {code}")

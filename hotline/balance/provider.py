@@ -96,10 +96,10 @@ def build_stack(
         provider, limit=config.max_concurrency, wait=config.bulkhead_wait, rate=config.upstream_rate
     )
     provider = Deadline(provider, config.deadline)
-    provider = SubscriberLimit(provider, key, config.subscriber_rate)
-    provider = SingleFlight(provider, key)
-    return Cache(
-        provider,
+    provider = SubscriberLimit(provider, key, config.subscriber_rate, clock=clock)
+    flight = SingleFlight(provider, key)
+    cache = Cache(
+        flight,
         key,
         fresh_ttl=config.fresh_ttl,
         max_stale=config.max_stale,
@@ -108,6 +108,8 @@ def build_stack(
         clock=clock,
         metrics=metrics,
     )
+    flight.settled = cache.remember
+    return cache
 
 
 async def _open_raw(settings: Settings, pseudonym: Pseudonymizer) -> BalanceProvider:

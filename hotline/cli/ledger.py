@@ -74,7 +74,8 @@ def _yuan(minor: int) -> str:
 
 def _bucket_text(bucket: LedgerBucket) -> str:
     if bucket.usage_type == "data":
-        amount = f"{Decimal(bucket.remaining) / MB:f} MB"
+        megabytes = Decimal(bucket.remaining) / MB
+        amount = f"{megabytes / 1024:f} GB" if megabytes % 1024 == 0 else f"{megabytes:f} MB"
     elif bucket.usage_type == "voice":
         amount = f"{bucket.remaining // 60} min"
     else:

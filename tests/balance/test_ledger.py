@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import sys
 from pathlib import Path
 
 import pytest
 
 from hotline.balance.ledger import LedgerProvider, LedgerStore
 from hotline.balance.msisdn import canonical_msisdn, e164
-from hotline.cli import ledger as ledger_cli
+from hotline.cli import main
 from hotline.cli.ledger import parse_amount
 from hotline.errors import ConfigError, UpstreamNotFound
 from hotline.privacy import Pseudonymizer
@@ -22,18 +20,10 @@ NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
 
 
 def run(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
-    """`hotline ledger …` as `hotline.cli.main` runs it (ConfigError → exit 2)."""
+    """`hotline ledger …` through the real entry point (ConfigError → exit 2)."""
     monkeypatch.setenv("HOTLINE_BALANCE__LEDGER_PATH", str(tmp_path / "ledger.sqlite3"))
     monkeypatch.chdir(tmp_path)
-    parser = argparse.ArgumentParser(prog="hotline")
-    ledger_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["ledger", *argv])
-    try:
-        result: int = args.func(args)
-    except ConfigError as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
-        return 2
-    return result
+    return main(["ledger", *argv])
 
 
 @pytest.mark.parametrize(
@@ -197,3 +187,25 @@ def test_cli_bad_values_exit_2_with_one_line(
     assert run(argv, tmp_path, monkeypatch) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("hotline: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("HOTLINE_BALANCE__SUBSCRIBER_RATE", "ten a minute", "balance.subscriber_rate"),
+        ("HOTLINE_BALANCE__URL", "ftp://x", "balance.url"),
+        ("HOTLINE_BALANCE__DEADLINE", "12", "balance.deadline"),
+        ("HOTLINE_BALANCE__PROVIDER", "soap", "balance.provider"),
+    ],
+)
+def test_bad_balance_settings_name_the_key(
+    name: str, value: str, key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hotline.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    message = str(caught.value)
+    assert key in message and name in message and "\n" not in message

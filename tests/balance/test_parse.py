@@ -239,3 +239,10 @@ def test_fault_rules_validate_and_count() -> None:
     assert table.pick(None) is not None
     now[0] = 11
     assert table.pick(None) is None
+
+
+def test_error_codes_never_carry_a_number() -> None:
+    error = error_for_status(500, {"code": "FAILED_FOR_13800138000"}, None)
+    assert "13800138000" not in str(error)
+    assert isinstance(error, UpstreamRefused) and error.code == "UNRECOGNISED_CODE"
+    assert error_for_status(500, {"code": "60"}, None).code == "60"  # type: ignore[attr-defined]

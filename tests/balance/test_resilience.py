@@ -313,3 +313,55 @@ async def test_logs_and_metrics_hold_no_phone_number_or_balance(
     assert "hotline_balance_upstream_errors_total" in generate_latest(registry).decode()
     for amount in ("12.5", "1250", "-3.2", "-320", "1785"):
         assert amount not in caplog.text
+
+
+async def test_subscriber_limit_window_moves(
+    sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(sim.url, fresh_ttl=0, max_stale=0, subscriber_rate="2/minute")
+    async with open_provider(settings, pseudonym, clock=clock) as provider:
+        await provider.fetch(DEMO)
+        clock.advance(30)
+        await provider.fetch(DEMO)
+        clock.advance(29)
+        with pytest.raises(RateLimited):
+            await provider.fetch(DEMO)
+        await provider.fetch("13800138001")  # another subscriber has their own window
+        clock.advance(1.5)  # the first hit left the window
+        await provider.fetch(DEMO)
+    assert await sim.calls(DEMO) == 3
+
+
+async def test_breaker_trips_on_failure_rate(
+    sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(
+        sim.url,
+        retries=0,
+        breaker_failures=100,
+        breaker_min_calls=4,
+        breaker_failure_rate=0.5,
+        breaker_window=30,
+    )
+    async with open_provider(settings, pseudonym, clock=clock) as provider:
+        for i in range(4):  # good, bad, good, bad: never two failures in a row
+            if i % 2:
+                await sim.fault(fault="status", status=500, times=1)
+                with pytest.raises(UpstreamUnavailable):
+                    await provider.fetch(f"1380013800{i}")
+            else:
+                await provider.fetch(f"1380013800{i}")
+        with pytest.raises(CircuitOpen):
+            await provider.fetch("13800138005")
+    assert (await sim.stats())["total_calls"] == 4
+
+
+async def test_retry_after_within_budget_is_honoured(
+    sim: Sim, make_settings: Make, pseudonym: Pseudonymizer
+) -> None:
+    async with open_provider(make_settings(sim.url), pseudonym) as provider:
+        await sim.fault(fault="rate_limit", retry_after=0, times=1)
+        assert (await provider.fetch(DEMO)).main_balance == Money(1250)
+    assert (await sim.stats())["max_attempts"] == 2

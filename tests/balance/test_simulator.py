@@ -66,3 +66,59 @@ def test_seed_file(tmp_path: Path) -> None:
     seed.write_text("subscribers:\n  '13900000000': {buckets: [{usage_type: fax}]}\n")
     with pytest.raises(ValueError, match="usage_type"):
         load_seed(seed, dt.date(2026, 11, 24))
+
+
+async def test_billing_sim_command_serves_on_loopback(tmp_path: Path) -> None:
+    """`hotline billing-sim --port P` as a process: signed lookups work, stats count them."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    import aiohttp
+    from pydantic import SecretStr
+
+    from hotline.balance.http import HttpProvider
+    from hotline.config import BalanceSettings
+    from hotline.privacy import Pseudonymizer
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "HOTLINE_BALANCE__KEY_ID": "cli", "HOTLINE_BALANCE__SECRET": "cli-s"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from hotline.cli import main; sys.exit(main())",
+            "billing-sim",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"{base}/_sim/stats") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            config = BalanceSettings(
+                provider="http", url=base, key_id="cli", secret=SecretStr("cli-s")
+            )
+            provider = HttpProvider(config, Pseudonymizer("k"))
+            snap = await provider.fetch("+8613800138001")
+            await provider.close()
+            assert snap.main_balance is not None and snap.main_balance.minor == 5
+            async with session.get(f"{base}/_sim/stats") as resp:
+                assert (await resp.json())["calls"] == {"13800138001": 1}
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert proc.stderr is not None
+    assert b"listening on http://127.0.0.1:" in proc.stderr.read()
