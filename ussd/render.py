@@ -16,7 +16,8 @@ wire body is `CON `/`END ` + page, and no source says whether gateways count the
 so we budget as if they do (178 GSM-7 septets / 76 UCS-2 units with the defaults).
 
 Pagination. A screen that does not fit becomes several pages; the notice repeats on each.
-An option line is never split; a sentence is broken only at a space, after CJK
+An option line is never split; a sentence that fits a page of its own moves to the next
+page whole; a longer one is broken only at a space, after CJK
 punctuation or between two CJK ideographs (never inside `12.50元` or a date), preferring
 a punctuation break up to six characters back to splitting a phrase. Only if a
 single word cannot fit even an empty page is it cut between characters: over-budget is
@@ -311,6 +312,8 @@ class UssdLayout:
                 taken.append(unit.text)
                 rest.pop(0)
                 continue
+            if taken and fits(_compose(head, [unit.text], foot), limits):
+                break  # a sentence that fits whole on the next page is not broken here
             if unit.splittable or (cut and not taken):
                 room = partial(_fits_after, head, tuple(taken), foot, limits)
                 split = _split(unit.text, room, cut=cut and not taken)
