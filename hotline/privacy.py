@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -51,15 +52,21 @@ class Pseudonymizer:
     metrics and Redis keys can be correlated without ever holding the number.
     """
 
-    __slots__ = ("_key", "_length")
+    __slots__ = ("_cached", "_key", "_length")
 
-    def __init__(self, secret: str, length: int = 20) -> None:
+    def __init__(self, secret: str, length: int = 20, cache_size: int = 8192) -> None:
         if not secret:
             raise ValueError("pseudonym secret must not be empty")
         self._key = secret.encode("utf-8")
         self._length = length
+        # A step needs the same pseudonym several times (session keys, balance cache,
+        # rate limits, logs): remember recent ones in this process.
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._compute)
 
     def __call__(self, msisdn: str) -> str:
+        return self._cached(msisdn)
+
+    def _compute(self, msisdn: str) -> str:
         try:
             subject = canonical_msisdn(msisdn)
         except ValueError:

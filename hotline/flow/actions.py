@@ -43,9 +43,12 @@ class ActionContext:
     timezone: ZoneInfo
     secrets: dict[str, str] = field(default_factory=dict)
     new_language: str | None = None
+    values: dict[str, Value] = field(default_factory=dict)
 
     def set_value(self, name: str, value: Value) -> None:
+        """Store a typed value for prompts (encoded for the session, kept decoded here)."""
         self.variables[name] = encode_value(value)
+        self.values[name] = value
 
 
 Action = Callable[[ActionContext], Awaitable[str]]

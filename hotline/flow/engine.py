@@ -67,6 +67,7 @@ class _Step:
     prefs_changed: bool = False
     events: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Value] = field(default_factory=dict)  # set this step, already decoded
 
 
 class Engine:
@@ -350,6 +351,7 @@ class Engine:
                 balance=self.balance,
                 timezone=self._zone,
                 secrets=step.secrets,
+                values=step.values,
             )
             try:
                 outcome = await action(ctx)
@@ -384,7 +386,7 @@ class Engine:
         if record.final or step.flow is None:
             record.ended = True
             return self._final(record)
-        screen = self._screen(step.flow, record, step.layout)
+        screen = self._screen(step.flow, record, step.layout, step.values)
         if isinstance(step.flow.states[record.state], EndState) and screen.ends:
             record.ended = True
             step.events.append(f"ended:{record.state}")
@@ -399,10 +401,13 @@ class Engine:
             ends=True,
         )
 
-    def _values(self, variables: dict[str, Any]) -> dict[str, Value]:
+    @staticmethod
+    def _values(variables: dict[str, Any], known: dict[str, Value]) -> dict[str, Value]:
         values: dict[str, Value] = {}
         for name, raw in variables.items():
-            if isinstance(raw, dict):
+            if name in known:
+                values[name] = known[name]
+            elif isinstance(raw, dict):
                 try:
                     values[name] = decode_value(raw)
                 except ValueError:
@@ -410,16 +415,23 @@ class Engine:
         return values
 
     def _parts(
-        self, refs: tuple[PromptRef, ...], variables: dict[str, Any]
+        self, refs: tuple[PromptRef, ...], variables: dict[str, Any], known: dict[str, Value]
     ) -> tuple[PromptPart, ...]:
         shown = [ref for ref in refs if ref.shown(variables)]
         if not shown:
             return ()
-        values = self._values(variables)
+        values = self._values(variables, known)
         return tuple(PromptPart(ref.key, values) for ref in shown)
 
-    def _screen(self, flow: Flow, record: SessionRecord, layout: ChannelLayout) -> Screen:
+    def _screen(
+        self,
+        flow: Flow,
+        record: SessionRecord,
+        layout: ChannelLayout,
+        known: dict[str, Value] | None = None,
+    ) -> Screen:
         state = flow.states[record.state]
+        known = known or {}
         notice = PromptPart(record.notice) if record.notice else None
         depth = len(record.back)
         common: dict[str, Any] = {
@@ -433,17 +445,17 @@ class Engine:
         if isinstance(state, MenuState):
             options = tuple(Option(o.key, PromptPart(o.label)) for o in state.options)
             return Screen(
-                parts=self._parts(state.prompt, record.vars),
+                parts=self._parts(state.prompt, record.vars, known),
                 options=options,
                 expects_input=True,
                 **common,
             )
         if isinstance(state, InputState):
             return Screen(
-                parts=self._parts(state.prompt, record.vars), expects_input=True, **common
+                parts=self._parts(state.prompt, record.vars, known), expects_input=True, **common
             )
         assert isinstance(state, EndState)
-        screen = Screen(parts=self._parts(state.prompt, record.vars), ends=True, **common)
+        screen = Screen(parts=self._parts(state.prompt, record.vars, known), ends=True, **common)
         pages = layout.page_count(screen)
         if record.page < pages - 1:
             # More pages follow: the conversation stays open until the last one is shown.
