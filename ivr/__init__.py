@@ -1,1 +1,3 @@
-"""Voice channel: platform dialects, speech rendering, TTS worker and audio cache, routes."""
+"""The voice channel: call the hotline, press keys, hear your balance (DESIGN.md §9)."""
+
+__all__: list[str] = []

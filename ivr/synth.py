@@ -1,0 +1,99 @@
+"""The synthesis process: owns the one pyttsx3 engine (run as `python -m ivr.synth`).
+
+pyttsx3 2.99's eSpeak driver is neither thread- nor fork-safe and keeps state between
+jobs (docs/ivr.md, research §6), so the engine lives alone in this process, started
+by spawning a fresh interpreter (never fork after init) and fed one job at a time:
+
+- one `save_to_file` per `runAndWait` (two queued saves write only the last file);
+- after each job the driver's `_save_file` / `_text_to_say` are cleared, otherwise a
+  later empty `runAndWait()` re-synthesizes and overwrites the previous file;
+- the driver `print()`s "Audio saved to …": stdout is the job protocol, so Python's
+  stdout is pointed at stderr and replies go to the saved real stdout.
+
+Protocol: one JSON object per line. Request `{"text", "voice", "rate", "format", "out"}`;
+reply `{"ok": true, "seconds": s}` or `{"ok": false, "error": "..."}`. The parent owns
+the timeout and kills this process when a job hangs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+import tempfile
+import wave
+from pathlib import Path
+from typing import Any, TextIO
+
+from ivr.audio import to_telephony_wav, wav_duration, write_atomic
+
+__all__ = ["load_engine", "main", "synthesize"]
+
+
+def load_engine(system_espeak: bool) -> Any:
+    """Create the pyttsx3 engine on eSpeak NG 1.52 from `espeakng-loader` (or the system's)."""
+    if not system_espeak:
+        import espeakng_loader
+
+        # Must precede `import pyttsx3`: its driver loads `libespeak-ng.so.1` by soname at
+        # import time and would otherwise find the system 1.51 (wrong Mandarin) or nothing.
+        os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
+        ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
+    import pyttsx3
+
+    return pyttsx3.init()
+
+
+def synthesize(engine: Any, job: dict[str, Any], scratch: Path) -> float:
+    """Render one job into its final file; returns the audio length in seconds."""
+    raw = scratch / "job.wav"
+    raw.unlink(missing_ok=True)
+    engine.setProperty("voice", str(job["voice"]))
+    engine.setProperty("rate", int(job["rate"]))
+    engine.save_to_file(str(job["text"]), str(raw))
+    try:
+        engine.runAndWait()
+    finally:
+        driver = engine.proxy._driver
+        driver._save_file = None
+        driver._text_to_say = None
+    if not raw.is_file():
+        raise RuntimeError("the synthesizer wrote no file")
+    with wave.open(str(raw), "rb") as check:
+        if check.getnframes() == 0:
+            raise RuntimeError("the synthesizer wrote an empty file")
+    data = to_telephony_wav(raw.read_bytes(), job.get("format", "pcm16"))
+    write_atomic(Path(job["out"]), data)
+    return wav_duration(data)
+
+
+def _serve(engine: Any, jobs: TextIO, replies: TextIO) -> None:
+    with tempfile.TemporaryDirectory(prefix="hotline-tts-") as scratch:
+        for line in jobs:
+            try:
+                seconds = synthesize(engine, json.loads(line), Path(scratch))
+                reply: dict[str, Any] = {"ok": True, "seconds": seconds}
+            except Exception as exc:  # a bad job must not kill the worker
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            replies.write(json.dumps(reply) + "\n")
+            replies.flush()
+
+
+def main() -> int:
+    replies = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        engine = load_engine("--system-espeak" in sys.argv[1:])
+    except Exception as exc:
+        replies.write(json.dumps({"ok": False, "error": f"engine: {exc}"}) + "\n")
+        replies.flush()
+        return 1
+    replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
+    replies.flush()
+    _serve(engine, sys.stdin, replies)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The speech worker with real eSpeak NG 1.52 (few syntheses: each costs ~10 ms + spawn)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+
+from ivr.audio import AudioCache, wav_duration
+from ivr.clips import ClipSpec
+from ivr.tts import SpeechService, Synthesizer, TtsError, voice_for
+
+
+def _check_wav(path: Path, low: float, high: float) -> float:
+    data = path.read_bytes()
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+    seconds = wav_duration(data)
+    assert low < seconds < high, seconds
+    return seconds
+
+
+async def test_mandarin_and_english_clips(tmp_path: Path) -> None:
+    synth = Synthesizer(timeout=10)
+    try:
+        zh = await synth.render(
+            ClipSpec("您的话费余额为十二元五角。", "cmn", 150), tmp_path / "zh.wav"
+        )
+        en = await synth.render(ClipSpec("Goodbye.", "en-us", 150), tmp_path / "en.wav")
+    finally:
+        await synth.close()
+    assert zh == _check_wav(tmp_path / "zh.wav", 2.0, 6.0)
+    assert en == _check_wav(tmp_path / "en.wav", 0.3, 1.5)
+    assert synth.spawned == 1 and synth.jobs == 2
+
+
+_OVERWRITE_PROBE = """
+import sys, pathlib
+from ivr.synth import load_engine, synthesize
+engine = load_engine(system_espeak=False)
+out, scratch = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+synthesize(engine, {"text": "One.", "voice": "en-us", "rate": 150, "out": str(out)}, scratch)
+driver = engine.proxy._driver
+# pyttsx3 2.99 keeps both after a save: a later run would re-synthesize into that file.
+print("RESULT", driver._save_file, driver._text_to_say)
+"""
+
+
+def test_engine_state_is_reset_after_each_clip(tmp_path: Path) -> None:
+    # Runs the engine in its own interpreter, as the service does (never in pytest's).
+    (tmp_path / "scratch").mkdir()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _OVERWRITE_PROBE,
+            str(tmp_path / "one.wav"),
+            str(tmp_path / "scratch"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    # The driver prints one "Audio saved to" per synthesis: exactly one may have run.
+    assert out.stdout.count("Audio saved to") == 1, out.stdout
+    assert "RESULT None None" in out.stdout
+    _check_wav(tmp_path / "one.wav", 0.2, 1.5)
+
+
+async def test_stuck_synthesis_times_out_and_the_worker_is_replaced(tmp_path: Path) -> None:
+    synth = Synthesizer(timeout=10)
+    try:
+        await synth.render(ClipSpec("Warm.", "en-us", 150), tmp_path / "warm.wav")
+        synth.timeout = 0.0005  # nothing can finish in half a millisecond
+        long_text = "This sentence is long enough to keep the engine busy for a moment. " * 8
+        with pytest.raises(TtsError):
+            await synth.render(ClipSpec(long_text, "en-us", 150), tmp_path / "stuck.wav")
+        synth.timeout = 10
+        await synth.render(ClipSpec("Back again.", "en-us", 150), tmp_path / "after.wav")
+    finally:
+        await synth.close()
+    assert synth.spawned == 2
+    _check_wav(tmp_path / "after.wav", 0.3, 2.0)
+
+
+async def test_service_caches_and_single_flights(tmp_path: Path) -> None:
+    synth = Synthesizer(timeout=10)
+    service = SpeechService(AudioCache(tmp_path / "audio"), synth)
+    spec = ClipSpec("Your main balance is", "en-us", 150)
+    try:
+        paths = await asyncio.gather(*(service.ensure(spec) for _ in range(5)))
+        again = await service.ensure(spec)
+    finally:
+        await service.close()
+    assert len(set(paths)) == 1 and again == paths[0]
+    assert paths[0] == tmp_path / "audio" / spec.digest[:2] / f"{spec.digest}.wav"
+    assert synth.jobs == 1
+    _check_wav(paths[0], 0.5, 3.0)
+
+
+async def test_engine_error_is_reported_and_worker_survives(tmp_path: Path) -> None:
+    synth = Synthesizer(timeout=10)
+    try:
+        with pytest.raises(TtsError):
+            # An unwritable destination fails inside the child; it must keep serving.
+            await synth.render(ClipSpec("Hello.", "en-us", 150), Path("/proc/no/such/dir.wav"))
+        await synth.render(ClipSpec("Hello.", "en-us", 150), tmp_path / "ok.wav")
+    finally:
+        await synth.close()
+    assert synth.spawned == 1
+
+
+def test_voice_choice() -> None:
+    assert voice_for("zh-CN", {}, system_espeak=False) == "cmn"
+    assert voice_for("zh-CN", {}, system_espeak=True) == "cmn-latn-pinyin"
+    assert voice_for("en", {}, system_espeak=False) == "en-us"
+    assert voice_for("en", {"en": "en-gb"}, system_espeak=False) == "en-gb"
