@@ -82,7 +82,10 @@ def _mount_channels(app: web.Application) -> None:
     """Channels register their own routes; the core imports them only here."""
     import ussd.routes
 
+    import ivr.routes
+
     ussd.routes.setup(app)
+    ivr.routes.setup(app)
     if app[SETTINGS].simulator:
         import hotline.simulator
 

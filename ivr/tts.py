@@ -70,6 +70,10 @@ class Synthesizer:
         except (TimeoutError, json.JSONDecodeError) as exc:
             await self._kill(proc)
             raise TtsError(f"speech engine did not start: {exc!r}") from exc
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise
         if not hello.get("ok"):
             await self._kill(proc)
             raise TtsError(f"speech engine did not start: {hello.get('error')}")
@@ -106,6 +110,12 @@ class Synthesizer:
                 self._proc = None
                 await self._kill(proc)
                 raise TtsError(f"speech engine {type(exc).__name__}") from exc
+            except BaseException:
+                # Cancelled mid-job: the reply would be read by the next job. Start over.
+                self._proc = None
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                raise
             if not line:
                 self._proc = None
                 await self._kill(proc)
@@ -135,12 +145,31 @@ class SpeechService:
         self.cache = cache
         self.synthesizer = synthesizer
         self._inflight: dict[str, asyncio.Future[Path]] = {}
+        self._known: set[str] = set()
+
+    def has(self, spec: ClipSpec) -> bool:
+        """Whether the clip is on disk (remembered, so a hot path costs no `stat`)."""
+        digest = spec.digest
+        if digest in self._known:
+            return True
+        if self.cache.has(digest):
+            self._remember(digest)
+            return True
+        return False
+
+    def forget(self, spec: ClipSpec) -> None:
+        self._known.discard(spec.digest)
+
+    def _remember(self, digest: str) -> None:
+        if len(self._known) > 100_000:
+            self._known.clear()  # bounded: value clips are unbounded over time
+        self._known.add(digest)
 
     async def ensure(self, spec: ClipSpec) -> Path:
         """The clip's file, synthesizing it if absent; raises `TtsError`."""
         digest = spec.digest
         path = self.cache.path(digest)
-        if path.is_file():
+        if self.has(spec):
             return path
         pending = self._inflight.get(digest)
         if pending is not None:
@@ -149,6 +178,7 @@ class SpeechService:
         self._inflight[digest] = future
         try:
             await self.synthesizer.render(spec, path)
+            self._remember(digest)
             future.set_result(path)
         except BaseException as exc:
             future.set_exception(exc if isinstance(exc, Exception) else TtsError("cancelled"))

@@ -1,0 +1,37 @@
+"""Voice platform dialects: parse a webhook into a `ChannelEvent`, write a `VoicePlan` as XML."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from hotline.errors import BadGatewayRequest
+
+__all__ = ["field", "optional_digits"]
+
+_DIGITS = re.compile(r"^[0-9*#]{1,32}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def field(form: Mapping[str, str], name: str, pattern: re.Pattern[str] | None = None) -> str:
+    """A required form field, stripped; raises `BadGatewayRequest` naming it."""
+    value = form.get(name)
+    if value is None or not value.strip():
+        raise BadGatewayRequest(f"missing field {name}")
+    value = value.strip()
+    if len(value) > 64 or _CONTROL.search(value):
+        raise BadGatewayRequest(f"malformed field {name}")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise BadGatewayRequest(f"malformed field {name}")
+    return value
+
+
+def optional_digits(form: Mapping[str, str], name: str) -> str | None:
+    """Keys pressed (`0-9*#`), `None` when absent or empty."""
+    value = form.get(name)
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if not _DIGITS.fullmatch(value):
+        raise BadGatewayRequest(f"malformed field {name}: expected keys 0-9 * #")
+    return value

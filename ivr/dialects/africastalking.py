@@ -1,0 +1,66 @@
+"""Africa's Talking voice callbacks and their XML.
+
+Request: `isActive, sessionId, callerNumber, destinationNumber, direction`
+(+ `dtmfDigits` after `<GetDigits>`; `isActive=0` is the end-of-call notice).
+Reply: `<Response><GetDigits …><Play url=…/></GetDigits><Redirect>…</Redirect></Response>`.
+`<GetDigits>` falls through on silence like TwiML, so the `<Redirect>` carries
+`?timeout=1`. There is no hangup verb: the call ends after the last action.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from hotline.errors import BadGatewayRequest
+from hotline.events import ChannelEvent, EventKind
+from ivr.dialects import field, optional_digits
+from ivr.render import VoicePlan
+from ivr.voicexml import document, element
+
+__all__ = ["NAME", "parse", "write"]
+
+NAME = "africastalking"
+_SESSION = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
+    """One callback as an event; raises `BadGatewayRequest` with the reason."""
+    active = (form.get("isActive") or "").strip()
+    if active not in ("0", "1"):
+        raise BadGatewayRequest("missing or malformed field isActive (expected 0 or 1)")
+    session = field(form, "sessionId", _SESSION)
+    caller = field(form, "callerNumber")
+    digits = optional_digits(form, "dtmfDigits")
+
+    def event(kind: EventKind, text: str = "") -> ChannelEvent:
+        return ChannelEvent("ivr", NAME, session, caller, kind, text)
+
+    if active == "0":
+        return event("hangup")
+    if digits is not None:
+        digits = digits.rstrip("#") or "#"
+        return event("repeat") if digits == "*" else event("input", digits)
+    if query.get("timeout") == "1":
+        return event("timeout")
+    return event("start")
+
+
+def write(plan: VoicePlan) -> str:
+    """The Africa's Talking document for a plan."""
+    plays = [element("Play", {"url": clip.url}) for clip in plan.clips]
+    actions = []
+    if plan.gather is not None:
+        gather = plan.gather
+        attrs = {
+            "callbackUrl": gather.action,
+            "numDigits": gather.num_digits,
+            "timeout": gather.timeout,
+        }
+        actions.append(element("GetDigits", attrs, children=plays))
+        actions.append(element("Redirect", text=gather.timeout_url))
+    else:
+        actions.extend(plays)
+        if plan.dial is not None:
+            actions.append(element("Dial", {"phoneNumbers": plan.dial}))
+    return document(element("Response", children=actions))

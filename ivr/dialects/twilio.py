@@ -1,0 +1,66 @@
+"""Twilio's voice webhook and TwiML (also spoken by SignalWire cXML and Telnyx TeXML).
+
+Request: `CallSid, From, To, CallStatus` (+ `Digits` after a `<Gather>`); our own
+`<Redirect>` after the `<Gather>` adds `?timeout=1`, because TwiML falls through
+silently when nobody presses a key. Reply: `<Response>` with `<Gather input="dtmf">`
+wrapping the `<Play>`s, then that `<Redirect>`; or the `<Play>`s and `<Hangup/>`/`<Dial>`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from hotline.events import ChannelEvent, EventKind
+from ivr.dialects import field, optional_digits
+from ivr.render import VoicePlan
+from ivr.voicexml import document, element
+
+__all__ = ["ENDED_STATUSES", "NAME", "parse", "write"]
+
+NAME = "twilio"
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+_SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
+    """One webhook request as an event; raises `BadGatewayRequest` with the reason."""
+    call = field(form, "CallSid", _SID)
+    caller = field(form, "From")
+    status = (form.get("CallStatus") or "").strip()
+    digits = optional_digits(form, "Digits")
+
+    def event(kind: EventKind, text: str = "") -> ChannelEvent:
+        return ChannelEvent("ivr", NAME, call, caller, kind, text)
+
+    if status in ENDED_STATUSES:
+        return event("hangup")
+    if digits is not None:
+        return event("repeat") if digits == "*" else event("input", digits.rstrip("#") or "#")
+    if query.get("timeout") == "1":
+        return event("timeout")
+    return event("start")
+
+
+def write(plan: VoicePlan) -> str:
+    """The TwiML document for a plan."""
+    plays = [element("Play", text=clip.url) for clip in plan.clips]
+    verbs = []
+    if plan.gather is not None:
+        gather = plan.gather
+        attrs = {
+            "action": gather.action,
+            "input": "dtmf",
+            "method": "POST",
+            "numDigits": gather.num_digits,
+            "timeout": gather.timeout,
+        }
+        verbs.append(element("Gather", attrs, children=plays))
+        verbs.append(element("Redirect", {"method": "POST"}, text=gather.timeout_url))
+    else:
+        verbs.extend(plays)
+        if plan.dial is not None:
+            verbs.append(element("Dial", text=plan.dial))
+        else:
+            verbs.append(element("Hangup"))
+    return document(element("Response", children=verbs))

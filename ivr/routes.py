@@ -1,0 +1,266 @@
+"""aiohttp routes of the voice channel.
+
+- `POST /ivr/twilio/voice` (`ivr-twilio-voice`) and `POST /ivr/africastalking`
+  (`ivr-africastalking`): verify, parse, `engine.step`, make sure every clip of the
+  reply exists, answer XML. A malformed request is a 400 with the reason; anything
+  failing on our side (Redis, speech) still answers a valid document that apologizes.
+- `GET/HEAD /ivr/audio/{key}.wav` (`ivr-audio`): a clip by its sealed key, rendered
+  on demand if this worker never saw it.
+
+Request authentication (Twilio signature, issue #5) plugs into `VERIFY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import ModuleType
+
+from aiohttp import web
+from yarl import URL
+
+from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.events import ChannelEvent
+from hotline.keys import ENGINE, PSEUDONYM, SETTINGS
+from hotline.screen import Screen
+from ivr.audio import AudioCache
+from ivr.clips import ClipSealer, InvalidClipKey
+from ivr.dialects import africastalking, twilio
+from ivr.render import AGENT_KEY, Clip, Speaker, VoiceLayout, VoicePlan
+from ivr.tts import SpeechService, Synthesizer, TtsError, voice_for
+from ivr.voicexml import XML_CONTENT_TYPE
+from ivr.warmup import static_specs, warm
+
+__all__ = ["SPEAKER", "SPEECH", "VERIFY", "Verifier", "allow_all", "setup"]
+
+log = logging.getLogger(__name__)
+
+#: `verify(request, form) -> bool`; False answers 403. Issue #5 installs the real one.
+Verifier = Callable[[web.Request, Mapping[str, str]], Awaitable[bool]]
+
+SPEAKER = web.AppKey("ivr.SPEAKER", Speaker)
+SPEECH = web.AppKey("ivr.SPEECH", SpeechService)
+VERIFY: web.AppKey[Verifier] = web.AppKey("ivr.VERIFY")
+_WARM = web.AppKey("ivr.WARM", asyncio.Task)
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_AUDIO_HEADERS = {
+    "Content-Type": "audio/wav",
+    "Cache-Control": "public, max-age=31536000, immutable",
+    "Accept-Ranges": "bytes",
+}
+
+
+async def allow_all(request: web.Request, form: Mapping[str, str]) -> bool:
+    """The default verifier: accept every request (until issue #5's signatures land)."""
+    return True
+
+
+def setup(app: web.Application) -> None:
+    """Mount the voice routes and the speech worker's cleanup context."""
+    app.setdefault(VERIFY, allow_all)
+    app.cleanup_ctx.append(_speech_ctx)
+    app.router.add_post("/ivr/twilio/voice", _twilio, name="ivr-twilio-voice")
+    app.router.add_post("/ivr/africastalking", _africastalking, name="ivr-africastalking")
+    app.router.add_get(
+        r"/ivr/audio/{key:[A-Za-z0-9_-]{16,2048}}.wav", _audio, name="ivr-audio"
+    )
+
+
+def build_speaker(app: web.Application) -> Speaker:
+    settings = app[SETTINGS]
+    ivr = settings.ivr
+    voices = {
+        lang: voice_for(lang, ivr.voices, ivr.tts_system_espeak) for lang in settings.languages
+    }
+    return Speaker(
+        catalogs=app[ENGINE].catalogs,
+        sealer=ClipSealer(settings.pseudonym_secret.get_secret_value()),
+        voices=voices,
+        rate=ivr.tts_rate,
+        audio_format=ivr.audio_format,
+    )
+
+
+async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Runs after the engine's context (setup is called after the core's are appended).
+    ivr = app[SETTINGS].ivr
+    app[SPEAKER] = build_speaker(app)
+    synthesizer = Synthesizer(timeout=ivr.tts_timeout, system_espeak=ivr.tts_system_espeak)
+    service = SpeechService(AudioCache(ivr.audio_dir), synthesizer)
+    app[SPEECH] = service
+    task = None
+    if ivr.warm_prompts:
+        specs = static_specs(app[SPEAKER], app[ENGINE].registry.flows(), bool(ivr.agent_number))
+        task = asyncio.create_task(_warm(service, specs))
+        app[_WARM] = task
+    yield
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await service.close()
+
+
+async def _warm(service: SpeechService, specs: list) -> None:  # type: ignore[type-arg]
+    report = await warm(service, specs)
+    log.info(
+        "voice prompts ready: %d rendered, %d cached, %d failed",
+        report.rendered, report.cached, report.failed,
+    )
+
+
+def _base_url(request: web.Request) -> URL:
+    configured = request.app[SETTINGS].ivr.public_base_url
+    if configured:
+        return URL(configured.rstrip("/"))
+    return URL.build(scheme=request.scheme, host=request.host)
+
+
+def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
+    app = request.app
+    settings = app[SETTINGS]
+    base = _base_url(request)
+    action = base.join(app.router[route].url_for())
+    audio = str(base.join(app.router["ivr-audio"].url_for(key="k" * 16)))
+    flow = app[ENGINE].registry.current(settings.default_flow)
+    return VoiceLayout(
+        speaker=app[SPEAKER],
+        write=dialect.write,
+        action_url=action,
+        audio_prefix=audio[: -len("k" * 16 + ".wav")],
+        session_ttl=settings.ivr.session_ttl,
+        gather_timeout=settings.ivr.gather_timeout,
+        root_state=flow.start if flow else None,
+        agent_number=settings.ivr.agent_number,
+    )
+
+
+async def _read_form(request: web.Request) -> Mapping[str, str]:
+    if request.content_type not in _FORM_TYPES:
+        raise BadGatewayRequest("Content-Type must be application/x-www-form-urlencoded")
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadGatewayRequest("body is too large") from None
+    except ValueError as exc:
+        raise BadGatewayRequest(f"unreadable form: {exc}") from None
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def _ensure(app: web.Application, clips: tuple[Clip, ...]) -> bool:
+    """Make sure the platform can fetch every clip; False if speech failed or timed out."""
+    service = app[SPEECH]
+    missing = [clip.spec for clip in clips if not service.has(clip.spec)]
+    if not missing:
+        return True
+    try:
+        async with asyncio.timeout(app[SETTINGS].ivr.tts_timeout):
+            for spec in missing:
+                await service.ensure(spec)
+    except (TtsError, TimeoutError) as exc:
+        log.warning("ivr: speech failed (%s); answering with the apology", exc)
+        return False
+    return True
+
+
+def _who(app: web.Application, event: ChannelEvent) -> str:
+    return app[PSEUDONYM](event.subscriber)  # never the number itself
+
+
+async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.Response:
+    app = request.app
+    settings = app[SETTINGS]
+    try:
+        form = await _read_form(request)
+        if not await app[VERIFY](request, form):
+            return web.Response(status=403, text="request signature does not verify")
+        event: ChannelEvent = dialect.parse(form, request.query)
+    except BadGatewayRequest as exc:
+        return web.Response(status=exc.status_hint, text=exc.reason)
+    layout = _layout(request, dialect, route)
+    engine = app[ENGINE]
+    agent_language = request.query.get("agent", "")
+    if (
+        settings.ivr.agent_number
+        and event.kind == "input"
+        and event.text == AGENT_KEY
+        and agent_language in settings.languages
+    ):
+        plan = layout.transfer(agent_language, settings.ivr.agent_number)
+        await _ensure(app, plan.clips)  # the transfer happens even if speech fails
+        return _xml(layout.write(plan))
+    screen: Screen
+    try:
+        turn = await engine.step(event, layout)
+        screen, reply = turn.screen, turn.reply
+    except SessionStoreUnavailable as exc:
+        log.warning("ivr: session store unavailable (%s); apologizing", exc)
+        screen = engine.apology()
+        reply = layout.render(screen)
+    except Exception:
+        log.exception("ivr: step failed for subscriber %s", _who(app, event))
+        screen = engine.apology()
+        reply = layout.render(screen)
+    if event.kind == "hangup":
+        return _xml(layout.write(VoicePlan(())))
+    if not await _ensure(app, layout.plan(screen).clips):
+        reply = layout.render(engine.apology(screen.language))
+    return _xml(reply)
+
+
+def _xml(body: str) -> web.Response:
+    return web.Response(body=body.encode("utf-8"), content_type=XML_CONTENT_TYPE, charset="utf-8")
+
+
+async def _twilio(request: web.Request) -> web.Response:
+    return await _handle(request, twilio, "ivr-twilio-voice")
+
+
+async def _africastalking(request: web.Request) -> web.Response:
+    return await _handle(request, africastalking, "ivr-africastalking")
+
+
+async def _audio(request: web.Request) -> web.StreamResponse:
+    """Serve a clip with a content-address ETag, long caching, HEAD and Range.
+
+    Hand-written rather than `FileResponse` because its ETag is mtime-based and so
+    differs between workers that rendered the same clip; ours is the content digest.
+    """
+    app = request.app
+    try:
+        spec = app[SPEAKER].sealer.open(request.match_info["key"])
+    except InvalidClipKey:
+        raise web.HTTPNotFound(text="no such clip") from None
+    service = app[SPEECH]
+    try:
+        path = await service.ensure(spec)
+        data = await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        service.forget(spec)  # removed from disk behind our back: render again
+        try:
+            data = await asyncio.to_thread((await service.ensure(spec)).read_bytes)
+        except (TtsError, OSError):
+            return web.Response(status=503, headers={"Retry-After": "1"}, text="speech busy")
+    except TtsError:
+        return web.Response(status=503, headers={"Retry-After": "1"}, text="speech busy")
+    headers = dict(_AUDIO_HEADERS)
+    headers["ETag"] = f'"{spec.digest}"'
+    if request.headers.get("If-None-Match", "").strip() in (headers["ETag"], "*"):
+        return web.Response(status=304, headers=headers)
+    try:
+        window = request.http_range
+    except ValueError:
+        return _unsatisfiable(len(data), headers)
+    if window.start is None and window.stop is None:
+        return web.Response(body=data, headers=headers)
+    start, stop, _ = window.indices(len(data))
+    if start >= stop:
+        return _unsatisfiable(len(data), headers)
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return web.Response(status=206, body=data[start:stop], headers=headers)
+
+
+def _unsatisfiable(size: int, headers: dict[str, str]) -> web.Response:
+    headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+    headers["Content-Range"] = f"bytes */{size}"
+    return web.Response(status=416, headers=headers)

@@ -1,0 +1,104 @@
+"""Every static clip of every flow and language, and rendering them ahead of calls.
+
+Used by `hotline prompts build` and by the server's background warm-up. The set is
+computed by speaking each waiting state of each flow the way a call would (menus with
+their options, repeat hint and agent option; end states) with no values, plus every
+catalog sentence (notices, errors, the engine's own prompts) — keeping only the fixed
+pieces, which are exactly the clips a call asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from hotline.flow.model import EndState, Flow, InputState, MenuState
+from hotline.screen import Option, PromptPart, Screen
+from ivr.clips import ClipSpec
+from ivr.render import AGENT_KEY, KEY_AGENT, KEY_REPEAT, Speaker
+from ivr.tts import SpeechService, TtsError
+
+__all__ = ["FIRST_KEYS", "WarmReport", "static_specs", "warm"]
+
+log = logging.getLogger(__name__)
+
+#: Rendered first: what a caller hears when anything goes wrong, then goodbye.
+FIRST_KEYS = ("error.busy", "common.goodbye", "nav.invalid")
+
+
+def _screens(flow: Flow, language: str) -> Iterable[tuple[Screen, bool]]:
+    for name, state in flow.states.items():
+        if isinstance(state, MenuState):
+            parts = tuple(PromptPart(ref.key) for ref in state.prompt)
+            options = tuple(Option(o.key, PromptPart(o.label)) for o in state.options)
+            screen = Screen(name, language, parts, options, expects_input=True)
+            yield screen, name == flow.start
+        elif isinstance(state, InputState):
+            parts = tuple(PromptPart(ref.key) for ref in state.prompt)
+            yield Screen(name, language, parts, expects_input=True), False
+        elif isinstance(state, EndState):
+            parts = tuple(PromptPart(ref.key) for ref in state.prompt)
+            yield Screen(name, language, parts, ends=True), False
+
+
+def static_specs(speaker: Speaker, flows: Iterable[Flow], agent: bool) -> list[ClipSpec]:
+    """Every fixed clip, most important first, without duplicates."""
+    ordered: dict[str, ClipSpec] = {}
+    flows = list(flows)
+
+    def add(pieces: list[tuple[str, bool]], language: str) -> None:
+        for text, dynamic in pieces:
+            if not dynamic:
+                spec = speaker.spec(text, language)
+                ordered.setdefault(spec.digest, spec)
+
+    for language in speaker.catalogs.languages:
+        for key in FIRST_KEYS:
+            if key in speaker.catalogs[language]:
+                add(speaker.part_texts(PromptPart(key), language), language)
+    for language in speaker.catalogs.languages:
+        for flow in flows:
+            for screen, is_root in _screens(flow, language):
+                add(speaker.sentences(screen, agent and is_root), language)
+        if agent:
+            option = speaker.option_part(PromptPart(KEY_AGENT), AGENT_KEY, language)
+            add(speaker.part_texts(option, language), language)
+        for key in speaker.catalogs[language].sentences:
+            if key in (KEY_AGENT, KEY_REPEAT) or key.startswith("voice.option"):
+                continue  # fragments of sentences already spoken whole above
+            add(speaker.part_texts(PromptPart(key), language), language)
+    return list(ordered.values())
+
+
+class WarmReport:
+    """Counts of one warm-up or build run."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.rendered = 0
+        self.cached = 0
+        self.failed = 0
+
+
+async def warm(
+    service: SpeechService,
+    specs: list[ClipSpec],
+    progress: Callable[[ClipSpec], None] | None = None,
+) -> WarmReport:
+    """Render whatever is missing, one clip at a time (calls can still get the engine)."""
+    report = WarmReport(len(specs))
+    for spec in specs:
+        if service.has(spec):
+            report.cached += 1
+        else:
+            try:
+                await service.ensure(spec)
+                report.rendered += 1
+            except TtsError as exc:
+                report.failed += 1
+                log.warning("prompt clip failed to render: %s", exc)
+        if progress is not None:
+            progress(spec)
+        await asyncio.sleep(0)
+    return report
