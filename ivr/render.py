@@ -29,6 +29,8 @@ from ivr.audio import AudioFormat
 from ivr.clips import ClipSealer, ClipSpec
 
 __all__ = [
+    "AGENT_KEY",
+    "AGENT_PARAM",
     "KEY_AGENT",
     "KEY_OPTION",
     "KEY_REPEAT",
@@ -49,7 +51,7 @@ KEY_TRANSFER = "voice.transfer"
 #: Catalog keys the voice channel itself speaks; every language must have them.
 VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER)
 AGENT_KEY = "0"
-ROOT_MENU_PARAM = "menu"
+AGENT_PARAM = "agent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +228,8 @@ class VoiceLayout:
             return VoicePlan(clips)
         action = self.action_url
         if agent:
-            action = action.update_query({ROOT_MENU_PARAM: "root"})
+            # Marks the main menu's Gather so `0` there can dial without a session read.
+            action = action.update_query({AGENT_PARAM: screen.language})
         keys = [option.key for option in screen.options]
         single = screen.options and all(len(key) == 1 for key in keys)
         gather = Gather(

@@ -27,7 +27,7 @@ from hotline.screen import Screen
 from ivr.audio import AudioCache
 from ivr.clips import ClipSealer, InvalidClipKey
 from ivr.dialects import africastalking, twilio
-from ivr.render import AGENT_KEY, Clip, Speaker, VoiceLayout, VoicePlan
+from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan
 from ivr.tts import SpeechService, Synthesizer, TtsError, voice_for
 from ivr.voicexml import XML_CONTENT_TYPE
 from ivr.warmup import static_specs, warm
@@ -62,9 +62,7 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_speech_ctx)
     app.router.add_post("/ivr/twilio/voice", _twilio, name="ivr-twilio-voice")
     app.router.add_post("/ivr/africastalking", _africastalking, name="ivr-africastalking")
-    app.router.add_get(
-        r"/ivr/audio/{key:[A-Za-z0-9_-]{16,2048}}.wav", _audio, name="ivr-audio"
-    )
+    app.router.add_get(r"/ivr/audio/{key:[A-Za-z0-9_-]{16,2048}}.wav", _audio, name="ivr-audio")
 
 
 def build_speaker(app: web.Application) -> Speaker:
@@ -105,7 +103,9 @@ async def _warm(service: SpeechService, specs: list) -> None:  # type: ignore[ty
     report = await warm(service, specs)
     log.info(
         "voice prompts ready: %d rendered, %d cached, %d failed",
-        report.rendered, report.cached, report.failed,
+        report.rendered,
+        report.cached,
+        report.failed,
     )
 
 
@@ -113,7 +113,10 @@ def _base_url(request: web.Request) -> URL:
     configured = request.app[SETTINGS].ivr.public_base_url
     if configured:
         return URL(configured.rstrip("/"))
-    return URL.build(scheme=request.scheme, host=request.host)
+    try:
+        return URL.build(scheme=request.scheme, authority=request.host)
+    except ValueError:
+        raise BadGatewayRequest("malformed Host header") from None
 
 
 def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
@@ -175,11 +178,11 @@ async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.
         if not await app[VERIFY](request, form):
             return web.Response(status=403, text="request signature does not verify")
         event: ChannelEvent = dialect.parse(form, request.query)
+        layout = _layout(request, dialect, route)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    layout = _layout(request, dialect, route)
     engine = app[ENGINE]
-    agent_language = request.query.get("agent", "")
+    agent_language = request.query.get(AGENT_PARAM, "")
     if (
         settings.ivr.agent_number
         and event.kind == "input"
