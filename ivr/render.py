@@ -82,6 +82,9 @@ class VoicePlan:
     dial: str | None = None
 
 
+_LEADING = " \t,.;:!?，。；：！？、"
+
+
 def _speakable(text: str) -> bool:
     return any(char.isalnum() for char in text)
 
@@ -110,12 +113,15 @@ def fragments(
             out[-1] = (out[-1][0] + text, False)
         else:
             out.append((text, dynamic))
-    # Punctuation-only pieces ("。") are not worth a clip: fold them into a neighbour.
+    # Punctuation belongs to the clip it ends: ". Please top up." → "… fen." + "Please
+    # top up."; punctuation-only pieces ("。") are folded into the clip before them.
     merged: list[tuple[str, bool]] = []
     for text, dynamic in out:
-        if not _speakable(text) and text:
-            if merged:
-                merged[-1] = (merged[-1][0] + text, merged[-1][1])
+        lead = len(text) - len(text.lstrip(_LEADING))
+        if lead and merged:
+            merged[-1] = (merged[-1][0] + text[:lead].strip(), merged[-1][1])
+            text = text[lead:]
+        if not _speakable(text) and not dynamic:
             continue
         merged.append((text, dynamic))
     return [(text, dynamic) for text, dynamic in merged if _speakable(text)]

@@ -24,13 +24,12 @@ from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.events import ChannelEvent
 from hotline.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.screen import Screen
-from ivr.audio import AudioCache
-from ivr.clips import ClipSealer, InvalidClipKey
+from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
 from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan
-from ivr.tts import SpeechService, Synthesizer, TtsError, voice_for
+from ivr.tts import SpeechService, TtsError
 from ivr.voicexml import XML_CONTENT_TYPE
-from ivr.warmup import static_specs, warm
+from ivr.warmup import speaker_from_settings, speech_from_settings, static_specs, warm
 
 __all__ = ["SPEAKER", "SPEECH", "VERIFY", "Verifier", "allow_all", "setup"]
 
@@ -65,27 +64,12 @@ def setup(app: web.Application) -> None:
     app.router.add_get(r"/ivr/audio/{key:[A-Za-z0-9_-]{16,2048}}.wav", _audio, name="ivr-audio")
 
 
-def build_speaker(app: web.Application) -> Speaker:
-    settings = app[SETTINGS]
-    ivr = settings.ivr
-    voices = {
-        lang: voice_for(lang, ivr.voices, ivr.tts_system_espeak) for lang in settings.languages
-    }
-    return Speaker(
-        catalogs=app[ENGINE].catalogs,
-        sealer=ClipSealer(settings.pseudonym_secret.get_secret_value()),
-        voices=voices,
-        rate=ivr.tts_rate,
-        audio_format=ivr.audio_format,
-    )
-
-
 async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
     # Runs after the engine's context (setup is called after the core's are appended).
-    ivr = app[SETTINGS].ivr
-    app[SPEAKER] = build_speaker(app)
-    synthesizer = Synthesizer(timeout=ivr.tts_timeout, system_espeak=ivr.tts_system_espeak)
-    service = SpeechService(AudioCache(ivr.audio_dir), synthesizer)
+    settings = app[SETTINGS]
+    ivr = settings.ivr
+    app[SPEAKER] = speaker_from_settings(settings, app[ENGINE].catalogs)
+    service = speech_from_settings(settings)
     app[SPEECH] = service
     task = None
     if ivr.warm_prompts:
@@ -99,7 +83,7 @@ async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
     await service.close()
 
 
-async def _warm(service: SpeechService, specs: list) -> None:  # type: ignore[type-arg]
+async def _warm(service: SpeechService, specs: list[ClipSpec]) -> None:
     report = await warm(service, specs)
     log.info(
         "voice prompts ready: %d rendered, %d cached, %d failed",
@@ -227,7 +211,9 @@ async def _audio(request: web.Request) -> web.StreamResponse:
     """Serve a clip with a content-address ETag, long caching, HEAD and Range.
 
     Hand-written rather than `FileResponse` because its ETag is mtime-based and so
-    differs between workers that rendered the same clip; ours is the content digest.
+    differs between workers that rendered the same clip; ours is the clip digest. It is
+    a weak ETag: two workers rendering one clip get the same speech but eSpeak's output
+    length can differ by a few samples, so the bytes are not guaranteed identical.
     """
     app = request.app
     try:
@@ -247,8 +233,12 @@ async def _audio(request: web.Request) -> web.StreamResponse:
     except TtsError:
         return web.Response(status=503, headers={"Retry-After": "1"}, text="speech busy")
     headers = dict(_AUDIO_HEADERS)
-    headers["ETag"] = f'"{spec.digest}"'
-    if request.headers.get("If-None-Match", "").strip() in (headers["ETag"], "*"):
+    headers["ETag"] = f'W/"{spec.digest}"'
+    wanted = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("If-None-Match", "").split(",")
+    }
+    if f'"{spec.digest}"' in wanted or "*" in wanted:
         return web.Response(status=304, headers=headers)
     try:
         window = request.http_range

@@ -30,6 +30,8 @@ from ivr.audio import to_telephony_wav, wav_duration, write_atomic
 
 __all__ = ["load_engine", "main", "synthesize"]
 
+_ATTEMPTS = 3
+
 
 def load_engine(system_espeak: bool) -> Any:
     """Create the pyttsx3 engine on eSpeak NG 1.52 from `espeakng-loader` (or the system's)."""
@@ -45,9 +47,13 @@ def load_engine(system_espeak: bool) -> Any:
     return pyttsx3.init()
 
 
-def synthesize(engine: Any, job: dict[str, Any], scratch: Path) -> float:
-    """Render one job into its final file; returns the audio length in seconds."""
-    raw = scratch / "job.wav"
+def _synthesize_once(engine: Any, job: dict[str, Any], raw: Path) -> bool:
+    from pyttsx3.drivers import _espeak
+
+    # eSpeak synthesizes on its own thread (RETRIEVAL mode). If a run ever returned
+    # before eSpeak finished, its late callbacks would land in this job's file: wait
+    # for the queue to drain before and after every job.
+    _espeak.Synchronize()
     raw.unlink(missing_ok=True)
     engine.setProperty("voice", str(job["voice"]))
     engine.setProperty("rate", int(job["rate"]))
@@ -58,11 +64,29 @@ def synthesize(engine: Any, job: dict[str, Any], scratch: Path) -> float:
         driver = engine.proxy._driver
         driver._save_file = None
         driver._text_to_say = None
+        _espeak.Synchronize()
     if not raw.is_file():
-        raise RuntimeError("the synthesizer wrote no file")
-    with wave.open(str(raw), "rb") as check:
-        if check.getnframes() == 0:
-            raise RuntimeError("the synthesizer wrote an empty file")
+        return False
+    try:
+        with wave.open(str(raw), "rb") as check:
+            return check.getnframes() > 0
+    except (EOFError, wave.Error):
+        return False
+
+
+def synthesize(engine: Any, job: dict[str, Any], scratch: Path) -> float:
+    """Render one job into its final file; returns the audio length in seconds.
+
+    About one job in a few hundred came back as an empty or cut WAV (pyttsx3 2.99 writes
+    the file from eSpeak's callback thread; seen with a fresh engine fed jobs with
+    gaps), so such a result is retried before it counts as a failure.
+    """
+    raw = scratch / "job.wav"
+    for _ in range(_ATTEMPTS):
+        if _synthesize_once(engine, job, raw):
+            break
+    else:
+        raise RuntimeError("the synthesizer wrote an empty file")
     data = to_telephony_wav(raw.read_bytes(), job.get("format", "pcm16"))
     write_atomic(Path(job["out"]), data)
     return wav_duration(data)

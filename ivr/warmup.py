@@ -13,18 +13,49 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
+from hotline.config import Settings
 from hotline.flow.model import EndState, Flow, InputState, MenuState
+from hotline.i18n.catalog import CatalogSet
 from hotline.screen import Option, PromptPart, Screen
-from ivr.clips import ClipSpec
+from ivr.audio import AudioCache
+from ivr.clips import ClipSealer, ClipSpec
 from ivr.render import AGENT_KEY, KEY_AGENT, KEY_REPEAT, Speaker
-from ivr.tts import SpeechService, TtsError
+from ivr.tts import SpeechService, Synthesizer, TtsError, voice_for
 
-__all__ = ["FIRST_KEYS", "WarmReport", "static_specs", "warm"]
+__all__ = [
+    "FIRST_KEYS",
+    "WarmReport",
+    "speaker_from_settings",
+    "speech_from_settings",
+    "static_specs",
+    "warm",
+]
 
 log = logging.getLogger(__name__)
 
 #: Rendered first: what a caller hears when anything goes wrong, then goodbye.
 FIRST_KEYS = ("error.busy", "common.goodbye", "nav.invalid")
+
+
+def speaker_from_settings(settings: Settings, catalogs: CatalogSet) -> Speaker:
+    """The speech settings every worker and `prompts build` must share (same clip keys)."""
+    ivr = settings.ivr
+    voices = {
+        lang: voice_for(lang, ivr.voices, ivr.tts_system_espeak) for lang in settings.languages
+    }
+    return Speaker(
+        catalogs=catalogs,
+        sealer=ClipSealer(settings.pseudonym_secret.get_secret_value()),
+        voices=voices,
+        rate=ivr.tts_rate,
+        audio_format=ivr.audio_format,
+    )
+
+
+def speech_from_settings(settings: Settings) -> SpeechService:
+    ivr = settings.ivr
+    synthesizer = Synthesizer(timeout=ivr.tts_timeout, system_espeak=ivr.tts_system_espeak)
+    return SpeechService(AudioCache(ivr.audio_dir), synthesizer)
 
 
 def _screens(flow: Flow, language: str) -> Iterable[tuple[Screen, bool]]:
@@ -65,8 +96,8 @@ def static_specs(speaker: Speaker, flows: Iterable[Flow], agent: bool) -> list[C
             option = speaker.option_part(PromptPart(KEY_AGENT), AGENT_KEY, language)
             add(speaker.part_texts(option, language), language)
         for key in speaker.catalogs[language].sentences:
-            if key in (KEY_AGENT, KEY_REPEAT) or key.startswith("voice.option"):
-                continue  # fragments of sentences already spoken whole above
+            if key in (KEY_AGENT, KEY_REPEAT) or key.startswith(("voice.option", "ussd.")):
+                continue  # spoken whole above, or another channel's wording
             add(speaker.part_texts(PromptPart(key), language), language)
     return list(ordered.values())
 

@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "billing-sim",
     "dialogues",
     "simulate",
+    "prompts",
 )
 
 

@@ -99,13 +99,13 @@ def test_two_values_in_one_sentence() -> None:
     pieces = fragments(CATALOGS, part, "zh-CN", SPEAKER.formatter)
     assert pieces == [
         ("剩余流量", False),
-        ("三GB", True),
-        ("，有效期至", False),
+        ("三GB，", True),
+        ("有效期至", False),
         ("二零二六年十二月三十一日。", True),
     ]
     # Without values the same sentence is cut in the same places (prompt enumeration).
     bare = fragments(CATALOGS, PromptPart("result.data_until"), "zh-CN", SPEAKER.formatter)
-    assert bare == [("剩余流量", False), ("，有效期至", False)]
+    assert bare == [("剩余流量", False), ("有效期至", False)]
 
 
 def _twiml(body: str) -> ET.Element:

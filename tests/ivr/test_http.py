@@ -1,0 +1,354 @@
+"""The voice channel through the HTTP surface the platforms use: real Redis, real ledger,
+real eSpeak NG. What is spoken is read back from the clip URLs (sealed keys)."""
+
+from __future__ import annotations
+
+import io
+import wave
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from yarl import URL
+
+from hotline.app import create_app
+from hotline.config import Settings
+from ivr.audio import wav_duration
+from ivr.clips import ClipSealer
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "test-secret"
+SEALER = ClipSealer(SECRET)
+VOICE = "/ivr/twilio/voice"
+PHONE = "+8613800138000"  # demo subscriber: 12.50元, 3 GB, 200 min, 100 SMS
+OWING = "+8613800138002"  # demo subscriber: owes 3.20元
+MAIN_ZH = [
+    "话费查询",
+    "话费余额，请按一。",
+    "流量余量，请按二。",
+    "通话和短信，请按三。",
+    "套餐摘要，请按四。",
+    "语言/Language，请按五。",
+    "退出，请按六。",
+    "重听请按星号键。",
+]
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One clip cache for the whole run: each clip is synthesized once."""
+    return tmp_path_factory.mktemp("audio")
+
+
+def make_settings(tmp_path: Path, redis_url: str | None, audio: Path, **ivr: Any) -> Settings:
+    return Settings(
+        flows_dir=ROOT / "flows",
+        prompts_dir=ROOT / "prompts",
+        redis_url=redis_url,
+        pseudonym_secret=SECRET,  # type: ignore[arg-type]
+        balance={"ledger_path": tmp_path / "ledger.sqlite3", "subscriber_rate": "1000/minute"},  # type: ignore[arg-type]
+        ivr={"audio_dir": audio, "warm_prompts": False, **ivr},  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> Client:
+    return await aiohttp_client(create_app(make_settings(tmp_path, redis_url, audio_dir)))
+
+
+class Call:
+    """A phone call through a Twilio-style platform: follows the document's URLs."""
+
+    def __init__(self, client: Client, sid: str, phone: str = PHONE) -> None:
+        self.client = client
+        self.sid = sid
+        self.phone = phone
+        self.doc: ET.Element | None = None
+
+    def _path(self, url: str) -> str:
+        parsed = URL(url)
+        assert parsed.host == "127.0.0.1" and parsed.port == self.client.port, url
+        return str(parsed.relative())
+
+    async def post(self, path: str, **fields: str) -> ET.Element:
+        form = {"CallSid": self.sid, "From": self.phone, "To": "+8610000", **fields}
+        response = await self.client.post(path, data=form)
+        assert response.status == 200, await response.text()
+        assert response.content_type == "application/xml"
+        body = await response.text()
+        assert body.startswith('<?xml version="1.0" encoding="UTF-8"?><Response>')
+        self.doc = ET.fromstring(body)
+        return self.doc
+
+    async def start(self) -> ET.Element:
+        return await self.post(VOICE, CallStatus="ringing")
+
+    async def press(self, digits: str) -> ET.Element:
+        gather = self.gather
+        assert gather is not None, "no Gather to press keys into"
+        return await self.post(self._path(gather.attrib["action"]), Digits=digits)
+
+    async def silence(self) -> ET.Element:
+        assert self.doc is not None and self.doc[-1].tag == "Redirect"
+        return await self.post(self._path(self.doc[-1].text or ""))
+
+    @property
+    def gather(self) -> ET.Element | None:
+        assert self.doc is not None
+        return self.doc.find("Gather")
+
+    @property
+    def plays(self) -> list[str]:
+        assert self.doc is not None
+        return [play.text or "" for play in self.doc.iter("Play")]
+
+    @property
+    def spoken(self) -> list[str]:
+        return [SEALER.open(URL(url).name.removesuffix(".wav")).text for url in self.plays]
+
+    @property
+    def verbs(self) -> list[str]:
+        assert self.doc is not None
+        return [child.tag for child in self.doc]
+
+
+async def fetch_wav(client: Client, url: str) -> bytes:
+    response = await client.get(URL(url).path)
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "audio/wav"
+    data = await response.read()
+    assert int(response.headers["Content-Length"]) == len(data)
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+    return data
+
+
+async def test_call_start_menu_balance(client: Client) -> None:
+    call = Call(client, "CA" + "a" * 32)
+    await call.start()
+    assert call.verbs == ["Gather", "Redirect"]
+    gather = call.gather
+    assert gather is not None
+    base = f"http://127.0.0.1:{client.port}"
+    assert gather.attrib == {
+        "action": f"{base}/ivr/twilio/voice",
+        "input": "dtmf",
+        "method": "POST",
+        "numDigits": "1",
+        "timeout": "6",
+    }
+    assert call.doc is not None and call.doc[1].text == f"{base}/ivr/twilio/voice?timeout=1"
+    assert call.spoken == MAIN_ZH
+    for url in call.plays[:2]:
+        assert url.startswith(f"{base}/ivr/audio/")
+        assert wav_duration(await fetch_wav(client, url)) > 0.3
+
+    await call.press("1")
+    assert call.verbs == ["Play", "Play", "Hangup"]
+    assert call.spoken == ["您的话费余额为", "十二元五角。"]
+    for url in call.plays:  # the amount is audio only, never in the URL
+        key = URL(url).name
+        assert "1250" not in key and "12.50" not in key and "%" not in key
+    seconds = wav_duration(await fetch_wav(client, call.plays[1]))
+    assert 0.8 < seconds < 4.0
+
+
+async def test_owed_balance_and_english_after_choosing_it(client: Client) -> None:
+    call = Call(client, "CA" + "b" * 32, OWING)
+    await call.start()
+    await call.press("5")
+    assert call.spoken[0] == "请选择语言"
+    await call.press("2")
+    assert call.spoken[:2] == ["Balance service", "For Main balance, press one."]
+    # A new call from the same number remembers English (the same preference USSD uses).
+    second = Call(client, "CA" + "c" * 32, OWING)
+    await second.start()
+    assert second.spoken[0] == "Balance service"
+    await second.press("1")
+    assert second.spoken == ["You owe", "three yuan and twenty fen.", "Please top up."]
+    response = await client.post(
+        "/ussd/africastalking",
+        data={"sessionId": "ussd-1", "serviceCode": "*100#", "phoneNumber": OWING,
+              "networkCode": "46000", "text": ""},
+    )  # fmt: skip
+    assert (await response.text()).startswith("CON Balance service")
+
+
+async def test_no_input_repeats_then_goodbye(client: Client) -> None:
+    call = Call(client, "CA" + "d" * 32)
+    await call.start()
+    first = call.spoken
+    await call.silence()
+    await call.silence()
+    assert call.verbs == ["Gather", "Redirect"] and call.spoken == first
+    await call.press("9")  # a wrong key is counted apart (and ends the run of silences)
+    assert call.spoken[0] == "输入有误，请重新选择。"
+    await call.silence()
+    await call.silence()
+    assert call.verbs == ["Gather", "Redirect"] and call.spoken == first
+    await call.silence()
+    assert call.verbs == ["Play", "Hangup"]
+    assert call.spoken == ["感谢使用，再见。"]
+
+
+async def test_star_repeats_and_wrong_keys_end_politely(client: Client) -> None:
+    call = Call(client, "CA" + "e" * 32)
+    await call.start()
+    await call.press("7")
+    assert call.spoken == ["输入有误，请重新选择。", *MAIN_ZH]
+    await call.press("*")
+    assert call.spoken == MAIN_ZH  # the current prompt, without the old notice
+    await call.press("8")
+    await call.press("0")  # back on the main menu is not a choice either
+    assert call.verbs == ["Play", "Hangup"]
+    assert call.spoken == ["输入错误次数过多，请稍后再拨。"]
+
+
+async def test_unknown_call_with_digits_starts_fresh(client: Client) -> None:
+    call = Call(client, "CA" + "f" * 32)
+    await call.post(VOICE, Digits="1")
+    assert call.verbs == ["Gather", "Redirect"]
+    assert call.spoken == MAIN_ZH
+
+
+async def test_zero_dials_the_agent_when_configured(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> None:
+    settings = make_settings(tmp_path, redis_url, audio_dir, agent_number="+8610086")
+    client = await aiohttp_client(create_app(settings))
+    call = Call(client, "CA" + "1" * 32)
+    await call.start()
+    assert "人工服务，请按零。" in call.spoken
+    assert call.gather is not None and call.gather.attrib["action"].endswith("?agent=zh-CN")
+    await call.press("0")
+    assert call.verbs == ["Play", "Dial"]
+    assert call.doc is not None and call.doc[1].text == "+8610086"
+    assert call.spoken == ["正在为您转接人工服务，请稍候。"]
+
+
+@pytest.mark.parametrize(
+    ("form", "reason"),
+    [
+        ({"From": PHONE}, "missing field CallSid"),
+        ({"CallSid": "CA1"}, "missing field From"),
+        ({"CallSid": "CA1", "From": PHONE, "Digits": "x"}, "malformed field Digits"),
+    ],
+)
+async def test_bad_twilio_requests_get_400(
+    client: Client, form: dict[str, str], reason: str
+) -> None:
+    response = await client.post(VOICE, data=form)
+    assert response.status == 400
+    assert (await response.text()).startswith(reason)
+
+
+async def test_non_form_body_gets_400(client: Client) -> None:
+    response = await client.post(VOICE, json={"CallSid": "CA1", "From": PHONE})
+    assert response.status == 400
+    assert "Content-Type" in await response.text()
+
+
+async def test_africastalking_call(client: Client) -> None:
+    form = {"isActive": "1", "sessionId": "ATVId_1", "callerNumber": PHONE}
+    response = await client.post("/ivr/africastalking", data=form)
+    assert response.status == 200
+    root = ET.fromstring(await response.text())
+    assert [c.tag for c in root] == ["GetDigits", "Redirect"]
+    digits = root[0]
+    assert digits.attrib["callbackUrl"] == f"http://127.0.0.1:{client.port}/ivr/africastalking"
+    urls = [play.attrib["url"] for play in digits]
+    assert [SEALER.open(URL(u).name[:-4]).text for u in urls] == MAIN_ZH
+    response = await client.post("/ivr/africastalking", data={**form, "dtmfDigits": "1"})
+    root = ET.fromstring(await response.text())
+    assert [c.tag for c in root] == ["Play", "Play"]
+    assert SEALER.open(URL(root[1].attrib["url"]).name[:-4]).text == "十二元五角。"
+    response = await client.post(
+        "/ivr/africastalking", data={**form, "isActive": "0", "durationInSeconds": "12"}
+    )
+    assert response.status == 200 and ET.fromstring(await response.text()).tag == "Response"
+    response = await client.post("/ivr/africastalking", data={"sessionId": "x"})
+    assert response.status == 400
+
+
+async def test_audio_route_head_range_etag_and_404(client: Client) -> None:
+    call = Call(client, "CA" + "2" * 32)
+    await call.start()
+    path = URL(call.plays[0]).path
+    full = await client.get(path)
+    data = await full.read()
+    etag = full.headers["ETag"]
+    assert full.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    head = await client.head(path)
+    assert head.status == 200 and await head.read() == b""
+    assert head.headers["Content-Length"] == str(len(data)) and head.headers["ETag"] == etag
+    part = await client.get(path, headers={"Range": "bytes=0-43"})
+    assert part.status == 206 and await part.read() == data[:44]
+    assert part.headers["Content-Range"] == f"bytes 0-43/{len(data)}"
+    tail = await client.get(path, headers={"Range": "bytes=-10"})
+    assert tail.status == 206 and await tail.read() == data[-10:]
+    bad = await client.get(path, headers={"Range": f"bytes={len(data) + 5}-"})
+    assert bad.status == 416
+    cached = await client.get(path, headers={"If-None-Match": etag})
+    assert cached.status == 304
+    forged = ClipSealer("another-secret").seal(SEALER.open(URL(path).name[:-4]))
+    for key in ("A" * 40, forged, "short", "../../etc/passwd"):
+        response = await client.get(f"/ivr/audio/{key}.wav")
+        assert response.status == 404, key
+
+
+async def test_any_worker_renders_a_clip_it_never_saw(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path, client: Client
+) -> None:
+    call = Call(client, "CA" + "3" * 32)
+    await call.start()
+    await call.press("1")
+    value_url = call.plays[1]
+    other_dir = tmp_path / "other-worker-audio"
+    other = await aiohttp_client(create_app(make_settings(tmp_path, redis_url, other_dir)))
+    response = await other.get(URL(value_url).path)
+    assert response.status == 200
+    data = await response.read()
+    mine = await (await client.get(URL(value_url).path)).read()
+    assert wav_duration(data) == pytest.approx(wav_duration(mine), abs=0.05)
+    assert response.headers["ETag"] == f'W/"{SEALER.open(URL(value_url).name[:-4]).digest}"'
+    assert list(other_dir.rglob("*.wav"))
+
+
+async def test_speech_failure_still_answers_valid_twiml(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str
+) -> None:
+    audio = tmp_path / "fresh-audio"
+    # The apology is pre-rendered (startup warm-up renders it first); then speech breaks.
+    warm_settings = make_settings(tmp_path, redis_url, audio)
+    warm_client = await aiohttp_client(create_app(warm_settings))
+    await warm_client.post("/ivr/africastalking", data={"isActive": "1", "sessionId": "warm",
+                                                        "callerNumber": "+8613800138005"})  # fmt: skip
+    apology_text = "系统繁忙，请稍后再试。"
+    broken = make_settings(tmp_path, redis_url, tmp_path / "broken-audio", tts_timeout=0.0001)
+    client = await aiohttp_client(create_app(broken))
+    call = Call(client, "CA" + "4" * 32)
+    await call.start()
+    assert call.verbs == ["Play", "Hangup"]
+    assert call.spoken == [apology_text]
+
+
+async def test_session_store_down_still_answers_valid_twiml(
+    aiohttp_client: MakeClient, tmp_path: Path, stoppable_redis: Any, audio_dir: Path
+) -> None:
+    client = await aiohttp_client(
+        create_app(make_settings(tmp_path, stoppable_redis.url, audio_dir))
+    )
+    stoppable_redis.stop()
+    call = Call(client, "CA" + "5" * 32)
+    await call.start()
+    assert call.verbs == ["Play", "Hangup"]
+    assert call.spoken == ["系统繁忙，请稍后再试。"]
