@@ -41,12 +41,6 @@ Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
 
 
-@pytest.fixture(scope="session")
-def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One clip cache for the whole run: each clip is synthesized once."""
-    return tmp_path_factory.mktemp("audio")
-
-
 def make_settings(tmp_path: Path, redis_url: str | None, audio: Path, **ivr: Any) -> Settings:
     return Settings(
         flows_dir=ROOT / "flows",
