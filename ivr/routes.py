@@ -42,6 +42,7 @@ SPEAKER = web.AppKey("ivr.SPEAKER", Speaker)
 SPEECH = web.AppKey("ivr.SPEECH", SpeechService)
 VERIFY: web.AppKey[Verifier] = web.AppKey("ivr.VERIFY")
 _WARM = web.AppKey("ivr.WARM", asyncio.Task)
+WARM_DELAY = 1.0
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _AUDIO_HEADERS = {
     "Content-Type": "audio/wav",
@@ -84,6 +85,8 @@ async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _warm(service: SpeechService, specs: list[ClipSpec]) -> None:
+    # Let startup finish first; short-lived apps (tests, health probes) never pay for it.
+    await asyncio.sleep(WARM_DELAY)
     report = await warm(service, specs)
     log.info(
         "voice prompts ready: %d rendered, %d cached, %d failed",

@@ -28,6 +28,14 @@ _DEFAULT_VOICES = {"zh": "cmn", "en": "en-us"}
 _STARTUP_TIMEOUT = 30.0
 
 
+def _close_transport(proc: asyncio.subprocess.Process) -> None:
+    # asyncio leaves a reaped child's transport open until garbage collection, whose
+    # `close()` then needs a running loop; close it while we still have one.
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
+
+
 class TtsError(RuntimeError):
     """Speech could not be produced (engine failed, timed out, or is unavailable)."""
 
@@ -71,8 +79,7 @@ class Synthesizer:
             await self._kill(proc)
             raise TtsError(f"speech engine did not start: {exc!r}") from exc
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            await asyncio.shield(self._kill(proc))
             raise
         if not hello.get("ok"):
             await self._kill(proc)
@@ -85,6 +92,7 @@ class Synthesizer:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
         await proc.wait()
+        _close_transport(proc)
 
     async def render(self, spec: ClipSpec, out: Path) -> float:
         """Synthesize `spec` into `out` (atomically); returns seconds of audio."""
@@ -111,10 +119,11 @@ class Synthesizer:
                 await self._kill(proc)
                 raise TtsError(f"speech engine {type(exc).__name__}") from exc
             except BaseException:
-                # Cancelled mid-job: the reply would be read by the next job. Start over.
+                # Cancelled mid-job: the reply would be read by the next job. Start over,
+                # and reap the child now (a transport left for the GC fails once the
+                # loop is closed).
                 self._proc = None
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                await asyncio.shield(self._kill(proc))
                 raise
             if not line:
                 self._proc = None
@@ -132,10 +141,9 @@ class Synthesizer:
             return
         if proc.stdin is not None:
             proc.stdin.close()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 2.0)
-        except TimeoutError:
-            await self._kill(proc)
+        await self._kill(proc)
 
 
 class SpeechService:
