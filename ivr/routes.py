@@ -22,7 +22,7 @@ from yarl import URL
 
 from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.events import ChannelEvent
-from hotline.keys import ENGINE, PSEUDONYM, SETTINGS
+from hotline.keys import ENGINE, PSEUDONYM, SETTINGS, SPEECH_TEXT
 from hotline.screen import Screen
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
@@ -70,6 +70,7 @@ async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     ivr = settings.ivr
     app[SPEAKER] = speaker_from_settings(settings, app[ENGINE].catalogs)
+    app[SPEECH_TEXT] = _speech_text(app[SPEAKER])
     service = speech_from_settings(settings)
     app[SPEECH] = service
     task = None
@@ -94,6 +95,21 @@ async def _warm(service: SpeechService, specs: list[ClipSpec]) -> None:
         report.cached,
         report.failed,
     )
+
+
+def _speech_text(speaker: Speaker) -> Callable[[str], str | None]:
+    """Clip URL → the sentence it speaks, for in-process tools (dialogue runs)."""
+
+    def speech_text(url: str) -> str | None:
+        name = URL(url).name
+        if not name.endswith(".wav"):
+            return None
+        try:
+            return speaker.sealer.open(name[: -len(".wav")]).text
+        except InvalidClipKey:
+            return None
+
+    return speech_text
 
 
 def _base_url(request: web.Request) -> URL:
