@@ -17,7 +17,7 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -45,21 +45,19 @@ class ClipSpec:
     voice: str
     rate: int
     format: AudioFormat = "pcm16"
+    #: The on-disk content address: sha256(version, voice, rate, format, text).
+    digest: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.text.strip() or len(self.text) > _MAX_TEXT_CHARS:
             raise ValueError(f"clip text must be 1..{_MAX_TEXT_CHARS} characters")
         if self.format not in ("pcm16", "ulaw"):
             raise ValueError(f"unknown audio format {self.format!r}")
+        object.__setattr__(self, "digest", hashlib.sha256(self.canonical()).hexdigest())
 
     def canonical(self) -> bytes:
         doc = [_VERSION, self.voice, self.rate, self.format, self.text]
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-    @property
-    def digest(self) -> str:
-        """The on-disk content address: sha256(version, voice, rate, format, text)."""
-        return hashlib.sha256(self.canonical()).hexdigest()
 
 
 class ClipSealer:

@@ -52,6 +52,7 @@ KEY_TRANSFER = "voice.transfer"
 VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER)
 AGENT_KEY = "0"
 AGENT_PARAM = "agent"
+_MEMO_SIZE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,10 @@ class VoiceLayout:
         self.gather_timeout = gather_timeout
         self.root_state = root_state
         self.agent_number = agent_number
+        # Menus and value-free screens repeat on every call: plan and write them once.
+        self._plans: dict[tuple[object, ...], VoicePlan] = {}
+        self._documents: dict[tuple[object, ...], str] = {}
+        self._last: tuple[Screen, VoicePlan] | None = None
 
     def page_count(self, screen: Screen) -> int:
         return 1  # speech is not paginated: the whole screen is spoken
@@ -226,7 +231,43 @@ class VoiceLayout:
             and screen.state == self.root_state
         )
 
+    @staticmethod
+    def _static_key(screen: Screen) -> tuple[object, ...] | None:
+        """A hashable key for a screen without values (None if it has any)."""
+        if any(part.values for part in screen.parts):
+            return None
+        if screen.notice is not None and screen.notice.values:
+            return None
+        if any(option.label.values for option in screen.options):
+            return None
+        return (
+            screen.state,
+            screen.language,
+            tuple(part.key for part in screen.parts),
+            screen.notice.key if screen.notice else None,
+            tuple((option.key, option.label.key) for option in screen.options),
+            screen.ends,
+            screen.expects_input,
+        )
+
     def plan(self, screen: Screen) -> VoicePlan:
+        last = self._last
+        if last is not None and last[0] is screen:
+            return last[1]
+        key = self._static_key(screen)
+        if key is None:
+            plan = self._plan(screen)
+        else:
+            cached = self._plans.get(key)
+            if cached is None:
+                if len(self._plans) >= _MEMO_SIZE:
+                    self._plans.clear()
+                cached = self._plans[key] = self._plan(screen)
+            plan = cached
+        self._last = (screen, plan)
+        return plan
+
+    def _plan(self, screen: Screen) -> VoicePlan:
         agent = self.offers_agent(screen)
         pieces = self.speaker.sentences(screen, agent)
         clips = self.speaker.clips(pieces, screen.language, self.audio_prefix)
@@ -252,4 +293,12 @@ class VoiceLayout:
         return VoicePlan(self.speaker.clips(pieces, language, self.audio_prefix), dial=number)
 
     def render(self, screen: Screen) -> str:
-        return self.write(self.plan(screen))
+        key = self._static_key(screen)
+        if key is None:
+            return self.write(self.plan(screen))
+        document = self._documents.get(key)
+        if document is None:
+            if len(self._documents) >= _MEMO_SIZE:
+                self._documents.clear()
+            document = self._documents[key] = self.write(self.plan(screen))
+        return document

@@ -42,6 +42,7 @@ SPEAKER = web.AppKey("ivr.SPEAKER", Speaker)
 SPEECH = web.AppKey("ivr.SPEECH", SpeechService)
 VERIFY: web.AppKey[Verifier] = web.AppKey("ivr.VERIFY")
 _WARM = web.AppKey("ivr.WARM", asyncio.Task)
+_LAYOUTS: web.AppKey[dict[tuple[str, str], VoiceLayout]] = web.AppKey("ivr.LAYOUTS")
 WARM_DELAY = 1.0
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _AUDIO_HEADERS = {
@@ -59,6 +60,7 @@ async def allow_all(request: web.Request, form: Mapping[str, str]) -> bool:
 def setup(app: web.Application) -> None:
     """Mount the voice routes and the speech worker's cleanup context."""
     app.setdefault(VERIFY, allow_all)
+    app[_LAYOUTS] = {}
     app.cleanup_ctx.append(_speech_ctx)
     app.router.add_post("/ivr/twilio/voice", _twilio, name="ivr-twilio-voice")
     app.router.add_post("/ivr/africastalking", _africastalking, name="ivr-africastalking")
@@ -123,9 +125,20 @@ def _base_url(request: web.Request) -> URL:
 
 
 def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
-    app = request.app
-    settings = app[SETTINGS]
+    """The layout for this dialect and public base URL (kept: its memos are per layout)."""
     base = _base_url(request)
+    layouts = request.app[_LAYOUTS]
+    key = (route, str(base))
+    layout = layouts.get(key)
+    if layout is None:
+        if len(layouts) >= 16:
+            layouts.clear()  # bounded: the Host header is the caller's to choose
+        layout = layouts[key] = _new_layout(request.app, dialect, route, base)
+    return layout
+
+
+def _new_layout(app: web.Application, dialect: ModuleType, route: str, base: URL) -> VoiceLayout:
+    settings = app[SETTINGS]
     action = base.join(app.router[route].url_for())
     audio = str(base.join(app.router["ivr-audio"].url_for(key="k" * 16)))
     flow = app[ENGINE].registry.current(settings.default_flow)
