@@ -9,7 +9,8 @@ baselines measured in the same run.
    its own port (one worker, uvloop):
    - `hotline`: `hotline serve` with Redis, the SQLite ledger, the clips built in step 1;
    - `minimal`: `bench/ussd.py --serve-baseline minimal` (form parse + Redis GET + SETEX);
-   - `bare`: `bench/ussd.py --serve-baseline bare` (a constant reply).
+   - `bare`: `bench/ussd.py --serve-baseline bare` (a constant reply);
+   - `hotline-memory` (diagnostic, via `--targets`): `hotline` with in-process sessions.
 3. `--concurrency` loops play whole calls, Twilio style: call start (`CallStatus=ringing`,
    no digits) → menu TwiML, then `Digits=1` on the Gather's action → balance TwiML; a new
    `CallSid` per call over the demo subscribers. Baselines get the same two form POSTs
@@ -134,7 +135,7 @@ async def _load(
 ) -> Result:
     import aiohttp
 
-    voice = target == "hotline"
+    voice = target.startswith("hotline")
     url = f"http://127.0.0.1:{port}{VOICE if voice else BASELINE_PATH}"
     latencies: list[float] = []
     counters = {"calls": 0, "errors": 0}
@@ -240,10 +241,11 @@ def _prompt_build(workdir: Path, audio: Path) -> tuple[float, str]:
 
 
 def _command(target: str, port: int, redis_url: str, workdir: Path, audio: Path) -> tuple[list[str], dict[str, str]]:  # fmt: skip
-    if target == "hotline":
-        return [_hotline_bin(), "serve", "--port", str(port)], _hotline_env(
-            redis_url, workdir, audio, port
-        )
+    if target in ("hotline", "hotline-memory"):
+        env = _hotline_env(redis_url, workdir, audio, port)
+        if target == "hotline-memory":
+            env.pop("HOTLINE_REDIS_URL")  # diagnostic: the in-process session store
+        return [_hotline_bin(), "serve", "--port", str(port)], env
     if not USSD_BENCH.exists():
         raise SystemExit(f"{USSD_BENCH} is missing: its baselines are this benchmark's reference")
     command = [
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _row(r: Result) -> str:
     return (
-        f"{r.target:<8} {r.rps:>9.1f} req/s  p50 {r.p50_ms:>6.2f} ms  p99 {r.p99_ms:>6.2f} ms"
+        f"{r.target:<15} {r.rps:>9.1f} req/s  p50 {r.p50_ms:>6.2f} ms  p99 {r.p99_ms:>6.2f} ms"
         f"  server {r.server_cpu_us:>6.1f} µs CPU/req"
         f"  ({r.requests} requests, {r.calls} calls, {r.errors} errors, {r.seconds}s)"
     )
@@ -342,10 +344,10 @@ def _report(all_runs: list[Result], args: argparse.Namespace, build: float) -> d
         f"of {args.duration:g}s (call start → menu → balance, warm clip cache), "
         f"Python {sys.version.split()[0]}"
     )
-    print(f"{'target':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
+    print(f"{'target':<15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
     for r in results:
         print(
-            f"{r.target:<8} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
+            f"{r.target:<15} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
             f" {r.server_cpu_us:>11.1f}"
         )
     summary: dict[str, object] = {"prompt_build_seconds": round(build, 2)}
