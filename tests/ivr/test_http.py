@@ -346,3 +346,19 @@ async def test_session_store_down_still_answers_valid_twiml(
     await call.start()
     assert call.verbs == ["Play", "Hangup"]
     assert call.spoken == ["系统繁忙，请稍后再试。"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"CallSid=%ff%fe&From=%2B8613800138000",  # not UTF-8
+        b"CallSid=CA1&From=" + b"9" * 9000,  # over the body limit
+        b"\x00\x01\x02",
+    ],
+)
+async def test_garbled_bodies_get_400_never_500(client: Client, body: bytes) -> None:
+    response = await client.post(
+        VOICE, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status == 400, await response.text()
+    assert await response.text()
