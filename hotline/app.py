@@ -80,9 +80,8 @@ def create_app(settings: Settings) -> web.Application:
 
 def _mount_channels(app: web.Application) -> None:
     """Channels register their own routes; the core imports them only here."""
-    import ussd.routes
-
     import ivr.routes
+    import ussd.routes
 
     ussd.routes.setup(app)
     ivr.routes.setup(app)
