@@ -42,7 +42,7 @@ SPEAKER = web.AppKey("ivr.SPEAKER", Speaker)
 SPEECH = web.AppKey("ivr.SPEECH", SpeechService)
 VERIFY: web.AppKey[Verifier] = web.AppKey("ivr.VERIFY")
 _WARM = web.AppKey("ivr.WARM", asyncio.Task)
-_LAYOUTS: web.AppKey[dict[tuple[str, str], VoiceLayout]] = web.AppKey("ivr.LAYOUTS")
+_LAYOUTS: web.AppKey[dict[tuple[str, str, str], VoiceLayout]] = web.AppKey("ivr.LAYOUTS")
 WARM_DELAY = 1.0
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _AUDIO_HEADERS = {
@@ -126,13 +126,13 @@ def _base_url(request: web.Request) -> URL:
 
 def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
     """The layout for this dialect and public base URL (kept: its memos are per layout)."""
-    base = _base_url(request)
     layouts = request.app[_LAYOUTS]
-    key = (route, str(base))
+    key = (route, request.scheme, request.host)
     layout = layouts.get(key)
     if layout is None:
         if len(layouts) >= 16:
             layouts.clear()  # bounded: the Host header is the caller's to choose
+        base = _base_url(request)
         layout = layouts[key] = _new_layout(request.app, dialect, route, base)
     return layout
 

@@ -362,3 +362,22 @@ async def test_garbled_bodies_get_400_never_500(client: Client, body: bytes) -> 
     )
     assert response.status == 400, await response.text()
     assert await response.text()
+
+
+async def test_public_base_url_names_every_follow_up_url(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> None:
+    settings = make_settings(
+        tmp_path, redis_url, audio_dir, public_base_url="https://ivr.example.com/"
+    )
+    client = await aiohttp_client(create_app(settings))
+    response = await client.post(
+        VOICE, data={"CallSid": "CA" + "6" * 32, "From": PHONE, "CallStatus": "ringing"}
+    )
+    root = ET.fromstring(await response.text())
+    assert root[0].attrib["action"] == "https://ivr.example.com/ivr/twilio/voice"
+    assert root[1].text == "https://ivr.example.com/ivr/twilio/voice?timeout=1"
+    plays = [play.text or "" for play in root.iter("Play")]
+    assert plays and all(p.startswith("https://ivr.example.com/ivr/audio/") for p in plays)
+    # The platform fetches them from that host; here the path alone reaches the clip.
+    assert (await client.get(URL(plays[0]).path)).status == 200
