@@ -29,9 +29,15 @@ from ivr.dialects import africastalking, twilio
 from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan
 from ivr.tts import SpeechService, TtsError
 from ivr.voicexml import XML_CONTENT_TYPE
-from ivr.warmup import speaker_from_settings, speech_from_settings, static_specs, warm
+from ivr.warmup import (
+    WarmReport,
+    speaker_from_settings,
+    speech_from_settings,
+    static_specs,
+    warm,
+)
 
-__all__ = ["SPEAKER", "SPEECH", "VERIFY", "Verifier", "allow_all", "setup"]
+__all__ = ["SPEAKER", "SPEECH", "VERIFY", "WARMUP", "Verifier", "allow_all", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ Verifier = Callable[[web.Request, Mapping[str, str]], Awaitable[bool]]
 SPEAKER = web.AppKey("ivr.SPEAKER", Speaker)
 SPEECH = web.AppKey("ivr.SPEECH", SpeechService)
 VERIFY: web.AppKey[Verifier] = web.AppKey("ivr.VERIFY")
-_WARM = web.AppKey("ivr.WARM", asyncio.Task)
+WARMUP = web.AppKey("ivr.WARMUP", asyncio.Task)
 _LAYOUTS: web.AppKey[dict[tuple[str, str, str], VoiceLayout]] = web.AppKey("ivr.LAYOUTS")
 WARM_DELAY = 1.0
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -79,7 +85,7 @@ async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
     if ivr.warm_prompts:
         specs = static_specs(app[SPEAKER], app[ENGINE].registry.flows(), bool(ivr.agent_number))
         task = asyncio.create_task(_warm(service, specs))
-        app[_WARM] = task
+        app[WARMUP] = task
     yield
     if task is not None:
         task.cancel()
@@ -87,7 +93,7 @@ async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
     await service.close()
 
 
-async def _warm(service: SpeechService, specs: list[ClipSpec]) -> None:
+async def _warm(service: SpeechService, specs: list[ClipSpec]) -> WarmReport:
     # Let startup finish first; short-lived apps (tests, health probes) never pay for it.
     await asyncio.sleep(WARM_DELAY)
     report = await warm(service, specs)
@@ -97,6 +103,7 @@ async def _warm(service: SpeechService, specs: list[ClipSpec]) -> None:
         report.cached,
         report.failed,
     )
+    return report
 
 
 def _speech_text(speaker: Speaker) -> Callable[[str], str | None]:

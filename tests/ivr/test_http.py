@@ -17,6 +17,7 @@ from yarl import URL
 
 from hotline.app import create_app
 from hotline.config import Settings
+from hotline.keys import ENGINE
 from ivr.audio import wav_duration
 from ivr.clips import ClipSealer
 
@@ -381,3 +382,25 @@ async def test_public_base_url_names_every_follow_up_url(
     assert plays and all(p.startswith("https://ivr.example.com/ivr/audio/") for p in plays)
     # The platform fetches them from that host; here the path alone reaches the clip.
     assert (await client.get(URL(plays[0]).path)).status == 200
+
+
+async def test_startup_warms_every_static_clip_in_the_background(
+    aiohttp_client: MakeClient,
+    tmp_path: Path,
+    redis_url: str,
+    audio_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ivr.routes
+    from ivr.warmup import static_specs
+
+    monkeypatch.setattr(ivr.routes, "WARM_DELAY", 0.0)
+    settings = make_settings(tmp_path, redis_url, audio_dir, warm_prompts=True)
+    client = await aiohttp_client(create_app(settings))
+    report = await client.app[ivr.routes.WARMUP]
+    specs = static_specs(
+        client.app[ivr.routes.SPEAKER], client.app[ENGINE].registry.flows(), agent=False
+    )
+    assert report.total == len(specs) > 60 and report.failed == 0
+    assert report.rendered + report.cached == report.total
+    assert all((audio_dir / s.digest[:2] / f"{s.digest}.wav").is_file() for s in specs)
