@@ -310,7 +310,7 @@ async def test_any_worker_renders_a_clip_it_never_saw(
     other_dir = tmp_path / "other-worker-audio"
     other = await aiohttp_client(create_app(make_settings(tmp_path, redis_url, other_dir)))
     response = await other.get(URL(value_url).path)
-    assert response.status == 200
+    assert response.status == 200, await response.text()
     data = await response.read()
     mine = await (await client.get(URL(value_url).path)).read()
     assert wav_duration(data) == pytest.approx(wav_duration(mine), abs=0.05)
