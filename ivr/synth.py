@@ -44,7 +44,43 @@ def load_engine(system_espeak: bool) -> Any:
         ctypes.CDLL(espeakng_loader.get_library_path(), mode=ctypes.RTLD_GLOBAL)
     import pyttsx3
 
-    return pyttsx3.init()
+    engine = pyttsx3.init()
+    _append_samples_first(engine)
+    return engine
+
+
+def _append_samples_first(engine: Any) -> None:
+    """Keep the last chunk of every clip.
+
+    pyttsx3 2.99's callback handles the end-of-message event — writing the WAV — before
+    it appends the samples that came in the same callback, so when eSpeak delivers the
+    last chunk together with that event (seen on fresh engines under CPU load: a clip
+    cut from 1.99 s to 1.37 s), the chunk never reaches the file. Append first, then let
+    the driver do its bookkeeping with no samples.
+    """
+    from pyttsx3.drivers import _espeak
+
+    driver = engine.proxy._driver
+    original = driver._onSynth
+
+    def on_synth(wav: Any, numsamples: int, events: Any) -> int:
+        if numsamples > 0 and driver._speaking:
+            size = numsamples * ctypes.sizeof(ctypes.c_short)
+            driver._data_buffer += ctypes.string_at(wav, size)
+        result: int = original(wav, 0, events)
+        return result
+
+    # `SetSynthCallback` keeps the ctypes wrapper alive in `_espeak.SynthCallback`.
+    _espeak.SetSynthCallback(on_synth)
+
+
+def _applied(engine: Any, voice: str, rate: int) -> bool:
+    """Whether eSpeak really uses this voice and rate (pyttsx3 swallows its errors)."""
+    from pyttsx3.drivers import _espeak
+
+    current = str(engine.proxy._driver.getProperty("voice") or "")
+    wanted = voice.lower().rsplit("/", 1)[-1]
+    return _espeak.GetParameter(_espeak.RATE) == rate and current.rsplit("/", 1)[-1] == wanted
 
 
 def _synthesize_once(engine: Any, job: dict[str, Any], raw: Path) -> bool:
@@ -55,17 +91,23 @@ def _synthesize_once(engine: Any, job: dict[str, Any], raw: Path) -> bool:
     # for the queue to drain before and after every job.
     _espeak.Synchronize()
     raw.unlink(missing_ok=True)
-    engine.setProperty("voice", str(job["voice"]))
-    engine.setProperty("rate", int(job["rate"]))
+    voice, rate = str(job["voice"]), int(job["rate"])
+    # Set the properties directly (not through pyttsx3's command queue) and check them:
+    # on a fresh engine the driver's own initial `rate 200` was seen landing after ours
+    # (about 1 process in 60 under load: every clip of that process 30 % too fast).
+    driver = engine.proxy._driver
+    driver.setProperty("voice", voice)
+    driver.setProperty("rate", rate)
+    if not _applied(engine, voice, rate):
+        return False
     engine.save_to_file(str(job["text"]), str(raw))
     try:
         engine.runAndWait()
     finally:
-        driver = engine.proxy._driver
         driver._save_file = None
         driver._text_to_say = None
         _espeak.Synchronize()
-    if not raw.is_file():
+    if not raw.is_file() or not _applied(engine, voice, rate):
         return False
     try:
         with wave.open(str(raw), "rb") as check:
@@ -77,16 +119,15 @@ def _synthesize_once(engine: Any, job: dict[str, Any], raw: Path) -> bool:
 def synthesize(engine: Any, job: dict[str, Any], scratch: Path) -> float:
     """Render one job into its final file; returns the audio length in seconds.
 
-    About one job in a few hundred came back as an empty or cut WAV (pyttsx3 2.99 writes
-    the file from eSpeak's callback thread; seen with a fresh engine fed jobs with
-    gaps), so such a result is retried before it counts as a failure.
+    A result that is empty, or made while eSpeak did not have the job's voice and rate,
+    is retried before it counts as a failure.
     """
     raw = scratch / "job.wav"
     for _ in range(_ATTEMPTS):
         if _synthesize_once(engine, job, raw):
             break
     else:
-        raise RuntimeError("the synthesizer wrote an empty file")
+        raise RuntimeError("no clean audio (empty file, or voice/rate not applied)")
     data = to_telephony_wav(raw.read_bytes(), job.get("format", "pcm16"))
     write_atomic(Path(job["out"]), data)
     return wav_duration(data)

@@ -120,3 +120,29 @@ def test_voice_choice() -> None:
     assert voice_for("zh-CN", {}, system_espeak=True) == "cmn-latn-pinyin"
     assert voice_for("en", {}, system_espeak=False) == "en-us"
     assert voice_for("en", {"en": "en-gb"}, system_espeak=False) == "en-gb"
+
+
+async def test_a_voice_espeak_does_not_take_is_an_error_not_a_wrong_clip(tmp_path: Path) -> None:
+    # pyttsx3 swallows eSpeak's refusal; the worker checks what eSpeak really uses.
+    synth = Synthesizer(timeout=10)
+    try:
+        with pytest.raises(TtsError, match="no-such-voice"):
+            await synth.render(ClipSpec("Hello.", "no-such-voice", 150), tmp_path / "x.wav")
+        assert not (tmp_path / "x.wav").exists()
+        await synth.render(ClipSpec("Hello.", "en-us", 150), tmp_path / "ok.wav")
+    finally:
+        await synth.close()
+
+
+async def test_fresh_engines_all_speak_at_the_asked_rate(tmp_path: Path) -> None:
+    # A fresh engine once applied pyttsx3's initial rate (200) after ours: clips 30 % short.
+    async def first_clip(n: int) -> float:
+        synth = Synthesizer(timeout=10)
+        try:
+            return await synth.render(ClipSpec("十二元五角。", "cmn", 150), tmp_path / f"{n}.wav")
+        finally:
+            await synth.close()
+
+    lengths = await asyncio.gather(*(first_clip(n) for n in range(6)))
+    assert max(lengths) - min(lengths) < 0.02, lengths
+    assert 1.7 < lengths[0] < 2.3
