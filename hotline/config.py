@@ -66,9 +66,12 @@ class IvrSettings(_Section):
     tts_system_espeak: bool = Field(
         False, description="use the system eSpeak NG library instead of the bundled one"
     )
-    warm_prompts: bool = Field(True, description="render static prompts in the background at startup")
+    warm_prompts: bool = Field(
+        True, description="render static prompts in the background at startup"
+    )
     voices: dict[str, str] = Field(
-        default_factory=dict, description="eSpeak voice per language (default zh-CN: cmn, en: en-us)"
+        default_factory=dict,
+        description="eSpeak voice per language (default zh-CN: cmn, en: en-us)",
     )
     audio_format: Literal["pcm16", "ulaw"] = Field(
         "pcm16", description="8 kHz WAV as 16-bit PCM or G.711 mu-law"
