@@ -20,7 +20,7 @@ from hotline.keys import BALANCE, ENGINE, PSEUDONYM, SESSIONS, SETTINGS
 from hotline.privacy import Pseudonymizer
 from hotline.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 
-__all__ = ["CATALOGS", "FLOWS", "create_app"]
+__all__ = ["CATALOGS", "FLOWS", "channel_prompt_keys", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +89,11 @@ def _mount_channels(app: web.Application) -> None:
         import hotline.simulator
 
         hotline.simulator.setup(app)
+
+
+def channel_prompt_keys() -> tuple[str, ...]:
+    """Catalog keys the mounted channels need in every language (for `flows check`)."""
+    import ivr.render
+    import ussd.render
+
+    return (*ussd.render.NAV_KEYS, *ivr.render.REQUIRED_KEYS)

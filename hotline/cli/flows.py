@@ -65,7 +65,9 @@ def run_check(args: argparse.Namespace) -> int:
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
-    issues = check_files(files, catalogs)
+    from hotline.app import channel_prompt_keys
+
+    issues = check_files(files, catalogs, required=channel_prompt_keys())
     for issue in issues:
         print(issue, file=sys.stderr)
     if issues:

@@ -185,11 +185,12 @@ def check_flow(
         )
 
 
-def check_catalogs(catalogs: CatalogSet) -> Iterator[Issue]:
-    """Placeholders must agree across languages; engine prompts must exist everywhere."""
+def check_catalogs(catalogs: CatalogSet, required: tuple[str, ...] = ()) -> Iterator[Issue]:
+    """Placeholders must agree across languages; the prompts the engine and the channels
+    say by themselves (`required`) must exist in every language."""
     reference = catalogs[catalogs.default]
     for catalog in catalogs.catalogs.values():
-        for key in ENGINE_PROMPTS:
+        for key in (*ENGINE_PROMPTS, *required):
             if key not in catalog:
                 yield Issue(catalog.path, 1, "missing-prompt", f"prompt {key!r} is required")
         for key, sentence in catalog.sentences.items():
@@ -207,10 +208,13 @@ def check_catalogs(catalogs: CatalogSet) -> Iterator[Issue]:
 
 
 def check_files(
-    files: list[Path], catalogs: CatalogSet, actions: ActionRegistry = ACTIONS
+    files: list[Path],
+    catalogs: CatalogSet,
+    actions: ActionRegistry = ACTIONS,
+    required: tuple[str, ...] = (),
 ) -> list[Issue]:
     """Check flow files against the catalogs; load errors are issues too."""
-    issues: list[Issue] = list(check_catalogs(catalogs))
+    issues: list[Issue] = list(check_catalogs(catalogs, required))
     ids: dict[str, str] = {}
     for file in files:
         try:

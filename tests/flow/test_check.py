@@ -126,3 +126,16 @@ def test_option_too_long_for_a_chinese_screen(tmp_path: Path) -> None:
     (tmp_path / "hotline.yaml").write_text(f"prompts_dir: {prompts}\n", encoding="utf-8")
     code = main(["flows", "check", "--config", str(tmp_path / "hotline.yaml"), str(ROOT / "flows")])
     assert code == 1
+
+
+def test_prompts_the_channels_say_are_required(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    for name in ("zh-CN.yaml", "en.yaml"):
+        text = (ROOT / "prompts" / name).read_text(encoding="utf-8")
+        if name == "en.yaml":
+            text = text.replace("    repeat: To hear this again, press star.\n", "")
+        (prompts / name).write_text(text, encoding="utf-8")
+    (tmp_path / "hotline.yaml").write_text(f"prompts_dir: {prompts}\n", encoding="utf-8")
+    code = main(["flows", "check", "--config", str(tmp_path / "hotline.yaml"), str(ROOT / "flows")])
+    assert code == 1
