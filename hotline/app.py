@@ -96,4 +96,4 @@ def channel_prompt_keys() -> tuple[str, ...]:
     import ivr.render
     import ussd.render
 
-    return (*ussd.render.NAV_KEYS, *ivr.render.REQUIRED_KEYS)
+    return (*ussd.render.NAV_KEYS, *ivr.render.VOICE_PROMPTS)

@@ -29,7 +29,6 @@ from ivr.audio import AudioFormat
 from ivr.clips import ClipSealer, ClipSpec
 
 __all__ = [
-    "REQUIRED_KEYS",
     "AGENT_KEY",
     "AGENT_PARAM",
     "KEY_AGENT",
@@ -49,9 +48,8 @@ KEY_OPTION = "voice.option"
 KEY_AGENT = "voice.agent"
 KEY_REPEAT = "voice.repeat"
 KEY_TRANSFER = "voice.transfer"
-#: Keys every catalog must have for voice calls (`hotline flows check` requires them).
-REQUIRED_KEYS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER)
 #: Catalog keys the voice channel itself speaks; every language must have them.
+#: Keys every catalog must have for voice calls (`hotline flows check` requires them).
 VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER)
 AGENT_KEY = "0"
 AGENT_PARAM = "agent"
