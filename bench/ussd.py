@@ -1,0 +1,393 @@
+"""USSD load benchmark: `hotline serve` against two baselines measured in the same run.
+
+    python bench/ussd.py [--duration 8] [--concurrency 10] [--json FILE]
+
+Starts a private redis-server on a free port, then, one at a time, each target as its own
+process on its own port (uvloop, one worker):
+
+- `hotline`: `hotline serve` with `HOTLINE_REDIS_URL`, the SQLite ledger and the real
+  flow, catalogs and USSD layout;
+- `minimal`: an aiohttp handler doing only the unavoidable work of a USSD step: parse the
+  form, one Redis GET, one SET with a TTL, reply;
+- `bare`: an aiohttp handler that answers a constant `CON` text.
+
+The load generator (this process, uvloop) runs `--concurrency` loops, each playing whole
+sessions: dial (`text=""`) → main menu, then `1` → balance (`END …`), with a new
+`sessionId` per session over the demo subscribers. It prints req/s, p50 and p99 for each
+target and the ratios; targets for one worker: hotline ≥ 0.8× minimal's req/s and
+p99 < 5 ms at 10 connections. The server process is pinned to CPU 0 and the load generator
+and redis-server to CPU 1 when the machine has two or more, so the server under test has
+a core of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/ussd/africastalking"
+PHONES = tuple(f"+86138001380{n:02d}" for n in (0, 1, 2, 4, 5))  # demo numbers, not suspended
+SESSION_TTL = 180
+RECORD_PAD = b"x" * 480
+
+
+# --------------------------------------------------------------- baseline servers
+
+
+def _serve_baseline(kind: str, port: int, redis_url: str) -> None:
+    """Run one baseline server (in its own process) until SIGTERM."""
+    import redis.asyncio as aioredis
+    import uvloop
+    from aiohttp import web
+
+    async def bare(request: web.Request) -> web.Response:
+        return web.Response(text="CON hello", content_type="text/plain", charset="utf-8")
+
+    async def minimal(request: web.Request) -> web.Response:
+        form = await request.post()
+        key = "bench:sess:" + str(form["sessionId"])
+        client = request.app[CLIENT]
+        previous = await client.get(key)
+        # A record about the size of hotline's (~500 bytes of JSON).
+        record = f"{form['text']!s}|{previous!r:.16}".encode() + RECORD_PAD
+        await client.set(key, record, ex=SESSION_TTL)
+        return web.Response(text="CON hello", content_type="text/plain", charset="utf-8")
+
+    CLIENT = web.AppKey("CLIENT", aioredis.Redis)
+
+    async def redis_ctx(app: web.Application) -> object:
+        app[CLIENT] = aioredis.from_url(redis_url, max_connections=256)
+        yield
+        await app[CLIENT].aclose()
+
+    app = web.Application()
+    if kind == "minimal":
+        app.cleanup_ctx.append(redis_ctx)  # type: ignore[arg-type]
+        app.router.add_post(PATH, minimal)
+    else:
+        app.router.add_post(PATH, bare)
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# ------------------------------------------------------------------- processes
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+def _pin(cpu: int) -> None:
+    if (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+@contextlib.contextmanager
+def _process(
+    args: list[str], env: dict[str, str], port: int | None, *, cpu: int
+) -> Iterator[int]:
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: _pin(cpu),  # affinity only: safe between fork and exec
+    )
+    try:
+        if port is not None:
+            _wait_port(port, proc)
+        yield proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.returncode not in (0, -signal.SIGTERM) and proc.stderr is not None:
+            sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _redis_server(port: int, workdir: Path) -> list[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    return [
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(workdir),
+    ]  # fmt: skip
+
+
+# ------------------------------------------------------------------------ load
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    target: str
+    requests: int
+    sessions: int
+    errors: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_us: float = float("nan")  # server CPU time per request
+
+
+async def _load(
+    port: int, *, duration: float, warmup: float, concurrency: int, check: bool, pid: int = 0
+) -> Result:
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}{PATH}"
+    latencies: list[float] = []
+    counters = {"sessions": 0, "errors": 0}
+    measuring = False
+    stop_at = 0.0
+
+    async def post(session: aiohttp.ClientSession, form: dict[str, str]) -> str:
+        started = time.perf_counter()
+        async with session.post(url, data=form) as response:
+            body = await response.text()
+            ok = response.status == 200
+        if measuring:
+            latencies.append(time.perf_counter() - started)
+            if not ok:
+                counters["errors"] += 1
+        return body
+
+    async def loop(worker: int, session: aiohttp.ClientSession) -> None:
+        n = 0
+        while time.perf_counter() < stop_at:
+            n += 1
+            form = {
+                "sessionId": f"ATUid_bench_{os.getpid()}_{worker}_{n}",
+                "serviceCode": "*100#",
+                "phoneNumber": PHONES[(worker + n) % len(PHONES)],
+                "networkCode": "46000",
+                "text": "",
+            }
+            menu = await post(session, form)
+            form["text"] = "1"
+            result = await post(session, form)
+            if check and not (menu.startswith("CON 话费查询") and result.startswith("END ")):
+                counters["errors"] += 1
+            if measuring:
+                counters["sessions"] += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        stop_at = time.perf_counter() + warmup
+        await asyncio.gather(*(loop(i, session) for i in range(concurrency)))
+        measuring = True
+        cpu_before = _cpu_seconds(pid) if pid else float("nan")
+        started = time.perf_counter()
+        stop_at = started + duration
+        await asyncio.gather(*(loop(i, session) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        cpu = (_cpu_seconds(pid) if pid else float("nan")) - cpu_before
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return Result(
+        target="",
+        requests=len(latencies),
+        sessions=counters["sessions"],
+        errors=counters["errors"],
+        seconds=round(elapsed, 2),
+        rps=round(len(latencies) / elapsed, 1),
+        p50_ms=round(q[49] * 1000, 2),
+        p99_ms=round(q[98] * 1000, 2),
+        server_cpu_us=round(cpu / len(latencies) * 1e6, 1),
+    )
+
+
+def _measure(target: str, port: int, pid: int, args: argparse.Namespace) -> Result:
+    import uvloop
+
+    result = uvloop.run(
+        _load(
+            port,
+            duration=args.duration,
+            warmup=args.warmup,
+            concurrency=args.concurrency,
+            check=target == "hotline",
+            pid=pid,
+        )
+    )
+    result.target = target
+    return result
+
+
+# ------------------------------------------------------------------------ main
+
+
+def _hotline_env(redis_url: str, workdir: Path, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "HOTLINE_REDIS_URL": redis_url,
+            "HOTLINE_PORT": str(port),
+            "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
+            "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
+            "HOTLINE_BALANCE__LEDGER_PATH": str(workdir / "ledger.sqlite3"),
+            # The benchmark replays the same five numbers thousands of times a second.
+            "HOTLINE_BALANCE__SUBSCRIBER_RATE": "1000000/second",
+            "HOTLINE_SECURITY__SUBSCRIBER_RATE": "1000000/second",
+            "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
+            "HOTLINE_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def _command(
+    target: str, port: int, redis_url: str, workdir: Path
+) -> tuple[list[str], dict[str, str]]:
+    if target == "hotline":
+        hotline = shutil.which("hotline", path=str(Path(sys.executable).parent)) or "hotline"
+        return [hotline, "serve", "--port", str(port)], _hotline_env(redis_url, workdir, port)
+    command = [
+        sys.executable, __file__, "--serve-baseline", target,
+        "--port", str(port), "--redis-url", redis_url,
+    ]  # fmt: skip
+    return command, dict(os.environ)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per target")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    parser.add_argument("--concurrency", type=int, default=10, help="concurrent sessions")
+    parser.add_argument("--targets", default="bare,minimal,hotline")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="targets run interleaved this many times; medians"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--serve-baseline", choices=["bare", "minimal"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_baseline:
+        _serve_baseline(args.serve_baseline, args.port, args.redis_url)
+        return 0
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        workdir = Path(tmp)
+        redis_port = _free_port()
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        with _process(_redis_server(redis_port, workdir), dict(os.environ), redis_port, cpu=1):
+            _pin(1)
+            for round_ in range(1, args.rounds + 1):
+                for target in targets:
+                    port = _free_port()
+                    command, env = _command(target, port, redis_url, workdir)
+                    with _process(command, env, port, cpu=0) as pid:
+                        results.append(_measure(target, port, pid, args))
+                    print(f"round {round_}: {_row(results[-1])}", flush=True)
+    _report(results, args)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 1 if any(r.errors for r in results) else 0
+
+
+def _row(r: Result) -> str:
+    return (
+        f"{r.target:<8} {r.rps:>9.1f} req/s  p50 {r.p50_ms:>6.2f} ms  p99 {r.p99_ms:>6.2f} ms"
+        f"  server {r.server_cpu_us:>6.1f} µs CPU/req"
+        f"  ({r.requests} requests, {r.sessions} sessions, {r.errors} errors, {r.seconds}s)"
+    )
+
+
+def _median(runs: list[Result]) -> Result:
+    """Per-field medians over rounds (a shared machine is noisy)."""
+
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
+
+    return Result(
+        target=runs[0].target,
+        requests=sum(r.requests for r in runs),
+        sessions=sum(r.sessions for r in runs),
+        errors=sum(r.errors for r in runs),
+        seconds=round(sum(r.seconds for r in runs), 2),
+        rps=med([r.rps for r in runs]),
+        p50_ms=med([r.p50_ms for r in runs]),
+        p99_ms=med([r.p99_ms for r in runs]),
+        server_cpu_us=med([r.server_cpu_us for r in runs]),
+    )
+
+
+def _report(all_runs: list[Result], args: argparse.Namespace) -> None:
+    targets = list(dict.fromkeys(r.target for r in all_runs))
+    results = [_median([r for r in all_runs if r.target == t]) for t in targets]
+    by = {r.target: r for r in results}
+    print(
+        f"\nUSSD, 1 worker, {args.concurrency} concurrent sessions, medians of {args.rounds} "
+        f"rounds of {args.duration:g}s (dial → menu → balance), Python {sys.version.split()[0]}"
+    )
+    print(f"{'target':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
+    for r in results:
+        print(
+            f"{r.target:<8} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
+            f" {r.server_cpu_us:>11.1f}"
+        )
+    hot = by.get("hotline")
+    if hot is None:
+        return
+    for base in ("minimal", "bare"):
+        if base in by:
+            ratio = hot.rps / by[base].rps
+            cpu = hot.server_cpu_us / by[base].server_cpu_us
+            print(f"hotline / {base:<8} req/s ratio {ratio:.2f}, server CPU per request {cpu:.2f}×")
+    if "minimal" in by:
+        ok = hot.rps >= 0.8 * by["minimal"].rps
+        print(f"target ≥ 0.80× minimal: {'met' if ok else 'NOT met'}")
+    print(f"target p99 < 5 ms: {'met' if hot.p99_ms < 5 else 'NOT met'} ({hot.p99_ms:.2f} ms)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
