@@ -252,7 +252,7 @@ def _measure(target: str, port: int, pid: int, args: argparse.Namespace) -> Resu
             duration=args.duration,
             warmup=args.warmup,
             concurrency=args.concurrency,
-            check=target == "hotline",
+            check=target.startswith("hotline"),
             pid=pid,
         )
     )
@@ -285,9 +285,12 @@ def _hotline_env(redis_url: str, workdir: Path, port: int) -> dict[str, str]:
 def _command(
     target: str, port: int, redis_url: str, workdir: Path
 ) -> tuple[list[str], dict[str, str]]:
-    if target == "hotline":
+    if target.startswith("hotline"):
         hotline = shutil.which("hotline", path=str(Path(sys.executable).parent)) or "hotline"
-        return [hotline, "serve", "--port", str(port)], _hotline_env(redis_url, workdir, port)
+        env = _hotline_env(redis_url, workdir, port)
+        if target == "hotline-memory":  # diagnostic: the same without Redis
+            del env["HOTLINE_REDIS_URL"]
+        return [hotline, "serve", "--port", str(port)], env
     command = [
         sys.executable, __file__, "--serve-baseline", target,
         "--port", str(port), "--redis-url", redis_url,
@@ -300,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per target")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--concurrency", type=int, default=10, help="concurrent sessions")
-    parser.add_argument("--targets", default="bare,minimal,hotline")
+    parser.add_argument(
+        "--targets",
+        default="bare,minimal,hotline",
+        help="comma-separated; also hotline-memory (in-process sessions, for diagnosis)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="targets run interleaved this many times; medians"
     )
