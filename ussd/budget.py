@@ -42,7 +42,6 @@ GSM7_EXTENSION = "\f^{}\\[~]|€"
 
 _NOT_GSM7 = re.compile("[^" + re.escape(GSM7_BASIC + GSM7_EXTENSION) + "]")
 _EXTENSION = re.compile("[" + re.escape(GSM7_EXTENSION) + "]")
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,9 @@ def cost(text: str, encoding: Encoding | None = None) -> int:
         encoding = encoding_of(text)
     if encoding == "gsm7":
         return len(text) + len(_EXTENSION.findall(text))
-    return len(text) + len(_ASTRAL.findall(text))
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) >> 1
 
 
 def fits(text: str, limits: Limits) -> bool:

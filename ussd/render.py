@@ -137,6 +137,9 @@ class UssdLayout:
             lang: frozenset(k for k, s in catalogs[lang].sentences.items() if not s.placeholders)
             for lang in catalogs.languages
         }
+        self._languages = {lang: catalogs[lang].language for lang in catalogs.languages}
+        self._default = catalogs[catalogs.default].language
+        self._sentences = {lang: catalogs[lang].sentences for lang in catalogs.languages}
         self._texts: dict[tuple[str, str], str] = {}
         self._pages: dict[Hashable, tuple[str, ...]] = {}
         self._last: tuple[Screen, tuple[str, ...]] | None = None
@@ -183,7 +186,7 @@ class UssdLayout:
         key = self._shape(screen)
         pages = self._pages.get(key) if key is not None else None
         if pages is None:
-            pages = self._paginate(screen)
+            pages = self._paginate(screen, self._language(screen))
             if key is not None:
                 if len(self._pages) >= _CACHE_MAX:
                     self._pages.clear()
@@ -195,7 +198,7 @@ class UssdLayout:
     # ----------------------------------------------------------------- private
 
     def _language(self, screen: Screen) -> str:
-        return self.catalogs[screen.language].language
+        return self._languages.get(screen.language, self._default)
 
     def _shape(self, screen: Screen) -> Hashable | None:
         """A cache key if nothing on the screen depends on values, else None."""
@@ -219,13 +222,16 @@ class UssdLayout:
         )
 
     def _text(self, lang: str, part: PromptPart) -> str:
-        if part.key in self._static[lang]:
-            cached = self._texts.get((lang, part.key))
-            if cached is None:
-                cached = self.catalogs[lang].render(part, self._formatter)
-                self._texts[(lang, part.key)] = cached
+        cached = self._texts.get((lang, part.key))
+        if cached is not None:
             return cached
-        return self.catalogs[lang].render(part, self._formatter)
+        sentence = self._sentences[lang].get(part.key)
+        if sentence is None:
+            raise KeyError(f"{lang}: no prompt {part.key!r}")
+        text = sentence.render(part.values, self._formatter, lang)
+        if part.key in self._static[lang]:
+            self._texts[(lang, part.key)] = text
+        return text
 
     def _footer(self, nav: _Nav, screen: Screen, page: int, last: bool) -> list[str]:
         if last and screen.ends:
@@ -239,8 +245,7 @@ class UssdLayout:
             entries.append(nav.home)
         return entries
 
-    def _paginate(self, screen: Screen) -> tuple[str, ...]:
-        lang = self._language(screen)
+    def _paginate(self, screen: Screen, lang: str) -> tuple[str, ...]:
         nav = self._nav[lang]
         header = [] if screen.notice is None else [self._text(lang, screen.notice)]
         units: list[_Unit] = []
