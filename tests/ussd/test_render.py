@@ -170,9 +170,12 @@ def test_long_final_screen_is_paginated_and_only_its_last_page_ends(
 def test_chinese_text_breaks_between_ideographs_never_inside_numbers(layout: UssdLayout) -> None:
     parts = tuple(PromptPart(key, _values()) for key in SUMMARY)
     pages = layout.pages(Screen("show_summary", "zh-CN", parts, ends=True))
-    body = "".join(pages)
+    lines = [line for page in pages for line in page.split("\n")]
     for token in ("12.50元", "1.50GB", "2026年12月31日", "10:30", "100分钟"):
-        assert token in body.replace("\n98.更多", "").replace("\n", "") or token in body
+        # Every occurrence whole on one line: count across lines equals count in the text.
+        whole = sum(line.count(token) for line in lines)
+        joined = "".join(p.replace("\n98.更多", "").replace("\n", "") for p in pages)
+        assert whole >= 1 and whole == joined.count(token), token
     for page in pages:
         for line in page.split("\n"):
             assert not line.startswith(("，", "。", "）"))
