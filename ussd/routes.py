@@ -1,4 +1,4 @@
-"""aiohttp routes of the USSD channel: `POST /ussd/africastalking` (+ `/events`).
+"""aiohttp routes of the USSD channel: `POST /ussd/africastalking`.
 
 The handler reads and checks the request, lets the dialect parse it, asks the engine for
 the turn and lets the dialect write it. A malformed request gets HTTP 400 with a reason
@@ -33,11 +33,6 @@ def setup(app: web.Application) -> None:
     app.on_startup.append(_build_layout)
     app.router.add_post(
         f"/ussd/{africastalking.NAME}", _africastalking, name=f"ussd-{africastalking.NAME}"
-    )
-    app.router.add_post(
-        f"/ussd/{africastalking.NAME}/events",
-        _africastalking_events,
-        name=f"ussd-{africastalking.NAME}-events",
     )
 
 
@@ -91,21 +86,3 @@ async def _africastalking(request: web.Request) -> web.Response:
 def _who(app: web.Application, event: ChannelEvent) -> str:
     # A pseudonym, never the number itself (DESIGN.md §10).
     return app[PSEUDONYM](event.subscriber)
-
-
-async def _africastalking_events(request: web.Request) -> web.Response:
-    """End-of-session notification: acknowledged and logged; the session expires by TTL."""
-    try:
-        form = await read_form(request, request.app[SETTINGS].max_body_bytes)
-        end = africastalking.parse_end(form)
-    except BadGatewayRequest as exc:
-        return web.Response(status=exc.status_hint, text=exc.reason)
-    # The gateway's error text is theirs, not a subscriber's; the number is never logged.
-    log.info(
-        "ussd: session %s ended status=%s hops=%s%s",
-        end.session_id,
-        end.status,
-        end.hops,
-        f" error={end.error!r}" if end.error else "",
-    )
-    return web.Response(text="OK")

@@ -153,35 +153,3 @@ def test_empty_body_has_no_fields() -> None:
 def test_bad_form_bodies(body: bytes, reason: str) -> None:
     with pytest.raises(BadGatewayRequest, match=reason):
         decode_form(body)
-
-
-# --------------------------------------------------------- end-of-session notice
-
-
-def test_end_notification() -> None:
-    end = at.parse_end(
-        {
-            "sessionId": "ATUid_1",
-            "status": "Failed",
-            "hopsCount": "3",
-            "errorMessage": "Application timeout",
-            "phoneNumber": "+8613800138000",
-            "date": "2026-11-24 01:02:03",
-        }
-    )
-    assert end == at.SessionEnd("ATUid_1", "Failed", 3, "Application timeout")
-    assert at.parse_end({"sessionId": "x", "status": "Success"}).hops is None
-
-
-@pytest.mark.parametrize(
-    ("form", "reason"),
-    [
-        ({"status": "Success"}, "sessionId"),
-        ({"sessionId": "x"}, "status must be one of Success, Incomplete, Failed"),
-        ({"sessionId": "x", "status": "Done"}, "status must be one of"),
-        ({"sessionId": "x", "status": "Success", "hopsCount": "two"}, "hopsCount"),
-    ],
-)
-def test_bad_end_notification(form: dict[str, str], reason: str) -> None:
-    with pytest.raises(BadGatewayRequest, match=reason):
-        at.parse_end(form)

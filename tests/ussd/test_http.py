@@ -474,31 +474,6 @@ async def test_redis_down_gives_a_polite_end_at_once_and_recovers(
     assert await Phone(client, "s3").send("1") == BALANCE_ZH
 
 
-# ------------------------------------------------------- end-of-session notice
-
-
-async def test_end_of_session_notification_is_acknowledged_without_the_number(
-    client: Client, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level("INFO", logger="ussd.routes")
-    form = {
-        "sessionId": "ATUid_1",
-        "status": "Incomplete",
-        "hopsCount": "2",
-        "phoneNumber": PHONE,
-        "serviceCode": "*100#",
-        "networkCode": "46000",
-        "lastAppResponse": "CON 话费查询",
-        "date": "2026-11-24 01:02:03",
-    }
-    response = await client.post(PATH + "/events", data=form)
-    assert response.status == 200 and await response.text() == "OK"
-    assert "ATUid_1 ended status=Incomplete hops=2" in caplog.text
-    assert "13800138000" not in caplog.text
-    bad = await client.post(PATH + "/events", data={"sessionId": "ATUid_1"})
-    assert bad.status == 400 and "status must be one of" in await bad.text()
-
-
 async def test_a_bug_in_a_step_is_logged_and_answered_with_an_apology(
     aiohttp_client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
 
 from hotline.config import UssdSettings
 from hotline.errors import BadGatewayRequest
@@ -28,10 +26,8 @@ __all__ = [
     "HOP_HEADER",
     "HOP_MAX",
     "NAME",
-    "SessionEnd",
     "hop_label",
     "parse",
-    "parse_end",
     "reply",
 ]
 
@@ -48,9 +44,6 @@ _NETWORK_CODE = re.compile(r"[0-9]{0,10}")
 _TEXT = re.compile(r"[0-9*#]*")
 _HOP_UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
 _REQUIRED = ("sessionId", "serviceCode", "phoneNumber", "text")
-_END_STATUSES = ("Success", "Incomplete", "Failed")
-_HOPS = re.compile(r"[0-9]{1,6}")
-_ERROR_MAX = 200
 
 
 def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
@@ -98,32 +91,3 @@ def reply(turn: Turn, *, ends: bool) -> tuple[str, dict[str, str]]:
     """Body and headers of the answer; `ends` says whether this is the final page."""
     body = ("END " if ends else "CON ") + turn.reply
     return body, {"Content-Type": CONTENT_TYPE, HOP_HEADER: hop_label(turn.screen.label)}
-
-
-@dataclass(frozen=True, slots=True)
-class SessionEnd:
-    """The end-of-session notification: how a session ended, on the gateway's side."""
-
-    session_id: str
-    status: Literal["Success", "Incomplete", "Failed"]
-    hops: int | None = None
-    error: str = ""
-
-
-def parse_end(form: Mapping[str, str]) -> SessionEnd:
-    """The notification sent once to the events URL when a session ends.
-
-    Only `sessionId` and `status` are required; the phone number it also carries is
-    deliberately not kept.
-    """
-    session_id = form.get("sessionId", "")
-    if not _SESSION_ID.fullmatch(session_id):
-        raise BadGatewayRequest("sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : -")
-    status = form.get("status", "")
-    if status not in _END_STATUSES:
-        raise BadGatewayRequest(f"status must be one of {', '.join(_END_STATUSES)}")
-    hops = form.get("hopsCount", "")
-    if hops and not _HOPS.fullmatch(hops):
-        raise BadGatewayRequest("hopsCount must be a number")
-    error = form.get("errorMessage", "")[:_ERROR_MAX]
-    return SessionEnd(session_id, status, int(hops) if hops else None, error)  # type: ignore[arg-type]
