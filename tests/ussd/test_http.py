@@ -7,11 +7,16 @@ in-process store or a private redis-server. Nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 from aiohttp import web
@@ -489,3 +494,53 @@ async def test_a_bug_in_a_step_is_logged_and_answered_with_an_apology(
     assert await response.text() == "END 系统繁忙，请稍后再试。"
     assert "ussd: step failed for subscriber" in caplog.text
     assert "13800138000" not in caplog.text
+
+
+async def test_a_session_continues_in_another_process(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str
+) -> None:
+    """`hotline serve` in a process of its own and this process's app share the session."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HOTLINE_REDIS_URL": redis_url,
+        "HOTLINE_PORT": str(port),
+        "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
+        "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
+        "HOTLINE_PSEUDONYM_SECRET": "test-secret",
+        "HOTLINE_BALANCE__LEDGER_PATH": str(tmp_path / "ledger.sqlite3"),
+        "HOTLINE_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "hotline", "serve", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}{PATH}"
+        async with aiohttp.ClientSession() as http:
+            form = _form(sessionId="proc1")
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    async with http.post(url, data=form) as response:
+                        assert await response.text() == MAIN_ZH
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                    assert time.monotonic() < deadline, "hotline serve did not start"
+                    await asyncio.sleep(0.1)
+            local = await aiohttp_client(create_app(make_settings(tmp_path, redis_url)))
+            assert (await Phone(local, "proc1").send("5")).startswith("CON 请选择语言")
+            async with http.post(url, data=_form(sessionId="proc1", text="5*0")) as response:
+                assert await response.text() == MAIN_ZH
+            assert await Phone(local, "proc1").send("5*0*1") == BALANCE_ZH
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stderr is not None:
+            server.stderr.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
