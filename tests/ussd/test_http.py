@@ -544,3 +544,18 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def test_hop_metadata_names_each_step(client: Client) -> None:
+    labels = []
+    for text in ("", "5", "5*0", "5*0*1"):
+        response = await client.post(PATH, data=_form(text=text))
+        labels.append(response.headers["at-ussd-hop-metadata"])
+    assert labels == ["main", "language", "main", "show_balance"]
+
+
+async def test_a_new_dial_after_the_end_starts_afresh(client: Client) -> None:
+    phone = Phone(client, "s1")
+    await phone.dial()
+    assert await phone.press("6") == "END 感谢使用，再见。"
+    assert await phone.dial() == MAIN_ZH  # the gateway reused the session id
