@@ -38,6 +38,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 __all__ = ["main"]
 
@@ -114,9 +116,7 @@ def _pin(cpu: int) -> None:
 
 
 @contextlib.contextmanager
-def _process(
-    args: list[str], env: dict[str, str], port: int | None, *, cpu: int
-) -> Iterator[int]:
+def _process(args: list[str], env: dict[str, str], port: int | None, *, cpu: int) -> Iterator[int]:
     proc = subprocess.Popen(
         args,
         env=env,
@@ -176,8 +176,49 @@ class Result:
     server_cpu_us: float = float("nan")  # server CPU time per request
 
 
+class _RawConnection:
+    """One keep-alive HTTP/1.1 connection written by hand: a load generator that costs
+    the client a fraction of what aiohttp's client does, so the servers become the
+    bottleneck (`--client raw`). It speaks just enough HTTP for these servers' replies."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, form: dict[str, str]) -> tuple[int, str]:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        body = urlencode(form).encode()
+        self.writer.write(
+            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, (await self.reader.readexactly(length)).decode()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def _load(
-    port: int, *, duration: float, warmup: float, concurrency: int, check: bool, pid: int = 0
+    port: int,
+    *,
+    duration: float,
+    warmup: float,
+    concurrency: int,
+    check: bool,
+    pid: int = 0,
+    client: str = "aiohttp",
 ) -> Result:
     import aiohttp
 
@@ -187,18 +228,21 @@ async def _load(
     measuring = False
     stop_at = 0.0
 
-    async def post(session: aiohttp.ClientSession, form: dict[str, str]) -> str:
+    async def post(sender: Any, form: dict[str, str]) -> str:
         started = time.perf_counter()
-        async with session.post(url, data=form) as response:
-            body = await response.text()
-            ok = response.status == 200
+        if isinstance(sender, _RawConnection):
+            status, body = await sender.post(form)
+        else:
+            async with sender.post(url, data=form) as response:
+                body = await response.text()
+                status = response.status
         if measuring:
             latencies.append(time.perf_counter() - started)
-            if not ok:
+            if status != 200:
                 counters["errors"] += 1
         return body
 
-    async def loop(worker: int, session: aiohttp.ClientSession) -> None:
+    async def loop(worker: int, sender: Any) -> None:
         n = 0
         while time.perf_counter() < stop_at:
             n += 1
@@ -209,9 +253,9 @@ async def _load(
                 "networkCode": "46000",
                 "text": "",
             }
-            menu = await post(session, form)
+            menu = await post(sender, form)
             form["text"] = "1"
-            result = await post(session, form)
+            result = await post(sender, form)
             if check and not (menu.startswith("CON 话费查询") and result.startswith("END ")):
                 counters["errors"] += 1
             if measuring:
@@ -219,15 +263,19 @@ async def _load(
 
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
+        raw = [_RawConnection(port) for _ in range(concurrency)]
+        senders: list[Any] = raw if client == "raw" else [session] * concurrency
         stop_at = time.perf_counter() + warmup
-        await asyncio.gather(*(loop(i, session) for i in range(concurrency)))
+        await asyncio.gather(*(loop(i, senders[i]) for i in range(concurrency)))
         measuring = True
         cpu_before = _cpu_seconds(pid) if pid else float("nan")
         started = time.perf_counter()
         stop_at = started + duration
-        await asyncio.gather(*(loop(i, session) for i in range(concurrency)))
+        await asyncio.gather(*(loop(i, senders[i]) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
         cpu = (_cpu_seconds(pid) if pid else float("nan")) - cpu_before
+        for connection in raw:
+            connection.close()
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return Result(
@@ -254,6 +302,7 @@ def _measure(target: str, port: int, pid: int, args: argparse.Namespace) -> Resu
             concurrency=args.concurrency,
             check=target.startswith("hotline"),
             pid=pid,
+            client=args.client,
         )
     )
     result.target = target
@@ -307,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         "--targets",
         default="bare,minimal,hotline",
         help="comma-separated; also hotline-memory (in-process sessions, for diagnosis)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["aiohttp", "raw"],
+        default="aiohttp",
+        help="load generator: aiohttp's client, or a hand-written keep-alive one (cheaper)",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="targets run interleaved this many times; medians"
@@ -374,7 +429,8 @@ def _report(all_runs: list[Result], args: argparse.Namespace) -> None:
     by = {r.target: r for r in results}
     print(
         f"\nUSSD, 1 worker, {args.concurrency} concurrent sessions, medians of {args.rounds} "
-        f"rounds of {args.duration:g}s (dial → menu → balance), Python {sys.version.split()[0]}"
+        f"rounds of {args.duration:g}s (dial → menu → balance), {args.client} client, "
+        f"Python {sys.version.split()[0]}"
     )
     print(f"{'target':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
     for r in results:
