@@ -48,7 +48,7 @@ class UssdSettings(_Section):
         480, ge=16, le=4096, description="longest accepted `text` field (the whole transcript)"
     )
     max_inputs_per_request: int = Field(
-        12, ge=1, le=64, description="inputs replayed from one request (direct dial, lost hops)"
+        12, ge=1, le=64, description="inputs replayed from a first request (direct dial *100*1#)"
     )
 
 
