@@ -8,6 +8,7 @@ the key and what was expected.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,8 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hotline.errors import ConfigError
+from hotline.ratelimit import parse_rate
+from hotline.security import parse_networks
 
 __all__ = [
     "BalanceSettings",
@@ -30,6 +33,7 @@ __all__ = [
 
 DEFAULT_CONFIG_FILE = Path("hotline.yaml")
 DEV_PSEUDONYM_SECRET = "hotline-dev-only-secret-change-me"
+_PATH_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 class _Section(BaseModel):
@@ -149,15 +153,45 @@ class BalanceSettings(_Section):
 
 
 class SecuritySettings(_Section):
-    """Gateway authentication and abuse limits."""
+    """Gateway authentication and abuse limits (docs/operations.md)."""
 
-    twilio_auth_token: SecretStr | None = None
-    at_allowed_cidrs: tuple[str, ...] = ()
-    at_path_token: SecretStr | None = None
-    trusted_proxies: tuple[str, ...] = ()
-    admin_token: SecretStr | None = None
-    subscriber_rate: str = "30/minute"
-    gateway_rate: str = "2000/second"
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="verify X-Twilio-Signature on /ivr/twilio/ when set"
+    )
+    at_allowed_cidrs: tuple[str, ...] = Field(
+        (), description="Africa's Talking source networks allowed; empty = no IP check"
+    )
+    at_path_token: SecretStr | None = Field(
+        None, description="when set, AT must call /ussd/africastalking/<token>[/events]"
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (), description="proxies whose X-Forwarded-For (and -Proto/-Host) is believed"
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for POST /admin/reload; unset = no admin endpoint"
+    )
+    subscriber_rate: str = Field("30/minute", description="requests per subscriber, per worker")
+    gateway_rate: str = Field("2000/second", description="requests per gateway, per worker")
+    max_field_chars: int = Field(1024, ge=16, le=65536, description="longest accepted form field")
+
+    @field_validator("at_allowed_cidrs", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_networks(value)
+        return value
+
+    @field_validator("subscriber_rate", "gateway_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("at_path_token")
+    @classmethod
+    def _path_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _PATH_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("expected 16-128 characters of A-Z a-z 0-9 _ -")
+        return value
 
 
 class Settings(BaseSettings):
@@ -211,7 +245,8 @@ def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(root)"
     env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
     got = error.get("input")
-    shown = "" if isinstance(got, dict) else f", got {got!r}"
+    secret = any(word in key for word in ("token", "secret"))  # never echo a secret
+    shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from hotline.config import Settings
+from hotline.metrics import Metrics
 from hotline.privacy import Pseudonymizer
+from hotline.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from hotline.balance.provider import BalanceProvider
@@ -16,6 +19,16 @@ if TYPE_CHECKING:
     from hotline.sessions import SessionStore
 
 __all__ = ["BALANCE", "ENGINE", "PSEUDONYM", "SESSIONS", "SETTINGS", "SPEECH_TEXT"]
+__all__ = [
+    "BALANCE",
+    "ENGINE",
+    "METRICS",
+    "PSEUDONYM",
+    "RATE_LIMITER",
+    "READINESS",
+    "SESSIONS",
+    "SETTINGS",
+]
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
 PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
@@ -25,3 +38,7 @@ ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
 #: Set by a voice channel: clip URL → the sentence it speaks (None if not its clip).
 #: In-process dialogue runs use it to check `expect` against what a caller hears.
 SPEECH_TEXT: web.AppKey[Callable[[str], str | None]] = web.AppKey("SPEECH_TEXT")
+METRICS = web.AppKey("METRICS", Metrics)
+RATE_LIMITER = web.AppKey("RATE_LIMITER", RateLimiter)
+# name -> async check; /readyz passes when every one returns True.
+READINESS: web.AppKey[dict[str, Callable[[], Awaitable[bool]]]] = web.AppKey("READINESS")

@@ -1,0 +1,207 @@
+"""Gateway guard middleware: who may call a gateway route, how big, how often.
+
+Each gateway is described by data (`Gateway`: URL prefix, dialect, which form field
+holds the subscriber, allow-list, path token, signature check, polite reply); the
+app factory builds the list, so this module knows no channel. Checks run cheapest
+first: source IP, path token, gateway rate, body size and field lengths, signature,
+subscriber rate. A refused request gets `403 Forbidden` with no detail (the reason goes
+to metrics and the log), except rate limits, which answer with the channel's polite
+sentence so the subscriber's handset shows words, not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+
+from hotline.logs import note
+from hotline.metrics import Metrics
+from hotline.privacy import Pseudonymizer
+from hotline.ratelimit import RateLimiter
+from hotline.security import Network, client_ip, ip_allowed, token_ok
+
+__all__ = [
+    "Gateway",
+    "PoliteReply",
+    "SignatureCheck",
+    "add_token_routes",
+    "find_gateway",
+    "forbidden",
+    "gateway_guard",
+    "public_url",
+]
+
+# (public URL, form fields or raw JSON body, headers) -> signature valid?
+SignatureCheck = Callable[[str, "MultiDictProxy[str] | str", Mapping[str, str]], bool]
+# (request, reason) -> the channel's polite answer (e.g. `END …` or TwiML `<Say>`).
+PoliteReply = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """How one gateway's routes are protected."""
+
+    prefix: str
+    channel: str
+    dialect: str
+    subscriber_field: str | None = None
+    allowed: tuple[Network, ...] = ()
+    path_token: str | None = None
+    signature: SignatureCheck | None = None
+    public_base_url: str | None = None
+    polite: PoliteReply | None = None
+
+    def covers(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+
+def find_gateway(gateways: Sequence[Gateway], path: str) -> Gateway | None:
+    for gateway in gateways:
+        if gateway.covers(path):
+            return gateway
+    return None
+
+
+def forbidden() -> web.Response:
+    """The one answer every refused request gets: nothing to learn from it."""
+    return web.Response(status=403, text="Forbidden")
+
+
+def add_token_routes(app: web.Application, gateway: Gateway) -> int:
+    """Serve every route under the gateway's prefix also at `<prefix>/<token>/…`.
+
+    The guard then refuses the token-less originals, so only callers who know the
+    token get through. Call after the channel's routes are set up. Returns the count.
+    """
+    if not gateway.path_token:
+        return 0
+    added = 0
+    for route in list(app.router.routes()):
+        canonical = route.resource.canonical if route.resource is not None else ""
+        if not gateway.covers(canonical) or route.method == "HEAD":
+            continue
+        rest = canonical[len(gateway.prefix) :]
+        app.router.add_route(
+            route.method, f"{gateway.prefix}/{gateway.path_token}{rest}", route.handler
+        )
+        added += 1
+    return added
+
+
+def public_url(
+    request: web.Request, public_base_url: str | None, trusted: Sequence[Network]
+) -> str:
+    """The URL the platform called, as it saw it (what Twilio signed).
+
+    A configured public base URL wins; else `X-Forwarded-Proto/Host` from a trusted
+    proxy; else what this server saw.
+    """
+    path_qs = request.raw_path  # exactly as sent, query string included
+    if public_base_url:
+        return public_base_url.rstrip("/") + path_qs
+    peer = client_ip(request.remote, None, ())
+    if peer is not None and ip_allowed(peer, trusted):
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        if proto in ("http", "https") and host:
+            return f"{proto}://{host}{path_qs}"
+    return f"{request.scheme}://{request.host}{path_qs}"
+
+
+def _path_token_ok(gateway: Gateway, path: str) -> bool:
+    assert gateway.path_token is not None
+    segment = path[len(gateway.prefix) + 1 :].split("/", 1)[0]
+    return token_ok(segment, gateway.path_token)
+
+
+def gateway_guard(
+    *,
+    gateways: Sequence[Gateway],
+    trusted_proxies: Sequence[Network],
+    limiter: RateLimiter,
+    metrics: Metrics,
+    pseudonymize: Pseudonymizer,
+    max_field_chars: int,
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The middleware; requests outside every gateway prefix pass untouched."""
+
+    @web.middleware
+    async def guard(
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        gateway = find_gateway(gateways, request.path)
+        if gateway is None:
+            return await handler(request)
+
+        def refuse(reason: str) -> web.Response:
+            metrics.rejected.labels(gateway.channel, gateway.dialect, reason).inc()
+            note(rejected=reason)
+            return forbidden()
+
+        async def polite(reason: str) -> web.StreamResponse:
+            metrics.rejected.labels(gateway.channel, gateway.dialect, reason).inc()
+            note(rejected=reason)
+            if gateway.polite is not None:
+                return await gateway.polite(request, reason)
+            return web.Response(status=429, text="Too many requests, please try again later.")
+
+        if gateway.allowed:
+            source = client_ip(
+                request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies
+            )
+            if not ip_allowed(source, gateway.allowed):
+                return refuse("source_ip")
+        if gateway.path_token and not _path_token_ok(gateway, request.path):
+            return refuse("path_token")
+        if not await limiter.gateway_allows(gateway.dialect):
+            return await polite("gateway_rate")
+
+        form: MultiDictProxy[str] | None = None
+        body: str | None = None
+        if request.method == "POST":
+            try:
+                if request.content_type in _FORM_TYPES:
+                    form = await request.post()  # cached: the handler reads it again for free
+                elif request.content_type == "application/json":
+                    body = await request.text()
+            except web.HTTPRequestEntityTooLarge:
+                metrics.rejected.labels(gateway.channel, gateway.dialect, "body_size").inc()
+                note(rejected="body_size")
+                return web.Response(status=413, text="Request body too large.")
+            except (UnicodeDecodeError, ValueError):
+                metrics.rejected.labels(gateway.channel, gateway.dialect, "malformed").inc()
+                return web.Response(status=400, text="Malformed request body.")
+        if form is not None:
+            for name, value in form.items():
+                if not isinstance(value, str):
+                    return web.Response(status=400, text=f"Field {name[:32]!r}: files not accepted.")
+                if len(value) > max_field_chars or len(name) > 64:
+                    metrics.rejected.labels(gateway.channel, gateway.dialect, "field_size").inc()
+                    return web.Response(
+                        status=400, text=f"Field {name[:32]!r} is longer than {max_field_chars}."
+                    )
+
+        if gateway.signature is not None:
+            url = public_url(request, gateway.public_base_url, trusted_proxies)
+            signed: MultiDictProxy[str] | str = (
+                form if form is not None else (body if body is not None else MultiDictProxy(MultiDict()))
+            )
+            if not gateway.signature(url, signed, request.headers):
+                return refuse("signature")
+
+        if gateway.subscriber_field and form is not None:
+            subscriber = form.get(gateway.subscriber_field)
+            if isinstance(subscriber, str) and subscriber:
+                pseudonym = pseudonymize(subscriber)
+                note(subscriber=pseudonym)
+                if not await limiter.subscriber_allows(pseudonym):
+                    return await polite("subscriber_rate")
+        return await handler(request)
+
+    return guard

@@ -1,0 +1,160 @@
+"""Logging: one JSON line per request in production, rich lines on a terminal.
+
+Any code on a request's path may `note(state=..., outcome=...)`; the access-log
+middleware (`hotline.observe`) writes those facts as one line when the request ends,
+and every other line logged meanwhile carries the same `request_id`.
+`Scrubber` is defence in depth: callers log pseudonyms, never numbers or money, but
+a digit run that looks like a phone number or an amount is redacted anyway.
+Nothing is configured at import; the CLI calls `setup_logging()` once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "JsonFormatter",
+    "Scrubber",
+    "bind_request",
+    "current_fields",
+    "note",
+    "scrub",
+    "setup_logging",
+]
+
+_FIELDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "hotline_request_fields", default=None
+)
+
+# 7-15 digits, optionally with single spaces/dashes/dots between groups, optional `+`:
+# +8613800138000, 13800138000, 138 0013 8000, 138-0013-8000. Not inside a longer word,
+# so hex pseudonyms and request ids (which mix letters in) survive.
+_PHONE = re.compile(r"(?<![0-9A-Za-z])\+?\d(?:[ \-.]?\d){6,14}(?![0-9A-Za-z])")
+# Amounts with two decimals (12.50, 1,234.50) and anything glued to a currency sign/code.
+_MONEY = re.compile(
+    r"(?:[¥$€£]|\b(?:CNY|RMB|KES|NGN|USD|EUR|UGX|TZS|RWF)\s?)\s?\d[\d,]*(?:\.\d+)?"
+    r"|(?<![0-9A-Za-z.])\d[\d,]*\.\d{2}(?![0-9A-Za-z.])"
+    r"|\d[\d,]*(?:\.\d+)?\s?(?:元|角|分)"
+)
+REDACTED = "[redacted]"
+# Values of these fields are ours (numbers, names from a fixed vocabulary): not scrubbed.
+_TRUSTED_FIELDS = frozenset({"latency_ms", "status", "request_id", "pid", "hops", "bytes"})
+
+
+def scrub(text: str) -> str:
+    """Redact anything shaped like a phone number or a money amount."""
+    return _PHONE.sub(REDACTED, _MONEY.sub(REDACTED, text))
+
+
+def bind_request(fields: dict[str, Any]) -> contextvars.Token[dict[str, Any] | None]:
+    """Start collecting facts for the current request (the middleware calls this)."""
+    return _FIELDS.set(fields)
+
+
+def current_fields() -> dict[str, Any] | None:
+    return _FIELDS.get()
+
+
+def note(**fields: Any) -> None:
+    """Add facts (dialect, state, outcome, pseudonym …) to this request's log line.
+
+    A no-op outside a request, so the engine can call it unconditionally.
+    """
+    bound = _FIELDS.get()
+    if bound is not None:
+        bound.update(fields)
+
+
+class Scrubber(logging.Filter):
+    """Redacts phone numbers and amounts from every record that reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = scrub(message)
+        record.args = None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            record.fields = {k: _scrub_value(k, v) for k, v in fields.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
+
+
+def _scrub_value(key: str, value: Any) -> Any:
+    if key in _TRUSTED_FIELDS or isinstance(value, bool | int | float) or value is None:
+        return value
+    return scrub(str(value))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, request facts, extra `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        bound = _FIELDS.get()
+        if bound is not None and "request_id" in bound and record.name != "hotline.access":
+            entry["request_id"] = bound["request_id"]
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            entry.update(fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class _HumanFormatter(logging.Formatter):
+    """Message then `key=value` facts, for rich's terminal handler."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping) and fields:
+            message += "  " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        return message
+
+
+def setup_logging(json_logs: bool | None = None, level: str = "INFO") -> logging.Handler:
+    """Configure the root logger once: JSON unless stderr is a terminal (or told).
+
+    Returns the installed handler (tests and the CLI may remove it again).
+    """
+    use_json = (not sys.stderr.isatty()) if json_logs is None else json_logs
+    handler: logging.Handler
+    if use_json:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    else:
+        from rich.logging import RichHandler  # only terminals pay for rich
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+        handler.setFormatter(_HumanFormatter())
+    handler.addFilter(Scrubber())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_hotline", False)]:
+        root.removeHandler(old)
+    handler._hotline = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # aiohttp's own access log would print raw paths (path tokens) and peer addresses.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return handler
