@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from hotline import ops
 from hotline.config import Settings
 from hotline.flow.engine import Engine
 from hotline.flow.registry import FlowRegistry
+from hotline.guards import Gateway
 from hotline.i18n.catalog import CatalogSet, load_catalogs
-from hotline.keys import BALANCE, ENGINE, PSEUDONYM, SESSIONS, SETTINGS
+from hotline.keys import BALANCE, ENGINE, METRICS, PSEUDONYM, SESSIONS, SETTINGS
 from hotline.privacy import Pseudonymizer
 from hotline.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 
@@ -45,7 +47,7 @@ async def _sessions_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _balance_ctx(app: web.Application) -> AsyncIterator[None]:
     from hotline.balance.provider import open_provider
 
-    async with open_provider(app[SETTINGS], app[PSEUDONYM]) as provider:
+    async with open_provider(app[SETTINGS], app[PSEUDONYM], app[METRICS].registry) as provider:
         app[BALANCE] = provider
         yield
 
@@ -71,16 +73,58 @@ def create_app(settings: Settings) -> web.Application:
     app[CATALOGS] = load_catalogs(
         settings.prompts_dir, settings.languages, settings.default_language
     )
+    gateways = _gateways(settings)
+    ops.install(app, gateways, flows_loaded=lambda: bool(app[FLOWS].flows()))
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_balance_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     _mount_channels(app)
+    ops.mount_token_routes(app, gateways)
     return app
+
+
+def _gateways(settings: Settings) -> list[Gateway]:
+    """How each gateway's routes are guarded (hotline.guards); only the factory knows them."""
+    from functools import partial
+
+    import ivr.auth
+    import ivr.polite
+    import ussd.polite
+    from hotline.security import parse_networks
+
+    security = settings.security
+    path_token = security.at_path_token
+    twilio_token = security.twilio_auth_token
+    return [
+        Gateway(
+            prefix="/ussd/africastalking",
+            channel="ussd",
+            dialect="africastalking",
+            subscriber_field="phoneNumber",
+            allowed=parse_networks(security.at_allowed_cidrs),
+            path_token=path_token.get_secret_value() if path_token else None,
+            polite=ussd.polite.polite_reply,
+        ),
+        Gateway(
+            prefix="/ivr/twilio",
+            channel="ivr",
+            dialect="twilio",
+            subscriber_field="From",
+            signature=(
+                partial(ivr.auth.check_request, secret=twilio_token.get_secret_value())
+                if twilio_token
+                else None
+            ),
+            public_base_url=settings.ivr.public_base_url,
+            polite=ivr.polite.polite_reply,
+        ),
+    ]
 
 
 def _mount_channels(app: web.Application) -> None:
     """Channels register their own routes; the core imports them only here."""
     import ivr.routes
+    import ussd.events
     import ussd.routes
 
     ussd.routes.setup(app)
@@ -89,6 +133,7 @@ def _mount_channels(app: web.Application) -> None:
         import hotline.simulator
 
         hotline.simulator.setup(app)
+    ussd.events.setup(app)
 
 
 def channel_prompt_keys() -> tuple[str, ...]:

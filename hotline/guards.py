@@ -113,6 +113,13 @@ def public_url(
     return f"{request.scheme}://{request.host}{path_qs}"
 
 
+def _text_fields(
+    form: MultiDictProxy[str | bytes | bytearray | web.FileField] | None,
+) -> MultiDictProxy[str]:
+    pairs = form.items() if form is not None else ()
+    return MultiDictProxy(MultiDict((k, v) for k, v in pairs if isinstance(v, str)))
+
+
 def _path_token_ok(gateway: Gateway, path: str) -> bool:
     assert gateway.path_token is not None
     segment = path[len(gateway.prefix) + 1 :].split("/", 1)[0]
@@ -162,7 +169,7 @@ def gateway_guard(
         if not await limiter.gateway_allows(gateway.dialect):
             return await polite("gateway_rate")
 
-        form: MultiDictProxy[str] | None = None
+        form: MultiDictProxy[str | bytes | bytearray | web.FileField] | None = None
         body: str | None = None
         if request.method == "POST":
             try:
@@ -190,7 +197,7 @@ def gateway_guard(
         if gateway.signature is not None:
             url = public_url(request, gateway.public_base_url, trusted_proxies)
             signed: MultiDictProxy[str] | str = (
-                form if form is not None else (body if body is not None else MultiDictProxy(MultiDict()))
+                body if body is not None else _text_fields(form if form is not None else None)
             )
             if not gateway.signature(url, signed, request.headers):
                 return refuse("signature")

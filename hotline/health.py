@@ -36,7 +36,7 @@ async def _run(check_name: str, request: web.Request) -> bool:
 
 async def readyz(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    names = sorted(request.app[READINESS])
+    names = sorted(request.app[READINESS].keys())
     results = await asyncio.gather(*(_run(name, request) for name in names))
     checks = dict(zip(names, results, strict=True))
     metrics = request.app[METRICS]

@@ -28,6 +28,7 @@ __all__ = [
     "READINESS",
     "SESSIONS",
     "SETTINGS",
+    "SUPERVISOR",
 ]
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
@@ -42,3 +43,5 @@ METRICS = web.AppKey("METRICS", Metrics)
 RATE_LIMITER = web.AppKey("RATE_LIMITER", RateLimiter)
 # name -> async check; /readyz passes when every one returns True.
 READINESS: web.AppKey[dict[str, Callable[[], Awaitable[bool]]]] = web.AppKey("READINESS")
+# pid of the `hotline serve --workers N` supervisor, when this worker has one.
+SUPERVISOR = web.AppKey("SUPERVISOR", int)

@@ -25,6 +25,7 @@ __all__ = [
     "bind_request",
     "current_fields",
     "note",
+    "note_turn",
     "scrub",
     "setup_logging",
 ]
@@ -44,6 +45,7 @@ _MONEY = re.compile(
     r"|\d[\d,]*(?:\.\d+)?\s?(?:元|角|分)"
 )
 REDACTED = "[redacted]"
+_HANDLER_NAME = "hotline"
 # Values of these fields are ours (numbers, names from a fixed vocabulary): not scrubbed.
 _TRUSTED_FIELDS = frozenset({"latency_ms", "status", "request_id", "pid", "hops", "bytes"})
 
@@ -70,6 +72,31 @@ def note(**fields: Any) -> None:
     bound = _FIELDS.get()
     if bound is not None:
         bound.update(fields)
+
+
+def note_turn(flow: str, state: str, ends: bool, events: tuple[str, ...]) -> None:
+    """Translate an engine turn's events into request facts (and so into metrics).
+
+    `started` → `session="started"`; `invalid:<state>` → `invalid=True`;
+    `ended:<…>` → `ended=True`; `repeated` → outcome `repeat`; `apology` → `apology`.
+    """
+    bound = _FIELDS.get()
+    if bound is None:
+        return
+    bound["flow"] = flow or bound.get("flow")
+    bound["state"] = state
+    outcome = "end" if ends else "continue"
+    for event in events:
+        if event == "started":
+            bound["session"] = "started"
+        elif event.startswith("invalid:"):
+            bound["invalid"] = True
+            bound["state"] = event.partition(":")[2] or state
+        elif event.startswith("ended:"):
+            bound["ended"] = True
+        elif event in ("repeated", "apology"):
+            outcome = "repeat" if event == "repeated" else "apology"
+    bound["outcome"] = outcome
 
 
 class Scrubber(logging.Filter):
@@ -150,9 +177,9 @@ def setup_logging(json_logs: bool | None = None, level: str = "INFO") -> logging
         handler.setFormatter(_HumanFormatter())
     handler.addFilter(Scrubber())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_hotline", False)]:
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
-    handler._hotline = True  # type: ignore[attr-defined]
+    handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # aiohttp's own access log would print raw paths (path tokens) and peer addresses.

@@ -24,6 +24,7 @@ __all__ = [
     "HMAC_SHA256",
     "SIGNATURE_HEADER",
     "SIGNATURE_SETTINGS_HEADER",
+    "check_request",
     "compute_signature",
     "signature_algorithm",
     "verify",
@@ -124,3 +125,11 @@ def verify(
         # Both variants are always computed so timing does not say which one matched.
         matched |= hmac.compare_digest(signature, expected_header)
     return matched
+
+
+def check_request(
+    url: str, params: Params | str | bytes, headers: Mapping[str, str], secret: str
+) -> bool:
+    """`verify` with the algorithm the request's signature-settings header names."""
+    algorithm = signature_algorithm(headers.get(SIGNATURE_SETTINGS_HEADER))
+    return verify(url, params, headers.get(SIGNATURE_HEADER), secret, algorithm)

@@ -34,6 +34,7 @@ from hotline.flow.model import (
 )
 from hotline.flow.registry import FlowRegistry
 from hotline.i18n.catalog import CatalogSet
+from hotline.logs import note, note_turn
 from hotline.privacy import Pseudonymizer
 from hotline.screen import ChannelLayout, Option, PromptPart, Screen, Turn
 from hotline.sessions import SessionRecord, SessionStore, session_key, subscriber_key
@@ -98,6 +99,7 @@ class Engine:
 
     def apology(self, language: str | None = None) -> Screen:
         """The polite final screen for when something beyond the subscriber failed."""
+        note(outcome="apology")
         return Screen(
             state="_busy",
             language=language or self.settings.default_language,
@@ -116,6 +118,7 @@ class Engine:
         if record is not None and self._is_repeat(record, event):
             flow = self.registry.get(record.flow, record.version)
             screen = self._screen(flow, record, layout) if flow else self._final(record)
+            note_turn(record.flow, screen.state, screen.ends, ("repeated",))
             return Turn(screen=screen, reply=record.reply, repeated=True, events=("repeated",))
 
         step = await self._advance(event, layout, record, prefs)
@@ -132,6 +135,7 @@ class Engine:
             sub_key,
             step.prefs if step.prefs_changed else None,
         )
+        note_turn(step.record.flow, screen.state, screen.ends, tuple(step.events))
         return Turn(screen=screen, reply=reply, events=tuple(step.events))
 
     # ------------------------------------------------------------ the session
