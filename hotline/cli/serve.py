@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 __all__ = ["register"]
 
@@ -19,20 +17,19 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds in-flight requests get to finish on SIGTERM (default 30)",
+    )
     serve.set_defaults(func=run)
 
 
-def _install_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 def run(args: argparse.Namespace) -> int:
-    from hotline.app import create_app
     from hotline.cli import settings_from_args
+    from hotline.logs import setup_logging
+    from hotline.workers import serve
 
     settings = settings_from_args(args)
     overrides: dict[str, Any] = {}
@@ -41,14 +38,14 @@ def run(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = settings.model_copy(update=overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if not 1 <= args.workers <= 64:
+        print("hotline serve: --workers must be between 1 and 64", file=sys.stderr)
+        return 2
+    setup_logging(settings.json_logs, settings.log_level)
     log = logging.getLogger("hotline")
     if settings.uses_dev_secret:
         log.warning("pseudonym_secret is the development default: set HOTLINE_PSEUDONYM_SECRET")
-    _install_uvloop()
-    app = create_app(settings)
+    if args.workers > 1 and not settings.redis_url:
+        log.warning("--workers %d without redis_url: each worker keeps its own sessions", args.workers)
     log.info("hotline listening on http://%s:%d", settings.host, settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
-    return 0
+    return serve(settings, workers=args.workers, shutdown_timeout=args.shutdown_timeout)
