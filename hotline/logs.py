@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = [
     "JsonFormatter",
@@ -160,15 +160,18 @@ class _HumanFormatter(logging.Formatter):
         return message
 
 
-def setup_logging(json_logs: bool | None = None, level: str = "INFO") -> logging.Handler:
-    """Configure the root logger once: JSON unless stderr is a terminal (or told).
+def setup_logging(
+    json_logs: bool | None = None, level: str = "INFO", stream: TextIO | None = None
+) -> logging.Handler:
+    """Configure the root logger once: JSON unless the stream is a terminal (or told).
 
     Returns the installed handler (tests and the CLI may remove it again).
     """
-    use_json = (not sys.stderr.isatty()) if json_logs is None else json_logs
+    out = stream if stream is not None else sys.stderr
+    use_json = (not out.isatty()) if json_logs is None else json_logs
     handler: logging.Handler
     if use_json:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(out)
         handler.setFormatter(JsonFormatter())
     else:
         from rich.logging import RichHandler  # only terminals pay for rich
