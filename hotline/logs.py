@@ -41,8 +41,8 @@ _PHONE = re.compile(r"(?<![0-9A-Za-z])\+?\d(?:[ \-.]?\d){6,14}(?![0-9A-Za-z])")
 # Amounts with two decimals (12.50, 1,234.50) and anything glued to a currency sign/code.
 _MONEY = re.compile(
     r"(?:[¥$€£]|\b(?:CNY|RMB|KES|NGN|USD|EUR|UGX|TZS|RWF)\s?)\s?\d[\d,]*(?:\.\d+)?"
-    r"|(?<![0-9A-Za-z.])\d[\d,]*\.\d{2}(?![0-9A-Za-z.])"
     r"|\d[\d,]*(?:\.\d+)?\s?(?:元|角|分)"
+    r"|(?<![0-9A-Za-z.])\d[\d,]*\.\d{2}(?![0-9A-Za-z.])"
 )
 REDACTED = "[redacted]"
 _HANDLER_NAME = "hotline"

@@ -1,0 +1,124 @@
+"""/metrics series move with traffic, /healthz and /readyz, readiness with Redis stopping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hotline.app import create_app
+from tests.conftest import RedisServer
+from tests.ops.conftest import AT, PHONE, at_form, sample
+
+
+async def _metrics(client: Any) -> str:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return str(await response.text())
+
+
+async def test_metrics_parse_and_move(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str
+) -> None:
+    client = await aiohttp_client(create_app(settings_factory(redis_url=redis_url)))
+    before = await _metrics(client)
+    families = {f.name for f in text_string_to_metric_families(before)}
+    for name in (
+        "hotline_requests",
+        "hotline_request_duration_seconds",
+        "hotline_sessions_started",
+        "hotline_sessions_ended",
+        "hotline_sessions_abandoned",
+        "hotline_invalid_inputs",
+        "hotline_rejected_requests",
+        "hotline_errors",
+        "hotline_gateway_session_outcomes",
+        "hotline_flow_reloads",
+        "hotline_tts_renders",
+        "hotline_tts_cache_lookups",
+    ):
+        assert name in families, name
+    ussd = {"channel": "ussd", "dialect": "africastalking"}
+    assert sample(before, "hotline_requests_total", **ussd, outcome="continue") == 0
+
+    # A complete session: dial, an invalid choice, then 1 (balance) which ends it.
+    for text in ("", "9", "9*1"):
+        response = await client.post(AT, data=at_form("m-1", text))
+        assert response.status == 200
+    # A second session the subscriber walks away from; the gateway reports it.
+    await client.post(AT, data=at_form("m-2", ""))
+    events = await client.post(
+        f"{AT}/events",
+        data={"sessionId": "m-2", "status": "Incomplete", "hopsCount": "1", "phoneNumber": PHONE,
+              "input": "", "lastAppResponse": "CON ...", "date": "2026-11-24 01:00:00"},
+    )
+    assert events.status == 200
+    done = await client.post(
+        f"{AT}/events",
+        data={"sessionId": "m-1", "status": "Success", "hopsCount": "3", "phoneNumber": PHONE},
+    )
+    assert done.status == 200
+    bad = await client.post(f"{AT}/events", data={"sessionId": "m-1", "status": "Maybe"})
+    assert bad.status == 400
+
+    after = await _metrics(client)
+    assert sample(after, "hotline_requests_total", **ussd, outcome="continue") == 3
+    assert sample(after, "hotline_requests_total", **ussd, outcome="end") == 1
+    assert sample(after, "hotline_request_duration_seconds_count", **ussd) == 7
+    assert sample(after, "hotline_sessions_started_total", channel="ussd", flow="balance") == 2
+    assert sample(after, "hotline_sessions_ended_total", channel="ussd", flow="balance",
+                  state="show_balance") == 1
+    assert sample(after, "hotline_invalid_inputs_total", channel="ussd", flow="balance",
+                  state="main") == 1
+    assert sample(after, "hotline_sessions_abandoned_total", channel="ussd", flow="balance",
+                  state="main") == 1
+    assert sample(after, "hotline_gateway_session_outcomes_total", flow="balance",
+                  status="Incomplete") == 1
+    assert sample(after, "hotline_gateway_session_outcomes_total", flow="balance",
+                  status="Success") == 1
+    assert sample(after, "hotline_gateway_session_hops_sum", flow="balance", status="Success") == 3
+    # The balance stack registers its upstream series on the same registry.
+    assert sample(after, "hotline_balance_upstream_seconds_count", provider="ledger") >= 1
+    # Nothing personal in any label.
+    assert "13800138000" not in after
+    assert "m-1" not in after
+
+
+async def test_healthz_and_readyz(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str
+) -> None:
+    client = await aiohttp_client(create_app(settings_factory(redis_url=redis_url)))
+    health = await client.get("/healthz")
+    assert health.status == 200
+    assert (await health.json())["status"] == "ok"
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    body = await ready.json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"balance": "ok", "flows": "ok", "sessions": "ok"}
+
+
+async def test_readiness_follows_redis(
+    aiohttp_client: Any, settings_factory: Any, stoppable_redis: RedisServer
+) -> None:
+    client = await aiohttp_client(create_app(settings_factory(redis_url=stoppable_redis.url)))
+    assert (await client.get("/readyz")).status == 200
+    stoppable_redis.stop()
+    down = await client.get("/readyz")
+    assert down.status == 503
+    body = await down.json()
+    assert body["status"] == "not ready"
+    assert body["checks"]["sessions"] == "failing"
+    assert body["checks"]["flows"] == "ok"
+    assert (await client.get("/healthz")).status == 200  # alive, just not ready
+    # The subscriber still gets a sentence while Redis is away.
+    reply = await client.post(AT, data=at_form("r-1"))
+    assert reply.status == 200
+    assert (await reply.text()).startswith("END ")
+    assert sample(await _metrics(client), "hotline_ready", check="sessions") == 0
+    stoppable_redis.start()
+    back = await client.get("/readyz")
+    assert back.status == 200
+    assert (await back.json())["checks"]["sessions"] == "ok"
+    assert (await (await client.post(AT, data=at_form("r-2"))).text()).startswith("CON ")
