@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from hotline.errors import SessionStoreUnavailable
+from hotline.redisurl import AnyRedis, open_redis
 
 __all__ = [
     "MemorySessionStore",
@@ -142,12 +142,14 @@ class RedisSessionStore:
 
     backend = "redis"
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AnyRedis) -> None:
         self._redis = client
 
     @classmethod
     def from_url(cls, url: str) -> RedisSessionStore:
-        client = aioredis.from_url(
+        """`redis://`, `rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://`
+        (hotline.redisurl documents the forms)."""
+        client = open_redis(
             url,
             socket_timeout=0.5,
             socket_connect_timeout=0.5,
