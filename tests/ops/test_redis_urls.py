@@ -83,9 +83,18 @@ def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
     proc.wait(10)
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) also exists."""
+    for _ in range(200):
+        port = free_port()
+        if port < 55000:
+            return port
+    pytest.fail("no free port below 55000")
+
+
 @pytest.fixture
 def cluster_url(tmp_path: Path) -> Iterator[str]:
-    ports = [free_port() for _ in range(3)]
+    ports = [_cluster_port() for _ in range(3)]
     procs = []
     for port in ports:
         node_dir = tmp_path / str(port)
