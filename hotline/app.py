@@ -117,6 +117,7 @@ def _gateways(settings: Settings) -> list[Gateway]:
             ),
             public_base_url=settings.ivr.public_base_url,
             polite=ivr.polite.polite_reply,
+            max_field_chars=security.max_field_chars,
         ),
     ]
 

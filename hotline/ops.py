@@ -70,7 +70,6 @@ def install(
             limiter=app[RATE_LIMITER],
             metrics=metrics,
             pseudonymize=app[PSEUDONYM],
-            max_field_chars=security.max_field_chars,
         )
     )
     health.setup(app)

@@ -192,10 +192,16 @@ async def test_gateway_rate_limit_is_polite(make_client: MakeClient) -> None:
 async def test_body_and_field_limits(make_client: MakeClient) -> None:
     client = await make_client(max_body_bytes=1024, security={"max_field_chars": 64})
     huge = await client.post(AT, data={**at_form("big-1"), "pad": "x" * 4000})
-    assert huge.status == 413
-    long_field = await client.post(AT, data={**at_form("big-2"), "sessionId": "s" * 100})
+    assert huge.status == 400
+    assert await huge.text() == "body is larger than 1024 bytes"
+    # The AT dialect bounds each of its fields itself (with its own reasons) …
+    long_text = await client.post(AT, data=at_form("big-2", "1" * 500))
+    assert long_text.status == 400
+    assert "text is longer than 480" in await long_text.text()
+    # … the guard bounds every field of a voice platform's request.
+    long_field = await client.post("/ivr/twilio/voice", data={**CALL, "CallSid": "C" * 100})
     assert long_field.status == 400
-    assert "longer than 64" in await long_field.text()
+    assert await long_field.text() == "CallSid is longer than 64 characters"
     text = await metrics_text(client)
     assert sample(text, "hotline_rejected_requests_total", reason="body_size") == 1
     assert sample(text, "hotline_rejected_requests_total", reason="field_size") == 1
