@@ -8,6 +8,8 @@ The supervisor only forwards signals and replaces crashed workers:
 - SIGTERM / SIGINT: every worker gets SIGTERM; aiohttp stops listening, lets in-flight
   requests finish (up to `shutdown_timeout`), then closes Redis. Stragglers are killed.
 - SIGHUP: forwarded to every worker, which reloads its flows (`hotline.admin`).
+- the supervisor killed outright (SIGKILL) still takes its workers with it (Linux
+  parent-death signal), so no orphan keeps the port;
 - a worker that dies is started again; one that dies within `FAST_FAIL` seconds of
   starting `MAX_FAST_FAILS` times in a row (port taken, bad config) stops the service.
 A hand-written loop (not gunicorn) because the whole job is these three rules; gunicorn's
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 FAST_FAIL = 3.0
 MAX_FAST_FAILS = 3
 _POLL = 0.1
+_PR_SET_PDEATHSIG = 1
 
 
 def _install_uvloop() -> None:
@@ -86,8 +90,20 @@ def run_worker(
     return 0
 
 
+def _die_with(supervisor: int) -> None:
+    """Ask Linux for SIGTERM when the supervisor dies (even by SIGKILL): no orphan workers."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's SIGTERM still works
+        return
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _child(settings: Settings, supervisor: int, shutdown_timeout: float) -> None:
     """Entry point of a spawned worker process."""
+    _die_with(supervisor)
     raise SystemExit(
         run_worker(
             settings,

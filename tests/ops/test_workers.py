@@ -99,8 +99,12 @@ def service(tmp_path: Path, redis_url: str) -> Iterator[Service]:
         pytest.fail("service did not start: " + log.read_text())
     yield svc
     if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the workers get SIGTERM from the kernel (parent-death signal)
+            proc.wait(10)
 
 
 def _stall_redis(url: str, seconds: float) -> None:
@@ -115,8 +119,8 @@ def _stall_redis(url: str, seconds: float) -> None:
     client.close()
 
 
-def _wait_dead(pid: int) -> None:
-    deadline = time.monotonic() + 5
+def _wait_dead(pid: int, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
@@ -196,5 +200,16 @@ def test_two_workers_share_the_port_reload_survive_a_crash_and_stop_gracefully(
         if line.get("logger") == "hotline.access" and float(str(line.get("latency_ms"))) >= 250
     ]
     assert slow and slow[-1]["outcome"] == "continue", "the stalled request was answered normally"
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        service.get_json("/healthz")
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(service: Service) -> None:
+    pids = service.pids(2)
+    assert len(pids) == 2
+    service.proc.kill()
+    service.proc.wait(10)
+    for pid in pids:
+        _wait_dead(pid, within=20)
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         service.get_json("/healthz")
