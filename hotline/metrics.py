@@ -5,19 +5,35 @@ No series lives in prometheus-client's global registry: two apps in one process
 Labels never carry a phone number, a balance or a gateway session id: only channel,
 dialect, flow, state names and small fixed vocabularies. Upstream (balance provider)
 series are registered by `hotline.balance` on `Metrics.registry`.
+
+Under `hotline serve --workers N` the supervisor sets prometheus-client's own
+`PROMETHEUS_MULTIPROC_DIR` for its workers: every worker then writes its values to
+files there and `/metrics`, whichever worker answers the scrape, shows the sum over all
+workers (gauges: live sum, or per pid for readiness).
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST as _CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "Metrics"]
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "MULTIPROC_ENV", "Metrics", "multiprocess_dir"]
 
 CONTENT_TYPE = _CONTENT_TYPE
 # USSD gateways give up after ~10 s; most answers should be well under 100 ms.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _HOP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30)
+# prometheus-client's switch, read by the library itself at import; set only by
+# hotline.workers for the processes it spawns.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics directory when this process is one of several workers."""
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 class Metrics:
@@ -40,7 +56,10 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "hotline_requests_in_flight", "Requests being handled right now.", registry=r
+            "hotline_requests_in_flight",
+            "Requests being handled right now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.rejected = Counter(
             "hotline_rejected_requests",
@@ -114,8 +133,14 @@ class Metrics:
             "1 when the last readiness check passed, per check.",
             ["check"],
             registry=r,
+            multiprocess_mode="liveall",
         )
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of this app's registry."""
-        return generate_latest(self.registry)
+        """The Prometheus text exposition: this app's registry, or all workers' sum."""
+        shared = multiprocess_dir()
+        if shared is None:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=shared)  # type: ignore[no-untyped-call]
+        return generate_latest(combined)

@@ -24,14 +24,18 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from aiohttp import web
+from prometheus_client.multiprocess import mark_process_dead
 
 from hotline.config import Settings
+from hotline.metrics import MULTIPROC_ENV
 
 __all__ = ["FAST_FAIL", "MAX_FAST_FAILS", "Supervisor", "run_worker", "serve"]
 
@@ -128,6 +132,7 @@ class Supervisor:
         self._stopping = False
         self._hup = False
         self._fast_fails = 0
+        self._metrics_dir = ""
 
     def _start(self) -> tuple[BaseProcess, float]:
         process = self._context.Process(
@@ -157,6 +162,8 @@ class Supervisor:
         for i, (process, started) in enumerate(self._workers):
             if process.is_alive():
                 continue
+            if process.pid is not None:
+                mark_process_dead(process.pid, self._metrics_dir)  # type: ignore[no-untyped-call]
             lived = time.monotonic() - started
             log.warning(
                 "worker exited, starting another",
@@ -179,6 +186,10 @@ class Supervisor:
             )
         }
         status = 0
+        # Workers aggregate their metrics through files here (hotline.metrics); set before
+        # the first spawn so every worker's prometheus-client starts in multiprocess mode.
+        self._metrics_dir = tempfile.mkdtemp(prefix="hotline-metrics-")
+        os.environ[MULTIPROC_ENV] = self._metrics_dir
         try:
             self._workers = [self._start() for _ in range(self.count)]
             log.info(
@@ -203,6 +214,8 @@ class Supervisor:
             self._shutdown()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
         return status
 
     def _shutdown(self) -> None:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
-from tests.ops.conftest import PHONE, ROOT, at_form
+from tests.ops.conftest import PHONE, ROOT, at_form, sample
 
 
 class Service:
@@ -147,6 +148,19 @@ def test_two_workers_share_the_port_reload_survive_a_crash_and_stop_gracefully(
         first, last = _session(service, f"w-{i}")
         assert first.startswith("CON ")
         assert last.startswith("END ")
+
+    # Whichever worker answers the scrape, /metrics counts every worker's requests.
+    for _ in range(4):
+        with urllib.request.urlopen(service.url("/metrics"), timeout=5) as response:
+            text = response.read().decode()
+        total = sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "hotline_requests_total"
+        )
+        assert total == 12
+        assert sample(text, "hotline_sessions_started_total", channel="ussd", flow="balance") == 6
 
     # SIGHUP to the supervisor reloads flows in every worker.
     os.kill(service.proc.pid, signal.SIGHUP)
