@@ -37,7 +37,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from hotline.config import Settings
 from hotline.metrics import MULTIPROC_ENV
 
-__all__ = ["FAST_FAIL", "MAX_FAST_FAILS", "Supervisor", "run_worker", "serve"]
+__all__ = ["FAST_FAIL", "MAX_FAST_FAILS", "Supervisor", "gunicorn_app", "run_worker", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +236,21 @@ def serve(settings: Settings, workers: int = 1, shutdown_timeout: float = 30.0) 
     if workers <= 1:
         return run_worker(settings, shutdown_timeout=shutdown_timeout)
     return Supervisor(settings, workers, shutdown_timeout).run()
+
+
+async def gunicorn_app() -> web.Application:
+    """The app for gunicorn's aiohttp worker, the documented alternative to `--workers`:
+
+        gunicorn 'hotline.workers:gunicorn_app' --bind 127.0.0.1:8080 --workers 2 \\
+            --worker-class aiohttp.GunicornUVLoopWebWorker --graceful-timeout 30
+
+    Settings come from `hotline.yaml` and `HOTLINE_*` as for `hotline serve`; gunicorn's
+    own SIGHUP restarts the workers gracefully, which reloads the flows.
+    """
+    from hotline.app import create_app
+    from hotline.config import load_settings
+    from hotline.logs import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.json_logs, settings.log_level)
+    return create_app(settings)

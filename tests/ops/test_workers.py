@@ -227,3 +227,31 @@ def test_workers_do_not_outlive_a_killed_supervisor(service: Service) -> None:
         _wait_dead(pid, within=20)
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         service.get_json("/healthz")
+
+
+def test_gunicorn_aiohttp_worker_alternative(tmp_path: Path, redis_url: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOTLINE_REDIS_URL": redis_url,
+        "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
+        "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
+        "HOTLINE_BALANCE__LEDGER_PATH": str(tmp_path / "ledger.sqlite3"),
+        "HOTLINE_JSON_LOGS": "true",
+    }
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "hotline.workers:gunicorn_app",
+             "--bind", f"127.0.0.1:{port}", "--workers", "2",
+             "--worker-class", "aiohttp.GunicornUVLoopWebWorker", "--graceful-timeout", "10"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    svc = Service(proc, port, log)
+    try:
+        assert len(svc.pids(2)) == 2, log.read_text()
+        first, last = _session(svc, "gunicorn-1")
+        assert first.startswith("CON ") and last.startswith("END ")
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
