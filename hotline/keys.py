@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
     from hotline.flow.engine import Engine
     from hotline.sessions import SessionStore
 
-__all__ = ["BALANCE", "ENGINE", "PSEUDONYM", "SESSIONS", "SETTINGS", "SPEECH_TEXT"]
 __all__ = [
     "BALANCE",
     "ENGINE",
@@ -28,6 +26,7 @@ __all__ = [
     "READINESS",
     "SESSIONS",
     "SETTINGS",
+    "SPEECH_TEXT",
     "SUPERVISOR",
 ]
 
