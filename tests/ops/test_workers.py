@@ -23,6 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import free_port
 from tests.ops.conftest import PHONE, ROOT, at_form, sample
 
+ADMIN = "workers-admin-token-0123"
+
+
+def _reloaded_pids(svc: Service) -> list[object]:
+    return [line.get("pid") for line in svc.log_lines() if line.get("msg") == "flows reloaded"]
+
 
 class Service:
     def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -79,6 +85,7 @@ def service(tmp_path: Path, redis_url: str) -> Iterator[Service]:
         "HOTLINE_BALANCE__LEDGER_PATH": str(tmp_path / "ledger.sqlite3"),
         "HOTLINE_PSEUDONYM_SECRET": "workers-test-secret",
         "HOTLINE_JSON_LOGS": "true",
+        "HOTLINE_SECURITY__ADMIN_TOKEN": ADMIN,
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -162,15 +169,24 @@ def test_two_workers_share_the_port_reload_survive_a_crash_and_stop_gracefully(
         assert total == 12
         assert sample(text, "hotline_sessions_started_total", channel="ussd", flow="balance") == 6
 
-    # SIGHUP to the supervisor reloads flows in every worker.
+    # SIGHUP to the supervisor reloads flows in every worker …
     os.kill(service.proc.pid, signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        reloads = {line.get("pid") for line in service.log_lines() if line.get("msg") == "flows reloaded"}
-        if reloads >= pids:
-            break
+    while time.monotonic() < deadline and not set(_reloaded_pids(service)) >= pids:
         time.sleep(0.1)
-    assert reloads >= pids
+    assert set(_reloaded_pids(service)) >= pids
+    # … and so does the admin endpoint, whichever worker takes the request.
+    before = len(_reloaded_pids(service))
+    request = urllib.request.Request(
+        service.url("/admin/reload"), method="POST",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read())["workers"] == "all"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not set(_reloaded_pids(service)[before:]) >= pids:
+        time.sleep(0.1)
+    assert set(_reloaded_pids(service)[before:]) >= pids
 
     # Kill one worker outright: the other keeps serving, the supervisor replaces it.
     victim = min(pids)
