@@ -174,9 +174,15 @@ def setup_logging(
         handler = logging.StreamHandler(out)
         handler.setFormatter(JsonFormatter())
     else:
-        from rich.logging import RichHandler  # only terminals pay for rich
+        from rich.console import Console  # only terminals pay for rich
+        from rich.logging import RichHandler
 
-        handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+        handler = RichHandler(
+            console=Console(file=out, stderr=out is sys.stderr),
+            show_path=False,
+            rich_tracebacks=False,
+            markup=False,
+        )
         handler.setFormatter(_HumanFormatter())
     handler.addFilter(Scrubber())
     root = logging.getLogger()

@@ -120,3 +120,21 @@ async def test_full_sessions_leave_no_number_or_balance_in_logs(
     for pattern in FORBIDDEN:
         found = pattern.search(output)
         assert found is None, f"{pattern.pattern!r} leaked: …{output[max(0, found.start() - 120):found.end() + 40]}…"
+
+
+def test_terminal_lines_are_human_readable_and_scrubbed() -> None:
+    stream = io.StringIO()
+    handler = setup_logging(json_logs=False, level="INFO", stream=stream)
+    try:
+        logging.getLogger("hotline.access").info(
+            "request", extra={"fields": {"route": AT, "status": 200, "outcome": "end"}}
+        )
+        logging.getLogger("x").warning("caller %s", PHONE)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(logging.WARNING)
+    text = stream.getvalue()
+    assert "request  route=/ussd/africastalking status=200" in text
+    assert "outcome=end" in text.replace("\n", " ").replace(" ", "")
+    assert "caller [redacted]" in text
+    assert not text.lstrip().startswith("{")

@@ -7,7 +7,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.app import create_app
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, free_port
 from tests.ops.conftest import AT, PHONE, at_form, sample
 
 
@@ -122,3 +122,24 @@ async def test_readiness_follows_redis(
     assert back.status == 200
     assert (await back.json())["checks"]["sessions"] == "ok"
     assert (await (await client.post(AT, data=at_form("r-2"))).text()).startswith("CON ")
+
+
+async def test_readiness_fails_while_the_balance_breaker_is_open(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str
+) -> None:
+    closed_port = free_port()  # nothing listens: every lookup fails fast
+    settings = settings_factory(
+        redis_url=redis_url,
+        balance={"provider": "http", "url": f"http://127.0.0.1:{closed_port}", "key_id": "k",
+                 "secret": "s", "breaker_failures": 2, "breaker_reset": 60,
+                 "subscriber_rate": "1000/minute"},
+    )
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/readyz")).status == 200
+    for i in range(3):
+        await client.post(AT, data=at_form(f"b-{i}"))
+        reply = await client.post(AT, data=at_form(f"b-{i}", "1"))
+        assert (await reply.text()).startswith("END ")  # a polite sentence, never a number
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["checks"]["balance"] == "failing"
