@@ -25,6 +25,7 @@ from hotline.ratelimit import RateLimiter
 from hotline.security import Network, client_ip, ip_allowed, token_ok
 
 __all__ = [
+    "MAX_FIELDS",
     "Gateway",
     "PoliteReply",
     "SignatureCheck",
@@ -40,6 +41,7 @@ SignatureCheck = Callable[[str, "MultiDictProxy[str] | str", Mapping[str, str]],
 # (request, reason) -> the channel's polite answer (e.g. `END …` or TwiML `<Say>`).
 PoliteReply = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
+MAX_FIELDS = 256
 _BODY_TYPES = ("application/x-www-form-urlencoded", "application/json")
 
 
@@ -179,7 +181,11 @@ def gateway_guard(
             if request.content_type == "application/json":
                 body = text
             else:
-                form = MultiDict(parse_qsl(text, keep_blank_values=True, max_num_fields=256))
+                try:
+                    pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+                except ValueError:
+                    return web.Response(status=400, text=f"more than {MAX_FIELDS} form fields")
+                form = MultiDict(pairs)
         if form is not None and gateway.max_field_chars is not None:
             for name, value in form.items():
                 if len(value) > gateway.max_field_chars or len(name) > 64:

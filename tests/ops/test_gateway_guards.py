@@ -228,3 +228,13 @@ async def test_unmapped_errors_answer_politely_and_never_leak(
     assert other.headers["X-Request-Id"]
     text = await metrics_text(client)
     assert sample(text, "hotline_errors_total", kind="RuntimeError") == 2
+
+
+async def test_too_many_fields(make_client: MakeClient) -> None:
+    client = await make_client()
+    fields = "&".join(f"f{i}=1" for i in range(300))
+    response = await client.post(
+        AT, data=fields.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status == 400
+    assert await response.text() == "more than 256 form fields"
