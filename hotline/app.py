@@ -119,6 +119,16 @@ def _gateways(settings: Settings) -> list[Gateway]:
             polite=ivr.polite.polite_reply,
             max_field_chars=security.max_field_chars,
         ),
+        Gateway(
+            prefix="/ivr/africastalking",
+            channel="ivr",
+            dialect="africastalking",
+            subscriber_field="callerNumber",
+            allowed=parse_networks(security.at_allowed_cidrs),
+            path_token=path_token.get_secret_value() if path_token else None,
+            polite=ivr.polite.polite_reply_africastalking,
+            max_field_chars=security.max_field_chars,
+        ),
     ]
 
 

@@ -11,6 +11,8 @@ from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
 from hotline.app import create_app
+from hotline.guards import Gateway, add_token_routes
+from hotline.keys import SETTINGS
 from tests.ops.conftest import AT, OTHER_PHONE, PHONE, at_form, sample
 
 Client = TestClient[web.Request, web.Application]
@@ -28,9 +30,16 @@ def make_client(aiohttp_client: Any, settings_factory: Any, redis_url: str) -> M
             form = await request.post()
             return web.Response(text=f"<Response><Say>{len(form)}</Say></Response>")
 
-        if not any(r.resource and r.resource.canonical == "/ivr/twilio/voice"
-                   for r in app.router.routes()):
-            app.router.add_post("/ivr/twilio/voice", voice)
+        existing = {r.resource.canonical for r in app.router.routes() if r.resource}
+        for path in ("/ivr/twilio/voice", "/ivr/africastalking"):
+            if path not in existing:
+                app.router.add_post(path, voice)
+                token = app[SETTINGS].security.at_path_token
+                if path == "/ivr/africastalking" and token is not None:
+                    # What create_app does for the voice routes once they are mounted.
+                    add_token_routes(app, Gateway(prefix=path, channel="ivr",
+                                                  dialect="africastalking",
+                                                  path_token=token.get_secret_value()))
         client: Client = await aiohttp_client(app)
         return client
 
@@ -102,6 +111,27 @@ async def test_at_path_token(make_client: MakeClient) -> None:
     text = await metrics_text(client)
     assert sample(text, "hotline_rejected_requests_total", reason="path_token") == 3
     assert PATH_TOKEN not in text
+
+
+async def test_africastalking_voice_is_guarded_like_ussd(make_client: MakeClient) -> None:
+    client = await make_client(
+        security={"at_allowed_cidrs": ["127.0.0.0/8"], "at_path_token": PATH_TOKEN,
+                  "subscriber_rate": "1/minute"}
+    )
+    call = {"isActive": "1", "sessionId": "ATVid_1", "callerNumber": PHONE,
+            "destinationNumber": "+8610086", "direction": "Inbound"}
+    assert (await client.post("/ivr/africastalking", data=call)).status == 403
+    ok = await client.post(f"/ivr/africastalking/{PATH_TOKEN}", data=call)
+    assert ok.status == 200
+    limited = await client.post(f"/ivr/africastalking/{PATH_TOKEN}", data=call)
+    assert limited.status == 200
+    assert limited.content_type == "application/xml"
+    body = await limited.text()
+    assert "<Say language=\"zh-CN\">您查询过于频繁，请稍后再试。</Say>" in body
+    assert "<Hangup" not in body
+    text = await metrics_text(client)
+    assert sample(text, "hotline_rejected_requests_total", channel="ivr",
+                  dialect="africastalking", reason="subscriber_rate") == 1
 
 
 async def _voice(client: Client, url_path: str, params: dict[str, str], signature: str | None,
