@@ -6,10 +6,14 @@ import io
 import json
 import logging
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from twilio.request_validator import RequestValidator
+from yarl import URL
 
 from hotline.app import create_app
 from hotline.logs import scrub, setup_logging
@@ -138,3 +142,57 @@ def test_terminal_lines_are_human_readable_and_scrubbed() -> None:
     assert "outcome=end" in text.replace("\n", " ").replace(" ", "")
     assert "caller [redacted]" in text
     assert not text.lstrip().startswith("{")
+
+
+async def test_full_calls_leave_no_number_or_balance_in_logs(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str, captured: io.StringIO,
+    tmp_path: Path,
+) -> None:
+    token = "twilio-token-privacy"
+    app = create_app(settings_factory(
+        redis_url=redis_url,
+        security={"twilio_auth_token": token},
+        ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False},
+    ))
+    routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    if "/ivr/twilio/voice" not in routes:
+        pytest.skip("the IVR channel (POST /ivr/twilio/voice) is not mounted in this build")
+    client = await aiohttp_client(app)
+    validator = RequestValidator(token)
+
+    async def twilio(path: str, **fields: str) -> ET.Element:
+        form = {"CallSid": "CA-privacy", "From": PHONE, "To": "+8610086", **fields}
+        url = str(client.make_url(path))
+        headers = {"X-Twilio-Signature": validator.compute_signature(url, form)}
+        response = await client.post(path, data=form, headers=headers)
+        assert response.status == 200, await response.text()
+        return ET.fromstring(await response.text())
+
+    doc = await twilio("/ivr/twilio/voice", CallStatus="ringing")
+    gather = doc.find("Gather")
+    assert gather is not None
+    action = str(URL(gather.attrib["action"]).relative())
+    spoken = await twilio(action, Digits="1")  # the balance, spoken
+    for play in spoken.iter("Play"):
+        audio = await client.get(URL(play.text or "").path)
+        assert audio.status == 200
+    # Africa's Talking voice: a call, a key, the end-of-call notice.
+    at_call = {"isActive": "1", "sessionId": "ATV-privacy", "callerNumber": "+8613800138005",
+               "destinationNumber": "+8610086", "direction": "Inbound"}
+    assert (await client.post("/ivr/africastalking", data=at_call)).status == 200
+    await client.post("/ivr/africastalking", data={**at_call, "dtmfDigits": "1"})
+    await client.post("/ivr/africastalking", data={**at_call, "isActive": "0",
+                                                   "durationInSeconds": "12"})
+    # A forged request is refused and logged without its number too.
+    forged = await client.post("/ivr/twilio/voice", data={"CallSid": "CA-x", "From": PHONE},
+                               headers={"X-Twilio-Signature": "forged"})
+    assert forged.status == 403
+
+    output = captured.getvalue()
+    access = [json.loads(line) for line in output.splitlines()
+              if line.strip() and json.loads(line)["logger"] == "hotline.access"]
+    assert any(line.get("channel") == "ivr" and line.get("state") for line in access)
+    assert any(line.get("rejected") == "signature" for line in access)
+    for pattern in FORBIDDEN:
+        found = pattern.search(output)
+        assert found is None, f"{pattern.pattern!r} leaked: …{output[max(0, found.start() - 120):found.end() + 40]}…"
