@@ -128,6 +128,9 @@ def _finish(
             metrics.sessions_ended.labels(channel, flow, state).inc()
         if fields.get("invalid") is True:
             metrics.invalid_inputs.labels(channel, flow, state).inc()
+    level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
+    if not _log.isEnabledFor(level):
+        return
     line = {
         "method": request.method,
         "route": _route_label(request, gateway),
@@ -135,5 +138,4 @@ def _finish(
         "latency_ms": round(elapsed * 1000, 2),
         **fields,
     }
-    level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
     _log.log(level, "request", extra={"fields": line})
