@@ -60,9 +60,21 @@ class Redis:
         if binary is None:
             raise SystemExit("redis-server is not installed")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         _wait_port(self.port)
 
@@ -124,11 +136,22 @@ class Service:
         if bare:
             cmd = [sys.executable, __file__, "--bare-server", str(self.port), str(workers)]
         else:
-            cmd = [sys.executable, "-m", "hotline", "serve", "--port", str(self.port),
-                   "--workers", str(workers), "--shutdown-timeout", "10"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "hotline",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--shutdown-timeout",
+                "10",
+            ]
         self.log = (workdir / f"serve-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT
+        )
         _wait_healthy(self.port, workers)
 
     def worker_pids(self) -> list[int]:
@@ -210,8 +233,7 @@ def bare_server(port: int, workers: int) -> None:
         app = web.Application()
         app.router.add_post(PATH, hello)
         app.router.add_get("/healthz", health)
-        web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, print=None,
-                    access_log=None)
+        web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, print=None, access_log=None)
 
     children = []
     for _ in range(workers):
@@ -220,6 +242,7 @@ def bare_server(port: int, workers: int) -> None:
             run()
             os._exit(0)
         children.append(pid)
+
     def stop(signum: int, frame: object) -> None:
         for child in children:
             os.kill(child, signal.SIGTERM)
@@ -284,8 +307,13 @@ class Tally:
 
 def _form(session: str, phone: str, text: str) -> bytes:
     return urllib.parse.urlencode(
-        {"sessionId": session, "serviceCode": "*100#", "phoneNumber": phone,
-         "networkCode": "46000", "text": text}
+        {
+            "sessionId": session,
+            "serviceCode": "*100#",
+            "phoneNumber": phone,
+            "networkCode": "46000",
+            "text": text,
+        }
     ).encode()
 
 
@@ -307,8 +335,16 @@ async def _step(conn: Connection, body: bytes, expect: bytes, tally: Tally, retr
 
 
 async def _client(
-    port: int, ident: str, until: float, tally: Tally, *, bare: bool, retry: bool,
-    interval: float = 0.0, offset: float = 0.0, max_sessions: int = 1_000_000,
+    port: int,
+    ident: str,
+    until: float,
+    tally: Tally,
+    *,
+    bare: bool,
+    retry: bool,
+    interval: float = 0.0,
+    offset: float = 0.0,
+    max_sessions: int = 1_000_000,
 ) -> None:
     conn = Connection(port)
     n = 0
@@ -339,18 +375,34 @@ async def _client(
 
 
 async def load(
-    port: int, seconds: float, connections: int, *, bare: bool = False, retry: bool = False,
-    rate: float = 0.0, tag: str = "s",
+    port: int,
+    seconds: float,
+    connections: int,
+    *,
+    bare: bool = False,
+    retry: bool = False,
+    rate: float = 0.0,
+    tag: str = "s",
 ) -> tuple[Tally, float]:
     until = time.monotonic() + seconds
     tallies = [Tally() for _ in range(connections)]
     interval = connections / rate if rate else 0.0
     started = time.perf_counter()
-    await asyncio.gather(*(
-        _client(port, f"{tag}{i}-{os.getpid()}-{time.time_ns()}", until, tallies[i], bare=bare,
-                retry=retry, interval=interval, offset=interval * i / connections)
-        for i in range(connections)
-    ))
+    await asyncio.gather(
+        *(
+            _client(
+                port,
+                f"{tag}{i}-{os.getpid()}-{time.time_ns()}",
+                until,
+                tallies[i],
+                bare=bare,
+                retry=retry,
+                interval=interval,
+                offset=interval * i / connections,
+            )
+            for i in range(connections)
+        )
+    )
     elapsed = time.perf_counter() - started
     total = Tally()
     for t in tallies:
@@ -383,8 +435,12 @@ def _print(row: dict[str, float | str]) -> None:
         f"  {row['run']:<22} {row['sessions_per_s']:>9.0f} sess/s {row['requests_per_s']:>9.0f} req/s"
         f"  p50 {row['p50_ms']:6.2f} ms  p95 {row['p95_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms"
         f"  errors {row['errors']}  wrong {row['wrong_state']}"
-        + (f"  worker CPU {row['worker_cpu_ms_per_session']:.2f} ms/session on "
-           f"{row['worker_cores_used']:.2f} cores" if "worker_cpu_ms_per_session" in row else ""),
+        + (
+            f"  worker CPU {row['worker_cpu_ms_per_session']:.2f} ms/session on "
+            f"{row['worker_cores_used']:.2f} cores"
+            if "worker_cpu_ms_per_session" in row
+            else ""
+        ),
         flush=True,
     )
 
@@ -475,9 +531,11 @@ def _fault(redis: Redis, workdir: Path, args: Args) -> dict[str, object]:
         "replacement_started": victim not in replaced and len(replaced) == 2,
         "exit_code": code,
     }
-    print(f"    killed worker {victim}; {tally.errors} requests failed on its connections, "
-          f"{tally.retried} retried on a new connection; screens wrong after retry: "
-          f"{tally.wrong_state}; supervisor replaced it: {result['replacement_started']}")
+    print(
+        f"    killed worker {victim}; {tally.errors} requests failed on its connections, "
+        f"{tally.retried} retried on a new connection; screens wrong after retry: "
+        f"{tally.wrong_state}; supervisor replaced it: {result['replacement_started']}"
+    )
     return result
 
 
@@ -489,8 +547,9 @@ def _soak(redis: Redis, workdir: Path, args: Args) -> dict[str, object]:
         pids = service.worker_pids()
 
         async def run() -> tuple[Tally, float, int]:
-            task = asyncio.create_task(load(service.port, args.soak, connections,
-                                            rate=args.soak_rate, tag="k"))
+            task = asyncio.create_task(
+                load(service.port, args.soak, connections, rate=args.soak_rate, tag="k")
+            )
             await asyncio.sleep(warmup)
             rss0 = sum(_rss_kib(p) for p in pids)
             tally, elapsed = await task
@@ -503,10 +562,17 @@ def _soak(redis: Redis, workdir: Path, args: Args) -> dict[str, object]:
     growth = (rss_end - rss_start) / rss_start * 100 if rss_start else float("nan")
     row = _row(f"soak {args.soak:.0f}s @{args.soak_rate:.0f}/s", tally, elapsed)
     _print(row)
-    print(f"    RSS of 2 workers: {rss_start / 1024:.1f} MiB after {warmup:.0f}s warm-up → "
-          f"{rss_end / 1024:.1f} MiB at the end ({growth:+.1f}%); exit code {code}")
-    return {**row, "rss_start_kib": rss_start, "rss_end_kib": rss_end, "rss_growth_pct": growth,
-            "exit_code": code}
+    print(
+        f"    RSS of 2 workers: {rss_start / 1024:.1f} MiB after {warmup:.0f}s warm-up → "
+        f"{rss_end / 1024:.1f} MiB at the end ({growth:+.1f}%); exit code {code}"
+    )
+    return {
+        **row,
+        "rss_start_kib": rss_start,
+        "rss_end_kib": rss_end,
+        "rss_growth_pct": growth,
+        "exit_code": code,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -523,10 +589,15 @@ def main(argv: list[str] | None = None) -> int:
     if ns.bare_server:
         bare_server(*ns.bare_server)
         return 0
-    if not (0 < ns.seconds <= 120 and 1 <= ns.connections <= 512 and 0 <= ns.soak <= 3600
-            and 1 <= ns.rounds <= 20):
-        parser.error("bounded runs only: --seconds ≤ 120, --connections ≤ 512, --soak ≤ 3600, "
-                     "--rounds ≤ 20")
+    if not (
+        0 < ns.seconds <= 120
+        and 1 <= ns.connections <= 512
+        and 0 <= ns.soak <= 3600
+        and 1 <= ns.rounds <= 20
+    ):
+        parser.error(
+            "bounded runs only: --seconds ≤ 120, --connections ≤ 512, --soak ≤ 3600, --rounds ≤ 20"
+        )
     args = Args(ns.seconds, ns.connections, ns.soak, ns.soak_rate, ns.json_out, ns.rounds)
     try:
         import uvloop
@@ -539,8 +610,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         redis = Redis(workdir)
         try:
-            print(f"complete USSD sessions (dial → 1 → END), {args.connections} connections, "
-                  f"{args.seconds:.0f}s per run, {args.rounds} rounds, {os.cpu_count()} CPUs")
+            print(
+                f"complete USSD sessions (dial → 1 → END), {args.connections} connections, "
+                f"{args.seconds:.0f}s per run, {args.rounds} rounds, {os.cpu_count()} CPUs"
+            )
             rows = {}
             if "bare" not in ns.skip:
                 rows["bare1"], rows["bare2"] = _throughput(redis, workdir, args, True)
@@ -550,11 +623,14 @@ def main(argv: list[str] | None = None) -> int:
             results["scale_2_vs_1"] = scale
             print(f"  hotline 2 workers / 1 worker: {scale:.2f}x (target ≥ 1.7x)")
             if "bare" not in ns.skip:
-                share = (float(rows["hot1"]["requests_per_s"])
-                         / float(rows["bare1"]["requests_per_s"]))
+                share = float(rows["hot1"]["requests_per_s"]) / float(
+                    rows["bare1"]["requests_per_s"]
+                )
                 results["hotline_vs_bare_1_worker"] = share
-                print(f"  hotline 1 worker = {share:.0%} of the bare handler's req/s (the bare "
-                      "runs are bound by this one-process client, not by the workers)")
+                print(
+                    f"  hotline 1 worker = {share:.0%} of the bare handler's req/s (the bare "
+                    "runs are bound by this one-process client, not by the workers)"
+                )
             if "fault" not in ns.skip:
                 results["fault"] = _fault(redis, workdir, args)
             if "soak" not in ns.skip and args.soak > 0:

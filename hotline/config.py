@@ -162,7 +162,8 @@ class SecuritySettings(_Section):
         (), description="Africa's Talking source networks allowed; empty = no IP check"
     )
     at_path_token: SecretStr | None = Field(
-        None, description="when set, AT calls /ussd/africastalking/<token>… and /ivr/africastalking/<token>…"
+        None,
+        description="when set, AT calls /ussd/africastalking/<token>… and /ivr/africastalking/<token>…",
     )
     trusted_proxies: tuple[str, ...] = Field(
         (), description="proxies whose X-Forwarded-For (and -Proto/-Host) is believed"

@@ -199,7 +199,9 @@ def gateway_guard(
         if gateway.signature is not None:
             url = public_url(request, gateway.public_base_url, trusted_proxies)
             signed: MultiDictProxy[str] | str = (
-                body if body is not None else MultiDictProxy(form if form is not None else MultiDict())
+                body
+                if body is not None
+                else MultiDictProxy(form if form is not None else MultiDict())
             )
             if not gateway.signature(url, signed, request.headers):
                 return refuse("signature")

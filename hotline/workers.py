@@ -225,7 +225,10 @@ class Supervisor:
             process.join(max(0.0, deadline - time.monotonic()))
         for process, _ in self._workers:
             if process.is_alive():
-                log.error("worker did not stop in time; killing it", extra={"fields": {"pid": process.pid}})
+                log.error(
+                    "worker did not stop in time; killing it",
+                    extra={"fields": {"pid": process.pid}},
+                )
                 process.kill()
                 process.join(5.0)
         log.info("hotline supervisor stopped")

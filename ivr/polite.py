@@ -19,8 +19,10 @@ _FORMATTER = TextFormatter()
 def _document(request: web.Request, reason: str, hangup: bool) -> web.Response:
     app = request.app
     language = app[SETTINGS].default_language
-    text = app[ENGINE].catalogs[language].render(
-        PromptPart(_KEYS.get(reason, "error.busy")), _FORMATTER
+    text = (
+        app[ENGINE]
+        .catalogs[language]
+        .render(PromptPart(_KEYS.get(reason, "error.busy")), _FORMATTER)
     )
     root = ET.Element("Response")
     ET.SubElement(root, "Say", {"language": language}).text = text

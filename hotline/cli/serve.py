@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.uses_dev_secret:
         log.warning("pseudonym_secret is the development default: set HOTLINE_PSEUDONYM_SECRET")
     if args.workers > 1 and not settings.redis_url:
-        log.warning("--workers %d without redis_url: each worker keeps its own sessions", args.workers)
+        log.warning(
+            "--workers %d without redis_url: each worker keeps its own sessions", args.workers
+        )
     log.info("hotline listening on http://%s:%d", settings.host, settings.port)
     return serve(settings, workers=args.workers, shutdown_timeout=args.shutdown_timeout)

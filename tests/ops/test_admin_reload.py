@@ -40,7 +40,7 @@ async def test_reload_needs_the_bearer_token_and_keeps_live_sessions(
     assert "1." in await first.text()
     original = (flows / "balance.yaml").read_text(encoding="utf-8")
     (flows / "balance.yaml").write_text(
-        original.replace("- { key: \"6\", label: main.exit, next: goodbye }\n", ""),
+        original.replace('- { key: "6", label: main.exit, next: goodbye }\n', ""),
         encoding="utf-8",
     )
     ok = await client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})

@@ -37,9 +37,15 @@ def make_client(aiohttp_client: Any, settings_factory: Any, redis_url: str) -> M
                 token = app[SETTINGS].security.at_path_token
                 if path == "/ivr/africastalking" and token is not None:
                     # What create_app does for the voice routes once they are mounted.
-                    add_token_routes(app, Gateway(prefix=path, channel="ivr",
-                                                  dialect="africastalking",
-                                                  path_token=token.get_secret_value()))
+                    add_token_routes(
+                        app,
+                        Gateway(
+                            prefix=path,
+                            channel="ivr",
+                            dialect="africastalking",
+                            path_token=token.get_secret_value(),
+                        ),
+                    )
         client: Client = await aiohttp_client(app)
         return client
 
@@ -96,7 +102,9 @@ async def test_at_path_token(make_client: MakeClient) -> None:
     assert await bare.text() == "Forbidden"
     wrong = await client.post(f"{AT}/{PATH_TOKEN[:-1]}x", data=at_form("tok-1"))
     assert wrong.status == 403
-    events_bare = await client.post(f"{AT}/events", data={"sessionId": "tok-1", "status": "Success"})
+    events_bare = await client.post(
+        f"{AT}/events", data={"sessionId": "tok-1", "status": "Success"}
+    )
     assert events_bare.status == 403
     ok = await client.post(f"{AT}/{PATH_TOKEN}", data=at_form("tok-1"))
     assert ok.status == 200
@@ -115,11 +123,19 @@ async def test_at_path_token(make_client: MakeClient) -> None:
 
 async def test_africastalking_voice_is_guarded_like_ussd(make_client: MakeClient) -> None:
     client = await make_client(
-        security={"at_allowed_cidrs": ["127.0.0.0/8"], "at_path_token": PATH_TOKEN,
-                  "subscriber_rate": "1/minute"}
+        security={
+            "at_allowed_cidrs": ["127.0.0.0/8"],
+            "at_path_token": PATH_TOKEN,
+            "subscriber_rate": "1/minute",
+        }
     )
-    call = {"isActive": "1", "sessionId": "ATVid_1", "callerNumber": PHONE,
-            "destinationNumber": "+8610086", "direction": "Inbound"}
+    call = {
+        "isActive": "1",
+        "sessionId": "ATVid_1",
+        "callerNumber": PHONE,
+        "destinationNumber": "+8610086",
+        "direction": "Inbound",
+    }
     assert (await client.post("/ivr/africastalking", data=call)).status == 403
     ok = await client.post(f"/ivr/africastalking/{PATH_TOKEN}", data=call)
     assert ok.status == 200
@@ -127,15 +143,24 @@ async def test_africastalking_voice_is_guarded_like_ussd(make_client: MakeClient
     assert limited.status == 200
     assert limited.content_type == "application/xml"
     body = await limited.text()
-    assert "<Say language=\"zh-CN\">您查询过于频繁，请稍后再试。</Say>" in body
+    assert '<Say language="zh-CN">您查询过于频繁，请稍后再试。</Say>' in body
     assert "<Hangup" not in body
     text = await metrics_text(client)
-    assert sample(text, "hotline_rejected_requests_total", channel="ivr",
-                  dialect="africastalking", reason="subscriber_rate") == 1
+    assert (
+        sample(
+            text,
+            "hotline_rejected_requests_total",
+            channel="ivr",
+            dialect="africastalking",
+            reason="subscriber_rate",
+        )
+        == 1
+    )
 
 
-async def _voice(client: Client, url_path: str, params: dict[str, str], signature: str | None,
-                 **headers: str) -> int:
+async def _voice(
+    client: Client, url_path: str, params: dict[str, str], signature: str | None, **headers: str
+) -> int:
     if signature is not None:
         headers["X-Twilio-Signature"] = signature
     response = await client.post(url_path, data=params, headers=headers)
@@ -158,13 +183,20 @@ async def test_twilio_signature_paths(make_client: MakeClient) -> None:
     good = validator.compute_signature(local, CALL)
     assert await _voice(client, "/ivr/twilio/voice", CALL, good) == 200
     sha256 = validator.compute_signature(local, CALL, "HMAC_SHA256")
-    assert await _voice(
-        client, "/ivr/twilio/voice", CALL, sha256,
-        **{"X-Twilio-Webhooks-Signature-Settings": "key=k1,algorithm=HMAC_SHA256"},
-    ) == 200
+    assert (
+        await _voice(
+            client,
+            "/ivr/twilio/voice",
+            CALL,
+            sha256,
+            **{"X-Twilio-Webhooks-Signature-Settings": "key=k1,algorithm=HMAC_SHA256"},
+        )
+        == 200
+    )
     text = await metrics_text(client)
-    assert sample(text, "hotline_rejected_requests_total", dialect="twilio",
-                  reason="signature") == 4
+    assert (
+        sample(text, "hotline_rejected_requests_total", dialect="twilio", reason="signature") == 4
+    )
 
 
 async def test_twilio_behind_proxy_uses_public_base_url(make_client: MakeClient) -> None:

@@ -77,7 +77,9 @@ async def test_full_sessions_leave_no_number_or_balance_in_logs(
     stoppable_redis: RedisServer,
     captured: io.StringIO,
 ) -> None:
-    settings = settings_factory(redis_url=stoppable_redis.url, security={"subscriber_rate": "16/minute"})
+    settings = settings_factory(
+        redis_url=stoppable_redis.url, security={"subscriber_rate": "16/minute"}
+    )
     client = await aiohttp_client(create_app(settings))
     conversations = [
         ("p-1", PHONE, ["", "1"]),  # main balance 12.50
@@ -101,9 +103,16 @@ async def test_full_sessions_leave_no_number_or_balance_in_logs(
         await client.post(AT, data=at_form(f"p-limit-{i}"))
     await client.post(
         f"{AT}/events",
-        data={"sessionId": "p-1", "status": "Failed", "hopsCount": "2", "phoneNumber": PHONE,
-              "input": "1", "lastAppResponse": "END 您的话费余额为12.50元。",
-              "errorMessage": "timeout for +8613800138000", "cost": "CNY 0.10"},
+        data={
+            "sessionId": "p-1",
+            "status": "Failed",
+            "hopsCount": "2",
+            "phoneNumber": PHONE,
+            "input": "1",
+            "lastAppResponse": "END 您的话费余额为12.50元。",
+            "errorMessage": "timeout for +8613800138000",
+            "cost": "CNY 0.10",
+        },
     )
     # A third-party library careless with a number is scrubbed anyway.
     logging.getLogger("some.library").warning("lookup for %s gave %s", PHONE, "12.50")
@@ -123,7 +132,9 @@ async def test_full_sessions_leave_no_number_or_balance_in_logs(
     assert any(line.get("rejected") == "subscriber_rate" for line in access)
     for pattern in FORBIDDEN:
         found = pattern.search(output)
-        assert found is None, f"{pattern.pattern!r} leaked: …{output[max(0, found.start() - 120):found.end() + 40]}…"
+        assert found is None, (
+            f"{pattern.pattern!r} leaked: …{output[max(0, found.start() - 120) : found.end() + 40]}…"
+        )
 
 
 def test_terminal_lines_are_human_readable_and_scrubbed() -> None:
@@ -145,15 +156,20 @@ def test_terminal_lines_are_human_readable_and_scrubbed() -> None:
 
 
 async def test_full_calls_leave_no_number_or_balance_in_logs(
-    aiohttp_client: Any, settings_factory: Any, redis_url: str, captured: io.StringIO,
+    aiohttp_client: Any,
+    settings_factory: Any,
+    redis_url: str,
+    captured: io.StringIO,
     tmp_path: Path,
 ) -> None:
     token = "twilio-token-privacy"
-    app = create_app(settings_factory(
-        redis_url=redis_url,
-        security={"twilio_auth_token": token},
-        ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False},
-    ))
+    app = create_app(
+        settings_factory(
+            redis_url=redis_url,
+            security={"twilio_auth_token": token},
+            ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False},
+        )
+    )
     routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     if "/ivr/twilio/voice" not in routes:
         pytest.skip("the IVR channel (POST /ivr/twilio/voice) is not mounted in this build")
@@ -177,22 +193,36 @@ async def test_full_calls_leave_no_number_or_balance_in_logs(
         audio = await client.get(URL(play.text or "").path)
         assert audio.status == 200
     # Africa's Talking voice: a call, a key, the end-of-call notice.
-    at_call = {"isActive": "1", "sessionId": "ATV-privacy", "callerNumber": "+8613800138005",
-               "destinationNumber": "+8610086", "direction": "Inbound"}
+    at_call = {
+        "isActive": "1",
+        "sessionId": "ATV-privacy",
+        "callerNumber": "+8613800138005",
+        "destinationNumber": "+8610086",
+        "direction": "Inbound",
+    }
     assert (await client.post("/ivr/africastalking", data=at_call)).status == 200
     await client.post("/ivr/africastalking", data={**at_call, "dtmfDigits": "1"})
-    await client.post("/ivr/africastalking", data={**at_call, "isActive": "0",
-                                                   "durationInSeconds": "12"})
+    await client.post(
+        "/ivr/africastalking", data={**at_call, "isActive": "0", "durationInSeconds": "12"}
+    )
     # A forged request is refused and logged without its number too.
-    forged = await client.post("/ivr/twilio/voice", data={"CallSid": "CA-x", "From": PHONE},
-                               headers={"X-Twilio-Signature": "forged"})
+    forged = await client.post(
+        "/ivr/twilio/voice",
+        data={"CallSid": "CA-x", "From": PHONE},
+        headers={"X-Twilio-Signature": "forged"},
+    )
     assert forged.status == 403
 
     output = captured.getvalue()
-    access = [json.loads(line) for line in output.splitlines()
-              if line.strip() and json.loads(line)["logger"] == "hotline.access"]
+    access = [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.strip() and json.loads(line)["logger"] == "hotline.access"
+    ]
     assert any(line.get("channel") == "ivr" and line.get("state") for line in access)
     assert any(line.get("rejected") == "signature" for line in access)
     for pattern in FORBIDDEN:
         found = pattern.search(output)
-        assert found is None, f"{pattern.pattern!r} leaked: …{output[max(0, found.start() - 120):found.end() + 40]}…"
+        assert found is None, (
+            f"{pattern.pattern!r} leaked: …{output[max(0, found.start() - 120) : found.end() + 40]}…"
+        )

@@ -50,8 +50,15 @@ async def test_metrics_parse_and_move(
     await client.post(AT, data=at_form("m-2", ""))
     events = await client.post(
         f"{AT}/events",
-        data={"sessionId": "m-2", "status": "Incomplete", "hopsCount": "1", "phoneNumber": PHONE,
-              "input": "", "lastAppResponse": "CON ...", "date": "2026-11-24 01:00:00"},
+        data={
+            "sessionId": "m-2",
+            "status": "Incomplete",
+            "hopsCount": "1",
+            "phoneNumber": PHONE,
+            "input": "",
+            "lastAppResponse": "CON ...",
+            "date": "2026-11-24 01:00:00",
+        },
     )
     assert events.status == 200
     done = await client.post(
@@ -67,16 +74,34 @@ async def test_metrics_parse_and_move(
     assert sample(after, "hotline_requests_total", **ussd, outcome="end") == 1
     assert sample(after, "hotline_request_duration_seconds_count", **ussd) == 7
     assert sample(after, "hotline_sessions_started_total", channel="ussd", flow="balance") == 2
-    assert sample(after, "hotline_sessions_ended_total", channel="ussd", flow="balance",
-                  state="show_balance") == 1
-    assert sample(after, "hotline_invalid_inputs_total", channel="ussd", flow="balance",
-                  state="main") == 1
-    assert sample(after, "hotline_sessions_abandoned_total", channel="ussd", flow="balance",
-                  state="main") == 1
-    assert sample(after, "hotline_gateway_session_outcomes_total", flow="balance",
-                  status="Incomplete") == 1
-    assert sample(after, "hotline_gateway_session_outcomes_total", flow="balance",
-                  status="Success") == 1
+    assert (
+        sample(
+            after,
+            "hotline_sessions_ended_total",
+            channel="ussd",
+            flow="balance",
+            state="show_balance",
+        )
+        == 1
+    )
+    assert (
+        sample(after, "hotline_invalid_inputs_total", channel="ussd", flow="balance", state="main")
+        == 1
+    )
+    assert (
+        sample(
+            after, "hotline_sessions_abandoned_total", channel="ussd", flow="balance", state="main"
+        )
+        == 1
+    )
+    assert (
+        sample(after, "hotline_gateway_session_outcomes_total", flow="balance", status="Incomplete")
+        == 1
+    )
+    assert (
+        sample(after, "hotline_gateway_session_outcomes_total", flow="balance", status="Success")
+        == 1
+    )
     assert sample(after, "hotline_gateway_session_hops_sum", flow="balance", status="Success") == 3
     # The balance stack registers its upstream series on the same registry.
     assert sample(after, "hotline_balance_upstream_seconds_count", provider="ledger") >= 1
@@ -130,9 +155,15 @@ async def test_readiness_fails_while_the_balance_breaker_is_open(
     closed_port = free_port()  # nothing listens: every lookup fails fast
     settings = settings_factory(
         redis_url=redis_url,
-        balance={"provider": "http", "url": f"http://127.0.0.1:{closed_port}", "key_id": "k",
-                 "secret": "s", "breaker_failures": 2, "breaker_reset": 60,
-                 "subscriber_rate": "1000/minute"},
+        balance={
+            "provider": "http",
+            "url": f"http://127.0.0.1:{closed_port}",
+            "key_id": "k",
+            "secret": "s",
+            "breaker_failures": 2,
+            "breaker_reset": 60,
+            "subscriber_rate": "1000/minute",
+        },
     )
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/readyz")).status == 200

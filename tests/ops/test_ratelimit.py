@@ -23,7 +23,10 @@ async def test_windows_count_per_key_and_expire() -> None:
     clock.now += 1.01
     assert await limiter.subscriber_allows("a")  # a new window
     assert [await limiter.gateway_allows("africastalking") for _ in range(4)] == [
-        True, True, True, False,
+        True,
+        True,
+        True,
+        False,
     ]
     assert await limiter.gateway_allows("twilio")
     clock.now += 60.01

@@ -25,13 +25,20 @@ from tests.ops.conftest import AT, at_form
         ("redis://127.0.0.1:6379/0", None),
         (
             "redis+sentinel://:pw@s1:26379,s2/mymaster/2?sentinel_password=spw",
-            RedisTarget("sentinel", (("s1", 26379), ("s2", 26379)), password="pw",
-                        service="mymaster", db=2, options={"sentinel_password": "spw"}),
+            RedisTarget(
+                "sentinel",
+                (("s1", 26379), ("s2", 26379)),
+                password="pw",
+                service="mymaster",
+                db=2,
+                options={"sentinel_password": "spw"},
+            ),
         ),
         (
             "rediss+cluster://u:p@n1:7000,[::1]:7001",
-            RedisTarget("cluster", (("n1", 7000), ("::1", 7001)), tls=True, username="u",
-                        password="p"),
+            RedisTarget(
+                "cluster", (("n1", 7000), ("::1", 7001)), tls=True, username="u", password="p"
+            ),
         ),
     ],
 )
@@ -41,8 +48,12 @@ def test_parse_redis_url(url: str, expected: RedisTarget | None) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["redis+sentinel://s1:26379", "redis+cluster://n1:7000/0", "redis+cluster://n1:x",
-     "redis+sentinel:///mymaster"],
+    [
+        "redis+sentinel://s1:26379",
+        "redis+cluster://n1:7000/0",
+        "redis+cluster://n1:x",
+        "redis+sentinel:///mymaster",
+    ],
 )
 def test_bad_redis_urls(url: str) -> None:
     with pytest.raises(ValueError):
@@ -73,7 +84,8 @@ def sentinel_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
     )
     proc = subprocess.Popen(
         [str(shutil.which("redis-server")), str(conf), "--sentinel"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
     _wait(lambda: client.sentinel_get_master_addr_by_name("hotline"), "sentinel")
@@ -99,21 +111,48 @@ def cluster_url(tmp_path: Path) -> Iterator[str]:
     for port in ports:
         node_dir = tmp_path / str(port)
         node_dir.mkdir()
-        procs.append(subprocess.Popen(
-            [str(shutil.which("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
-             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-             "--save", "", "--appendonly", "no", "--dir", str(node_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(shutil.which("redis-server")),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(node_dir),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     try:
         for port in ports:
             node = redis.Redis(port=port)
             _wait(node.ping, f"cluster node {port}")
             node.close()
         subprocess.run(
-            [str(shutil.which("redis-cli")), "--cluster", "create",
-             *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+            [
+                str(shutil.which("redis-cli")),
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
         )
         first = redis.Redis(port=ports[0])
         _wait(lambda: first.cluster("info")["cluster_state"] == "ok", "cluster state ok")

@@ -92,9 +92,10 @@ def test_repeated_keys_sign_like_the_sdk() -> None:
 
 def test_json_body_sha256_form() -> None:
     body = json.dumps({"CallSid": "CA1", "From": "+8613800138000"})
-    url = "https://ivr.example.com/ivr/twilio/status?bodySHA256=" + hashlib.sha256(
-        body.encode()
-    ).hexdigest()
+    url = (
+        "https://ivr.example.com/ivr/twilio/status?bodySHA256="
+        + hashlib.sha256(body.encode()).hexdigest()
+    )
     signature = RequestValidator(TOKEN).compute_signature(url, {})
     assert RequestValidator(TOKEN).validate(url, body, signature)
     assert verify(url, body, signature, TOKEN)

@@ -89,9 +89,22 @@ def service(tmp_path: Path, redis_url: str) -> Iterator[Service]:
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve", "--workers", "2", "--port", str(port),
-             "--shutdown-timeout", "10"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "hotline",
+                "serve",
+                "--workers",
+                "2",
+                "--port",
+                str(port),
+                "--shutdown-timeout",
+                "10",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     svc = Service(proc, port, log)
     deadline = time.monotonic() + 30
@@ -178,7 +191,8 @@ def test_two_workers_share_the_port_reload_survive_a_crash_and_stop_gracefully(
     # … and so does the admin endpoint, whichever worker takes the request.
     before = len(_reloaded_pids(service))
     request = urllib.request.Request(
-        service.url("/admin/reload"), method="POST",
+        service.url("/admin/reload"),
+        method="POST",
         headers={"Authorization": f"Bearer {ADMIN}"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -226,7 +240,8 @@ def test_two_workers_share_the_port_reload_survive_a_crash_and_stop_gracefully(
     assert b"CON " in answer
     assert service.proc.wait(20) == 0
     slow = [
-        line for line in service.log_lines()
+        line
+        for line in service.log_lines()
         if line.get("logger") == "hotline.access" and float(str(line.get("latency_ms"))) >= 250
     ]
     assert slow and slow[-1]["outcome"] == "continue", "the stalled request was answered normally"
@@ -258,10 +273,24 @@ def test_gunicorn_aiohttp_worker_alternative(tmp_path: Path, redis_url: str) -> 
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "hotline.workers:gunicorn_app",
-             "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--worker-class", "aiohttp.GunicornUVLoopWebWorker", "--graceful-timeout", "10"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "hotline.workers:gunicorn_app",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--worker-class",
+                "aiohttp.GunicornUVLoopWebWorker",
+                "--graceful-timeout",
+                "10",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     svc = Service(proc, port, log)
     try:
