@@ -86,6 +86,7 @@ def service(tmp_path: Path, redis_url: str) -> Iterator[Service]:
         "HOTLINE_PSEUDONYM_SECRET": "workers-test-secret",
         "HOTLINE_JSON_LOGS": "true",
         "HOTLINE_SECURITY__ADMIN_TOKEN": ADMIN,
+        "TMPDIR": str(tmp_path),  # the supervisor's metrics directory goes here
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
