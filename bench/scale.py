@@ -132,6 +132,7 @@ class Service:
             "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
             "HOTLINE_JSON_LOGS": "true",
             "HOTLINE_LOG_LEVEL": "WARNING",
+            "TMPDIR": str(workdir),  # the supervisor's metrics directory, removed with it
         }
         if bare:
             cmd = [sys.executable, __file__, "--bare-server", str(self.port), str(workers)]
