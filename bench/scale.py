@@ -133,6 +133,9 @@ class Service:
             "HOTLINE_JSON_LOGS": "true",
             "HOTLINE_LOG_LEVEL": "WARNING",
             "TMPDIR": str(workdir),  # the supervisor's metrics directory, removed with it
+            # USSD only: no speech warm-up competing for the CPU while we measure.
+            "HOTLINE_IVR__WARM_PROMPTS": "false",
+            "HOTLINE_IVR__AUDIO_DIR": str(workdir / "audio"),
         }
         if bare:
             cmd = [sys.executable, __file__, "--bare-server", str(self.port), str(workers)]
