@@ -22,7 +22,7 @@ from yarl import URL
 
 from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.events import ChannelEvent
-from hotline.keys import ENGINE, PSEUDONYM, SETTINGS, SPEECH_TEXT
+from hotline.keys import ENGINE, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
 from hotline.screen import Screen
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
@@ -79,7 +79,7 @@ async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
     ivr = settings.ivr
     app[SPEAKER] = speaker_from_settings(settings, app[ENGINE].catalogs)
     app[SPEECH_TEXT] = _speech_text(app[SPEAKER])
-    service = speech_from_settings(settings)
+    service = speech_from_settings(settings, app.get(METRICS))
     app[SPEECH] = service
     task = None
     if ivr.warm_prompts:

@@ -17,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hotline.metrics import Metrics
 from ivr.audio import AudioCache
 from ivr.clips import ClipSpec
 
@@ -149,14 +150,23 @@ class Synthesizer:
 class SpeechService:
     """Clips on disk, rendered on demand once per content address."""
 
-    def __init__(self, cache: AudioCache, synthesizer: Synthesizer) -> None:
+    def __init__(
+        self, cache: AudioCache, synthesizer: Synthesizer, metrics: Metrics | None = None
+    ) -> None:
         self.cache = cache
         self.synthesizer = synthesizer
+        self.metrics = metrics  # hotline_tts_* series, when the app gives them
         self._inflight: dict[str, asyncio.Future[Path]] = {}
         self._known: set[str] = set()
 
     def has(self, spec: ClipSpec) -> bool:
         """Whether the clip is on disk (remembered, so a hot path costs no `stat`)."""
+        found = self._on_disk(spec)
+        if self.metrics is not None:
+            self.metrics.tts_cache.labels("hit" if found else "miss").inc()
+        return found
+
+    def _on_disk(self, spec: ClipSpec) -> bool:
         digest = spec.digest
         if digest in self._known:
             return True
@@ -177,7 +187,7 @@ class SpeechService:
         """The clip's file, synthesizing it if absent; raises `TtsError`."""
         digest = spec.digest
         path = self.cache.path(digest)
-        if self.has(spec):
+        if self._on_disk(spec):
             return path
         pending = self._inflight.get(digest)
         if pending is not None:
@@ -188,7 +198,11 @@ class SpeechService:
             await self.synthesizer.render(spec, path)
             self._remember(digest)
             future.set_result(path)
+            if self.metrics is not None:
+                self.metrics.tts_renders.labels("ok").inc()
         except BaseException as exc:
+            if self.metrics is not None:
+                self.metrics.tts_renders.labels("failed").inc()
             future.set_exception(exc if isinstance(exc, Exception) else TtsError("cancelled"))
             raise
         finally:

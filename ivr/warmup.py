@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from hotline.config import Settings
 from hotline.flow.model import EndState, Flow, InputState, MenuState
 from hotline.i18n.catalog import CatalogSet
+from hotline.metrics import Metrics
 from hotline.screen import Option, PromptPart, Screen
 from ivr.audio import AudioCache
 from ivr.clips import ClipSealer, ClipSpec
@@ -52,10 +53,10 @@ def speaker_from_settings(settings: Settings, catalogs: CatalogSet) -> Speaker:
     )
 
 
-def speech_from_settings(settings: Settings) -> SpeechService:
+def speech_from_settings(settings: Settings, metrics: Metrics | None = None) -> SpeechService:
     ivr = settings.ivr
     synthesizer = Synthesizer(timeout=ivr.tts_timeout, system_espeak=ivr.tts_system_espeak)
-    return SpeechService(AudioCache(ivr.audio_dir), synthesizer)
+    return SpeechService(AudioCache(ivr.audio_dir), synthesizer, metrics)
 
 
 def _screens(flow: Flow, language: str) -> Iterable[tuple[Screen, bool]]:

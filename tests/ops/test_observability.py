@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -174,3 +175,30 @@ async def test_readiness_fails_while_the_balance_breaker_is_open(
     ready = await client.get("/readyz")
     assert ready.status == 503
     assert (await ready.json())["checks"]["balance"] == "failing"
+
+
+async def test_speech_metrics_move(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str, tmp_path: Path
+) -> None:
+    app = create_app(
+        settings_factory(
+            redis_url=redis_url, ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False}
+        )
+    )
+    client = await aiohttp_client(app)
+    call = {"CallSid": "CA-m1", "From": PHONE, "To": "+8610086", "CallStatus": "ringing"}
+    assert (await client.post("/ivr/twilio/voice", data=call)).status == 200
+    first = await _metrics(client)
+    rendered = sample(first, "hotline_tts_renders_total", outcome="ok")
+    assert rendered >= 1
+    assert sample(first, "hotline_tts_cache_lookups_total", result="miss") >= rendered
+    assert (await client.post("/ivr/twilio/voice", data={**call, "CallSid": "CA-m2"})).status == 200
+    second = await _metrics(client)
+    assert sample(second, "hotline_tts_renders_total", outcome="ok") == rendered  # all cached
+    assert sample(second, "hotline_tts_cache_lookups_total", result="hit") >= rendered
+    assert (
+        sample(
+            second, "hotline_requests_total", channel="ivr", dialect="twilio", outcome="continue"
+        )
+        == 2
+    )
