@@ -7,14 +7,16 @@
 - `GET/HEAD /ivr/audio/{key}.wav` (`ivr-audio`): a clip by its sealed key, rendered
   on demand if this worker never saw it.
 
-Request authentication (Twilio signature, issue #5) plugs into `VERIFY`.
+Request authentication (Twilio signature, Africa's Talking allow-list and path token)
+happens before these handlers, in the gateway guards the app factory installs
+(`hotline.guards`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import ModuleType
 
 from aiohttp import web
@@ -37,16 +39,12 @@ from ivr.warmup import (
     warm,
 )
 
-__all__ = ["SPEAKER", "SPEECH", "VERIFY", "WARMUP", "Verifier", "allow_all", "setup"]
+__all__ = ["SPEAKER", "SPEECH", "WARMUP", "setup"]
 
 log = logging.getLogger(__name__)
 
-#: `verify(request, form) -> bool`; False answers 403. Issue #5 installs the real one.
-Verifier = Callable[[web.Request, Mapping[str, str]], Awaitable[bool]]
-
 SPEAKER = web.AppKey("ivr.SPEAKER", Speaker)
 SPEECH = web.AppKey("ivr.SPEECH", SpeechService)
-VERIFY: web.AppKey[Verifier] = web.AppKey("ivr.VERIFY")
 WARMUP = web.AppKey("ivr.WARMUP", asyncio.Task)
 _LAYOUTS: web.AppKey[dict[tuple[str, str, str], VoiceLayout]] = web.AppKey("ivr.LAYOUTS")
 WARM_DELAY = 1.0
@@ -58,14 +56,8 @@ _AUDIO_HEADERS = {
 }
 
 
-async def allow_all(request: web.Request, form: Mapping[str, str]) -> bool:
-    """The default verifier: accept every request (until issue #5's signatures land)."""
-    return True
-
-
 def setup(app: web.Application) -> None:
     """Mount the voice routes and the speech worker's cleanup context."""
-    app.setdefault(VERIFY, allow_all)
     app[_LAYOUTS] = {}
     app.cleanup_ctx.append(_speech_ctx)
     app.router.add_post("/ivr/twilio/voice", _twilio, name="ivr-twilio-voice")
@@ -198,8 +190,6 @@ async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.
     settings = app[SETTINGS]
     try:
         form = await _read_form(request)
-        if not await app[VERIFY](request, form):
-            return web.Response(status=403, text="request signature does not verify")
         event: ChannelEvent = dialect.parse(form, request.query)
         layout = _layout(request, dialect, route)
     except BadGatewayRequest as exc:
