@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench setup system-deps clean
+.PHONY: run test lint bench bench-ussd bench-ivr bench-balance bench-scale setup system-deps clean
 
 ## setup: create the virtualenv and install hotline with its dev tools
 setup: $(STAMP)
@@ -42,9 +42,21 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## bench: load scripts (see docs/benchmarks.md)
-bench: setup
-	$(BIN)/python bench/ussd.py
+## bench: the load scripts, one after another (figures: docs/benchmarks.md; a few minutes)
+bench: bench-ussd bench-ivr bench-balance bench-scale
+
+bench-ussd: setup
+	$(BIN)/python bench/ussd.py --client raw
+
+bench-ivr: setup
+	$(BIN)/python bench/ivr.py
+
+bench-balance: setup
+	$(BIN)/python bench/balance.py
+
+## bench-scale: 1 vs 2 workers, a worker killed mid-load, a short soak (--soak 300 for 5 minutes)
+bench-scale: setup
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
