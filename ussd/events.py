@@ -15,10 +15,11 @@ import re
 
 from aiohttp import web
 
-from hotline.errors import SessionStoreUnavailable
+from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.keys import METRICS, PSEUDONYM, SESSIONS, SETTINGS
 from hotline.logs import note
 from hotline.sessions import SessionRecord, session_key, subscriber_key
+from ussd.form import FORM_CONTENT_TYPE, decode_form
 
 __all__ = ["CHANNEL", "DIALECT", "STATUSES", "handle", "setup"]
 
@@ -29,6 +30,7 @@ DIALECT = "africastalking"
 STATUSES = frozenset({"Success", "Incomplete", "Failed"})
 MAX_HOPS = 10_000
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+_HOPS = re.compile(r"[0-9]{1,9}")  # ASCII only: `str.isdigit` admits ², which int() refuses
 
 
 def _bad(reason: str) -> web.Response:
@@ -56,21 +58,24 @@ async def _last_state(request: web.Request, session_id: str, phone: str) -> tupl
 
 async def handle(request: web.Request) -> web.Response:
     """Count the outcome; always 200 for a well-formed notification (AT ignores the body)."""
-    if request.content_type != "application/x-www-form-urlencoded":
-        return _bad("Content-Type must be application/x-www-form-urlencoded")
-    form = await request.post()
-    session_id = form.get("sessionId")
+    if request.content_type != FORM_CONTENT_TYPE:
+        return _bad(f"Content-Type must be {FORM_CONTENT_TYPE}")
+    try:
+        form = decode_form(await request.read())
+    except BadGatewayRequest as exc:
+        return _bad(exc.reason)
+    session_id = form.get("sessionId", "")
     status = form.get("status")
-    hops_text = form.get("hopsCount", "0")
+    hops_text = form.get("hopsCount", "0").strip()
     phone = form.get("phoneNumber", "")
-    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+    if not _SESSION_ID.fullmatch(session_id):
         return _bad("sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : -")
     if status not in STATUSES:
         return _bad("status must be one of Success, Incomplete, Failed")
-    if not isinstance(hops_text, str) or not hops_text.strip().isdigit():
-        return _bad("hopsCount must be a whole number")
+    if not _HOPS.fullmatch(hops_text):
+        return _bad("hopsCount must be a whole number (at most 9 digits)")
     hops = min(int(hops_text), MAX_HOPS)
-    flow, state = await _last_state(request, session_id, phone if isinstance(phone, str) else "")
+    flow, state = await _last_state(request, session_id, phone)
     metrics = request.app[METRICS]
     metrics.gateway_sessions.labels(DIALECT, flow, status).inc()
     metrics.gateway_hops.labels(DIALECT, flow, status).observe(hops)

@@ -111,6 +111,39 @@ async def test_metrics_parse_and_move(
     assert "m-1" not in after
 
 
+async def test_malformed_session_notifications_get_400_with_a_reason(
+    aiohttp_client: Any, settings_factory: Any
+) -> None:
+    client = await aiohttp_client(create_app(settings_factory()))
+    form = "application/x-www-form-urlencoded"
+    cases = {
+        "sessionId=m-1&status=Success&hopsCount=%C2%B2": "hopsCount",  # superscript two
+        "sessionId=m-1&status=Success&hopsCount=" + "1" * 5000: "hopsCount",
+        "sessionId=m-1&status=Success&phoneNumber=%FF": "UTF-8",
+        "sessionId=m-1&sessionId=m-2&status=Success": "more than once",
+    }
+    for body, reason in cases.items():
+        response = await client.post(
+            f"{AT}/events", data=body.encode(), headers={"Content-Type": form}
+        )
+        assert response.status == 400, body
+        assert reason in await response.text(), body
+    bogus = await client.post(
+        f"{AT}/events",
+        data=b"sessionId=m-1&status=Success",
+        headers={"Content-Type": form + "; charset=bogus"},
+    )
+    assert bogus.status == 200  # the form is read as UTF-8 whatever the charset says
+    after = await _metrics(client)
+    errors = [
+        s.value
+        for family in text_string_to_metric_families(after)
+        for s in family.samples
+        if s.name == "hotline_errors_total"
+    ]
+    assert sum(errors) == 0  # refused as malformed, not caught as a crash
+
+
 async def test_healthz_and_readyz(
     aiohttp_client: Any, settings_factory: Any, redis_url: str
 ) -> None:
