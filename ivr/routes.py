@@ -160,7 +160,7 @@ async def _read_form(request: web.Request) -> Mapping[str, str]:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise BadGatewayRequest("body is too large") from None
-    except ValueError as exc:
+    except (ValueError, LookupError) as exc:  # LookupError: an unknown charset parameter
         raise BadGatewayRequest(f"unreadable form: {exc}") from None
     return {k: v for k, v in form.items() if isinstance(v, str)}
 

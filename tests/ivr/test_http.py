@@ -365,6 +365,16 @@ async def test_garbled_bodies_get_400_never_500(client: Client, body: bytes) -> 
     assert await response.text()
 
 
+async def test_an_unknown_charset_gets_400_never_an_apology(client: Client) -> None:
+    response = await client.post(
+        VOICE,
+        data=b"CallSid=CA1&From=%2B8613800138000",
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=bogus"},
+    )
+    assert response.status == 400
+    assert (await response.text()).startswith("unreadable form")
+
+
 async def test_public_base_url_names_every_follow_up_url(
     aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
 ) -> None:
