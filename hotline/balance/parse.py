@@ -39,6 +39,7 @@ __all__ = [
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 _DECIMAL = re.compile(r"^-?\d{1,19}(\.\d{1,12})?$")
+_SECONDS = re.compile(r"^[0-9]{1,9}$")  # ASCII: str.isdigit admits ², which int() refuses
 _CODE = re.compile(r"^[A-Z][A-Z_]{1,39}$|^\d{1,4}$")
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _FOREVER_YEAR = 9999
@@ -112,7 +113,7 @@ def decode_json(body: bytes, content_type: str | None, charset: str | None, max_
 
 
 def _retry_after(header: str | None) -> float | None:
-    if header is None or not header.strip().isdigit():
+    if header is None or not _SECONDS.match(header.strip()):
         return None
     return float(min(int(header.strip()), 3600))
 

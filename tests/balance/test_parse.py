@@ -110,6 +110,15 @@ def test_error_for_status(status: int, code: str, kind: type[Exception]) -> None
     assert isinstance(error_for_status(status, {"code": code}, None), kind)
 
 
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), (" 99999 ", 3600.0), ("²", None), ("1" * 5000, None), ("-1", None), (None, None)],
+)
+def test_retry_after_is_ascii_seconds_or_nothing(header: str | None, seconds: float | None) -> None:
+    error = error_for_status(429, {"code": "RATE_LIMITED"}, header)
+    assert error.retry_after == seconds  # type: ignore[attr-defined]
+
+
 def test_tmf654_units_and_rounding() -> None:
     doc = [
         {

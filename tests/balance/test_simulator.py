@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hotline.balance.signing import SCHEME
 from hotline.balance.sim.store import load_seed
-from tests.balance.conftest import Sim
+from tests.balance.conftest import KEY_ID, Sim
 
 
 async def test_admin_rejects_bad_input(sim: Sim) -> None:
@@ -32,11 +33,22 @@ async def test_unsigned_and_malformed_queries(sim: Sim) -> None:
     ) as resp:
         assert resp.status == 401
         assert (await resp.json(content_type=None))["code"] == "UNAUTHENTICATED"
+    for stamp in ("²", "1" * 5000):  # str.isdigit admits both; int() refuses them
+        async with sim.session.post(
+            url("/balance-query/v1/query"),
+            json={"msisdn": "+8613800138000"},
+            headers={
+                "Authorization": f"{SCHEME} keyId={KEY_ID}, signature=x",
+                "X-BQ-Timestamp": stamp,
+                "X-BQ-Nonce": "n",
+            },
+        ) as resp:
+            assert resp.status == 401
     async with sim.session.post(url("/balance-query/v1/query"), data=b"[]") as resp:
         assert resp.status == 400
         assert resp.content_type == "application/problem+json"
     stats = await sim.stats()
-    assert stats["auth_failures"] == 1 and stats["total_calls"] == 0
+    assert stats["auth_failures"] == 3 and stats["total_calls"] == 0
 
 
 async def test_reset_restores_the_seed(sim: Sim) -> None:
