@@ -12,7 +12,8 @@ COPY ivr ./ivr
 RUN pip install . && useradd --system --home /app hotline
 COPY flows ./flows
 COPY prompts ./prompts
-RUN mkdir -p /app/var && chown hotline /app/var
+# var/audio exists (owned by hotline) so a named volume mounted there starts writable.
+RUN mkdir -p /app/var/audio && chown -R hotline /app/var
 USER hotline
 
 EXPOSE 8080
