@@ -18,7 +18,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    flows = sub.add_parser("flows", help="check (and later graph) menu flows")
+    flows = sub.add_parser("flows", help="check, graph and schema of menu flows")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True, metavar="ACTION")
     check = flows_sub.add_parser("check", help="validate flows and prompts; exit 1 on problems")
     check.add_argument("paths", nargs="*", type=Path, help="flow files or directories")
