@@ -94,21 +94,6 @@ class Text:
 
 Value: TypeAlias = Money | Volume | Duration | Count | Date | Clock | Text
 
-_KIND_OF: dict[type, str] = {
-    Money: "money",
-    Volume: "volume",
-    Duration: "duration",
-    Count: "int",
-    Date: "date",
-    Clock: "time",
-    Text: "text",
-}
-
-
-def value_kind(value: Value) -> str:
-    """The placeholder type name (`{balance:money}`) a value satisfies."""
-    return _KIND_OF[type(value)]
-
 
 def encode_value(value: Value) -> dict[str, Any]:
     """Compact JSON-able form for the session store."""

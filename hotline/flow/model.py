@@ -83,7 +83,6 @@ class Option(_Model):
 
 
 class _StateBase(_Model):
-    kind: ClassVar[str]
     waits: ClassVar[bool] = False
     description: str | None = Field(None, description="a note for flow authors; never shown")
 
@@ -98,7 +97,6 @@ class _StateBase(_Model):
 class MenuState(_StateBase):
     """Shows a prompt and numbered options; waits for a choice."""
 
-    kind: ClassVar[str] = "menu"
     waits: ClassVar[bool] = True
     type: Literal["menu"] = Field(alias="kind")
     prompt: tuple[PromptRef, ...]
@@ -116,7 +114,6 @@ class MenuState(_StateBase):
 class InputState(_StateBase):
     """Asks for free digits, validated by pattern and length; stores them in `var`."""
 
-    kind: ClassVar[str] = "input"
     waits: ClassVar[bool] = True
     type: Literal["input"] = Field(alias="kind")
     prompt: tuple[PromptRef, ...]
@@ -155,7 +152,6 @@ class InputState(_StateBase):
 class ActionState(_StateBase):
     """Runs a registered action; its outcome picks the next state."""
 
-    kind: ClassVar[str] = "action"
     type: Literal["action"] = Field(alias="kind")
     action: Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$")]
     args: dict[str, str | int | bool] = Field(default_factory=dict)
@@ -182,7 +178,6 @@ class SwitchCase(_Model):
 class SwitchState(_StateBase):
     """Routes on session variables without waiting."""
 
-    kind: ClassVar[str] = "switch"
     type: Literal["switch"] = Field(alias="kind")
     cases: tuple[SwitchCase, ...] = Field(min_length=1)
     default: StateName
@@ -196,7 +191,6 @@ class SwitchState(_StateBase):
 class EndState(_StateBase):
     """The final word: shown, then the session ends."""
 
-    kind: ClassVar[str] = "end"
     waits: ClassVar[bool] = True
     type: Literal["end"] = Field(alias="kind")
     prompt: tuple[PromptRef, ...]
@@ -211,7 +205,6 @@ State = Annotated[
     MenuState | InputState | ActionState | SwitchState | EndState,
     Field(discriminator="type"),
 ]
-STATE_KINDS = {cls.kind: cls for cls in (MenuState, InputState, ActionState, SwitchState, EndState)}
 
 
 class Navigation(_Model):

@@ -26,7 +26,7 @@ from typing_extensions import TypeAliasType
 
 from hotline.errors import FlowError
 from hotline.screen import PromptPart
-from hotline.values import Value, value_kind
+from hotline.values import Value
 from hotline.yamlsrc import Located, load_located
 
 __all__ = [
@@ -235,17 +235,6 @@ class CatalogSet:
     @property
     def languages(self) -> tuple[str, ...]:
         return tuple(self.catalogs)
-
-    def check_values(self, part: PromptPart) -> None:
-        """Raise TypeError if a value's type differs from its placeholder's (a flow bug)."""
-        for catalog in self.catalogs.values():
-            sentence = catalog.sentences.get(part.key)
-            if sentence is None:
-                continue
-            for name, kind in sentence.placeholders.items():
-                value = part.values.get(name)
-                if value is not None and value_kind(value) != kind:
-                    raise TypeError(f"{part.key}.{name}: expected {kind}, got {value_kind(value)}")
 
 
 def load_catalogs(directory: Path, languages: tuple[str, ...], default: str) -> CatalogSet:

@@ -74,10 +74,6 @@ class Cache(Layer):
         else:
             self._entries[key] = _Entry(self._clock(), snapshot=outcome)
 
-    def invalidate(self, msisdn: str) -> None:
-        """Forget one subscriber (after a top-up, say)."""
-        self._entries.pop(self._key(msisdn), None)
-
     async def fetch(self, msisdn: str) -> BalanceSnapshot:
         key = self._key(msisdn)
         entry = self._entries.get(key)
