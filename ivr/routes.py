@@ -15,6 +15,7 @@ happens before these handlers, in the gateway guards the app factory installs
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import ModuleType
@@ -242,11 +243,14 @@ async def _audio(request: web.Request) -> web.StreamResponse:
     Hand-written rather than `FileResponse` because its ETag is mtime-based and so
     differs between workers that rendered the same clip; ours is the clip digest. It is
     a weak ETag: two workers rendering one clip get the same speech but eSpeak's output
-    length can differ by a few samples, so the bytes are not guaranteed identical.
+    length can differ by a few samples, so the bytes are not guaranteed identical. The
+    tag hashes the sealed URL key, not `spec.digest`: that is an unkeyed hash of the
+    spoken text, and a few thousand guesses would recover a balance from it.
     """
     app = request.app
+    key = request.match_info["key"]
     try:
-        spec = app[SPEAKER].sealer.open(request.match_info["key"])
+        spec = app[SPEAKER].sealer.open(key)
     except InvalidClipKey:
         raise web.HTTPNotFound(text="no such clip") from None
     service = app[SPEECH]
@@ -262,12 +266,13 @@ async def _audio(request: web.Request) -> web.StreamResponse:
     except TtsError:
         return web.Response(status=503, headers={"Retry-After": "1"}, text="speech busy")
     headers = dict(_AUDIO_HEADERS)
-    headers["ETag"] = f'W/"{spec.digest}"'
+    tag = f'"{hashlib.sha256(key.encode("ascii")).hexdigest()[:32]}"'
+    headers["ETag"] = f"W/{tag}"
     wanted = {
-        tag.strip().removeprefix("W/")
-        for tag in request.headers.get("If-None-Match", "").split(",")
+        given.strip().removeprefix("W/")
+        for given in request.headers.get("If-None-Match", "").split(",")
     }
-    if f'"{spec.digest}"' in wanted or "*" in wanted:
+    if tag in wanted or "*" in wanted:
         return web.Response(status=304, headers=headers)
     try:
         window = request.http_range
