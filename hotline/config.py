@@ -34,6 +34,17 @@ __all__ = [
 DEFAULT_CONFIG_FILE = Path("hotline.yaml")
 DEV_PSEUDONYM_SECRET = "hotline-dev-only-secret-change-me"
 _PATH_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# ISO 4217 currencies whose minor unit is not 1/100. The v1 answer and `max_main_balance`
+# count in hundredths, so one of these would show a balance 100x (or 10x) off.
+_NOT_TWO_DECIMALS = frozenset(
+    {
+        # no decimals
+        *("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"),
+        *("RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"),
+        # three or four decimals
+        *("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND", "CLF", "UYW"),
+    }
+)
 
 
 class _Section(BaseModel):
@@ -149,6 +160,8 @@ class BalanceSettings(_Section):
         for code in value:
             if not (len(code) == 3 and code.isalpha() and code.isupper()):
                 raise ValueError("expected ISO 4217 alpha-3 codes such as CNY")
+            if code in _NOT_TWO_DECIMALS:
+                raise ValueError(f"{code} does not have two decimal places; amounts are in 1/100")
         return value
 
 

@@ -64,3 +64,12 @@ def test_bad_timezone_and_language(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOTLINE_DEFAULT_LANGUAGE", "fr")
     with pytest.raises(ConfigError, match="HOTLINE_DEFAULT_LANGUAGE"):
         load_settings()
+
+
+def test_currencies_must_count_in_hundredths(monkeypatch: pytest.MonkeyPatch) -> None:
+    # amount_minor and max_main_balance are hundredths: UGX (no decimals) would be 100x off.
+    monkeypatch.setenv("HOTLINE_BALANCE__CURRENCIES", '["CNY", "UGX"]')
+    with pytest.raises(ConfigError, match="UGX does not have two decimal places"):
+        load_settings()
+    monkeypatch.setenv("HOTLINE_BALANCE__CURRENCIES", '["CNY", "KES"]')
+    assert load_settings().balance.currencies == ("CNY", "KES")
