@@ -125,23 +125,31 @@ def _base_url(request: web.Request) -> URL:
 
 
 def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
-    """The layout for this dialect and public base URL (kept: its memos are per layout)."""
-    layouts = request.app[_LAYOUTS]
+    """The layout for this dialect and public base URL (kept: its memos are per layout).
+
+    Rebuilt when a flow reload moved the default flow's start state, which decides where
+    the agent option is offered.
+    """
+    app = request.app
+    layouts = app[_LAYOUTS]
     key = (route, request.scheme, request.host)
+    flow = app[ENGINE].registry.current(app[SETTINGS].default_flow)
+    root_state = flow.start if flow else None
     layout = layouts.get(key)
-    if layout is None:
+    if layout is None or layout.root_state != root_state:
         if len(layouts) >= 16:
             layouts.clear()  # bounded: the Host header is the caller's to choose
         base = _base_url(request)
-        layout = layouts[key] = _new_layout(request.app, dialect, route, base)
+        layout = layouts[key] = _new_layout(app, dialect, route, base, root_state)
     return layout
 
 
-def _new_layout(app: web.Application, dialect: ModuleType, route: str, base: URL) -> VoiceLayout:
+def _new_layout(
+    app: web.Application, dialect: ModuleType, route: str, base: URL, root_state: str | None
+) -> VoiceLayout:
     settings = app[SETTINGS]
     action = base.join(app.router[route].url_for())
     audio = str(base.join(app.router["ivr-audio"].url_for(key="k" * 16)))
-    flow = app[ENGINE].registry.current(settings.default_flow)
     return VoiceLayout(
         speaker=app[SPEAKER],
         write=dialect.write,
@@ -149,7 +157,7 @@ def _new_layout(app: web.Application, dialect: ModuleType, route: str, base: URL
         audio_prefix=audio[: -len("k" * 16 + ".wav")],
         session_ttl=settings.ivr.session_ttl,
         gather_timeout=settings.ivr.gather_timeout,
-        root_state=flow.start if flow else None,
+        root_state=root_state,
         agent_number=settings.ivr.agent_number,
     )
 

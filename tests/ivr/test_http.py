@@ -4,6 +4,7 @@ real eSpeak NG. What is spoken is read back from the clip URLs (sealed keys)."""
 from __future__ import annotations
 
 import io
+import re
 import wave
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+from hotline.admin import reload_flows
 from hotline.app import create_app
 from hotline.config import Settings
 from hotline.keys import ENGINE
@@ -206,6 +208,27 @@ async def test_star_repeats_and_wrong_keys_end_politely(client: Client) -> None:
     await call.press("0")  # back on the main menu is not a choice either
     assert call.verbs == ["Play", "Hangup"]
     assert call.spoken == ["输入错误次数过多，请稍后再拨。"]
+
+
+async def test_the_agent_follows_a_reloaded_flow_whose_start_state_moved(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    source = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")
+    (flows / "balance.yaml").write_text(source, encoding="utf-8")
+    settings = make_settings(tmp_path, redis_url, audio_dir, agent_number="+8610086")
+    client = await aiohttp_client(create_app(settings.model_copy(update={"flows_dir": flows})))
+    first = Call(client, "CA" + "7" * 32)
+    await first.start()
+    assert "人工服务，请按零。" in first.spoken
+    moved = re.sub(r"(start: |^  |next: )main\b", r"\1home", source, flags=re.MULTILINE)
+    assert moved != source and "start: home" in moved
+    (flows / "balance.yaml").write_text(moved, encoding="utf-8")
+    reload_flows(client.app)
+    second = Call(client, "CA" + "8" * 32)
+    await second.start()
+    assert "人工服务，请按零。" in second.spoken
 
 
 async def test_unknown_call_with_digits_starts_fresh(client: Client) -> None:
