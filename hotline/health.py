@@ -52,7 +52,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
+    # Off the event loop: with several workers, rendering reads every worker's files.
+    body = await asyncio.to_thread(request.app[METRICS].render)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

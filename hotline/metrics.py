@@ -41,6 +41,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._shared = multiprocess_dir()  # fixed for the process: read once, not per scrape
         r = self.registry
         self.requests = Counter(
             "hotline_requests",
@@ -138,9 +139,8 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition: this app's registry, or all workers' sum."""
-        shared = multiprocess_dir()
-        if shared is None:
+        if self._shared is None:
             return generate_latest(self.registry)
         combined = CollectorRegistry()
-        MultiProcessCollector(combined, path=shared)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(combined, path=self._shared)  # type: ignore[no-untyped-call]
         return generate_latest(combined)
