@@ -6,8 +6,9 @@ import re
 from collections.abc import Mapping
 
 from hotline.errors import BadGatewayRequest
+from hotline.events import EventKind
 
-__all__ = ["field", "optional_digits"]
+__all__ = ["field", "keys_event", "optional_digits"]
 
 _DIGITS = re.compile(r"^[0-9*#]{1,32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -35,3 +36,9 @@ def optional_digits(form: Mapping[str, str], name: str) -> str | None:
     if not _DIGITS.fullmatch(value):
         raise BadGatewayRequest(f"malformed field {name}: expected keys 0-9 * #")
     return value
+
+
+def keys_event(digits: str) -> tuple[EventKind, str]:
+    """What pressed keys mean: `*` repeats; else the input, a trailing `#` dropped."""
+    keys = digits.rstrip("#") or "#"
+    return ("repeat", "") if keys == "*" else ("input", keys)

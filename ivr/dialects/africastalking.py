@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from hotline.errors import BadGatewayRequest
 from hotline.events import ChannelEvent, EventKind
-from ivr.dialects import field, optional_digits
+from ivr.dialects import field, keys_event, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -39,8 +39,7 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     if active == "0":
         return event("hangup")
     if digits is not None:
-        digits = digits.rstrip("#") or "#"
-        return event("repeat") if digits == "*" else event("input", digits)
+        return event(*keys_event(digits))
     if query.get("timeout") == "1":
         return event("timeout")
     return event("start")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 
 from hotline.events import ChannelEvent, EventKind
-from ivr.dialects import field, optional_digits
+from ivr.dialects import field, keys_event, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -36,7 +36,7 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     if status in ENDED_STATUSES:
         return event("hangup")
     if digits is not None:
-        return event("repeat") if digits == "*" else event("input", digits.rstrip("#") or "#")
+        return event(*keys_event(digits))
     if query.get("timeout") == "1":
         return event("timeout")
     return event("start")

@@ -274,3 +274,28 @@ def test_static_specs_cover_every_fixed_clip() -> None:
         for screen in screens:
             for clip in layout(agent="+1").plan(screen).clips:
                 assert clip.dynamic or (voice, clip.spec.text) in texts, clip.spec.text
+
+
+@pytest.mark.parametrize(
+    ("digits", "kind", "text"),
+    [
+        ("1", "input", "1"),
+        ("12#", "input", "12"),
+        ("#", "input", "#"),
+        ("*", "repeat", ""),
+        ("*#", "repeat", ""),
+    ],
+)
+def test_both_dialects_read_keys_alike(digits: str, kind: str, text: str) -> None:
+    twilio_event = twilio.parse({"CallSid": "CA1", "From": "+8613800138000", "Digits": digits}, {})
+    at_event = africastalking.parse(
+        {
+            "isActive": "1",
+            "sessionId": "AT1",
+            "callerNumber": "+8613800138000",
+            "dtmfDigits": digits,
+        },
+        {},
+    )
+    for event in (twilio_event, at_event):
+        assert (event.kind, event.text) == (kind, text)
