@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from multiprocessing.process import BaseProcess
@@ -35,6 +36,7 @@ from aiohttp import web
 from prometheus_client.multiprocess import mark_process_dead
 
 from hotline.config import Settings
+from hotline.errors import ConfigError, FlowError
 from hotline.metrics import MULTIPROC_ENV
 
 __all__ = ["FAST_FAIL", "MAX_FAST_FAILS", "Supervisor", "gunicorn_app", "run_worker", "serve"]
@@ -108,14 +110,17 @@ def _die_with(supervisor: int) -> None:
 def _child(settings: Settings, supervisor: int, shutdown_timeout: float) -> None:
     """Entry point of a spawned worker process."""
     _die_with(supervisor)
-    raise SystemExit(
-        run_worker(
+    try:
+        status = run_worker(
             settings,
             supervisor=supervisor,
             shutdown_timeout=shutdown_timeout,
             configure_logging=True,
         )
-    )
+    except (ConfigError, FlowError) as exc:  # a broken flow: `file:line: message`, no traceback
+        print(f"hotline: {exc}", file=sys.stderr, flush=True)
+        status = 2
+    raise SystemExit(status)
 
 
 class Supervisor:

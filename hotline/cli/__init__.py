@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hotline.config import Settings, load_settings
-from hotline.errors import ConfigError
+from hotline.errors import ConfigError, FlowError
 
 __all__ = ["main", "settings_from_args"]
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except ConfigError as exc:
+    except (ConfigError, FlowError) as exc:  # e.g. `hotline serve` with a broken flow
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,9 @@ sentence missing in English.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,30 @@ def test_broken_flow_fails_with_exact_lines(
     assert main(["flows", "check", *files]) == 1
     lines = capsys.readouterr().err.splitlines()
     assert lines == [*expected, f"{len(expected)} problem(s) in {len(files)} flow file(s)"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_with_a_broken_flow_says_where_without_a_traceback(
+    tmp_path: Path, workers: str
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "broken.yaml").write_text((BROKEN / "invalid-yaml.yaml").read_text("utf-8"), "utf-8")
+    env = {
+        **os.environ,
+        "HOTLINE_FLOWS_DIR": str(flows),
+        "HOTLINE_PROMPTS_DIR": str(BROKEN / "prompts"),
+        "HOTLINE_JSON_LOGS": "true",
+    }
+    program = "import sys; from hotline.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", program, "serve", "--port", "1", "--workers", workers],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "broken.yaml:" in done.stderr, done.stderr
