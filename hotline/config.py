@@ -238,6 +238,15 @@ class Settings(BaseSettings):
     balance: BalanceSettings = BalanceSettings()
     security: SecuritySettings = SecuritySettings()
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from hotline.redisurl import check_redis_url  # imports redis: only when needed
+
+            check_redis_url(value)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -259,7 +268,8 @@ def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(root)"
     env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
     got = error.get("input")
-    secret = any(word in key for word in ("token", "secret"))  # never echo a secret
+    # Never echo a secret (a Redis URL may carry a password).
+    secret = any(word in key for word in ("token", "secret", "redis_url"))
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"
 

@@ -21,8 +21,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
-__all__ = ["RedisTarget", "open_redis", "parse_redis_url"]
+__all__ = ["RedisTarget", "check_redis_url", "open_redis", "parse_redis_url"]
 
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 AnyRedis = aioredis.Redis | RedisCluster
@@ -90,6 +91,15 @@ def parse_redis_url(url: str) -> RedisTarget | None:
     if segments:
         raise ValueError("redis+cluster URL takes no path (Cluster has only database 0)")
     return RedisTarget("cluster", _hosts(parts.netloc, 6379), **common)
+
+
+def check_redis_url(url: str) -> None:
+    """Raise `ValueError` (never echoing credentials) unless `open_redis` can use the URL."""
+    if urlsplit(url).scheme not in PLAIN_SCHEMES + SENTINEL_SCHEMES + CLUSTER_SCHEMES:
+        raise ValueError(
+            "expected redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
+        )
+    parse_redis_url(url)
 
 
 def open_redis(url: str, **client_options: Any) -> AnyRedis:

@@ -73,3 +73,20 @@ def test_currencies_must_count_in_hundredths(monkeypatch: pytest.MonkeyPatch) ->
         load_settings()
     monkeypatch.setenv("HOTLINE_BALANCE__CURRENCIES", '["CNY", "KES"]')
     assert load_settings().balance.currencies == ("CNY", "KES")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("foo://user:hunter2@host", "expected redis://"),
+        ("redis+cluster://user:hunter2@host:port", "bad port"),
+        ("redis+sentinel://user:hunter2@s1:26379", "master name"),
+    ],
+)
+def test_a_bad_redis_url_stops_startup_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    monkeypatch.setenv("HOTLINE_REDIS_URL", url)
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
