@@ -42,9 +42,16 @@ TMF654_PATH = "/tmf-api/prepayBalanceManagement/v4/bucket"
 
 
 def _ssl_context(config: BalanceSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(
-        cafile=str(config.ca_file) if config.ca_file is not None else None
-    )
+    """Built at startup: it reads the CA files, and a bad `ca_file` is a config error."""
+    try:
+        context = ssl.create_default_context(
+            cafile=str(config.ca_file) if config.ca_file is not None else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"config balance.ca_file (HOTLINE_BALANCE__CA_FILE): cannot load {config.ca_file}: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from exc
     if not config.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -95,13 +102,12 @@ class HttpProvider:
             max_age=max(config.max_stale, 60.0),  # an answer a minute old is still news
             gb_bytes=config.gb_bytes,
         )
+        self._ssl = _ssl_context(config)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._config.max_concurrency, ssl=_ssl_context(self._config)
-            )
+            connector = aiohttp.TCPConnector(limit=self._config.max_concurrency, ssl=self._ssl)
             timeout = aiohttp.ClientTimeout(
                 total=None,
                 connect=self._config.connect_timeout,

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from hotline.balance.http import HttpProvider
 from hotline.balance.sim import create_sim_app
 from hotline.config import Settings
-from hotline.errors import UpstreamUnavailable
+from hotline.errors import ConfigError, UpstreamUnavailable
 from hotline.privacy import Pseudonymizer
 from hotline.values import Money
 from tests.balance.conftest import KEY_ID, SECRET
@@ -79,3 +79,14 @@ async def test_private_ca_file(
     unverified = HttpProvider(make_settings(tls_url, verify_tls=False).balance, pseudonym)
     assert (await unverified.fetch("13800138000")).main_balance == Money(1250)
     await unverified.close()
+
+
+def test_an_unreadable_ca_file_is_a_config_error_at_startup(
+    tmp_path: Path, make_settings: Callable[..., Settings], pseudonym: Pseudonymizer
+) -> None:
+    not_pem = tmp_path / "not-a-cert.pem"
+    not_pem.write_text("hello", encoding="utf-8")
+    for ca_file in (tmp_path / "missing.pem", not_pem):
+        settings = make_settings("https://127.0.0.1:9/", ca_file=ca_file)
+        with pytest.raises(ConfigError, match=r"balance\.ca_file"):
+            HttpProvider(settings.balance, pseudonym)
