@@ -20,7 +20,7 @@ from typing import Literal
 
 from hotline.balance.model import BalanceSnapshot, Bucket, Quantity
 from hotline.balance.msisdn import canonical_msisdn
-from hotline.errors import UpstreamNotFound, UpstreamUnavailable
+from hotline.errors import ConfigError, UpstreamNotFound, UpstreamUnavailable
 from hotline.privacy import Pseudonymizer
 from hotline.values import Money
 
@@ -33,6 +33,7 @@ __all__ = [
     "LedgerRecord",
     "LedgerStore",
     "demo_subscribers",
+    "open_ledger",
 ]
 
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
@@ -261,6 +262,18 @@ def snapshot_of(record: LedgerRecord, token: str, now: dt.datetime) -> BalanceSn
         fetched_at=now,
         provider="ledger",
     )
+
+
+def open_ledger(path: Path, *, seed_demo: bool) -> LedgerStore:
+    """The configured ledger; a file that cannot be opened is a one-line `ConfigError`."""
+    try:
+        return LedgerStore(path, seed_demo=seed_demo)
+    except (OSError, UpstreamUnavailable) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).removeprefix(f"ledger {path}: ")
+        raise ConfigError(
+            f"config balance.ledger_path (HOTLINE_BALANCE__LEDGER_PATH): cannot open {path}: "
+            f"{reason}"
+        ) from exc
 
 
 class LedgerProvider:

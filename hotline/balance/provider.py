@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
-from hotline.balance.ledger import LedgerProvider, LedgerStore
+from hotline.balance.ledger import LedgerProvider, open_ledger
 from hotline.balance.metrics import BalanceMetrics
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.msisdn import canonical_msisdn
@@ -118,7 +118,7 @@ async def _open_raw(settings: Settings, pseudonym: Pseudonymizer) -> BalanceProv
         from hotline.balance.http import HttpProvider
 
         return HttpProvider(config, pseudonym)
-    store = LedgerStore(config.ledger_path, seed_demo=config.ledger_seed_demo)
+    store = open_ledger(config.ledger_path, seed_demo=config.ledger_seed_demo)
     return LedgerProvider(store, pseudonym, now=lambda: dt.datetime.now(dt.UTC))
 
 

@@ -16,7 +16,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hotline.balance.ledger import LOCAL_TZ, LedgerBucket, LedgerRecord, LedgerStore
+from hotline.balance.ledger import (
+    LOCAL_TZ,
+    LedgerBucket,
+    LedgerRecord,
+    LedgerStore,
+    open_ledger,
+)
 from hotline.balance.msisdn import canonical_msisdn
 from hotline.cli import settings_from_args
 from hotline.errors import ConfigError
@@ -63,7 +69,7 @@ def _msisdn(text: str) -> str:
 
 def _store(args: argparse.Namespace) -> LedgerStore:
     settings = settings_from_args(args)
-    return LedgerStore(settings.balance.ledger_path, seed_demo=settings.balance.ledger_seed_demo)
+    return open_ledger(settings.balance.ledger_path, seed_demo=settings.balance.ledger_seed_demo)
 
 
 def _yuan(minor: int) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.balance.ledger import LedgerProvider, LedgerStore
+from hotline.balance.ledger import LedgerProvider, LedgerStore, open_ledger
 from hotline.balance.msisdn import canonical_msisdn, e164
 from hotline.cli import main
 from hotline.cli.ledger import parse_amount
@@ -209,3 +209,17 @@ def test_bad_balance_settings_name_the_key(
         load_settings(None)
     message = str(caught.value)
     assert key in message and name in message and "\n" not in message
+
+
+def test_a_ledger_that_cannot_be_opened_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    directory = tmp_path / "a-directory.sqlite3"
+    directory.mkdir()
+    for path in (tmp_path / "a-file" / "ledger.sqlite3", directory):
+        with pytest.raises(ConfigError, match=r"^config balance\.ledger_path .*cannot open"):
+            open_ledger(path, seed_demo=True)
+    monkeypatch.setenv("HOTLINE_BALANCE__LEDGER_PATH", str(directory))
+    assert main(["ledger", "list"]) == 2
+    assert "cannot open" in capsys.readouterr().err
