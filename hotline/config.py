@@ -285,6 +285,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"config file {path}: {exc}".splitlines()[0]) from exc
+        except RecursionError as exc:
+            raise ConfigError(f"config file {path}: nested too deeply") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
         file_values = loaded or {}

@@ -20,6 +20,8 @@ __all__ = ["Located", "load_located"]
 PathKey = tuple[str | int, ...]
 
 MAX_YAML_BYTES = 1_048_576
+MAX_DEPTH = 32  # flows nest a handful of levels; a self-referencing alias never ends
+MAX_NODES = 200_000  # aliases can repeat a node: "billion laughs" in a 1 MB file
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +42,41 @@ class Located:
         return self.lines.get((), 1)
 
 
-def _build(node: yaml.Node, where: PathKey, lines: dict[PathKey, int], path: str) -> Any:
-    lines.setdefault(where, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise FlowError(path, key_node.start_mark.line + 1, "mapping keys must be text")
-            # Keys stay the text as written: YAML 1.1 would turn `on:` or `no:` into booleans.
-            name = key_node.value
-            if name in out:
-                raise FlowError(path, key_node.start_mark.line + 1, f"duplicate key {name!r}")
-            lines[(*where, name)] = key_node.start_mark.line + 1
-            out[name] = _build(value_node, (*where, name), lines, path)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*where, index), lines, path) for index, item in enumerate(node.value)]
-    # Scalars: let SafeConstructor decide the type (int, bool, null, str …).
-    return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+class _Builder:
+    """Plain data from a node graph, with the line of every path and bounded expansion."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lines: dict[PathKey, int] = {}
+        self.nodes = 0
+
+    def build(self, node: yaml.Node, where: PathKey) -> Any:
+        self.nodes += 1
+        if len(where) > MAX_DEPTH or self.nodes > MAX_NODES:
+            raise FlowError(
+                self.path,
+                node.start_mark.line + 1,
+                f"nested deeper than {MAX_DEPTH} levels or more than {MAX_NODES} values "
+                "(a recursive or much-repeated alias?)",
+            )
+        self.lines.setdefault(where, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise FlowError(self.path, line, "mapping keys must be text")
+                # Keys stay the text as written: YAML 1.1 would turn `on:` or `no:` into booleans.
+                name = key_node.value
+                if name in out:
+                    raise FlowError(self.path, line, f"duplicate key {name!r}")
+                self.lines[(*where, name)] = line
+                out[name] = self.build(value_node, (*where, name))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*where, index)) for index, item in enumerate(node.value)]
+        # Scalars: let SafeConstructor decide the type (int, bool, null, str …).
+        return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
 
 
 def load_located(file: Path) -> Located:
@@ -81,12 +100,14 @@ def load_located(file: Path) -> Located:
         raise FlowError(name, line, f"invalid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise FlowError(name, 1, f"invalid YAML: {exc}") from exc
-    lines: dict[PathKey, int] = {}
+    except RecursionError as exc:  # the composer recurses once per nesting level
+        raise FlowError(name, 1, f"invalid YAML: nested deeper than {MAX_DEPTH} levels") from exc
     if node is None:
         return Located(name, None, {(): 1})
+    builder = _Builder(name)
     try:
-        data = _build(node, (), lines, name)
+        data = builder.build(node, ())
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise FlowError(name, line, f"invalid YAML value: {exc.problem}") from exc
-    return Located(name, data, lines)
+    return Located(name, data, builder.lines)

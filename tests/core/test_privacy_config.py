@@ -90,3 +90,10 @@ def test_a_bad_redis_url_stops_startup_without_echoing_it(
     with pytest.raises(ConfigError, match=reason) as caught:
         load_settings()
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_deeply_nested_config_file_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.yaml"
+    config.write_text("ussd: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(config)

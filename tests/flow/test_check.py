@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from hotline.cli import main
+from hotline.errors import FlowError
+from hotline.yamlsrc import load_located
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")
@@ -139,3 +141,30 @@ def test_prompts_the_channels_say_are_required(tmp_path: Path) -> None:
     (tmp_path / "hotline.yaml").write_text(f"prompts_dir: {prompts}\n", encoding="utf-8")
     code = main(["flows", "check", "--config", str(tmp_path / "hotline.yaml"), str(ROOT / "flows")])
     assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", 1),  # deeper than the composer's recursion
+        ("id: x\nloop: &a [*a]\n", 2),  # an alias inside itself
+        # "billion laughs": nine levels of ten aliases each, 10^9 values from 400 bytes
+        (
+            "id: x\n"
+            + "".join(
+                f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}" if i else "x"] * 10) + "]\n"
+                for i in range(9)
+            ),
+            None,
+        ),
+    ],
+    ids=["deep", "recursive-alias", "alias-bomb"],
+)
+def test_hostile_yaml_is_a_located_error(tmp_path: Path, text: str, line: int | None) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(FlowError) as caught:
+        load_located(path)
+    assert str(caught.value).startswith(f"{path}:")
+    if line is not None:
+        assert caught.value.line == line
