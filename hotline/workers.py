@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import multiprocessing
 import os
@@ -40,6 +41,9 @@ from hotline.errors import ConfigError, FlowError
 from hotline.metrics import MULTIPROC_ENV
 
 __all__ = ["FAST_FAIL", "MAX_FAST_FAILS", "Supervisor", "gunicorn_app", "run_worker", "serve"]
+
+# A port taken or not ours to bind: a one-line message, not a traceback.
+_BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +84,30 @@ def run_worker(
     if supervisor is not None:
         app[SUPERVISOR] = supervisor
     app.cleanup_ctx.append(sighup_ctx)
-    log.info(
-        "worker listening",
-        extra={"fields": {"pid": os.getpid(), "host": settings.host, "port": settings.port}},
-    )
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=True if supervisor is not None else None,
-        shutdown_timeout=shutdown_timeout,
-        access_log=None,
-        print=None,
-    )
+
+    def listening(_banner: str) -> None:
+        # run_app "prints" once its sites are bound: only then is the worker listening.
+        log.info(
+            "worker listening",
+            extra={"fields": {"pid": os.getpid(), "host": settings.host, "port": settings.port}},
+        )
+
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            reuse_port=True if supervisor is not None else None,
+            shutdown_timeout=shutdown_timeout,
+            access_log=None,
+            print=listening,
+        )
+    except OSError as exc:
+        if exc.errno not in _BIND_ERRORS:
+            raise
+        where = f"{settings.host}:{settings.port}"
+        print(f"hotline: cannot listen on {where}: {os.strerror(exc.errno)}", file=sys.stderr)
+        return 2
     return 0
 
 

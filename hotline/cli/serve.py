@@ -49,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         log.warning(
             "--workers %d without redis_url: each worker keeps its own sessions", args.workers
         )
-    log.info("hotline listening on http://%s:%d", settings.host, settings.port)
+    log.info("hotline starting on http://%s:%d", settings.host, settings.port)
     return serve(settings, workers=args.workers, shutdown_timeout=args.shutdown_timeout)

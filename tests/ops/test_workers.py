@@ -301,3 +301,30 @@ def test_gunicorn_aiohttp_worker_alternative(tmp_path: Path, redis_url: str) -> 
     finally:
         proc.terminate()
         assert proc.wait(20) == 0
+
+
+def test_a_taken_port_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
+            "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
+            "HOTLINE_BALANCE__LEDGER_PATH": str(tmp_path / "ledger.sqlite3"),
+            "HOTLINE_IVR__WARM_PROMPTS": "false",
+            "HOTLINE_JSON_LOGS": "true",
+        }
+        program = "import sys; from hotline.cli import main; sys.exit(main())"
+        done = subprocess.run(
+            [sys.executable, "-c", program, "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"hotline: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "worker listening" not in done.stderr  # logged only once the socket is bound
