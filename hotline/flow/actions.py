@@ -127,7 +127,7 @@ def snapshot_variables(snapshot: BalanceSnapshot, zone: ZoneInfo) -> dict[str, V
         found[usage] = make(total)
         if expiry is not None:
             found[f"{usage}_expiry"] = Date(expiry.astimezone(zone).date())
-    if getattr(snapshot, "stale", False):
+    if snapshot.stale:
         found["stale"] = True
         found["as_of"] = Clock(snapshot.as_of.astimezone(zone))
     return found
