@@ -185,7 +185,8 @@ async def _ensure(app: web.Application, clips: tuple[Clip, ...]) -> bool:
             for spec in missing:
                 await service.ensure(spec)
     except (TtsError, TimeoutError) as exc:
-        log.warning("ivr: speech failed (%s); answering with the apology", exc)
+        # The class only: a message could quote the sentence, and a spoken balance is words.
+        log.warning("ivr: speech failed (%s); answering with the apology", type(exc).__name__)
         return False
     return True
 
