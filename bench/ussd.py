@@ -332,13 +332,18 @@ def _hotline_env(redis_url: str, workdir: Path, port: int) -> dict[str, str]:
 
 
 def _command(
-    target: str, port: int, redis_url: str, workdir: Path
+    target: str, port: int, redis_url: str, workdir: Path, trees: dict[str, Path]
 ) -> tuple[list[str], dict[str, str]]:
-    if target.startswith("hotline"):
+    if target.startswith("hotline") or target in trees:
         hotline = shutil.which("hotline", path=str(Path(sys.executable).parent)) or "hotline"
         env = _hotline_env(redis_url, workdir, port)
         if target == "hotline-memory":  # diagnostic: the same without Redis
             del env["HOTLINE_REDIS_URL"]
+        if target in trees:  # another checkout of the code (a baseline), same venv
+            tree = trees[target]
+            env["PYTHONPATH"] = str(tree)
+            env["HOTLINE_FLOWS_DIR"] = str(tree / "flows")
+            env["HOTLINE_PROMPTS_DIR"] = str(tree / "prompts")
         return [hotline, "serve", "--port", str(port)], env
     command = [
         sys.executable, __file__, "--serve-baseline", target,
@@ -366,6 +371,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="targets run interleaved this many times; medians"
     )
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also serve hotline from another checkout (e.g. `git archive main`) as target "
+        "NAME, interleaved with the others (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve-baseline", choices=["bare", "minimal"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -376,6 +389,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    trees: dict[str, Path] = {}
+    for spec in args.tree:
+        name, _, directory = spec.partition("=")
+        if not name or not directory or not (Path(directory) / "hotline").is_dir():
+            parser.error(f"--tree wants NAME=DIR with DIR/hotline in it, got {spec!r}")
+        trees[name] = Path(directory).resolve()
+        targets.append(name)
+    args.tree_names = list(trees)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
         workdir = Path(tmp)
@@ -386,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             for round_ in range(1, args.rounds + 1):
                 for target in targets:
                     port = _free_port()
-                    command, env = _command(target, port, redis_url, workdir)
+                    command, env = _command(target, port, redis_url, workdir, trees)
                     with _process(command, env, port, cpu=0) as pid:
                         results.append(_measure(target, port, pid, args))
                     print(f"round {round_}: {_row(results[-1])}", flush=True)
@@ -398,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _row(r: Result) -> str:
     return (
-        f"{r.target:<8} {r.rps:>9.1f} req/s  p50 {r.p50_ms:>6.2f} ms  p99 {r.p99_ms:>6.2f} ms"
+        f"{r.target:<14} {r.rps:>9.1f} req/s  p50 {r.p50_ms:>6.2f} ms  p99 {r.p99_ms:>6.2f} ms"
         f"  server {r.server_cpu_us:>6.1f} µs CPU/req"
         f"  ({r.requests} requests, {r.sessions} sessions, {r.errors} errors, {r.seconds}s)"
     )
@@ -432,20 +453,23 @@ def _report(all_runs: list[Result], args: argparse.Namespace) -> None:
         f"rounds of {args.duration:g}s (dial → menu → balance), {args.client} client, "
         f"Python {sys.version.split()[0]}"
     )
-    print(f"{'target':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
+    print(f"{'target':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
     for r in results:
         print(
-            f"{r.target:<8} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
+            f"{r.target:<14} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
             f" {r.server_cpu_us:>11.1f}"
         )
+    for name in [t for t in by if t.startswith("hotline") or t in args.tree_names]:
+        for base in ("minimal", "bare"):
+            if base in by:
+                ratio = by[name].rps / by[base].rps
+                cpu = by[name].server_cpu_us / by[base].server_cpu_us
+                print(
+                    f"{name} / {base:<8} req/s ratio {ratio:.2f}, server CPU per request {cpu:.2f}×"
+                )
     hot = by.get("hotline")
     if hot is None:
         return
-    for base in ("minimal", "bare"):
-        if base in by:
-            ratio = hot.rps / by[base].rps
-            cpu = hot.server_cpu_us / by[base].server_cpu_us
-            print(f"hotline / {base:<8} req/s ratio {ratio:.2f}, server CPU per request {cpu:.2f}×")
     if "minimal" in by:
         ok = hot.rps >= 0.8 * by["minimal"].rps
         print(f"target ≥ 0.80× minimal: {'met' if ok else 'NOT met'}")

@@ -1,7 +1,8 @@
 """Session stores: Redis for production, in-process for one worker (DESIGN.md §7).
 
-A step costs at most two round trips: one pipelined read of the session and the
-subscriber's preferences, one pipelined write. Keys never hold a phone number:
+A step costs at most two round trips: one read of the session and the subscriber's
+preferences (`MGET`; a pipeline on Redis Cluster, where the two keys live in different
+hash slots), one write (a plain `SET … EX` unless the preferences changed). Keys never hold a phone number:
 `hotline:{env}:sess:{channel}:{gateway session id}` and `hotline:{env}:sub:{pseudonym}`.
 Network failures become `SessionStoreUnavailable` here, at the store's edge.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from hotline.errors import SessionStoreUnavailable
@@ -144,6 +146,8 @@ class RedisSessionStore:
 
     def __init__(self, client: AnyRedis) -> None:
         self._redis = client
+        # MGET of keys in different hash slots fails on a Cluster (CROSSSLOT).
+        self._cluster = isinstance(client, RedisCluster)
 
     @classmethod
     def from_url(cls, url: str) -> RedisSessionStore:
@@ -161,10 +165,15 @@ class RedisSessionStore:
 
     async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.get(sub_key)
-                raw, raw_prefs = await pipe.execute()
+            if self._cluster:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.get(key)
+                    pipe.get(sub_key)
+                    raw, raw_prefs = await pipe.execute()
+            else:
+                # One command instead of a pipeline: same round trip, ~20 µs less client
+                # CPU per step (docs/benchmarks.md).
+                raw, raw_prefs = await self._redis.mget(key, sub_key)
         except (RedisError, OSError) as exc:
             raise SessionStoreUnavailable(type(exc).__name__) from exc
         prefs: Prefs = {}
