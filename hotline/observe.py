@@ -17,9 +17,9 @@ answered with the gateway's polite reply, or a bare 500 elsewhere, never a trace
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -36,6 +36,29 @@ _errors = logging.getLogger("hotline.errors")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_CHILDREN_MAX = 4096  # labelled children remembered; the label sets are few and bounded
+
+
+class _Children:
+    """Labelled metric children by (metric, label values).
+
+    prometheus-client's `labels()` checks names and takes a lock on every call: it was
+    most of this middleware's CPU. The children themselves never change, so keep them.
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def __call__(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._known.get(key)
+        if child is None:
+            if len(self._known) >= _CHILDREN_MAX:
+                self._known.clear()
+            child = self._known[key] = metric.labels(*values)
+        return child
 
 
 def _label(value: Any, default: str = "none") -> str:
@@ -64,6 +87,7 @@ def observe(
     *, metrics: Metrics, gateways: Sequence[Gateway]
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Build the middleware; put it first so it sees everything the others do."""
+    children = _Children()
 
     @web.middleware
     async def middleware(
@@ -71,7 +95,8 @@ def observe(
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        # 32 random hex digits, like `uuid4().hex` but without building a UUID object.
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         fields: dict[str, Any] = {"request_id": request_id}
         token = bind_request(fields)
         gateway = find_gateway(gateways, request.path)
@@ -101,7 +126,7 @@ def observe(
         finally:
             elapsed = time.perf_counter() - started
             metrics.in_flight.dec()
-            _finish(request, gateway, fields, status, elapsed, metrics)
+            _finish(request, gateway, fields, status, elapsed, metrics, children)
             token.var.reset(token)
 
     return middleware
@@ -114,20 +139,21 @@ def _finish(
     status: int,
     elapsed: float,
     metrics: Metrics,
+    child: _Children,
 ) -> None:
     outcome = _label(fields.get("outcome"), _default_outcome(status))
     fields["outcome"] = outcome
     if gateway is not None:
         channel, dialect = gateway.channel, gateway.dialect
-        metrics.requests.labels(channel, dialect, outcome).inc()
-        metrics.latency.labels(channel, dialect).observe(elapsed)
+        child(metrics.requests, channel, dialect, outcome).inc()
+        child(metrics.latency, channel, dialect).observe(elapsed)
         flow, state = _label(fields.get("flow")), _label(fields.get("state"))
         if fields.get("session") == "started":
-            metrics.sessions_started.labels(channel, flow).inc()
+            child(metrics.sessions_started, channel, flow).inc()
         if fields.get("ended") is True:
-            metrics.sessions_ended.labels(channel, flow, state).inc()
+            child(metrics.sessions_ended, channel, flow, state).inc()
         if fields.get("invalid") is True:
-            metrics.invalid_inputs.labels(channel, flow, state).inc()
+            child(metrics.invalid_inputs, channel, flow, state).inc()
     level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
     if not _log.isEnabledFor(level):
         return

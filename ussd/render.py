@@ -53,6 +53,7 @@ __all__ = ["NAV_KEYS", "PREFIX_RESERVE", "UssdLayout", "break_points"]
 PREFIX_RESERVE = 4
 NAV_KEYS = ("ussd.more", "ussd.back", "ussd.prev", "ussd.home")
 _CACHE_MAX = 4096
+_RECENT_MAX = 256  # screens remembered by identity; more than the requests in flight
 _PREFER_PUNCTUATION_WITHIN = 6
 
 # Break after these (closing and pausing CJK punctuation), never before them.
@@ -142,7 +143,10 @@ class UssdLayout:
         self._sentences = {lang: catalogs[lang].sentences for lang in catalogs.languages}
         self._texts: dict[tuple[str, str], str] = {}
         self._pages: dict[Hashable, tuple[str, ...]] = {}
-        self._last: tuple[Screen, tuple[str, ...]] | None = None
+        # Pages of the screens of requests in flight, by identity: engine, layout and
+        # dialect ask about the same screen object several times per request, with other
+        # requests' screens in between (while the session is saved).
+        self._recent: dict[int, tuple[Screen, tuple[str, ...]]] = {}
 
     @classmethod
     def from_settings(cls, catalogs: CatalogSet, settings: UssdSettings) -> UssdLayout:
@@ -180,9 +184,9 @@ class UssdLayout:
 
     def pages(self, screen: Screen) -> tuple[str, ...]:
         """All pages of a screen, each within the budget."""
-        last = self._last
-        if last is not None and last[0] is screen:
-            return last[1]
+        recent = self._recent.get(id(screen))
+        if recent is not None and recent[0] is screen:
+            return recent[1]
         key = self._shape(screen)
         pages = self._pages.get(key) if key is not None else None
         if pages is None:
@@ -191,8 +195,9 @@ class UssdLayout:
                 if len(self._pages) >= _CACHE_MAX:
                     self._pages.clear()
                 self._pages[key] = pages
-        # Engine and dialect ask about the same screen object several times per request.
-        self._last = (screen, pages)
+        if len(self._recent) >= _RECENT_MAX:
+            self._recent.clear()
+        self._recent[id(screen)] = (screen, pages)  # holds the screen, so its id stays its own
         return pages
 
     # ----------------------------------------------------------------- private
