@@ -324,6 +324,8 @@ def _hotline_env(redis_url: str, workdir: Path, port: int) -> dict[str, str]:
             # The benchmark replays the same five numbers thousands of times a second.
             "HOTLINE_BALANCE__SUBSCRIBER_RATE": "1000000/second",
             "HOTLINE_SECURITY__SUBSCRIBER_RATE": "1000000/second",
+            # The guard's per-gateway limit (2000/s by default) would answer `END` busy.
+            "HOTLINE_SECURITY__GATEWAY_RATE": "1000000/second",
             "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
             "HOTLINE_LOG_LEVEL": "WARNING",
         }
