@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 PREFS_TTL = 400 * 24 * 3600  # a language choice outlives any session, but not forever
+SWEEP_ABOVE = 10_000  # in-process sessions held before expired ones are swept
 
 
 def session_key(env: str, channel: str, session_id: str) -> str:
@@ -110,6 +111,7 @@ class MemorySessionStore:
         self._sessions: dict[str, tuple[float, str]] = {}
         self._prefs: dict[str, Prefs] = {}
         self._clock = clock
+        self._sweep_above = SWEEP_ABOVE
 
     async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
         entry = self._sessions.get(key)
@@ -125,9 +127,12 @@ class MemorySessionStore:
         self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
     ) -> None:
         now = self._clock()
-        if len(self._sessions) > 10_000:
-            # Sweep expired sessions now and then so abandoned ones do not pile up.
+        if len(self._sessions) > self._sweep_above:
+            # Sweep expired sessions now and then so abandoned ones do not pile up. The
+            # next sweep waits until the live ones have doubled: sweeping on every save
+            # once more than SWEEP_ABOVE sessions were live made each save O(sessions).
             self._sessions = {k: v for k, v in self._sessions.items() if v[0] > now}
+            self._sweep_above = max(SWEEP_ABOVE, 2 * len(self._sessions))
         self._sessions[key] = (now + ttl, record)
         if prefs is not None:
             self._prefs[sub_key] = dict(prefs)
