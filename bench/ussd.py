@@ -300,7 +300,7 @@ def _measure(target: str, port: int, pid: int, args: argparse.Namespace) -> Resu
             duration=args.duration,
             warmup=args.warmup,
             concurrency=args.concurrency,
-            check=target.startswith("hotline"),
+            check=target.startswith("hotline") or target in getattr(args, "tree_names", ()),
             pid=pid,
             client=args.client,
         )
