@@ -94,6 +94,9 @@ class Engine:
         self.actions = actions
         self._zone = ZoneInfo(settings.timezone)
         self._languages = tuple(settings.languages)
+        # A menu's options never change (flow states are frozen): build them once per
+        # state object; the entry holds the state, so its id stays its own.
+        self._options: dict[int, tuple[MenuState, tuple[Option, ...]]] = {}
 
     # ---------------------------------------------------------------- public
 
@@ -427,6 +430,16 @@ class Engine:
         values = self._values(variables, known)
         return tuple(PromptPart(ref.key, values) for ref in shown)
 
+    def _menu_options(self, state: MenuState) -> tuple[Option, ...]:
+        known = self._options.get(id(state))
+        if known is not None and known[0] is state:
+            return known[1]
+        options = tuple(Option(o.key, PromptPart(o.label)) for o in state.options)
+        if len(self._options) >= 4096:  # flows reloaded many times over: start afresh
+            self._options.clear()
+        self._options[id(state)] = (state, options)
+        return options
+
     def _screen(
         self,
         flow: Flow,
@@ -447,7 +460,7 @@ class Engine:
             "can_go_home": depth > 1,
         }
         if isinstance(state, MenuState):
-            options = tuple(Option(o.key, PromptPart(o.label)) for o in state.options)
+            options = self._menu_options(state)
             return Screen(
                 parts=self._parts(state.prompt, record.vars, known),
                 options=options,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -478,6 +479,27 @@ async def test_redis_down_gives_a_polite_end_at_once_and_recovers(
         await asyncio.sleep(0.05)
     assert reply == MAIN_ZH
     assert await Phone(client, "s3").send("1") == BALANCE_ZH
+
+
+async def test_a_hung_redis_gets_an_apology_in_time_and_the_store_recovers(
+    aiohttp_client: MakeClient, tmp_path: Path, stoppable_redis: Any
+) -> None:
+    """Redis alive but silent (SIGSTOP): the store's timeout answers, and after SIGCONT
+    no reply meant for a cancelled command reaches a later one."""
+    client = await aiohttp_client(create_app(make_settings(tmp_path, stoppable_redis.url)))
+    phone = Phone(client, "s1")
+    assert await phone.dial() == MAIN_ZH
+    os.kill(stoppable_redis.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert await phone.press("1") == "END 系统繁忙，请稍后再试。"
+        assert time.monotonic() - started < 1.5
+    finally:
+        os.kill(stoppable_redis.proc.pid, signal.SIGCONT)
+    for n in range(3):
+        other = Phone(client, f"t{n}")
+        assert await other.dial() == MAIN_ZH
+        assert await other.send("1") == BALANCE_ZH
 
 
 async def test_a_bug_in_a_step_is_answered_with_an_apology_never_a_500(
