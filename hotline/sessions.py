@@ -9,7 +9,6 @@ Network failures become `SessionStoreUnavailable` here, at the store's edge.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from hotline.errors import SessionStoreUnavailable
-from hotline.redisurl import AnyRedis, open_redis, parse_redis_url
+from hotline.redisurl import AnyRedis, open_redis
 
 __all__ = [
     "MemorySessionStore",
@@ -32,7 +31,6 @@ __all__ = [
 ]
 
 PREFS_TTL = 400 * 24 * 3600  # a language choice outlives any session, but not forever
-STORE_TIMEOUT = 0.5  # seconds a session read or write may take before we apologise
 SWEEP_ABOVE = 10_000  # in-process sessions held before expired ones are swept
 
 
@@ -151,9 +149,8 @@ class RedisSessionStore:
 
     backend = "redis"
 
-    def __init__(self, client: AnyRedis, timeout: float | None = None) -> None:
+    def __init__(self, client: AnyRedis) -> None:
         self._redis = client
-        self._timeout = timeout  # None: the client's own socket_timeout bounds each call
         # MGET of keys in different hash slots fails on a Cluster (CROSSSLOT).
         self._cluster = isinstance(client, RedisCluster)
 
@@ -161,35 +158,27 @@ class RedisSessionStore:
     def from_url(cls, url: str) -> RedisSessionStore:
         """`redis://`, `rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://`
         (hotline.redisurl documents the forms)."""
-        # On one server, one `asyncio.timeout` around each store call instead of redis-py's
-        # `socket_timeout`, which wraps every send in `asyncio.wait_for` (a task per
-        # command: ~16 µs a step, docs/benchmarks.md). A cancelled command makes redis-py
-        # drop that connection, so no reply is ever read by the wrong caller.
-        plain = parse_redis_url(url) is None
         client = open_redis(
             url,
-            socket_timeout=None if plain else STORE_TIMEOUT,
-            socket_connect_timeout=STORE_TIMEOUT,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
             health_check_interval=15,
             max_connections=256,
             decode_responses=False,
         )
-        return cls(client, STORE_TIMEOUT if plain else None)
-
-    async def _read(self, key: str, sub_key: str) -> list[Any]:
-        if self._cluster:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.get(sub_key)
-                return list(await pipe.execute())
-        # One command instead of a pipeline: same round trip, ~20 µs less client CPU
-        # per step (docs/benchmarks.md).
-        return list(await self._redis.mget(key, sub_key))
+        return cls(client)
 
     async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
         try:
-            async with asyncio.timeout(self._timeout):
-                raw, raw_prefs = await self._read(key, sub_key)
+            if self._cluster:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.get(key)
+                    pipe.get(sub_key)
+                    raw, raw_prefs = await pipe.execute()
+            else:
+                # One command instead of a pipeline: same round trip, ~20 µs less client
+                # CPU per step (docs/benchmarks.md).
+                raw, raw_prefs = await self._redis.mget(key, sub_key)
         except (RedisError, OSError) as exc:
             raise SessionStoreUnavailable(type(exc).__name__) from exc
         prefs: Prefs = {}
@@ -206,21 +195,19 @@ class RedisSessionStore:
         self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
     ) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
-                if prefs is None:
-                    await self._redis.set(key, record.encode("utf-8"), ex=ttl)
-                    return
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.set(key, record.encode("utf-8"), ex=ttl)
-                    pipe.set(sub_key, json.dumps(prefs, separators=(",", ":")), ex=PREFS_TTL)
-                    await pipe.execute()
+            if prefs is None:
+                await self._redis.set(key, record.encode("utf-8"), ex=ttl)
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, record.encode("utf-8"), ex=ttl)
+                pipe.set(sub_key, json.dumps(prefs, separators=(",", ":")), ex=PREFS_TTL)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise SessionStoreUnavailable(type(exc).__name__) from exc
 
     async def ping(self) -> bool:
         try:
-            async with asyncio.timeout(self._timeout):
-                return bool(await self._redis.ping())
+            return bool(await self._redis.ping())
         except (RedisError, OSError):
             return False
 
