@@ -214,6 +214,7 @@ def _hotline_env(redis_url: str, workdir: Path, audio: Path, port: int | None) -
             "HOTLINE_BALANCE__LEDGER_PATH": str(workdir / "ledger.sqlite3"),
             "HOTLINE_BALANCE__SUBSCRIBER_RATE": "1000000/second",
             "HOTLINE_SECURITY__SUBSCRIBER_RATE": "1000000/second",
+            "HOTLINE_SECURITY__GATEWAY_RATE": "1000000/second",  # else 2000/s answer busy
             "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
             "HOTLINE_LOG_LEVEL": "WARNING",
             "HOTLINE_IVR__AUDIO_DIR": str(audio),

@@ -9,7 +9,6 @@ Network failures become `SessionStoreUnavailable` here, at the store's edge.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -71,12 +70,43 @@ class SessionRecord:
 
     @classmethod
     def loads(cls, raw: str | bytes) -> SessionRecord:
-        """Parse a stored record; raises `ValueError` on anything malformed."""
+        """Parse a stored record; raises `ValueError` on anything malformed.
+
+        Field types are checked here, so a corrupt record is an unknown session state
+        (a polite end) rather than an error deep inside the engine.
+        """
         try:
-            data = orjson.loads(raw)
-            return cls(**data)
+            data = orjson.loads(raw)  # invalid UTF-8 is a JSONDecodeError too
+            record = cls(**data)
         except (TypeError, orjson.JSONDecodeError) as exc:
             raise ValueError(f"malformed session record: {exc}") from exc
+        for name, kind in _FIELD_TYPES.items():
+            value = getattr(record, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ValueError(f"malformed session record: {name} is {type(value).__name__}")
+        if not all(isinstance(state, str) for state in record.back):
+            raise ValueError("malformed session record: back holds a non-state")
+        return record
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "flow": str,
+    "version": str,
+    "state": str,
+    "language": str,
+    "vars": dict,
+    "page": int,
+    "back": list,
+    "transcript": str,
+    "reply": str,
+    "invalid": int,
+    "notice": str,
+    "final": str,
+    "no_input": int,
+    "hops": int,
+    "ended": bool,
+    "started": (int, float),
+}
 
 
 Prefs = dict[str, str]
@@ -85,9 +115,7 @@ Prefs = dict[str, str]
 class SessionStore(Protocol):
     """Where sessions and subscriber preferences live."""
 
-    backend: str
-
-    async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
+    async def load(self, key: str, sub_key: str) -> tuple[str | bytes | None, Prefs]:
         """The raw session record (or None) and the subscriber's preferences."""
         ...
 
@@ -105,11 +133,9 @@ class SessionStore(Protocol):
 class MemorySessionStore:
     """In-process store with TTLs; correct for a single worker only."""
 
-    backend = "memory"
-
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._sessions: dict[str, tuple[float, str]] = {}
-        self._prefs: dict[str, Prefs] = {}
+        self._prefs: dict[str, tuple[float, Prefs]] = {}
         self._clock = clock
         self._sweep_above = SWEEP_ABOVE
 
@@ -121,7 +147,10 @@ class MemorySessionStore:
             if expires <= self._clock():
                 del self._sessions[key]
                 record = None
-        return record, dict(self._prefs.get(sub_key, {}))
+        prefs = self._prefs.get(sub_key)
+        if prefs is None or prefs[0] <= self._clock():
+            return record, {}
+        return record, dict(prefs[1])
 
     async def save(
         self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
@@ -132,10 +161,11 @@ class MemorySessionStore:
             # next sweep waits until the live ones have doubled: sweeping on every save
             # once more than SWEEP_ABOVE sessions were live made each save O(sessions).
             self._sessions = {k: v for k, v in self._sessions.items() if v[0] > now}
+            self._prefs = {k: v for k, v in self._prefs.items() if v[0] > now}
             self._sweep_above = max(SWEEP_ABOVE, 2 * len(self._sessions))
         self._sessions[key] = (now + ttl, record)
         if prefs is not None:
-            self._prefs[sub_key] = dict(prefs)
+            self._prefs[sub_key] = (now + PREFS_TTL, dict(prefs))
 
     async def ping(self) -> bool:
         return True
@@ -146,8 +176,6 @@ class MemorySessionStore:
 
 class RedisSessionStore:
     """Sessions in Redis (redis-py asyncio with hiredis); one client per worker."""
-
-    backend = "redis"
 
     def __init__(self, client: AnyRedis) -> None:
         self._redis = client
@@ -168,7 +196,7 @@ class RedisSessionStore:
         )
         return cls(client)
 
-    async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
+    async def load(self, key: str, sub_key: str) -> tuple[str | bytes | None, Prefs]:
         try:
             if self._cluster:
                 async with self._redis.pipeline(transaction=False) as pipe:
@@ -184,12 +212,13 @@ class RedisSessionStore:
         prefs: Prefs = {}
         if raw_prefs:
             try:
-                loaded = json.loads(raw_prefs)
+                loaded = orjson.loads(raw_prefs)
                 if isinstance(loaded, dict):
                     prefs = {str(k): str(v) for k, v in loaded.items()}
-            except json.JSONDecodeError:
+            except orjson.JSONDecodeError:
                 prefs = {}
-        return (raw.decode("utf-8") if raw is not None else None), prefs
+        # Bytes as stored: `SessionRecord.loads` reads them, and refuses corrupt ones.
+        return raw, prefs
 
     async def save(
         self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
@@ -200,7 +229,7 @@ class RedisSessionStore:
                 return
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(key, record.encode("utf-8"), ex=ttl)
-                pipe.set(sub_key, json.dumps(prefs, separators=(",", ":")), ex=PREFS_TTL)
+                pipe.set(sub_key, orjson.dumps(prefs), ex=PREFS_TTL)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise SessionStoreUnavailable(type(exc).__name__) from exc

@@ -144,7 +144,7 @@ class Engine:
     # ------------------------------------------------------------ the session
 
     @staticmethod
-    def _parse(raw: str | None) -> SessionRecord | None:
+    def _parse(raw: str | bytes | None) -> SessionRecord | None:
         if raw is None:
             return None
         try:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from hotline.config import Settings
 from hotline.errors import SessionStoreUnavailable
@@ -15,7 +16,13 @@ from hotline.flow.registry import FlowRegistry
 from hotline.i18n import TextFormatter, load_catalogs
 from hotline.privacy import Pseudonymizer
 from hotline.screen import Screen
-from hotline.sessions import MemorySessionStore, RedisSessionStore, SessionStore
+from hotline.sessions import (
+    PREFS_TTL,
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionStore,
+    session_key,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -238,3 +245,35 @@ async def test_redis_down_raises_store_unavailable(stoppable_redis: object) -> N
     turn = await engine.step(ussd("s1", "5"), layout)
     assert turn.screen.state == "language"
     await redis_store.close()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b'{"flow":"balance","version":"x","state":"main","language":"zh-CN","back":5}',
+        b'{"flow":"balance","version":"x","state":"main","language":"zh-CN","vars":[]}',
+        b'{"flow":"balance","version":"x","state":"main","language":"zh-CN","back":[1]}',
+        b'{"flow":"balance","version":"x","state":"main","language":"zh-CN","page":true}',
+        b"\xff\xfe not even utf-8",
+    ],
+)
+async def test_corrupt_stored_record_ends_politely(redis_url: str, stored: bytes) -> None:
+    redis_store = RedisSessionStore.from_url(redis_url)
+    engine = make_engine(redis_store)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    client = redis.Redis.from_url(redis_url)
+    client.set(session_key("dev", "test", "s1"), stored)
+    client.close()
+    turn = await engine.step(ussd("s1", "1"), layout)
+    assert turn.screen.ends and turn.reply == "END 会话已失效，请重新拨打。"
+    await redis_store.close()
+
+
+async def test_in_process_preferences_expire() -> None:
+    now = [0.0]
+    memory = MemorySessionStore(clock=lambda: now[0])
+    await memory.save("s", "{}", 60, "sub", {"lang": "en"})
+    assert (await memory.load("s", "sub"))[1] == {"lang": "en"}
+    now[0] += PREFS_TTL + 1
+    assert await memory.load("s", "sub") == (None, {})
