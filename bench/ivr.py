@@ -24,21 +24,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from _proc import cpu_seconds, free_port, pin, process, redis_server
 
 __all__ = ["main"]
 
@@ -47,64 +45,6 @@ USSD_BENCH = ROOT / "bench" / "ussd.py"
 VOICE = "/ivr/twilio/voice"
 BASELINE_PATH = "/ussd/africastalking"
 PHONES = tuple(f"+86138001380{n:02d}" for n in (0, 1, 2, 4, 5))  # demo numbers, not suspended
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
-
-
-def _pin(cpu: int) -> None:
-    if (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
-
-
-@contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], port: int | None, *, cpu: int) -> Iterator[int]:
-    proc = subprocess.Popen(
-        args,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=lambda: _pin(cpu),  # affinity only: safe between fork and exec
-    )
-    try:
-        if port is not None:
-            _wait_port(port, proc)
-        yield proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.returncode not in (0, -signal.SIGTERM) and proc.stderr is not None:
-            sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -183,12 +123,12 @@ async def _load(
         stop_at = time.perf_counter() + warmup
         await asyncio.gather(*(call(i, session) for i in range(concurrency)))
         measuring = True
-        cpu_before = _cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         started = time.perf_counter()
         stop_at = started + duration
         await asyncio.gather(*(call(i, session) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
-        cpu = _cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return Result(
@@ -256,16 +196,6 @@ def _command(target: str, port: int, redis_url: str, workdir: Path, audio: Path)
     return command, dict(os.environ)
 
 
-def _redis_server(port: int, workdir: Path) -> list[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    return [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", str(workdir),
-    ]  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     import uvloop
 
@@ -286,15 +216,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"hotline prompts build (zh-CN + en, empty cache): {build_seconds:.2f} s — {build_line}"
         )
-        redis_port = _free_port()
+        redis_port = free_port()
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        with _process(_redis_server(redis_port, workdir), dict(os.environ), redis_port, cpu=1):
-            _pin(1)
+        with process(redis_server(redis_port, workdir), dict(os.environ), redis_port, cpu=1):
+            pin(1)
             for round_ in range(1, args.rounds + 1):
                 for target in targets:
-                    port = _free_port()
+                    port = free_port()
                     command, env = _command(target, port, redis_url, workdir, audio)
-                    with _process(command, env, port, cpu=0) as pid:
+                    with process(command, env, port, cpu=0) as pid:
                         result = uvloop.run(
                             _load(
                                 target, port, duration=args.duration, warmup=args.warmup,
