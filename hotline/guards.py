@@ -18,10 +18,13 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
+from hotline.i18n import TextFormatter
+from hotline.keys import ENGINE, SETTINGS
 from hotline.logs import note
 from hotline.metrics import Metrics
 from hotline.privacy import Pseudonymizer
 from hotline.ratelimit import RateLimiter
+from hotline.screen import PromptPart
 from hotline.security import Network, client_ip, ip_allowed, token_ok
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "find_gateway",
     "forbidden",
     "gateway_guard",
+    "polite_sentence",
     "public_url",
 ]
 
@@ -216,3 +220,15 @@ def gateway_guard(
         return await handler(request)
 
     return guard
+
+
+#: Why a guard answered for the flow → the catalog sentence the subscriber gets.
+_POLITE_KEYS = {"subscriber_rate": "error.rate_limited", "gateway_rate": "error.busy"}
+
+
+def polite_sentence(app: web.Application, reason: str) -> tuple[str, str]:
+    """(language, sentence) for a request a guard answers itself; anything unknown is our
+    fault and gets the busy sentence. The default language: the subscriber's is not loaded."""
+    language = app[SETTINGS].default_language
+    key = _POLITE_KEYS.get(reason, "error.busy")
+    return language, app[ENGINE].catalogs[language].render(PromptPart(key), TextFormatter())

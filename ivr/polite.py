@@ -6,24 +6,13 @@ import xml.etree.ElementTree as ET
 
 from aiohttp import web
 
-from hotline.i18n import TextFormatter
-from hotline.keys import ENGINE, SETTINGS
-from hotline.screen import PromptPart
+from hotline.guards import polite_sentence
 
 __all__ = ["polite_reply", "polite_reply_africastalking"]
 
-_KEYS = {"subscriber_rate": "error.rate_limited"}
-_FORMATTER = TextFormatter()
-
 
 def _document(request: web.Request, reason: str, hangup: bool) -> web.Response:
-    app = request.app
-    language = app[SETTINGS].default_language
-    text = (
-        app[ENGINE]
-        .catalogs[language]
-        .render(PromptPart(_KEYS.get(reason, "error.busy")), _FORMATTER)
-    )
+    language, text = polite_sentence(request.app, reason)
     root = ET.Element("Response")
     ET.SubElement(root, "Say", {"language": language}).text = text
     if hangup:

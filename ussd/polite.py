@@ -8,20 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hotline.i18n import TextFormatter
-from hotline.keys import ENGINE, SETTINGS
-from hotline.screen import PromptPart
+from hotline.guards import polite_sentence
 
-__all__ = ["KEYS", "polite_reply"]
-
-# Guard reason → catalog key; anything else is our fault and gets the busy sentence.
-KEYS = {"subscriber_rate": "error.rate_limited", "gateway_rate": "error.busy"}
-_FORMATTER = TextFormatter()
+__all__ = ["polite_reply"]
 
 
 async def polite_reply(request: web.Request, reason: str) -> web.StreamResponse:
-    """`END <sentence>` in the default language (the subscriber's is not loaded yet)."""
-    app = request.app
-    catalog = app[ENGINE].catalogs[app[SETTINGS].default_language]
-    text = catalog.render(PromptPart(KEYS.get(reason, "error.busy")), _FORMATTER)
+    """`END <sentence>` in the default language."""
+    _, text = polite_sentence(request.app, reason)
     return web.Response(text=f"END {text}", content_type="text/plain", charset="utf-8")
