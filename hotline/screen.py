@@ -78,9 +78,17 @@ class ChannelLayout(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """The outcome of one engine step."""
+    """The outcome of one engine step.
+
+    `events` names what happened (`started`, `invalid:<state>`, `ended:<state>`,
+    `action:<name>:<outcome>`, …); a repeated request's turn has exactly `("repeated",)`.
+    """
 
     screen: Screen
     reply: str
-    repeated: bool = False
     events: tuple[str, ...] = ()
+
+    @property
+    def repeated(self) -> bool:
+        """The gateway sent the same request again and got the stored reply."""
+        return self.events == ("repeated",)

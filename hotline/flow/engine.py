@@ -122,7 +122,7 @@ class Engine:
             flow = self.registry.get(record.flow, record.version)
             screen = self._screen(flow, record, layout) if flow else self._final(record)
             note_turn(record.flow, screen.state, screen.ends, ("repeated",))
-            return Turn(screen=screen, reply=record.reply, repeated=True, events=("repeated",))
+            return Turn(screen=screen, reply=record.reply, events=("repeated",))
 
         step = await self._advance(event, layout, record, prefs)
         screen = self._finish(step)
