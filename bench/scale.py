@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -39,15 +38,11 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _proc import free_port, redis_server
+
 ROOT = Path(__file__).resolve().parent.parent
 PHONES = [f"+86138001380{n:02d}" for n in (0, 1, 2, 4, 5)]  # 03 is suspended: also fine
 PATH = "/ussd/africastalking"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- processes
@@ -55,24 +50,9 @@ def _free_port() -> int:
 
 class Redis:
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed")
+        self.port = free_port()
         self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
+            redis_server(self.port, workdir),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -118,7 +98,7 @@ class Service:
     """`hotline serve --workers N` (or the bare app) as a subprocess."""
 
     def __init__(self, workers: int, redis_url: str, workdir: Path, bare: bool = False) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.workers = workers
         env = {
             **os.environ,
