@@ -1,7 +1,8 @@
 """Redis client from one URL: a single server, a Sentinel-managed master, or a Cluster.
 
 - `redis://[user:pass@]host:6379/0`, `rediss://…`, `unix:///run/redis.sock`: one server
-  (redis-py's own `from_url`).
+  (redis-py's own `from_url`; the session store speaks to `redis://` and `unix://` servers
+  over `hotline.redislink` instead).
 - `redis+sentinel://[user:pass@]s1:26379,s2:26379/<master name>[/<db>]`: ask the Sentinels
   for the current master of `<master name>`; redis-py follows a failover by itself. The
   credentials are the master's; `?sentinel_password=…` authenticates to the Sentinels.
@@ -20,6 +21,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
+
+from hotline.redislink import link_address
 
 __all__ = ["RedisTarget", "check_redis_url", "open_redis", "parse_redis_url"]
 
@@ -100,6 +103,7 @@ def check_redis_url(url: str) -> None:
             "expected redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
         )
     parse_redis_url(url)
+    link_address(url)
 
 
 def open_redis(url: str, **client_options: Any) -> AnyRedis:

@@ -26,9 +26,11 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server process that tests may stop and start again."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra: str, password: str | None = None) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.extra = extra  # more redis-server options, e.g. ("--unixsocket", path)
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,11 +54,13 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *(("--requirepass", self.password) if self.password else ()),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -75,7 +79,7 @@ class RedisServer:
             self.proc = None
 
     def flush(self) -> None:
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(port=self.port, password=self.password)
         client.flushall()
         client.close()
 
