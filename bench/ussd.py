@@ -9,7 +9,10 @@ process on its own port (uvloop, one worker):
   flow, catalogs and USSD layout;
 - `minimal`: an aiohttp handler doing only the unavoidable work of a USSD step: parse the
   form, one Redis GET, one SET with a TTL, reply;
-- `bare`: an aiohttp handler that answers a constant `CON` text.
+- `bare`: an aiohttp handler that answers a constant `CON` text;
+- `minimal-link` (diagnostic, via `--targets`): `minimal` talking to Redis over hotline's
+  own pipelined connection (`hotline.redislink`) instead of redis-py's client — what the
+  unavoidable work costs with the cheapest client, to show where hotline's margin comes from.
 
 The load generator (this process, uvloop) runs `--concurrency` loops, each playing whole
 sessions: dial (`text=""`) → main menu, then `1` → balance (`END …`), with a new
@@ -56,6 +59,8 @@ def _serve_baseline(kind: str, port: int, redis_url: str) -> None:
     import uvloop
     from aiohttp import web
 
+    from hotline.redislink import RedisLink, link_address
+
     async def bare(request: web.Request) -> web.Response:
         return web.Response(text="CON hello", content_type="text/plain", charset="utf-8")
 
@@ -69,17 +74,37 @@ def _serve_baseline(kind: str, port: int, redis_url: str) -> None:
         await client.set(key, record, ex=SESSION_TTL)
         return web.Response(text="CON hello", content_type="text/plain", charset="utf-8")
 
+    async def minimal_link(request: web.Request) -> web.Response:
+        form = await request.post()
+        key = "bench:sess:" + str(form["sessionId"])
+        link = request.app[LINK]
+        previous = await link.execute("GET", key)
+        record = f"{form['text']!s}|{previous!r:.16}".encode() + RECORD_PAD
+        await link.execute("SET", key, record, "EX", SESSION_TTL)
+        return web.Response(text="CON hello", content_type="text/plain", charset="utf-8")
+
     CLIENT = web.AppKey("CLIENT", aioredis.Redis)
+    LINK = web.AppKey("LINK", RedisLink)
 
     async def redis_ctx(app: web.Application) -> object:
         app[CLIENT] = aioredis.from_url(redis_url, max_connections=256)
         yield
         await app[CLIENT].aclose()
 
+    async def link_ctx(app: web.Application) -> object:
+        address = link_address(redis_url)
+        assert address is not None
+        app[LINK] = RedisLink(address)
+        yield
+        await app[LINK].close()
+
     app = web.Application()
     if kind == "minimal":
         app.cleanup_ctx.append(redis_ctx)  # type: ignore[arg-type]
         app.router.add_post(PATH, minimal)
+    elif kind == "minimal-link":
+        app.cleanup_ctx.append(link_ctx)  # type: ignore[arg-type]
+        app.router.add_post(PATH, minimal_link)
     else:
         app.router.add_post(PATH, bare)
     uvloop.install()
@@ -291,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--targets",
         default="bare,minimal,hotline",
-        help="comma-separated; also hotline-memory (in-process sessions, for diagnosis)",
+        help="comma-separated; also hotline-memory (in-process sessions) and minimal-link "
+        "(minimal over hotline's Redis link), for diagnosis",
     )
     parser.add_argument(
         "--client",
@@ -311,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         "NAME, interleaved with the others (repeatable)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve-baseline", choices=["bare", "minimal"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve-baseline", choices=["bare", "minimal", "minimal-link"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -391,12 +417,12 @@ def _report(all_runs: list[Result], args: argparse.Namespace) -> None:
             f" {r.server_cpu_us:>11.1f}"
         )
     for name in [t for t in by if t.startswith("hotline") or t in args.tree_names]:
-        for base in ("minimal", "bare"):
+        for base in ("minimal", "minimal-link", "bare"):
             if base in by:
                 ratio = by[name].rps / by[base].rps
                 cpu = by[name].server_cpu_us / by[base].server_cpu_us
                 print(
-                    f"{name} / {base:<8} req/s ratio {ratio:.2f}, server CPU per request {cpu:.2f}×"
+                    f"{name} / {base:<12} req/s ratio {ratio:.2f}, server CPU per request {cpu:.2f}×"
                 )
     hot = by.get("hotline")
     if hot is None:
