@@ -31,7 +31,14 @@ LINK_SCHEMES = ("redis", "unix")
 
 
 class RedisLinkError(ConnectionError):
-    """The server could not be reached, went away, or did not answer in time."""
+    """The server could not be reached, went away, or did not answer in time.
+
+    `reconnect` is true when the connection was found closed (not slow): a new one may work.
+    """
+
+    def __init__(self, message: str, *, reconnect: bool = False) -> None:
+        super().__init__(message)
+        self.reconnect = reconnect
 
 
 class RedisReplyError(Exception):
@@ -122,6 +129,8 @@ class _Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small requests and replies: Nagle plus delayed ACKs would stall them ~40 ms.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # A peer that vanished without a FIN is noticed while the connection is idle.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -138,14 +147,14 @@ class _Connection(asyncio.Protocol):
             self.abort(RedisLinkError(f"protocol error: {type(exc).__name__}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.abort(RedisLinkError("connection closed by the server"))
+        self.abort(RedisLinkError("connection closed by the server", reconnect=True))
 
     # -- used by RedisLink
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one packed command; the future gets its reply."""
         if self.closed:
-            raise RedisLinkError("connection is closed")
+            raise RedisLinkError("connection is closed", reconnect=True)
         future = self._loop.create_future()
         self._waiters.append(_Waiter(future, self._loop.time() + self._timeout))
         if not self._outgoing:
@@ -203,18 +212,43 @@ class RedisLink:
 
     async def execute(self, *args: str | bytes | int) -> Any:
         """Run one command and return its reply (bytes, int, list, None …)."""
-        connection = self._connection
-        if connection is None or connection.closed:
-            connection = await self._connect()
-        return await connection.send(_pack(args))
+        (reply,) = await self.execute_many(args)
+        return reply
 
     async def execute_many(self, *commands: tuple[str | bytes | int, ...]) -> list[Any]:
-        """Run several commands in one write; replies in order, the first error raised."""
+        """Run several commands in one write; replies in order, the first error raised.
+
+        A connection found closed (the server restarted, an idle connection was dropped) is
+        replaced and the commands sent once more on the new one — the session store's
+        commands are idempotent. A timeout is not retried: the caller has waited enough.
+        """
+        packed = [_pack(args) for args in commands]
+        try:
+            return await self._send(await self._ready(), packed)
+        except RedisLinkError as exc:
+            if not exc.reconnect:
+                raise
+        return await self._send(await self._ready(), packed)
+
+    @staticmethod
+    async def _send(connection: _Connection, packed: list[bytes]) -> list[Any]:
+        futures = [connection.send(command) for command in packed]
+        replies: list[Any] = []
+        error: BaseException | None = None
+        for future in futures:  # await every reply, so no error goes unretrieved
+            try:
+                replies.append(await future)
+            except (RedisLinkError, RedisReplyError) as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return replies
+
+    async def _ready(self) -> _Connection:
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
-        futures = [connection.send(_pack(args)) for args in commands]
-        return [await future for future in futures]
+        return connection
 
     async def close(self) -> None:
         if self._connecting is not None:

@@ -160,6 +160,21 @@ async def test_server_gone_and_back(stoppable_redis: RedisServer) -> None:
     await client.close()
 
 
+async def test_a_restarted_server_is_reconnected_to_without_an_error(
+    stoppable_redis: RedisServer,
+) -> None:
+    """The connection the link holds died with the server; the next call opens a new one."""
+    address = link_address(stoppable_redis.url)
+    assert address is not None
+    client = RedisLink(address)
+    assert await client.execute("SET", "k", "v") == b"OK"
+    stoppable_redis.stop()
+    stoppable_redis.start()
+    assert await client.execute("SET", "k", "again") == b"OK"
+    assert await client.execute_many(("GET", "k"), ("GET", "none")) == [b"again", None]
+    await client.close()
+
+
 async def _misbehaving_server(
     answer: Callable[[bytes], bytes | None],
 ) -> tuple[asyncio.Server, LinkAddress]:
