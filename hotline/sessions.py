@@ -63,9 +63,13 @@ class SessionRecord:
     started: float = field(default_factory=time.time)
 
     def dumps(self) -> str:
+        return self.to_json().decode("utf-8")
+
+    def to_json(self) -> bytes:
+        """The stored form as UTF-8 bytes (what `dumps` returns as text)."""
         # orjson writes a dataclass natively (fields in order, `vars` not copied):
         # `dataclasses.asdict` deep-copied `vars` and cost half of a step's CPU once.
-        return orjson.dumps(self).decode("utf-8")
+        return orjson.dumps(self)
 
     @classmethod
     def loads(cls, raw: str | bytes) -> SessionRecord:
