@@ -219,8 +219,9 @@ class Engine:
         )
         if not step.record.ended:  # an ended session is only ever read again for a repeat
             self._saved.keep(skey, text, data, step.record)
-        note_turn(step.record.flow, screen.state, screen.ends, tuple(step.events))
-        return Turn(screen=screen, reply=reply, events=tuple(step.events))
+        events = tuple(step.events)
+        note_turn(step.record.flow, screen.state, screen.ends, events)
+        return Turn(screen, reply, events)
 
     # ------------------------------------------------------------ the session
 
