@@ -66,6 +66,10 @@ class ChannelLayout(Protocol):
     an invalid choice). `session_ttl` is how long this channel's sessions live in the
     store. `render` produces the opaque reply body the engine stores so that
     a repeated request gets the identical reply.
+
+    Both answer from the screen alone (same screen, same answer): the engine builds a
+    screen without values once and hands the same object out again, and decides from
+    `page_count` whether such an ending screen still waits for `98`.
     """
 
     channel: str

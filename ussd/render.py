@@ -187,10 +187,11 @@ class UssdLayout:
         recent = self._recent.get(id(screen))
         if recent is not None and recent[0] is screen:
             return recent[1]
-        key = self._shape(screen)
+        lang = self._languages.get(screen.language, self._default)
+        key = self._shape(screen, lang)
         pages = self._pages.get(key) if key is not None else None
         if pages is None:
-            pages = self._paginate(screen, self._language(screen))
+            pages = self._paginate(screen, lang)
             if key is not None:
                 if len(self._pages) >= _CACHE_MAX:
                     self._pages.clear()
@@ -202,17 +203,15 @@ class UssdLayout:
 
     # ----------------------------------------------------------------- private
 
-    def _language(self, screen: Screen) -> str:
-        return self._languages.get(screen.language, self._default)
-
-    def _shape(self, screen: Screen) -> Hashable | None:
+    def _shape(self, screen: Screen, lang: str) -> Hashable | None:
         """A cache key if nothing on the screen depends on values, else None."""
-        lang = self._language(screen)
         static = self._static[lang]
-        if any(part.key not in static for part in screen.parts):
-            return None
-        if any(option.label.key not in static for option in screen.options):
-            return None
+        for part in screen.parts:  # loops, not any(): this runs on every request
+            if part.key not in static:
+                return None
+        for option in screen.options:
+            if option.label.key not in static:
+                return None
         notice = screen.notice
         if notice is not None and notice.key not in static:
             return None
@@ -252,17 +251,24 @@ class UssdLayout:
 
     def _paginate(self, screen: Screen, lang: str) -> tuple[str, ...]:
         nav = self._nav[lang]
-        header = [] if screen.notice is None else [self._text(lang, screen.notice)]
-        units: list[_Unit] = []
+        text = self._text
+        header = [] if screen.notice is None else [text(lang, screen.notice)]
+        lines: list[str] = []
         for part in screen.parts:
-            units.extend(_Unit(line, True) for line in self._text(lang, part).split("\n") if line)
+            sentence = text(lang, part)
+            if "\n" in sentence:
+                lines.extend(line for line in sentence.split("\n") if line)
+            elif sentence:
+                lines.append(sentence)
+        splittable = len(lines)  # sentence lines may be broken; option lines never
         for option in screen.options:
-            units.append(_Unit(f"{option.key}.{self._text(lang, option.label)}", False))
+            lines.append(f"{option.key}.{text(lang, option.label)}")
 
-        whole = _compose(header, [u.text for u in units], self._footer(nav, screen, 0, True))
+        whole = _compose(header, lines, self._footer(nav, screen, 0, True))
         if fits(whole, self.page_limits):
             return (whole,)
 
+        units = [_Unit(line, n < splittable) for n, line in enumerate(lines)]
         pages: list[str] = []
         while True:
             number = len(pages)

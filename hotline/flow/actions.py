@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot, Bucket
     from hotline.balance.provider import BalanceProvider
 
-__all__ = ["ACTIONS", "ActionContext", "ActionRegistry", "snapshot_variables"]
+__all__ = [
+    "ACTIONS",
+    "ActionContext",
+    "ActionRegistry",
+    "SnapshotVariables",
+    "snapshot_variables",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ class ActionContext:
     secrets: dict[str, str] = field(default_factory=dict)
     new_language: str | None = None
     values: dict[str, Value] = field(default_factory=dict)
+    snapshots: SnapshotVariables | None = None  # the engine's memo; None computes afresh
 
     def set_value(self, name: str, value: Value) -> None:
         """Store a typed value for prompts (encoded for the session, kept decoded here)."""
@@ -133,6 +140,48 @@ def snapshot_variables(snapshot: BalanceSnapshot, zone: ZoneInfo) -> dict[str, V
     return found
 
 
+Encoded = Mapping[str, Any]
+
+
+def _as_variables(found: dict[str, Value | bool]) -> tuple[Encoded, Mapping[str, Value]]:
+    """Session variables (values encoded, flags as is) and the typed values among them."""
+    variables: dict[str, Any] = {}
+    values: dict[str, Value] = {}
+    for name, value in found.items():
+        if isinstance(value, bool):
+            variables[name] = value
+        else:
+            variables[name] = encode_value(value)
+            values[name] = value
+    return variables, values
+
+
+class SnapshotVariables:
+    """`snapshot_variables` + encoding, remembered per snapshot object.
+
+    A warm balance cache hands every step of a subscriber the very same frozen
+    snapshot for `fresh_ttl` seconds, so the conversion runs once per snapshot rather
+    than once per step (measured: ~9 µs of a ~40 µs balance step). Entries hold their
+    snapshot, so an id is never mistaken for another object's. The encoded variables
+    are shared by every session that copies them in: nothing mutates a stored value.
+    """
+
+    def __init__(self, zone: ZoneInfo, size: int = 1024) -> None:
+        self.zone = zone
+        self._size = size
+        self._memo: dict[int, tuple[BalanceSnapshot, Encoded, Mapping[str, Value]]] = {}
+
+    def __call__(self, snapshot: BalanceSnapshot) -> tuple[Encoded, Mapping[str, Value]]:
+        entry = self._memo.get(id(snapshot))
+        if entry is not None and entry[0] is snapshot:
+            return entry[1], entry[2]
+        variables, values = _as_variables(snapshot_variables(snapshot, self.zone))
+        if len(self._memo) >= self._size:
+            self._memo.clear()  # snapshots a warm cache no longer serves; start afresh
+        self._memo[id(snapshot)] = (snapshot, variables, values)
+        return variables, values
+
+
 @ACTIONS.action("balance.lookup")
 async def balance_lookup(ctx: ActionContext) -> str:
     """Fetch the subscriber's balances into variables.
@@ -163,11 +212,13 @@ async def balance_lookup(ctx: ActionContext) -> str:
         return ERROR
     if snapshot.account_status in _SUSPENDED:
         return "suspended"
-    for name, value in snapshot_variables(snapshot, ctx.timezone).items():
-        if isinstance(value, bool):
-            ctx.variables[name] = value
-        else:
-            ctx.set_value(name, value)
+    memo = ctx.snapshots
+    if memo is not None and memo.zone == ctx.timezone:
+        variables, values = memo(snapshot)
+    else:
+        variables, values = _as_variables(snapshot_variables(snapshot, ctx.timezone))
+    ctx.variables.update(variables)
+    ctx.values.update(values)
     return OK
 
 

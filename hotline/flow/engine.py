@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from hotline.config import Settings
 from hotline.errors import SessionStoreUnavailable
 from hotline.events import ChannelEvent
-from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry
+from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry, SnapshotVariables
 from hotline.flow.model import (
     MAX_STEPS_PER_TURN,
     ActionState,
@@ -29,7 +29,6 @@ from hotline.flow.model import (
     Flow,
     InputState,
     MenuState,
-    PromptRef,
     SwitchState,
 )
 from hotline.flow.registry import FlowRegistry
@@ -71,6 +70,78 @@ class _Step:
     values: dict[str, Value] = field(default_factory=dict)  # set this step, already decoded
 
 
+WaitingState = MenuState | InputState | EndState
+_CACHE_MAX = 4096  # prepared states / screens kept; flows reloaded many times over: start afresh
+
+
+@dataclass(frozen=True, slots=True)
+class _PromptItem:
+    """One sentence of a state's prompt, prepared for the hot path.
+
+    `part` is the ready-made part when the sentence has no placeholder in any language;
+    otherwise `names` are the variables its placeholders read (None: the sentence is in
+    no catalog, so it gets every value, as before).
+    """
+
+    key: str
+    when: str | None
+    unless: str | None
+    part: PromptPart | None
+    names: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a waiting state shows, prepared once per (frozen) state object.
+
+    `static` holds every part when no sentence is conditional or needs a value: such a
+    screen depends only on the record's language, notice, page and back depth, so the
+    engine builds it once (the main menu is the same for every subscriber).
+    """
+
+    state: WaitingState  # held, so the id the plan is filed under stays this state's
+    prompt: tuple[_PromptItem, ...]
+    static: tuple[PromptPart, ...] | None
+    options: tuple[Option, ...]
+
+
+class _SavedRecords:
+    """The records this process saved last, by session key, with the exact form saved.
+
+    Parsing a session back cost ~3-7 µs a step. When the store returns exactly what this
+    process wrote, the record object it was written from *is* that parse, so it is used
+    instead. A record is taken out while a step works on it (a step that fails leaves
+    nothing behind) and comes back only once saved again; any other content — another
+    worker's write, an older or newer version — is parsed as usual.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._records: dict[str, tuple[str, bytes, SessionRecord]] = {}
+
+    def take(self, key: str, raw: str | bytes) -> SessionRecord | None:
+        saved = self._records.pop(key, None)
+        if saved is None:
+            return None
+        text, data, record = saved
+        if raw is text or raw == (data if isinstance(raw, bytes) else text):
+            return record
+        return None
+
+    def keep(self, key: str, text: str, data: bytes, record: SessionRecord) -> None:
+        if len(self._records) >= self._size:
+            self._records.clear()  # sessions that went elsewhere or were abandoned
+        self._records[key] = (text, data, record)
+
+    def put_back(self, key: str, raw: str | bytes, record: SessionRecord) -> None:
+        """Keep a record read as `raw` that the step did not change (a repeat)."""
+        if not record.ended:
+            if isinstance(raw, bytes):
+                self.keep(key, raw.decode("utf-8"), raw, record)
+            else:
+                self.keep(key, raw, raw.encode("utf-8"), record)
+
+
 class Engine:
     """Runs flows for every channel."""
 
@@ -94,9 +165,13 @@ class Engine:
         self.actions = actions
         self._zone = ZoneInfo(settings.timezone)
         self._languages = tuple(settings.languages)
-        # A menu's options never change (flow states are frozen): build them once per
-        # state object; the entry holds the state, so its id stays its own.
-        self._options: dict[int, tuple[MenuState, tuple[Option, ...]]] = {}
+        self._snapshots = SnapshotVariables(self._zone)
+        # Flow states are frozen: what a state shows is prepared once per state object.
+        self._plans: dict[int, _Plan] = {}
+        # Screens without values, by (state, name, layout, language, notice, page, back, home);
+        # each entry holds its state and layout, so their ids stay their own.
+        self._screens: dict[tuple[int, str, int, str, str, int, bool, bool], _CachedScreen] = {}
+        self._saved = _SavedRecords()
 
     # ---------------------------------------------------------------- public
 
@@ -116,11 +191,13 @@ class Engine:
         skey = session_key(self.settings.env, event.channel, event.session_id)
         sub_key = subscriber_key(self.settings.env, pseudonym)
         raw, prefs = await self.store.load(skey, sub_key)
-        record = self._parse(raw)
+        record = self._parse(skey, raw)
 
         if record is not None and self._is_repeat(record, event):
             flow = self.registry.get(record.flow, record.version)
             screen = self._screen(flow, record, layout) if flow else self._final(record)
+            if raw is not None:
+                self._saved.put_back(skey, raw, record)
             note_turn(record.flow, screen.state, screen.ends, ("repeated",))
             return Turn(screen=screen, reply=record.reply, events=("repeated",))
 
@@ -131,22 +208,29 @@ class Engine:
         step.record.hops += 1
         if event.kind == "transcript" or event.kind == "start":
             step.record.transcript = event.text
+        data = step.record.to_json()
+        text = data.decode("utf-8")
         await self.store.save(
             skey,
-            step.record.dumps(),
+            text,
             layout.session_ttl,
             sub_key,
             step.prefs if step.prefs_changed else None,
         )
-        note_turn(step.record.flow, screen.state, screen.ends, tuple(step.events))
-        return Turn(screen=screen, reply=reply, events=tuple(step.events))
+        if not step.record.ended:  # an ended session is only ever read again for a repeat
+            self._saved.keep(skey, text, data, step.record)
+        events = tuple(step.events)
+        note_turn(step.record.flow, screen.state, screen.ends, events)
+        return Turn(screen, reply, events)
 
     # ------------------------------------------------------------ the session
 
-    @staticmethod
-    def _parse(raw: str | bytes | None) -> SessionRecord | None:
+    def _parse(self, skey: str, raw: str | bytes | None) -> SessionRecord | None:
         if raw is None:
             return None
+        saved = self._saved.take(skey, raw)
+        if saved is not None:
+            return saved
         try:
             return SessionRecord.loads(raw)
         except ValueError:
@@ -359,6 +443,7 @@ class Engine:
                 timezone=self._zone,
                 secrets=step.secrets,
                 values=step.values,
+                snapshots=self._snapshots,
             )
             try:
                 outcome = await action(ctx)
@@ -408,37 +493,70 @@ class Engine:
             ends=True,
         )
 
+    def _plan(self, state: WaitingState) -> _Plan:
+        plan = self._plans.get(id(state))
+        if plan is not None and plan.state is state:
+            return plan
+        prompt = tuple(self._prompt_item(ref.key, ref.when, ref.unless) for ref in state.prompt)
+        static = None
+        if all(item.part is not None and not item.when and not item.unless for item in prompt):
+            static = tuple(item.part for item in prompt if item.part is not None)
+        options: tuple[Option, ...] = ()
+        if isinstance(state, MenuState):
+            options = tuple(Option(o.key, PromptPart(o.label)) for o in state.options)
+        plan = _Plan(state, prompt, static, options)
+        if len(self._plans) >= _CACHE_MAX:
+            self._plans.clear()
+        self._plans[id(state)] = plan
+        return plan
+
+    def _prompt_item(self, key: str, when: str | None, unless: str | None) -> _PromptItem:
+        names: set[str] = set()
+        known = False
+        for catalog in self.catalogs.catalogs.values():
+            sentence = catalog.sentences.get(key)
+            if sentence is not None:
+                known = True
+                names.update(sentence.placeholders)
+        if not known:
+            return _PromptItem(key, when, unless, None, None)
+        if not names:
+            return _PromptItem(key, when, unless, PromptPart(key), ())
+        return _PromptItem(key, when, unless, None, tuple(sorted(names)))
+
     @staticmethod
-    def _values(variables: dict[str, Any], known: dict[str, Value]) -> dict[str, Value]:
+    def _values(
+        names: tuple[str, ...] | None, variables: dict[str, Any], known: dict[str, Value]
+    ) -> dict[str, Value]:
+        """The typed values of `names` (every variable's when None), decoded as needed."""
         values: dict[str, Value] = {}
-        for name, raw in variables.items():
-            if name in known:
-                values[name] = known[name]
-            elif isinstance(raw, dict):
+        for name in variables if names is None else names:
+            value = known.get(name)
+            if value is None:
+                raw = variables.get(name)
+                if not isinstance(raw, dict):
+                    continue
                 try:
-                    values[name] = decode_value(raw)
+                    value = decode_value(raw)
                 except ValueError:
                     continue
+            values[name] = value
         return values
 
     def _parts(
-        self, refs: tuple[PromptRef, ...], variables: dict[str, Any], known: dict[str, Value]
+        self, plan: _Plan, variables: dict[str, Any], known: dict[str, Value]
     ) -> tuple[PromptPart, ...]:
-        shown = [ref for ref in refs if ref.shown(variables)]
-        if not shown:
-            return ()
-        values = self._values(variables, known)
-        return tuple(PromptPart(ref.key, values) for ref in shown)
-
-    def _menu_options(self, state: MenuState) -> tuple[Option, ...]:
-        known = self._options.get(id(state))
-        if known is not None and known[0] is state:
-            return known[1]
-        options = tuple(Option(o.key, PromptPart(o.label)) for o in state.options)
-        if len(self._options) >= 4096:  # flows reloaded many times over: start afresh
-            self._options.clear()
-        self._options[id(state)] = (state, options)
-        return options
+        parts: list[PromptPart] = []
+        for item in plan.prompt:
+            if item.when is not None and not variables.get(item.when):
+                continue
+            if item.unless is not None and variables.get(item.unless):
+                continue
+            part = item.part
+            if part is None:
+                part = PromptPart(item.key, self._values(item.names, variables, known))
+            parts.append(part)
+        return tuple(parts)
 
     def _screen(
         self,
@@ -448,38 +566,72 @@ class Engine:
         known: dict[str, Value] | None = None,
     ) -> Screen:
         state = flow.states[record.state]
-        known = known or {}
+        assert isinstance(state, MenuState | InputState | EndState)
+        plan = self._plan(state)
+        if plan.static is None:
+            parts = self._parts(plan, record.vars, known or {})
+            return self._build(state, plan, parts, record, layout)
+        depth = len(record.back)
+        key = (
+            id(state),
+            record.state,
+            id(layout),
+            record.language,
+            record.notice,
+            record.page,
+            depth > 0,
+            depth > 1,
+        )
+        cached = self._screens.get(key)
+        if cached is not None and cached.state is state and cached.layout is layout:
+            return cached.screen
+        screen = self._build(state, plan, plan.static, record, layout)
+        if len(self._screens) >= _CACHE_MAX:
+            self._screens.clear()
+        self._screens[key] = _CachedScreen(state, layout, screen)
+        return screen
+
+    @staticmethod
+    def _build(
+        state: WaitingState,
+        plan: _Plan,
+        parts: tuple[PromptPart, ...],
+        record: SessionRecord,
+        layout: ChannelLayout,
+    ) -> Screen:
         notice = PromptPart(record.notice) if record.notice else None
         depth = len(record.back)
-        common: dict[str, Any] = {
-            "state": record.state,
-            "language": record.language,
-            "notice": notice,
-            "page": record.page,
-            "can_go_back": depth > 0,
-            "can_go_home": depth > 1,
-        }
-        if isinstance(state, MenuState):
-            options = self._menu_options(state)
-            return Screen(
-                parts=self._parts(state.prompt, record.vars, known),
-                options=options,
-                expects_input=True,
-                **common,
-            )
-        if isinstance(state, InputState):
-            return Screen(
-                parts=self._parts(state.prompt, record.vars, known), expects_input=True, **common
-            )
-        assert isinstance(state, EndState)
-        screen = Screen(parts=self._parts(state.prompt, record.vars, known), ends=True, **common)
-        pages = layout.page_count(screen)
-        if record.page < pages - 1:
-            # More pages follow: the conversation stays open until the last one is shown.
-            return Screen(
-                parts=screen.parts,
-                ends=False,
-                expects_input=True,
-                **common,
-            )
-        return screen
+        waits = not isinstance(state, EndState)
+        screen = Screen(
+            state=record.state,
+            language=record.language,
+            parts=parts,
+            options=plan.options,
+            ends=not waits,
+            notice=notice,
+            page=record.page,
+            can_go_back=depth > 0,
+            can_go_home=depth > 1,
+            expects_input=waits,
+        )
+        if waits or record.page >= layout.page_count(screen) - 1:
+            return screen
+        # More pages follow: the conversation stays open until the last one is shown.
+        return Screen(
+            state=record.state,
+            language=record.language,
+            parts=parts,
+            ends=False,
+            notice=notice,
+            page=record.page,
+            can_go_back=depth > 0,
+            can_go_home=depth > 1,
+            expects_input=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedScreen:
+    state: WaitingState
+    layout: ChannelLayout
+    screen: Screen

@@ -232,6 +232,47 @@ async def test_unknown_flow_version_ends_politely(store: SessionStore) -> None:
     assert turn.reply == "END 会话已失效，请重新拨打。"
 
 
+async def test_a_session_advanced_by_another_worker_is_read_from_the_store(
+    store: SessionStore,
+) -> None:
+    """A worker keeps the records it saved, but only while the store still holds them."""
+    first, second = make_engine(store), make_engine(store)
+    layout = LineLayout(first.catalogs)
+    await first.step(ussd("s1", ""), layout)
+    assert (await second.step(ussd("s1", "5"), layout)).screen.state == "language"
+    turn = await first.step(ussd("s1", "5*2"), layout)
+    assert turn.screen.state == "main" and turn.screen.language == "en"
+    assert "invalid:main" not in turn.events
+
+
+class FailingSaves(MemorySessionStore):
+    """An in-process store whose next save fails, as a Redis outage would."""
+
+    fail = False
+
+    async def save(
+        self, key: str, record: str, ttl: int, sub_key: str, prefs: dict[str, str] | None
+    ) -> None:
+        if self.fail:
+            self.fail = False
+            raise SessionStoreUnavailable("ConnectionError")
+        await super().save(key, record, ttl, sub_key, prefs)
+
+
+async def test_a_step_that_could_not_be_saved_leaves_no_trace() -> None:
+    memory = FailingSaves()
+    engine = make_engine(memory)
+    layout = LineLayout(engine.catalogs)
+    await engine.step(ussd("s1", ""), layout)
+    memory.fail = True
+    with pytest.raises(SessionStoreUnavailable):
+        await engine.step(ussd("s1", "5"), layout)
+    retried = await engine.step(ussd("s1", "5"), layout)  # the gateway tries again
+    assert retried.screen.state == "language" and not retried.repeated
+    again = await engine.step(ussd("s1", "5"), layout)
+    assert again.repeated and again.reply == retried.reply
+
+
 async def test_redis_down_raises_store_unavailable(stoppable_redis: object) -> None:
     server = stoppable_redis
     redis_store = RedisSessionStore.from_url(server.url)  # type: ignore[attr-defined]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from cachetools import TTLCache
 from prometheus_client import Counter
 
 from hotline.balance.faults import error_kind
@@ -51,8 +51,13 @@ class Cache(Layer):
         self.negative_ttl = negative_ttl
         self._clock = clock
         self._metrics = metrics
-        ttl = max(fresh_ttl, max_stale, negative_ttl, 0.001)
-        self._entries: TTLCache[str, _Entry] = TTLCache(maxsize=maxsize, ttl=ttl, timer=clock)
+        # Oldest write first (every write moves its key to the end), bounded in size and
+        # age: both the expired and the least recently written entries are at the front.
+        # Not cachetools.TTLCache: its `get` was ~1 µs of a 2.6 µs warm hit; an
+        # OrderedDict lookup is a C call, and the age checks in `fetch` already decide.
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._maxsize = maxsize
+        self._ttl = max(fresh_ttl, max_stale, negative_ttl, 0.001)
         self._counters: dict[str, Counter] = {}
 
     def _count(self, result: str) -> None:
@@ -69,10 +74,19 @@ class Cache(Layer):
 
     def remember(self, key: str, outcome: BalanceSnapshot | UpstreamNotFound) -> None:
         """Store an answer (or a not-found) under a subscriber key."""
+        now = self._clock()
+        entries = self._entries
         if isinstance(outcome, UpstreamNotFound):
-            self._entries[key] = _Entry(self._clock(), not_found=outcome)
+            entries[key] = _Entry(now, not_found=outcome)
         else:
-            self._entries[key] = _Entry(self._clock(), snapshot=outcome)
+            entries[key] = _Entry(now, snapshot=outcome)
+        entries.move_to_end(key)
+        horizon = now - self._ttl
+        while entries:
+            oldest, entry = next(iter(entries.items()))
+            if len(entries) <= self._maxsize and entry.stored > horizon:
+                break
+            del entries[oldest]
 
     async def fetch(self, msisdn: str) -> BalanceSnapshot:
         key = self._key(msisdn)
