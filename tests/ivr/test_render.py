@@ -17,6 +17,7 @@ from hotline.values import Date, Money, Volume
 from ivr.clips import ClipSealer
 from ivr.dialects import africastalking, twilio
 from ivr.render import Speaker, VoiceLayout, VoicePlan, fragments
+from ivr.voicexml import element
 from ivr.warmup import static_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,3 +300,25 @@ def test_both_dialects_read_keys_alike(digits: str, kind: str, text: str) -> Non
     )
     for event in (twilio_event, at_event):
         assert (event.kind, event.text) == (kind, text)
+
+
+def test_xml_writer_writes_what_elementtree_writes() -> None:
+    weird = "a&b<c>\"d'\r\n\te]]>é话"
+    cases: list[tuple[str, dict[str, str | int | None], str | None]] = [
+        ("Hangup", {}, None),
+        ("Play", {}, weird),
+        ("Play", {}, ""),
+        ("Dial", {"phoneNumbers": weird, "unset": None, "count": 5}, None),
+    ]
+    for tag, attrs, text in cases:
+        node = ET.Element(tag, {k: str(v) for k, v in sorted(attrs.items()) if v is not None})
+        node.text = text
+        assert element(tag, attrs, text) == ET.tostring(node, encoding="unicode"), tag
+    inner = ET.Element("Gather", {"action": "https://x/?a=1&b=2"})
+    ET.SubElement(inner, "Play").text = "https://x/<1>.wav"
+    ET.SubElement(inner, "Play", {"url": 'https://x/"2".wav'})
+    children = [element("Play", text="https://x/<1>.wav"), element("Play", {"url": 'https://x/"2".wav'})]  # fmt: skip
+    assert element("Gather", {"action": "https://x/?a=1&b=2"}, children=children) == ET.tostring(
+        inner, encoding="unicode"
+    )
+
