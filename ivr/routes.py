@@ -177,7 +177,7 @@ async def _read_form(request: web.Request) -> Mapping[str, str]:
 async def _ensure(app: web.Application, clips: tuple[Clip, ...]) -> bool:
     """Make sure the platform can fetch every clip; False if speech failed or timed out."""
     service = app[SPEECH]
-    missing = [clip.spec for clip in clips if not service.has(clip.spec)]
+    missing = service.missing([clip.spec for clip in clips])
     if not missing:
         return True
     try:
