@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from yarl import URL
@@ -13,7 +14,7 @@ from hotline.errors import BadGatewayRequest
 from hotline.flow.registry import FlowRegistry
 from hotline.i18n.catalog import load_catalogs
 from hotline.screen import Option, PromptPart, Screen
-from hotline.values import Date, Money, Volume
+from hotline.values import Clock, Date, Money, Volume
 from ivr.clips import ClipSealer
 from ivr.dialects import africastalking, twilio
 from ivr.render import Speaker, VoiceLayout, VoicePlan, fragments
@@ -322,3 +323,40 @@ def test_xml_writer_writes_what_elementtree_writes() -> None:
         inner, encoding="unicode"
     )
 
+
+BALANCE = Screen(
+    "show_balance",
+    "zh-CN",
+    (PromptPart("result.balance", {"balance": Money(1250, "CNY", 2)}),),
+    ends=True,
+)
+
+
+def test_remembered_screens_follow_the_values_they_speak() -> None:
+    mine = layout()
+    first = mine.render(BALANCE)
+    assert mine.render(BALANCE) is first
+    other = Screen(
+        "show_balance",
+        "zh-CN",
+        (PromptPart("result.balance", {"balance": Money(1205, "CNY", 2)}),),
+        ends=True,
+    )
+    assert spoken(mine.plan(other)) == ["您的话费余额为", "十二元零五分。"]
+    assert mine.render(other) != first and mine.render(BALANCE) == first
+    # Values a sentence does not speak do not matter: the menu after a lookup is the menu.
+    values = {"balance": Money(1250, "CNY", 2), "as_of": Clock(dt.datetime(2026, 1, 1, 9, 5))}
+    busy_menu = Screen(
+        "main",
+        "zh-CN",
+        (PromptPart("main.title", values),),
+        tuple(Option(o.key, PromptPart(o.label.key, values)) for o in MAIN.options),
+        expects_input=True,
+    )
+    assert mine.render(busy_menu) == mine.render(MAIN)
+    # A time is spoken from its own zone's hours, never from a remembered equal instant.
+    utc = dt.datetime(2026, 1, 1, 1, 5, tzinfo=dt.UTC)
+    for moment, words in ((utc, "一点零五分"), (utc.astimezone(ZoneInfo("Asia/Shanghai")), "九点零五分")):  # fmt: skip
+        part = PromptPart("result.as_of", {"as_of": Clock(moment)})
+        clips = spoken(mine.plan(Screen("x", "zh-CN", (part,), ends=True)))
+        assert any(words in text for text in clips), clips
