@@ -332,6 +332,35 @@ BALANCE = Screen(
 )
 
 
+@pytest.mark.parametrize("write", [twilio.write, africastalking.write])
+def test_stored_reply_is_compact_and_any_worker_expands_it(write) -> None:  # type: ignore[no-untyped-def]
+    english = Screen("main", "en", MAIN.parts, MAIN.options, expects_input=True)
+    goodbye = Screen("goodbye", "en", (PromptPart("common.goodbye"),), ends=True)
+    for screen in (MAIN, english, BALANCE, goodbye):
+        mine = layout(write, agent="+8610086")
+        reply = mine.reply(screen)
+        document = mine.render(screen)
+        assert len(reply) < len(document) / 3 and "http" not in reply
+        assert mine.document(reply) == document
+        assert mine.stored.render(screen) == reply
+        other = layout(write, agent="+8610086")  # another worker: nothing remembered
+        assert other.document(reply) == document
+    # A document stored as such (records written before replies were compact) is kept.
+    assert layout(write).document(document) == document
+
+
+def test_a_corrupt_stored_reply_is_an_error() -> None:
+    good = layout().reply(MAIN)
+    for bad in (
+        "~1 zh-CN",
+        "~1 zh-CN 7 -\n话费查询",
+        good.replace(" 1 ", " 1 x ", 1),
+        good + "\n ",
+    ):
+        with pytest.raises(ValueError):
+            layout().document(bad)
+
+
 def test_remembered_screens_follow_the_values_they_speak() -> None:
     mine = layout()
     first = mine.render(BALANCE)
