@@ -177,7 +177,7 @@ async def _read_form(request: web.Request) -> Mapping[str, str]:
 async def _ensure(app: web.Application, clips: tuple[Clip, ...]) -> bool:
     """Make sure the platform can fetch every clip; False if speech failed or timed out."""
     service = app[SPEECH]
-    missing = [clip.spec for clip in clips if not service.has(clip.spec)]
+    missing = service.missing([clip.spec for clip in clips])
     if not missing:
         return True
     try:
@@ -217,8 +217,9 @@ async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.
         return _xml(layout.write(plan))
     screen: Screen
     try:
-        turn = await engine.step(event, layout)
-        screen, reply = turn.screen, turn.reply
+        # The session stores the reply in compact form (`VoiceLayout.reply`).
+        turn = await engine.step(event, layout.stored)
+        screen, reply = turn.screen, layout.document(turn.reply)
     except SessionStoreUnavailable as exc:
         log.warning("ivr: session store unavailable (%s); apologizing", exc)
         screen = engine.apology()

@@ -48,7 +48,7 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
 def write(plan: VoicePlan) -> str:
     """The Africa's Talking document for a plan."""
     plays = [element("Play", {"url": clip.url}) for clip in plan.clips]
-    actions = []
+    actions: list[str] = []
     if plan.gather is not None:
         gather = plan.gather
         attrs = {

@@ -45,7 +45,7 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
 def write(plan: VoicePlan) -> str:
     """The TwiML document for a plan."""
     plays = [element("Play", text=clip.url) for clip in plan.clips]
-    verbs = []
+    verbs: list[str] = []
     if plan.gather is not None:
         gather = plan.gather
         attrs = {

@@ -440,3 +440,18 @@ async def test_startup_warms_every_static_clip_in_the_background(
     assert report.total == len(specs) > 60 and report.failed == 0
     assert report.rendered + report.cached == report.total
     assert all((audio_dir / s.digest[:2] / f"{s.digest}.wav").is_file() for s in specs)
+
+
+async def test_a_repeated_call_start_gets_the_identical_document_from_any_worker(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> None:
+    settings = make_settings(
+        tmp_path, redis_url, audio_dir, public_base_url="https://ivr.example.com/"
+    )
+    first, second = [await aiohttp_client(create_app(settings)) for _ in range(2)]
+    form = {"CallSid": "CA" + "9" * 32, "From": PHONE, "CallStatus": "ringing"}
+    original = await (await first.post(VOICE, data=form)).text()
+    for worker in (first, second):  # the platform sends the start again
+        again = await worker.post(VOICE, data=form)
+        assert again.status == 200 and await again.text() == original
+    assert [c.tag for c in ET.fromstring(original)] == ["Gather", "Redirect"]

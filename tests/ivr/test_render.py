@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from yarl import URL
@@ -13,10 +14,11 @@ from hotline.errors import BadGatewayRequest
 from hotline.flow.registry import FlowRegistry
 from hotline.i18n.catalog import load_catalogs
 from hotline.screen import Option, PromptPart, Screen
-from hotline.values import Date, Money, Volume
+from hotline.values import Clock, Date, Money, Volume
 from ivr.clips import ClipSealer
 from ivr.dialects import africastalking, twilio
 from ivr.render import Speaker, VoiceLayout, VoicePlan, fragments
+from ivr.voicexml import element
 from ivr.warmup import static_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,3 +301,91 @@ def test_both_dialects_read_keys_alike(digits: str, kind: str, text: str) -> Non
     )
     for event in (twilio_event, at_event):
         assert (event.kind, event.text) == (kind, text)
+
+
+def test_xml_writer_writes_what_elementtree_writes() -> None:
+    weird = "a&b<c>\"d'\r\n\te]]>é话"
+    cases: list[tuple[str, dict[str, str | int | None], str | None]] = [
+        ("Hangup", {}, None),
+        ("Play", {}, weird),
+        ("Play", {}, ""),
+        ("Dial", {"phoneNumbers": weird, "unset": None, "count": 5}, None),
+    ]
+    for tag, attrs, text in cases:
+        node = ET.Element(tag, {k: str(v) for k, v in sorted(attrs.items()) if v is not None})
+        node.text = text
+        assert element(tag, attrs, text) == ET.tostring(node, encoding="unicode"), tag
+    inner = ET.Element("Gather", {"action": "https://x/?a=1&b=2"})
+    ET.SubElement(inner, "Play").text = "https://x/<1>.wav"
+    ET.SubElement(inner, "Play", {"url": 'https://x/"2".wav'})
+    children = [element("Play", text="https://x/<1>.wav"), element("Play", {"url": 'https://x/"2".wav'})]  # fmt: skip
+    assert element("Gather", {"action": "https://x/?a=1&b=2"}, children=children) == ET.tostring(
+        inner, encoding="unicode"
+    )
+
+
+BALANCE = Screen(
+    "show_balance",
+    "zh-CN",
+    (PromptPart("result.balance", {"balance": Money(1250, "CNY", 2)}),),
+    ends=True,
+)
+
+
+@pytest.mark.parametrize("write", [twilio.write, africastalking.write])
+def test_stored_reply_is_compact_and_any_worker_expands_it(write) -> None:  # type: ignore[no-untyped-def]
+    english = Screen("main", "en", MAIN.parts, MAIN.options, expects_input=True)
+    goodbye = Screen("goodbye", "en", (PromptPart("common.goodbye"),), ends=True)
+    for screen in (MAIN, english, BALANCE, goodbye):
+        mine = layout(write, agent="+8610086")
+        reply = mine.reply(screen)
+        document = mine.render(screen)
+        assert len(reply) < len(document) / 3 and "http" not in reply
+        assert mine.document(reply) == document
+        assert mine.stored.render(screen) == reply
+        other = layout(write, agent="+8610086")  # another worker: nothing remembered
+        assert other.document(reply) == document
+    # A document stored as such (records written before replies were compact) is kept.
+    assert layout(write).document(document) == document
+
+
+def test_a_corrupt_stored_reply_is_an_error() -> None:
+    good = layout().reply(MAIN)
+    for bad in (
+        "~1 zh-CN",
+        "~1 zh-CN 7 -\n话费查询",
+        good.replace(" 1 ", " 1 x ", 1),
+        good + "\n ",
+    ):
+        with pytest.raises(ValueError):
+            layout().document(bad)
+
+
+def test_remembered_screens_follow_the_values_they_speak() -> None:
+    mine = layout()
+    first = mine.render(BALANCE)
+    assert mine.render(BALANCE) is first
+    other = Screen(
+        "show_balance",
+        "zh-CN",
+        (PromptPart("result.balance", {"balance": Money(1205, "CNY", 2)}),),
+        ends=True,
+    )
+    assert spoken(mine.plan(other)) == ["您的话费余额为", "十二元零五分。"]
+    assert mine.render(other) != first and mine.render(BALANCE) == first
+    # Values a sentence does not speak do not matter: the menu after a lookup is the menu.
+    values = {"balance": Money(1250, "CNY", 2), "as_of": Clock(dt.datetime(2026, 1, 1, 9, 5))}
+    busy_menu = Screen(
+        "main",
+        "zh-CN",
+        (PromptPart("main.title", values),),
+        tuple(Option(o.key, PromptPart(o.label.key, values)) for o in MAIN.options),
+        expects_input=True,
+    )
+    assert mine.render(busy_menu) == mine.render(MAIN)
+    # A time is spoken from its own zone's hours, never from a remembered equal instant.
+    utc = dt.datetime(2026, 1, 1, 1, 5, tzinfo=dt.UTC)
+    for moment, words in ((utc, "一点零五分"), (utc.astimezone(ZoneInfo("Asia/Shanghai")), "九点零五分")):  # fmt: skip
+        part = PromptPart("result.as_of", {"as_of": Clock(moment)})
+        clips = spoken(mine.plan(Screen("x", "zh-CN", (part,), ends=True)))
+        assert any(words in text for text in clips), clips
