@@ -68,11 +68,8 @@ class SessionRecord:
     ended: bool = False
     started: float = field(default_factory=time.time)
 
-    def dumps(self) -> str:
-        return self.to_json().decode("utf-8")
-
-    def to_json(self) -> bytes:
-        """The stored form as UTF-8 bytes (what `dumps` returns as text)."""
+    def dumps(self) -> bytes:
+        """The stored form: compact JSON as UTF-8 bytes."""
         # orjson writes a dataclass natively (fields in order, `vars` not copied):
         # `dataclasses.asdict` deep-copied `vars` and cost half of a step's CPU once.
         return orjson.dumps(self)
@@ -143,14 +140,14 @@ Prefs = dict[str, str]
 class SessionStore(Protocol):
     """Where sessions and subscriber preferences live."""
 
-    async def load(self, key: str, sub_key: str) -> tuple[str | bytes | None, Prefs]:
-        """The raw session record (or None) and the subscriber's preferences."""
+    async def load(self, key: str, sub_key: str) -> tuple[bytes | None, Prefs]:
+        """The session record as stored (or None) and the subscriber's preferences."""
         ...
 
     async def save(
-        self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
+        self, key: str, record: bytes, ttl: int, sub_key: str, prefs: Prefs | None
     ) -> None:
-        """Write the session with a TTL and, when given, replace the preferences."""
+        """Write the session record with a TTL and, when given, replace the preferences."""
         ...
 
     async def ping(self) -> bool: ...
@@ -162,12 +159,12 @@ class MemorySessionStore:
     """In-process store with TTLs; correct for a single worker only."""
 
     def __init__(self, clock: Any = time.monotonic) -> None:
-        self._sessions: dict[str, tuple[float, str]] = {}
+        self._sessions: dict[str, tuple[float, bytes]] = {}
         self._prefs: dict[str, tuple[float, Prefs]] = {}
         self._clock = clock
         self._sweep_above = SWEEP_ABOVE
 
-    async def load(self, key: str, sub_key: str) -> tuple[str | None, Prefs]:
+    async def load(self, key: str, sub_key: str) -> tuple[bytes | None, Prefs]:
         entry = self._sessions.get(key)
         record = None
         if entry is not None:
@@ -181,7 +178,7 @@ class MemorySessionStore:
         return record, dict(prefs[1])
 
     async def save(
-        self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
+        self, key: str, record: bytes, ttl: int, sub_key: str, prefs: Prefs | None
     ) -> None:
         now = self._clock()
         if len(self._sessions) > self._sweep_above:
@@ -233,7 +230,7 @@ class RedisSessionStore:
         )
         return cls(client)
 
-    async def load(self, key: str, sub_key: str) -> tuple[str | bytes | None, Prefs]:
+    async def load(self, key: str, sub_key: str) -> tuple[bytes | None, Prefs]:
         try:
             if self._link is not None:
                 raw, raw_prefs = await self._link.execute("MGET", key, sub_key)
@@ -260,25 +257,24 @@ class RedisSessionStore:
         return raw, prefs
 
     async def save(
-        self, key: str, record: str, ttl: int, sub_key: str, prefs: Prefs | None
+        self, key: str, record: bytes, ttl: int, sub_key: str, prefs: Prefs | None
     ) -> None:
-        data = record.encode("utf-8")
         try:
             if self._link is not None:
                 if prefs is None:
-                    await self._link.execute("SET", key, data, "EX", ttl)
+                    await self._link.execute("SET", key, record, "EX", ttl)
                 else:
                     await self._link.execute_many(
-                        ("SET", key, data, "EX", ttl),
+                        ("SET", key, record, "EX", ttl),
                         ("SET", sub_key, orjson.dumps(prefs), "EX", PREFS_TTL),
                     )
                 return
             assert self._redis is not None
             if prefs is None:
-                await self._redis.set(key, data, ex=ttl)
+                await self._redis.set(key, record, ex=ttl)
                 return
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, data, ex=ttl)
+                pipe.set(key, record, ex=ttl)
                 pipe.set(sub_key, orjson.dumps(prefs), ex=PREFS_TTL)
                 await pipe.execute()
         except _FAILURES as exc:

@@ -117,29 +117,24 @@ class _SavedRecords:
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._records: dict[str, tuple[str, bytes, SessionRecord]] = {}
+        self._records: dict[str, tuple[bytes, SessionRecord]] = {}
 
-    def take(self, key: str, raw: str | bytes) -> SessionRecord | None:
+    def take(self, key: str, raw: bytes) -> SessionRecord | None:
         saved = self._records.pop(key, None)
         if saved is None:
             return None
-        text, data, record = saved
-        if raw is text or raw == (data if isinstance(raw, bytes) else text):
-            return record
-        return None
+        data, record = saved
+        return record if raw is data or raw == data else None
 
-    def keep(self, key: str, text: str, data: bytes, record: SessionRecord) -> None:
+    def keep(self, key: str, data: bytes, record: SessionRecord) -> None:
         if len(self._records) >= self._size:
             self._records.clear()  # sessions that went elsewhere or were abandoned
-        self._records[key] = (text, data, record)
+        self._records[key] = (data, record)
 
-    def put_back(self, key: str, raw: str | bytes, record: SessionRecord) -> None:
+    def put_back(self, key: str, raw: bytes, record: SessionRecord) -> None:
         """Keep a record read as `raw` that the step did not change (a repeat)."""
         if not record.ended:
-            if isinstance(raw, bytes):
-                self.keep(key, raw.decode("utf-8"), raw, record)
-            else:
-                self.keep(key, raw, raw.encode("utf-8"), record)
+            self.keep(key, raw, record)
 
 
 class Engine:
@@ -208,24 +203,23 @@ class Engine:
         step.record.hops += 1
         if event.kind == "transcript" or event.kind == "start":
             step.record.transcript = event.text
-        data = step.record.to_json()
-        text = data.decode("utf-8")
+        data = step.record.dumps()
         await self.store.save(
             skey,
-            text,
+            data,
             layout.session_ttl,
             sub_key,
             step.prefs if step.prefs_changed else None,
         )
         if not step.record.ended:  # an ended session is only ever read again for a repeat
-            self._saved.keep(skey, text, data, step.record)
+            self._saved.keep(skey, data, step.record)
         events = tuple(step.events)
         note_turn(step.record.flow, screen.state, screen.ends, events)
         return Turn(screen, reply, events)
 
     # ------------------------------------------------------------ the session
 
-    def _parse(self, skey: str, raw: str | bytes | None) -> SessionRecord | None:
+    def _parse(self, skey: str, raw: bytes | None) -> SessionRecord | None:
         if raw is None:
             return None
         saved = self._saved.take(skey, raw)

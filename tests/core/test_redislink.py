@@ -223,6 +223,6 @@ async def test_an_unreachable_server_is_unavailable_to_the_store() -> None:
     with pytest.raises(SessionStoreUnavailable):
         await store.load("hotline:dev:sess:ussd:x", "hotline:dev:sub:y")
     with pytest.raises(SessionStoreUnavailable):
-        await store.save("hotline:dev:sess:ussd:x", "{}", 60, "hotline:dev:sub:y", None)
+        await store.save("hotline:dev:sess:ussd:x", b"{}", 60, "hotline:dev:sub:y", None)
     assert await store.ping() is False
     await store.close()

@@ -251,7 +251,7 @@ class FailingSaves(MemorySessionStore):
     fail = False
 
     async def save(
-        self, key: str, record: str, ttl: int, sub_key: str, prefs: dict[str, str] | None
+        self, key: str, record: bytes, ttl: int, sub_key: str, prefs: dict[str, str] | None
     ) -> None:
         if self.fail:
             self.fail = False
@@ -314,7 +314,7 @@ async def test_corrupt_stored_record_ends_politely(redis_url: str, stored: bytes
 async def test_in_process_preferences_expire() -> None:
     now = [0.0]
     memory = MemorySessionStore(clock=lambda: now[0])
-    await memory.save("s", "{}", 60, "sub", {"lang": "en"})
+    await memory.save("s", b"{}", 60, "sub", {"lang": "en"})
     assert (await memory.load("s", "sub"))[1] == {"lang": "en"}
     now[0] += PREFS_TTL + 1
     assert await memory.load("s", "sub") == (None, {})
