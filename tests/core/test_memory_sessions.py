@@ -25,7 +25,7 @@ async def test_expired_sessions_are_gone_and_swept() -> None:
     assert len(store._sessions) == 2
     assert await store.load("s1", "sub") == (None, {"lang": "en"})
     assert await store.load("live", "sub") == (b"kept", {"lang": "en"})
-    assert await store.load("new", "sub") == ("n", {"lang": "en"})
+    assert await store.load("new", "sub") == (b"n", {"lang": "en"})
 
 
 async def test_many_live_sessions_are_kept_and_not_rescanned_on_every_save() -> None:
