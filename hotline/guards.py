@@ -34,6 +34,7 @@ from hotline.security import Network, client_ip, ip_allowed, token_ok
 __all__ = [
     "MAX_FIELDS",
     "Gateway",
+    "GatewayFinder",
     "PoliteReply",
     "SignatureCheck",
     "add_token_routes",
@@ -79,6 +80,28 @@ def find_gateway(gateways: Sequence[Gateway], path: str) -> Gateway | None:
         if gateway.covers(path):
             return gateway
     return None
+
+
+class GatewayFinder:
+    """`find_gateway` remembered per path: a dict lookup on the hot path. Bounded, as
+    paths are the caller's to choose."""
+
+    __slots__ = ("_gateways", "_known", "_size")
+
+    def __init__(self, gateways: Sequence[Gateway], size: int = 1024) -> None:
+        self._gateways = tuple(gateways)
+        self._known: dict[str, Gateway | None] = {}
+        self._size = size
+
+    def __call__(self, path: str) -> Gateway | None:
+        try:
+            return self._known[path]
+        except KeyError:
+            pass
+        if len(self._known) >= self._size:
+            self._known.clear()
+        gateway = self._known[path] = find_gateway(self._gateways, path)
+        return gateway
 
 
 def forbidden() -> web.Response:
@@ -195,13 +218,14 @@ def gateway_guard(
     pseudonymize: Pseudonymizer,
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The middleware; requests outside every gateway prefix pass untouched."""
+    find = GatewayFinder(gateways)
 
     @web.middleware
     async def guard(
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
-        gateway = find_gateway(gateways, request.path)
+        gateway = find(request.path)
         if gateway is None:
             return await handler(request)
 
