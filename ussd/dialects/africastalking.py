@@ -12,6 +12,7 @@ Pure functions on plain data: no aiohttp, Redis or provider objects here.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -82,8 +83,12 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def hop_label(label: str) -> str:
-    """A header-safe step label: no `|`, ASCII only, at most 99 characters."""
+    """A header-safe step label: no `|`, ASCII only, at most 99 characters.
+
+    Remembered: the labels are the flows' state names, and every reply needs one.
+    """
     return _HOP_UNSAFE.sub("_", label)[:HOP_MAX] or "step"
 
 
