@@ -183,30 +183,43 @@ def _proxy(pairs: Pairs | None) -> MultiDictProxy[str]:
 
 
 async def _subscriber(
-    request: web.Request,
-    gateway: Gateway,
-    channel: GatewayForm | None,
-    raw: bytes | None,
-    body: str | None,
+    request: web.Request, gateway: Gateway, raw: bytes | None, body: str | None
 ) -> str | None:
-    """Who this request counts against: the number the channel will serve.
+    """Who a request whose form the guard has not read with the channel's reader yet
+    counts against.
 
-    From the channel's own reading of the form, so no body can be read one way here
-    and another way there (a repeated field, a multipart body); the guard's lenient
-    reading only when the channel refuses the form, which then gets its 400 unless the
-    subscriber is over their rate, as before.
+    The channel's reading first (a multipart voice body is only read here), so no body
+    can be read one way here and another way there; the guard's lenient reading only
+    when the channel refuses the form, which then gets its 400 unless the subscriber is
+    over their rate, as before.
     """
     assert gateway.subscriber_field is not None
-    if channel is None and gateway.form is not None and request.method == "POST" and body is None:
+    if gateway.form is not None and request.method == "POST" and body is None:
         channel = await _channel_form(request, gateway.form)
-    if channel is not None:
-        return channel.fields.get(gateway.subscriber_field) or None
+        if channel is not None:
+            return channel.fields.get(gateway.subscriber_field)
     if raw is None or body is not None:
         return None
     for name, value in _lenient_pairs(raw):
         if name == gateway.subscriber_field:
-            return value or None
+            return value
     return None
+
+
+def _refuse(metrics: Metrics, gateway: Gateway, reason: str) -> web.Response:
+    metrics.rejected.labels(gateway.channel, gateway.dialect, reason).inc()
+    note(rejected=reason)
+    return forbidden()
+
+
+async def _polite(
+    metrics: Metrics, gateway: Gateway, request: web.Request, reason: str
+) -> web.StreamResponse:
+    metrics.rejected.labels(gateway.channel, gateway.dialect, reason).inc()
+    note(rejected=reason)
+    if gateway.polite is not None:
+        return await gateway.polite(request, reason)
+    return web.Response(status=429, text="Too many requests, please try again later.")
 
 
 def gateway_guard(
@@ -229,28 +242,16 @@ def gateway_guard(
         if gateway is None:
             return await handler(request)
 
-        def refuse(reason: str) -> web.Response:
-            metrics.rejected.labels(gateway.channel, gateway.dialect, reason).inc()
-            note(rejected=reason)
-            return forbidden()
-
-        async def polite(reason: str) -> web.StreamResponse:
-            metrics.rejected.labels(gateway.channel, gateway.dialect, reason).inc()
-            note(rejected=reason)
-            if gateway.polite is not None:
-                return await gateway.polite(request, reason)
-            return web.Response(status=429, text="Too many requests, please try again later.")
-
         if gateway.allowed:
             source = client_ip(
                 request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies
             )
             if not ip_allowed(source, gateway.allowed):
-                return refuse("source_ip")
+                return _refuse(metrics, gateway, "source_ip")
         if gateway.path_token and not _path_token_ok(gateway, request.path):
-            return refuse("path_token")
+            return _refuse(metrics, gateway, "path_token")
         if not await limiter.gateway_allows(gateway.dialect):
-            return await polite("gateway_rate")
+            return await _polite(metrics, gateway, request, "gateway_rate")
 
         channel: GatewayForm | None = None  # the fields as the channel reads them
         pairs: Pairs | None = None  # every field as sent, as the guard reads them
@@ -289,15 +290,19 @@ def gateway_guard(
             url = public_url(request, gateway.public_base_url, trusted_proxies)
             signed: MultiDictProxy[str] | str = body if body is not None else _proxy(pairs)
             if not gateway.signature(url, signed, request.headers):
-                return refuse("signature")
+                return _refuse(metrics, gateway, "signature")
 
         if gateway.subscriber_field:
-            subscriber = await _subscriber(request, gateway, channel, raw, body)
+            subscriber = (
+                channel.fields.get(gateway.subscriber_field)
+                if channel is not None
+                else await _subscriber(request, gateway, raw, body)
+            )
             if subscriber:
                 pseudonym = pseudonymize(subscriber)
                 note(subscriber=pseudonym)
                 if not await limiter.subscriber_allows(pseudonym):
-                    return await polite("subscriber_rate")
+                    return await _polite(metrics, gateway, request, "subscriber_rate")
         return await handler(request)
 
     return guard
