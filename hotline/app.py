@@ -89,6 +89,8 @@ def _gateways(settings: Settings) -> list[Gateway]:
 
     import ivr.auth
     import ivr.polite
+    import ivr.routes
+    import ussd.form
     import ussd.polite
     from hotline.security import parse_networks
 
@@ -104,6 +106,7 @@ def _gateways(settings: Settings) -> list[Gateway]:
             allowed=parse_networks(security.at_allowed_cidrs),
             path_token=path_token.get_secret_value() if path_token else None,
             polite=ussd.polite.polite_reply,
+            form=ussd.form.read_form,
         ),
         Gateway(
             prefix="/ivr/twilio",
@@ -118,6 +121,7 @@ def _gateways(settings: Settings) -> list[Gateway]:
             public_base_url=settings.ivr.public_base_url,
             polite=ivr.polite.polite_reply,
             max_field_chars=security.max_field_chars,
+            form=ivr.routes.read_form,
         ),
         Gateway(
             prefix="/ivr/africastalking",
@@ -128,6 +132,7 @@ def _gateways(settings: Settings) -> list[Gateway]:
             path_token=path_token.get_secret_value() if path_token else None,
             polite=ivr.polite.polite_reply_africastalking,
             max_field_chars=security.max_field_chars,
+            form=ivr.routes.read_form,
         ),
     ]
 

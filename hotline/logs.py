@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+import orjson
+
 __all__ = [
     "JsonFormatter",
     "Scrubber",
@@ -44,6 +46,12 @@ _MONEY = re.compile(
     r"|\d[\d,]*(?:\.\d+)?\s?(?:元|角|分)"
     r"|(?<![0-9A-Za-z.])\d[\d,]*\.\d{2}(?![0-9A-Za-z.])"
 )
+# Text neither pattern can match is returned without running them (measured: ~5 µs a
+# value): every alternative needs a digit (`\d`, as they spell it); and in a lowercase hex
+# word with a letter (a pseudonym) every digit run touches a letter or an end, which
+# `_PHONE`'s lookarounds refuse, while `_MONEY` needs a sign, a code, 元角分 or a dot.
+_DIGIT = re.compile(r"\d")
+_HEX_WORD = re.compile(r"[0-9a-f]*[a-f][0-9a-f]*")
 REDACTED = "[redacted]"
 _HANDLER_NAME = "hotline"
 # Values of these fields are ours (numbers, names from a fixed vocabulary): not scrubbed.
@@ -52,6 +60,8 @@ _TRUSTED_FIELDS = frozenset({"latency_ms", "status", "request_id", "pid", "hops"
 
 def scrub(text: str) -> str:
     """Redact anything shaped like a phone number or a money amount."""
+    if not _DIGIT.search(text) or _HEX_WORD.fullmatch(text):
+        return text
     return _PHONE.sub(REDACTED, _MONEY.sub(REDACTED, text))
 
 
@@ -120,7 +130,7 @@ class Scrubber(logging.Filter):
 
 
 def _scrub_value(key: str, value: Any) -> Any:
-    if key in _TRUSTED_FIELDS or isinstance(value, bool | int | float) or value is None:
+    if key in _TRUSTED_FIELDS or value is None or isinstance(value, (int, float)):
         return value
     return scrub(str(value))
 
@@ -128,10 +138,20 @@ def _scrub_value(key: str, value: Any) -> Any:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, request facts, extra `fields`."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second, text = self._second
+        if int(record.created) != second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            self._second = (int(record.created), text)
+        return f"{text}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -146,6 +166,15 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exc"] = record.exc_text
+        return _dumps(entry)
+
+
+def _dumps(entry: dict[str, Any]) -> str:
+    """Compact JSON, non-ASCII as is. orjson (measured: ~0.5 µs against json's ~5 µs for
+    an access line); json for what orjson refuses (a lone surrogate, a huge int)."""
+    try:
+        return orjson.dumps(entry, default=str).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError
         return json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":"))
 
 

@@ -17,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from types import ModuleType
+from typing import cast
 
 from aiohttp import web
+from multidict import MultiDictProxy
 from yarl import URL
 
 from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.events import ChannelEvent
+from hotline.forms import GatewayForm, gateway_form
 from hotline.keys import ENGINE, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
 from hotline.screen import Screen
 from ivr.clips import ClipSpec, InvalidClipKey
@@ -40,7 +43,7 @@ from ivr.warmup import (
     warm,
 )
 
-__all__ = ["SPEAKER", "SPEECH", "WARMUP", "setup"]
+__all__ = ["SPEAKER", "SPEECH", "WARMUP", "read_form", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ SPEECH = web.AppKey("ivr.SPEECH", SpeechService)
 WARMUP = web.AppKey("ivr.WARMUP", asyncio.Task)
 _LAYOUTS: web.AppKey[dict[tuple[str, str, str], VoiceLayout]] = web.AppKey("ivr.LAYOUTS")
 WARM_DELAY = 1.0
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_URLENCODED = "application/x-www-form-urlencoded"
+_FORM_TYPES = (_URLENCODED, "multipart/form-data")
 _AUDIO_HEADERS = {
     "Content-Type": "audio/wav",
     "Cache-Control": "public, max-age=31536000, immutable",
@@ -162,7 +166,13 @@ def _new_layout(
     )
 
 
-async def _read_form(request: web.Request) -> Mapping[str, str]:
+async def read_form(request: web.Request) -> GatewayForm:
+    """The voice gateways' form reader (`hotline.forms`): aiohttp's lenient reading.
+
+    The guard calls it and the handler gets the result back from the request. For a
+    UTF-8 form whose end is not whitespace (which aiohttp strips), aiohttp's fields are
+    exactly the guard's own reading, so it checks sizes and the signature on them.
+    """
     if request.content_type not in _FORM_TYPES:
         raise BadGatewayRequest("Content-Type must be application/x-www-form-urlencoded")
     try:
@@ -171,7 +181,13 @@ async def _read_form(request: web.Request) -> Mapping[str, str]:
         raise BadGatewayRequest("body is too large") from None
     except (ValueError, LookupError) as exc:  # LookupError: an unknown charset parameter
         raise BadGatewayRequest(f"unreadable form: {exc}") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if request.content_type != _URLENCODED or (request.charset or "utf-8").lower() != "utf-8":
+        return GatewayForm(fields)
+    body = await request.read()  # cached by post()
+    if body[-1:].isspace():
+        return GatewayForm(fields)
+    return GatewayForm(fields, cast("MultiDictProxy[str]", form))
 
 
 async def _ensure(app: web.Application, clips: tuple[Clip, ...]) -> bool:
@@ -199,7 +215,7 @@ async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.
     app = request.app
     settings = app[SETTINGS]
     try:
-        form = await _read_form(request)
+        form = (await gateway_form(request, read_form)).fields
         event: ChannelEvent = dialect.parse(form, request.query)
         layout = _layout(request, dialect, route)
     except BadGatewayRequest as exc:

@@ -16,10 +16,11 @@ import re
 from aiohttp import web
 
 from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.forms import gateway_form
 from hotline.keys import METRICS, PSEUDONYM, SESSIONS, SETTINGS
 from hotline.logs import note
 from hotline.sessions import SessionRecord, session_key, subscriber_key
-from ussd.form import FORM_CONTENT_TYPE, decode_form
+from ussd.form import read_form
 
 __all__ = ["CHANNEL", "DIALECT", "STATUSES", "handle", "setup"]
 
@@ -58,10 +59,8 @@ async def _last_state(request: web.Request, session_id: str, phone: str) -> tupl
 
 async def handle(request: web.Request) -> web.Response:
     """Count the outcome; always 200 for a well-formed notification (AT ignores the body)."""
-    if request.content_type != FORM_CONTENT_TYPE:
-        return _bad(f"Content-Type must be {FORM_CONTENT_TYPE}")
     try:
-        form = decode_form(await request.read())
+        form = (await gateway_form(request, read_form)).fields
     except BadGatewayRequest as exc:
         return _bad(exc.reason)
     session_id = form.get("sessionId", "")

@@ -15,13 +15,14 @@ from aiohttp import web
 from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.events import ChannelEvent
 from hotline.flow.engine import Engine
+from hotline.forms import gateway_form
 from hotline.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.screen import Turn
 from ussd.dialects import africastalking
-from ussd.form import FORM_CONTENT_TYPE, decode_form
+from ussd.form import read_form
 from ussd.render import UssdLayout
 
-__all__ = ["USSD_LAYOUT", "apology_turn", "read_form", "setup"]
+__all__ = ["USSD_LAYOUT", "apology_turn", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +42,6 @@ async def _build_layout(app: web.Application) -> None:
     app[USSD_LAYOUT] = UssdLayout.from_settings(app[ENGINE].catalogs, app[SETTINGS].ussd)
 
 
-async def read_form(request: web.Request, max_bytes: int) -> dict[str, str]:
-    """The request's form fields; raises `BadGatewayRequest` if it is not a sane form."""
-    if request.content_type != FORM_CONTENT_TYPE:
-        raise BadGatewayRequest(f"Content-Type must be {FORM_CONTENT_TYPE}")
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes") from None
-    if len(body) > max_bytes:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
-    return decode_form(body)
-
-
 def apology_turn(engine: Engine, layout: UssdLayout, language: str | None = None) -> Turn:
     """The polite final turn for when something on our side failed."""
     screen = engine.apology(language)
@@ -66,8 +52,8 @@ async def _africastalking(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     try:
-        form = await read_form(request, settings.max_body_bytes)
-        event = africastalking.parse(form, settings.ussd)
+        form = await gateway_form(request, read_form)
+        event = africastalking.parse(form.fields, settings.ussd)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
     engine, layout = app[ENGINE], app[USSD_LAYOUT]

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
@@ -300,3 +300,60 @@ async def test_too_many_fields(make_client: MakeClient) -> None:
     )
     assert response.status == 400
     assert await response.text() == "more than 256 form fields"
+
+
+async def _limited(response: Any) -> bool:
+    assert response.status == 200
+    return "您查询过于频繁" in await response.text()
+
+
+async def test_the_subscriber_limited_is_the_one_the_channel_serves(
+    make_client: MakeClient,
+) -> None:
+    """A repeated subscriber field or a multipart body cannot move a caller to a fresh
+    limit: the guard counts whom the channel will serve (the last `callerNumber`)."""
+    client = await make_client(security={"subscriber_rate": "1/minute"})
+    form = "application/x-www-form-urlencoded"
+
+    def call(session: str, *callers: str) -> bytes:
+        pairs = [("isActive", "1"), ("sessionId", session)]
+        pairs += [("callerNumber", caller) for caller in callers]
+        return "&".join(f"{k}={v.replace('+', '%2B')}" for k, v in pairs).encode()
+
+    first = await client.post(
+        "/ivr/africastalking",
+        data=call("ATVid_r1", OTHER_PHONE, PHONE),
+        headers={"Content-Type": form},
+    )
+    assert not await _limited(first)
+    again = await client.post(
+        "/ivr/africastalking",
+        data=call("ATVid_r2", "+8613800138001", PHONE),
+        headers={"Content-Type": form},
+    )
+    assert await _limited(again)
+    multipart = FormData(
+        {"isActive": "1", "sessionId": "ATVid_r3", "callerNumber": PHONE},
+        default_to_multipart=True,
+    )
+    assert await _limited(await client.post("/ivr/africastalking", data=multipart))
+    text = await metrics_text(client)
+    assert sample(text, "hotline_rejected_requests_total", reason="subscriber_rate") == 2
+
+
+async def test_a_form_the_channel_refuses_keeps_its_reason(make_client: MakeClient) -> None:
+    """The guard reads the form with the channel's reader; the refusal is the channel's."""
+    client = await make_client()
+    repeated = b"sessionId=s1&sessionId=s2&serviceCode=*100%23&phoneNumber=1234&text="
+    response = await client.post(
+        AT, data=repeated, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status == 400
+    assert await response.text() == "form field 'sessionId' appears more than once"
+    stripped = b"  " + "&".join(f"{k}={v}" for k, v in at_form("ws-1").items()).encode()
+    response = await client.post(
+        AT,
+        data=stripped.replace(b"+", b"%2B") + b"\n",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (await response.text()).startswith("CON ")

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from yarl import URL
 
 from hotline.app import create_app
-from hotline.logs import scrub, setup_logging
+from hotline.logs import _MONEY, _PHONE, REDACTED, scrub, setup_logging
 from hotline.privacy import Pseudonymizer
 from tests.conftest import RedisServer
 from tests.ops.conftest import AT, PHONE, at_form
@@ -69,6 +71,18 @@ def test_scrubber_redacts(leak: str) -> None:
 def test_scrubber_keeps_ids_and_pseudonyms() -> None:
     text = "request_id=0c6b41b51efc47db8f915086c0e0895f subscriber=7bf2c299ce2e9175a6b5 v3.14.5"
     assert scrub(text) == text
+
+
+@given(
+    st.one_of(
+        st.text("0123456789abcdef", max_size=40),
+        st.text("0123456789abcdefABC.+- 元¥$,", max_size=24),
+        st.text(max_size=24),
+    )
+)
+def test_scrubber_shortcuts_change_nothing(text: str) -> None:
+    """Text the scrubber returns early (no digit; a hex word) is text the patterns keep."""
+    assert scrub(text) == _PHONE.sub(REDACTED, _MONEY.sub(REDACTED, text))
 
 
 async def test_full_sessions_leave_no_number_or_balance_in_logs(

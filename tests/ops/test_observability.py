@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.app import create_app
@@ -235,3 +237,27 @@ async def test_speech_metrics_move(
         )
         == 2
     )
+
+
+async def test_requests_in_flight(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str
+) -> None:
+    """The gauge counts requests being handled, the scrape itself included."""
+    app = create_app(settings_factory(redis_url=redis_url))
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="done")
+
+    app.router.add_get("/slow", slow)
+    client = await aiohttp_client(app)
+    assert sample(await _metrics(client), "hotline_requests_in_flight") == 1
+    pending = [asyncio.create_task(client.get("/slow")) for _ in range(2)]
+    async with asyncio.timeout(5):
+        while sample(await _metrics(client), "hotline_requests_in_flight") != 3:
+            await asyncio.sleep(0.01)
+    release.set()
+    for response in await asyncio.gather(*pending):
+        assert await response.text() == "done"
+    assert sample(await _metrics(client), "hotline_requests_in_flight") == 1

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hotline.config import UssdSettings
 from hotline.errors import BadGatewayRequest
@@ -153,3 +157,75 @@ def test_empty_body_has_no_fields() -> None:
 def test_bad_form_bodies(body: bytes, reason: str) -> None:
     with pytest.raises(BadGatewayRequest, match=reason):
         decode_form(body)
+
+
+def _by_the_rules(body: bytes) -> dict[str, str] | str:
+    """The strict rules spelled out with the standard library: fields, or the reason."""
+    try:
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        return f"body is not UTF-8 (byte {exc.start})"
+    try:
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            errors="strict",
+            max_num_fields=32,
+        )
+    except UnicodeDecodeError:
+        return "a form field is not valid UTF-8 after percent-decoding"
+    except ValueError as exc:
+        if "Max number" in str(exc):
+            return "more than 32 form fields"
+        return "body is not a form (name=value pairs joined by &)"
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            return f"form field {name[:40]!r} appears more than once"
+        fields[name] = value
+    return fields
+
+
+_PIECES = st.sampled_from(
+    [
+        "a",
+        "b",
+        "=",
+        "&",
+        "%",
+        "+",
+        " ",
+        "\n",
+        "\x1f",
+        "中",
+        "2",
+        "B",
+        "f",
+        "8",
+        "%2B",
+        "%2A",
+        "%23",
+        "%e4%b8%ad",
+        "%ff",
+        "%C3",
+        "%28",
+        "%7f",
+        "%80",
+        "%2",
+        "\u3000",
+        "&&",
+        "==",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=24).map("".join), st.binary(max_size=2))
+def test_decoding_follows_the_strict_rules(text: str, tail: bytes) -> None:
+    """The fast path (yarl) and the standard library agree on every body, odd or not."""
+    for body in (text.encode(), text.encode() + tail, "&".join([text] * 20).encode()):
+        try:
+            decoded: dict[str, str] | str = decode_form(body)
+        except BadGatewayRequest as exc:
+            decoded = exc.reason
+        assert decoded == _by_the_rules(body), body
