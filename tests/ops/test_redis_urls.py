@@ -170,7 +170,9 @@ async def _round_trip(url: str) -> None:
     try:
         assert await store.ping()
         # Keys in different hash slots, in one pipelined read and write.
-        await store.save("hotline:t:sess:ussd:a", b'{"x":1}', 60, "hotline:t:sub:p1", {"lang": "en"})
+        await store.save(
+            "hotline:t:sess:ussd:a", b'{"x":1}', 60, "hotline:t:sub:p1", {"lang": "en"}
+        )
         raw, prefs = await store.load("hotline:t:sess:ussd:a", "hotline:t:sub:p1")
         assert raw == b'{"x":1}'  # bytes as stored; SessionRecord.loads reads them
         assert prefs == {"lang": "en"}

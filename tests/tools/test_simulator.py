@@ -1,12 +1,14 @@
 """The web simulator: mounted only when enabled, and driven in real headless Chromium.
 
 The browser tests use Debian's `chromium` (installed by `make system-deps`) through
-Playwright's DevTools driver; they never download a browser. They save the screenshots
-shown in the README to docs/img/.
+Playwright's DevTools driver; they never download a browser. They take the screenshots
+shown in the README; `HOTLINE_UPDATE_SCREENSHOTS=1` saves them to docs/img/ (otherwise a
+test run would leave the checkout modified).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,6 +40,15 @@ CHROMIUM_ARGS = [
 def _at_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("HOTLINE_BALANCE__LEDGER_PATH", str(tmp_path / "ledger.sqlite3"))
+
+
+async def _screenshot(page: object, name: str, tmp_path: Path) -> None:
+    """Take a screenshot; keep it for the README only when asked to."""
+    update = os.environ.get("HOTLINE_UPDATE_SCREENSHOTS") == "1"
+    path = (IMG if update else tmp_path) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(path))  # type: ignore[attr-defined]
+    assert path.read_bytes().startswith(b"\x89PNG")
 
 
 async def test_off_by_default(aiohttp_client: type[TestClient]) -> None:
@@ -86,7 +97,9 @@ async def _press(page: object, keys: str) -> None:
         await page.click(f"#keypad button[data-key='{key}']")  # type: ignore[attr-defined]
 
 
-async def test_ussd_dial_balance_and_language(browser_page: tuple[object, LocalServer]) -> None:
+async def test_ussd_dial_balance_and_language(
+    browser_page: tuple[object, LocalServer], tmp_path: Path
+) -> None:
     page, _ = browser_page
     display = page.locator("#display")  # type: ignore[attr-defined]
     screen = page.locator("#screen")  # type: ignore[attr-defined]
@@ -95,9 +108,8 @@ async def test_ussd_dial_balance_and_language(browser_page: tuple[object, LocalS
     await display.filter(has_text="6.退出").wait_for()
     assert "话费查询" in await display.inner_text()
     assert await page.inner_text("#budget") == "52/80 UCS-2"  # type: ignore[attr-defined]
-    IMG.mkdir(parents=True, exist_ok=True)
     await _press(page, "1")
-    await page.screenshot(path=str(IMG / "simulator-ussd.png"))  # type: ignore[attr-defined]
+    await _screenshot(page, "simulator-ussd.png", tmp_path)
     await page.click("#call")  # type: ignore[attr-defined]
     await display.filter(has_text="您的话费余额为12.50元。").wait_for()
     assert await screen.get_attribute("data-state") == "end"
@@ -116,15 +128,16 @@ async def test_ussd_dial_balance_and_language(browser_page: tuple[object, LocalS
     await display.filter(has_text="Your main balance is CNY 12.50.").wait_for()
 
 
-async def test_call_reaches_the_balance_prompt(browser_page: tuple[object, LocalServer]) -> None:
+async def test_call_reaches_the_balance_prompt(
+    browser_page: tuple[object, LocalServer], tmp_path: Path
+) -> None:
     page, server = browser_page
     log = page.locator("#log")  # type: ignore[attr-defined]
     await page.check("input[name=mode][value=call]")  # type: ignore[attr-defined]
     await page.click("#call")  # type: ignore[attr-defined]
     await page.locator("#screen[data-gather=open]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
     await log.filter(has_text="♪ /ivr/audio/").wait_for()
-    IMG.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(IMG / "simulator-call.png"))  # type: ignore[attr-defined]
+    await _screenshot(page, "simulator-call.png", tmp_path)
     before = await page.evaluate("window.hotlineSim.heard.length")  # type: ignore[attr-defined]
     await _press(page, "1")
     await log.filter(has_text="Digits=1").wait_for()
