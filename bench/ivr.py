@@ -60,14 +60,28 @@ class Result:
     server_cpu_us: float = float("nan")
 
 
-def _is_menu(body: str) -> bool:
-    root = ET.fromstring(body)
-    return [c.tag for c in root] == ["Gather", "Redirect"] and len(root[0]) >= 7
+def _xml(body: str) -> ET.Element | None:
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        return None
+
+
+def _menu_action(body: str) -> str | None:
+    """The Gather's `action` URL if `body` is the menu TwiML, else None (a counted error)."""
+    root = _xml(body)
+    if root is None or [c.tag for c in root] != ["Gather", "Redirect"] or len(root[0]) < 7:
+        return None
+    return root[0].get("action")
 
 
 def _is_balance(body: str) -> bool:
-    root = ET.fromstring(body)
-    return [c.tag for c in root][-1] == "Hangup" and len(root.findall("Play")) >= 1
+    root = _xml(body)
+    return (
+        root is not None
+        and [c.tag for c in root][-1:] == ["Hangup"]
+        and len(root.findall("Play")) >= 1
+    )
 
 
 async def _load(
@@ -101,11 +115,11 @@ async def _load(
             phone = PHONES[(worker + n) % len(PHONES)]
             if voice:
                 form = {"CallSid": sid, "From": phone, "To": "+8610000", "CallStatus": "ringing"}
-                menu = await post(session, url, form)
-                action = ET.fromstring(menu)[0].attrib["action"]
-                form.update({"CallStatus": "in-progress", "Digits": "1"})
-                result = await post(session, action, form)
-                ok = _is_menu(menu) and _is_balance(result)
+                action = _menu_action(await post(session, url, form))
+                ok = action is not None
+                if action is not None:
+                    form.update({"CallStatus": "in-progress", "Digits": "1"})
+                    ok = _is_balance(await post(session, action, form))
             else:
                 form = {"sessionId": sid, "serviceCode": "*100#", "phoneNumber": phone,
                         "networkCode": "46000", "text": ""}  # fmt: skip

@@ -337,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         "NAME, interleaved with the others (repeatable)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve-baseline", choices=["bare", "minimal", "minimal-link"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve-baseline", choices=["bare", "minimal", "minimal-link"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
