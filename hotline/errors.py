@@ -6,6 +6,7 @@ __all__ = [
     "BadGatewayRequest",
     "ConfigError",
     "FlowError",
+    "FlowsRejected",
     "HotlineError",
     "InvalidUpstreamAnswer",
     "RateLimited",
@@ -43,6 +44,17 @@ class FlowError(HotlineError):
         self.path = path
         self.line = line
         self.message = message
+
+
+class FlowsRejected(HotlineError):
+    """A flow reload failed `hotline flows check`'s rules; nothing was installed.
+
+    `problems` are `file:line: message [rule]` lines; the message joins them.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
 
 
 class SessionStoreUnavailable(HotlineError):

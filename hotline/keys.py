@@ -15,11 +15,13 @@ from hotline.ratelimit import RateLimiter
 if TYPE_CHECKING:
     from hotline.balance.provider import BalanceProvider
     from hotline.flow.engine import Engine
+    from hotline.flow.model import Flow
     from hotline.sessions import SessionStore
 
 __all__ = [
     "BALANCE",
     "ENGINE",
+    "FLOWS_RELOADED",
     "METRICS",
     "PSEUDONYM",
     "RATE_LIMITER",
@@ -35,6 +37,12 @@ PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
 BALANCE: web.AppKey[BalanceProvider] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: Async callbacks run in the background after a flow reload installed new flows (a
+#: channel registers one at setup, e.g. to warm the new prompts). The list exists on every
+#: app `create_app` builds; a failing callback is logged and never fails the reload.
+FLOWS_RELOADED: web.AppKey[list[Callable[[web.Application, list[Flow]], Awaitable[None]]]] = (
+    web.AppKey("FLOWS_RELOADED")
+)
 #: Set by a voice channel: clip URL → the sentence it speaks (None if not its clip).
 #: In-process dialogue runs use it to check `expect` against what a caller hears.
 SPEECH_TEXT: web.AppKey[Callable[[str], str | None]] = web.AppKey("SPEECH_TEXT")

@@ -27,8 +27,9 @@ from yarl import URL
 
 from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.events import ChannelEvent
+from hotline.flow.model import Flow
 from hotline.forms import GatewayForm, gateway_form
-from hotline.keys import ENGINE, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
+from hotline.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
 from hotline.screen import Screen
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
@@ -65,6 +66,7 @@ def setup(app: web.Application) -> None:
     """Mount the voice routes and the speech worker's cleanup context."""
     app[_LAYOUTS] = {}
     app.cleanup_ctx.append(_speech_ctx)
+    app[FLOWS_RELOADED].append(_warm_reloaded)
     app.router.add_post("/ivr/twilio/voice", _twilio, name="ivr-twilio-voice")
     app.router.add_post("/ivr/africastalking", _africastalking, name="ivr-africastalking")
     app.router.add_get(r"/ivr/audio/{key:[A-Za-z0-9_-]{16,2048}}.wav", _audio, name="ivr-audio")
@@ -101,6 +103,22 @@ async def _warm(service: SpeechService, specs: list[ClipSpec]) -> WarmReport:
         report.failed,
     )
     return report
+
+
+async def _warm_reloaded(app: web.Application, flows: list[Flow]) -> None:
+    """After a flow reload: render the new flows' static clips, as at startup (the core
+    runs this in the background; an error here is logged there, the reload stands)."""
+    ivr = app[SETTINGS].ivr
+    if not ivr.warm_prompts:
+        return
+    specs = static_specs(app[SPEAKER], flows, bool(ivr.agent_number))
+    report = await warm(app[SPEECH], specs)
+    log.info(
+        "voice prompts ready after reload: %d rendered, %d cached, %d failed",
+        report.rendered,
+        report.cached,
+        report.failed,
+    )
 
 
 def _speech_text(speaker: Speaker) -> Callable[[str], str | None]:

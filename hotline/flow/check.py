@@ -18,7 +18,7 @@ from hotline.flow.model import ActionState, Flow, MenuState
 from hotline.i18n.catalog import CatalogSet
 from hotline.yamlsrc import Located, load_located
 
-__all__ = ["Issue", "check_catalogs", "check_files", "check_flow"]
+__all__ = ["Issue", "check_catalogs", "check_files", "check_flow", "load_and_check"]
 
 #: The tightest screen a flow must fit: one option line in UCS-2 (any Chinese) or GSM-7.
 USSD_MAX_UCS2 = 80
@@ -207,14 +207,16 @@ def check_catalogs(catalogs: CatalogSet, required: tuple[str, ...] = ()) -> Iter
                 )
 
 
-def check_files(
+def load_and_check(
     files: list[Path],
     catalogs: CatalogSet,
     actions: ActionRegistry = ACTIONS,
     required: tuple[str, ...] = (),
-) -> list[Issue]:
-    """Check flow files against the catalogs; load errors are issues too."""
+) -> tuple[list[Flow], list[Issue]]:
+    """Load flow files and check them (and the catalogs) by every rule; load errors are
+    issues too. Returns the flows that loaded, so a reload installs exactly what passed."""
     issues: list[Issue] = list(check_catalogs(catalogs, required))
+    flows: list[Flow] = []
     ids: dict[str, str] = {}
     for file in files:
         try:
@@ -222,6 +224,7 @@ def check_files(
         except FlowError as exc:
             issues.append(Issue(exc.path, exc.line, "load", exc.message))
             continue
+        flows.append(flow)
         located = load_located(file)
         if flow.id in ids:
             issues.append(
@@ -234,4 +237,14 @@ def check_files(
             )
         ids[flow.id] = located.path
         issues.extend(check_flow(flow, located, catalogs, actions))
-    return sorted(set(issues))
+    return flows, sorted(set(issues))
+
+
+def check_files(
+    files: list[Path],
+    catalogs: CatalogSet,
+    actions: ActionRegistry = ACTIONS,
+    required: tuple[str, ...] = (),
+) -> list[Issue]:
+    """Check flow files against the catalogs; load errors are issues too."""
+    return load_and_check(files, catalogs, actions, required)[1]

@@ -23,14 +23,18 @@ class FlowRegistry:
     def __init__(self, flows: list[Flow]) -> None:
         self._current: dict[str, Flow] = {}
         self._versions: OrderedDict[tuple[str, str], Flow] = OrderedDict()
-        self._install(flows)
+        self.install(flows)
 
     @classmethod
     def from_directory(cls, directory: Path) -> FlowRegistry:
         """Load every `*.yaml` of a directory; raises `FlowError` at the first bad file."""
         return cls([load_flow(path) for path in flow_files(directory)])
 
-    def _install(self, flows: list[Flow]) -> None:
+    def install(self, flows: list[Flow]) -> None:
+        """Make `flows` current (synchronous: no request ever sees half a reload).
+
+        Callers that serve traffic check the flows first (`hotline.admin.reload_flows`).
+        """
         for flow in flows:
             self._current[flow.id] = flow
             self._versions[(flow.id, flow.version)] = flow
@@ -42,9 +46,9 @@ class FlowRegistry:
             del self._versions[oldest]
 
     def reload(self, directory: Path) -> list[Flow]:
-        """Load the directory again; on any error nothing changes (the error propagates)."""
+        """Load the directory again, unchecked; on a load error nothing changes (it propagates)."""
         flows = [load_flow(path) for path in flow_files(directory)]
-        self._install(flows)
+        self.install(flows)
         return flows
 
     def current(self, flow_id: str) -> Flow | None:

@@ -3,6 +3,7 @@ real eSpeak NG. What is spoken is read back from the clip URLs (sealed keys)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import wave
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 from yarl import URL
 
 from hotline.admin import reload_flows
@@ -225,7 +227,7 @@ async def test_the_agent_follows_a_reloaded_flow_whose_start_state_moved(
     moved = re.sub(r"(start: |^  |next: )main\b", r"\1home", source, flags=re.MULTILINE)
     assert moved != source and "start: home" in moved
     (flows / "balance.yaml").write_text(moved, encoding="utf-8")
-    reload_flows(client.app)
+    await reload_flows(client.app)
     second = Call(client, "CA" + "8" * 32)
     await second.start()
     assert "人工服务，请按零。" in second.spoken
@@ -440,6 +442,46 @@ async def test_startup_warms_every_static_clip_in_the_background(
     assert report.total == len(specs) > 60 and report.failed == 0
     assert report.rendered + report.cached == report.total
     assert all((audio_dir / s.digest[:2] / f"{s.digest}.wav").is_file() for s in specs)
+
+
+async def test_a_reload_warms_the_new_flows_clips_in_the_background(
+    aiohttp_client: MakeClient,
+    tmp_path: Path,
+    redis_url: str,
+    audio_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ivr.routes
+    from hotline.admin import RELOAD_TASKS
+    from hotline.flow.load import load_flow
+    from ivr.warmup import static_specs
+
+    monkeypatch.setattr(ivr.routes, "WARM_DELAY", 3600.0)  # keep the startup warm-up out
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    balance = flows / "balance.yaml"
+    source = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")
+    balance.write_text(source, encoding="utf-8")
+    settings = make_settings(tmp_path, redis_url, audio_dir, warm_prompts=True)
+    admin = settings.security.model_copy(update={"admin_token": SecretStr("admin-token-0123")})
+    settings = settings.model_copy(update={"flows_dir": flows, "security": admin})
+    client = await aiohttp_client(create_app(settings))
+    speaker, speech = client.app[ivr.routes.SPEAKER], client.app[ivr.routes.SPEECH]
+    before = {s.digest for s in static_specs(speaker, client.app[ENGINE].registry.flows(), False)}
+
+    # The exit option moves to key 7: "退出，请按七。" is a clip no loaded flow had.
+    moved = source.replace('{ key: "6", label: main.exit', '{ key: "7", label: main.exit')
+    assert moved != source
+    balance.write_text(moved, encoding="utf-8")
+    new = [s for s in static_specs(speaker, [load_flow(balance)], False) if s.digest not in before]
+    assert "退出，请按七。" in {s.text for s in new}
+    assert not any(speech.has(s) for s in new)
+
+    ok = await client.post("/admin/reload", headers={"Authorization": "Bearer admin-token-0123"})
+    assert ok.status == 200
+    await asyncio.gather(*client.app[RELOAD_TASKS])
+    assert all(speech.has(s) for s in new)
+    assert all((audio_dir / s.digest[:2] / f"{s.digest}.wav").is_file() for s in new)
 
 
 async def test_a_repeated_call_start_gets_the_identical_document_from_any_worker(
