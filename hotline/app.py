@@ -95,7 +95,9 @@ def _gateways(settings: Settings) -> list[Gateway]:
     from hotline.security import parse_networks
 
     security = settings.security
-    path_token = security.at_path_token
+    # Africa's Talking's USSD and voice callbacks come from the same platform.
+    at_allowed = parse_networks(security.at_allowed_cidrs)
+    at_token = security.at_path_token.get_secret_value() if security.at_path_token else None
     twilio_token = security.twilio_auth_token
     return [
         Gateway(
@@ -103,8 +105,8 @@ def _gateways(settings: Settings) -> list[Gateway]:
             channel="ussd",
             dialect="africastalking",
             subscriber_field="phoneNumber",
-            allowed=parse_networks(security.at_allowed_cidrs),
-            path_token=path_token.get_secret_value() if path_token else None,
+            allowed=at_allowed,
+            path_token=at_token,
             polite=ussd.polite.polite_reply,
             form=ussd.form.read_form,
         ),
@@ -128,8 +130,8 @@ def _gateways(settings: Settings) -> list[Gateway]:
             channel="ivr",
             dialect="africastalking",
             subscriber_field="callerNumber",
-            allowed=parse_networks(security.at_allowed_cidrs),
-            path_token=path_token.get_secret_value() if path_token else None,
+            allowed=at_allowed,
+            path_token=at_token,
             polite=ivr.polite.polite_reply_africastalking,
             max_field_chars=security.max_field_chars,
             form=ivr.routes.read_form,

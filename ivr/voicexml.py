@@ -13,6 +13,7 @@ documents are a handful of flat elements whose names are our constants.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from xml.sax.saxutils import escape
 
 __all__ = ["XML_CONTENT_TYPE", "document", "element", "escape_attribute", "escape_text"]
 
@@ -20,29 +21,18 @@ XML_CONTENT_TYPE = "application/xml"
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
+#: What an attribute value escapes beyond `&`, `<`, `>`, as ElementTree writes it.
+_ATTRIBUTE_ENTITIES = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#09;"}
+
+
 def escape_text(text: str) -> str:
     """Character data escaped as ElementTree does (`&`, `<`, `>`)."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
+    return escape(text)
 
 
 def escape_attribute(value: str) -> str:
     """An attribute value escaped as ElementTree does (also `"` and CR, LF, TAB)."""
-    value = escape_text(value)
-    if '"' in value:
-        value = value.replace('"', "&quot;")
-    if "\r" in value:
-        value = value.replace("\r", "&#13;")
-    if "\n" in value:
-        value = value.replace("\n", "&#10;")
-    if "\t" in value:
-        value = value.replace("\t", "&#09;")
-    return value
+    return escape(value, _ATTRIBUTE_ENTITIES)
 
 
 def element(

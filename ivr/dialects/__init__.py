@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping
 
 from hotline.errors import BadGatewayRequest
-from hotline.events import EventKind
+from hotline.events import ChannelEvent, EventKind
 
-__all__ = ["field", "keys_event", "optional_digits"]
+__all__ = ["call_event", "field", "keys_event", "optional_digits"]
 
 _DIGITS = re.compile(r"^[0-9*#]{1,32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -42,3 +42,27 @@ def keys_event(digits: str) -> tuple[EventKind, str]:
     """What pressed keys mean: `*` repeats; else the input, a trailing `#` dropped."""
     keys = digits.rstrip("#") or "#"
     return ("repeat", "") if keys == "*" else ("input", keys)
+
+
+def call_event(
+    dialect: str,
+    session: str,
+    caller: str,
+    *,
+    ended: bool,
+    digits: str | None,
+    query: Mapping[str, str],
+) -> ChannelEvent:
+    """The event of a webhook: the call ended, keys were pressed, the Gather timed out
+    (`?timeout=1` on our own redirect), or else a call (re)starting."""
+    kind: EventKind
+    text = ""
+    if ended:
+        kind = "hangup"
+    elif digits is not None:
+        kind, text = keys_event(digits)
+    elif query.get("timeout") == "1":
+        kind = "timeout"
+    else:
+        kind = "start"
+    return ChannelEvent("ivr", dialect, session, caller, kind, text)

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 
 from hotline.errors import BadGatewayRequest
-from hotline.events import ChannelEvent, EventKind
-from ivr.dialects import field, keys_event, optional_digits
+from hotline.events import ChannelEvent
+from ivr.dialects import call_event, field, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -33,16 +33,7 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     caller = field(form, "callerNumber")
     digits = optional_digits(form, "dtmfDigits")
 
-    def event(kind: EventKind, text: str = "") -> ChannelEvent:
-        return ChannelEvent("ivr", NAME, session, caller, kind, text)
-
-    if active == "0":
-        return event("hangup")
-    if digits is not None:
-        return event(*keys_event(digits))
-    if query.get("timeout") == "1":
-        return event("timeout")
-    return event("start")
+    return call_event(NAME, session, caller, ended=active == "0", digits=digits, query=query)
 
 
 def write(plan: VoicePlan) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from hotline.events import ChannelEvent, EventKind
-from ivr.dialects import field, keys_event, optional_digits
+from hotline.events import ChannelEvent
+from ivr.dialects import call_event, field, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -30,16 +30,8 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     status = (form.get("CallStatus") or "").strip()
     digits = optional_digits(form, "Digits")
 
-    def event(kind: EventKind, text: str = "") -> ChannelEvent:
-        return ChannelEvent("ivr", NAME, call, caller, kind, text)
-
-    if status in ENDED_STATUSES:
-        return event("hangup")
-    if digits is not None:
-        return event(*keys_event(digits))
-    if query.get("timeout") == "1":
-        return event("timeout")
-    return event("start")
+    ended = status in ENDED_STATUSES
+    return call_event(NAME, call, caller, ended=ended, digits=digits, query=query)
 
 
 def write(plan: VoicePlan) -> str:
