@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from _proc import cpu_seconds, free_port, pin, process, redis_server
+from _rounds import by_target
 
 __all__ = ["main"]
 
@@ -263,26 +264,8 @@ def _row(r: Result) -> str:
     )
 
 
-def _median(runs: list[Result]) -> Result:
-    def med(values: list[float]) -> float:
-        return round(statistics.median(values), 2)
-
-    return Result(
-        target=runs[0].target,
-        requests=sum(r.requests for r in runs),
-        calls=sum(r.calls for r in runs),
-        errors=sum(r.errors for r in runs),
-        seconds=round(sum(r.seconds for r in runs), 2),
-        rps=med([r.rps for r in runs]),
-        p50_ms=med([r.p50_ms for r in runs]),
-        p99_ms=med([r.p99_ms for r in runs]),
-        server_cpu_us=med([r.server_cpu_us for r in runs]),
-    )
-
-
 def _report(all_runs: list[Result], args: argparse.Namespace, build: float) -> dict[str, object]:
-    targets = list(dict.fromkeys(r.target for r in all_runs))
-    results = [_median([r for r in all_runs if r.target == t]) for t in targets]
+    results = by_target(all_runs)
     by = {r.target: r for r in results}
     print(
         f"\nIVR, 1 worker, {args.concurrency} concurrent calls, medians of {args.rounds} rounds "

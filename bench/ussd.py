@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from _proc import cpu_seconds, free_port, pin, process, redis_server
+from _rounds import by_target
 
 __all__ = ["main"]
 
@@ -384,28 +385,8 @@ def _row(r: Result) -> str:
     )
 
 
-def _median(runs: list[Result]) -> Result:
-    """Per-field medians over rounds (a shared machine is noisy)."""
-
-    def med(values: list[float]) -> float:
-        return round(statistics.median(values), 2)
-
-    return Result(
-        target=runs[0].target,
-        requests=sum(r.requests for r in runs),
-        sessions=sum(r.sessions for r in runs),
-        errors=sum(r.errors for r in runs),
-        seconds=round(sum(r.seconds for r in runs), 2),
-        rps=med([r.rps for r in runs]),
-        p50_ms=med([r.p50_ms for r in runs]),
-        p99_ms=med([r.p99_ms for r in runs]),
-        server_cpu_us=med([r.server_cpu_us for r in runs]),
-    )
-
-
 def _report(all_runs: list[Result], args: argparse.Namespace) -> None:
-    targets = list(dict.fromkeys(r.target for r in all_runs))
-    results = [_median([r for r in all_runs if r.target == t]) for t in targets]
+    results = by_target(all_runs)
     by = {r.target: r for r in results}
     print(
         f"\nUSSD, 1 worker, {args.concurrency} concurrent sessions, medians of {args.rounds} "
