@@ -13,7 +13,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "free_port", "pin", "process", "redis_server", "wait_port"]
+__all__ = [
+    "cpu_seconds",
+    "free_port",
+    "hotline_env",
+    "pin",
+    "process",
+    "redis_server",
+    "wait_port",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -32,6 +42,29 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+def hotline_env(redis_url: str, workdir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a `hotline serve` under load: this checkout's flows and prompts,
+    ledger and audio cache in `workdir`, Redis sessions, no speech warm-up competing for the
+    CPU, and the rate limits out of the way (the load replays five numbers thousands of times
+    a second; the per-gateway limit, 2000/s by default, would answer busy). `overrides` are
+    further `HOTLINE_*` variables."""
+    return {
+        **os.environ,
+        "HOTLINE_REDIS_URL": redis_url,
+        "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
+        "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
+        "HOTLINE_BALANCE__LEDGER_PATH": str(workdir / "ledger.sqlite3"),
+        "HOTLINE_BALANCE__SUBSCRIBER_RATE": "1000000/second",
+        "HOTLINE_SECURITY__SUBSCRIBER_RATE": "1000000/second",
+        "HOTLINE_SECURITY__GATEWAY_RATE": "1000000/second",
+        "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
+        "HOTLINE_LOG_LEVEL": "WARNING",
+        "HOTLINE_IVR__WARM_PROMPTS": "false",
+        "HOTLINE_IVR__AUDIO_DIR": str(workdir / "audio"),
+        **overrides,
+    }
 
 
 def pin(cpu: int) -> None:

@@ -36,7 +36,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _proc import cpu_seconds, free_port, pin, process, redis_server
+from _proc import cpu_seconds, free_port, hotline_env, pin, process, redis_server
 from _rounds import by_target
 
 __all__ = ["main"]
@@ -160,22 +160,7 @@ async def _load(
 
 
 def _hotline_env(redis_url: str, workdir: Path, audio: Path, port: int | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "HOTLINE_REDIS_URL": redis_url,
-            "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
-            "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
-            "HOTLINE_BALANCE__LEDGER_PATH": str(workdir / "ledger.sqlite3"),
-            "HOTLINE_BALANCE__SUBSCRIBER_RATE": "1000000/second",
-            "HOTLINE_SECURITY__SUBSCRIBER_RATE": "1000000/second",
-            "HOTLINE_SECURITY__GATEWAY_RATE": "1000000/second",  # else 2000/s answer busy
-            "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
-            "HOTLINE_LOG_LEVEL": "WARNING",
-            "HOTLINE_IVR__AUDIO_DIR": str(audio),
-            "HOTLINE_IVR__WARM_PROMPTS": "false",
-        }
-    )
+    env = hotline_env(redis_url, workdir, HOTLINE_IVR__AUDIO_DIR=str(audio))
     if port is not None:
         env["HOTLINE_PORT"] = str(port)
     return env

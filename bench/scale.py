@@ -38,7 +38,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _proc import free_port, redis_server
+from _proc import free_port, hotline_env, redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONES = [f"+86138001380{n:02d}" for n in (0, 1, 2, 4, 5)]  # 03 is suspended: also fine
@@ -100,23 +100,12 @@ class Service:
     def __init__(self, workers: int, redis_url: str, workdir: Path, bare: bool = False) -> None:
         self.port = free_port()
         self.workers = workers
-        env = {
-            **os.environ,
-            "HOTLINE_REDIS_URL": redis_url,
-            "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
-            "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
-            "HOTLINE_BALANCE__LEDGER_PATH": str(workdir / "ledger.sqlite3"),
-            "HOTLINE_BALANCE__SUBSCRIBER_RATE": "1000000/second",
-            "HOTLINE_SECURITY__SUBSCRIBER_RATE": "1000000/second",
-            "HOTLINE_SECURITY__GATEWAY_RATE": "1000000/second",
-            "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
-            "HOTLINE_JSON_LOGS": "true",
-            "HOTLINE_LOG_LEVEL": "WARNING",
-            "TMPDIR": str(workdir),  # the supervisor's metrics directory, removed with it
-            # USSD only: no speech warm-up competing for the CPU while we measure.
-            "HOTLINE_IVR__WARM_PROMPTS": "false",
-            "HOTLINE_IVR__AUDIO_DIR": str(workdir / "audio"),
-        }
+        env = hotline_env(
+            redis_url,
+            workdir,
+            HOTLINE_JSON_LOGS="true",
+            TMPDIR=str(workdir),  # the supervisor's metrics directory, removed with it
+        )
         if bare:
             cmd = [sys.executable, __file__, "--bare-server", str(self.port), str(workers)]
         else:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from _proc import cpu_seconds, free_port, pin, process, redis_server
+from _proc import cpu_seconds, free_port, hotline_env, pin, process, redis_server
 from _rounds import by_target
 
 __all__ = ["main"]
@@ -267,33 +267,12 @@ def _measure(target: str, port: int, pid: int, args: argparse.Namespace) -> Resu
 # ------------------------------------------------------------------------ main
 
 
-def _hotline_env(redis_url: str, workdir: Path, port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "HOTLINE_REDIS_URL": redis_url,
-            "HOTLINE_PORT": str(port),
-            "HOTLINE_FLOWS_DIR": str(ROOT / "flows"),
-            "HOTLINE_PROMPTS_DIR": str(ROOT / "prompts"),
-            "HOTLINE_BALANCE__LEDGER_PATH": str(workdir / "ledger.sqlite3"),
-            # The benchmark replays the same five numbers thousands of times a second.
-            "HOTLINE_BALANCE__SUBSCRIBER_RATE": "1000000/second",
-            "HOTLINE_SECURITY__SUBSCRIBER_RATE": "1000000/second",
-            # The guard's per-gateway limit (2000/s by default) would answer `END` busy.
-            "HOTLINE_SECURITY__GATEWAY_RATE": "1000000/second",
-            "HOTLINE_PSEUDONYM_SECRET": "bench-secret",
-            "HOTLINE_LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
 def _command(
     target: str, port: int, redis_url: str, workdir: Path, trees: dict[str, Path]
 ) -> tuple[list[str], dict[str, str]]:
     if target.startswith("hotline") or target in trees:
         hotline = shutil.which("hotline", path=str(Path(sys.executable).parent)) or "hotline"
-        env = _hotline_env(redis_url, workdir, port)
+        env = hotline_env(redis_url, workdir, HOTLINE_PORT=str(port))
         if target == "hotline-memory":  # diagnostic: the same without Redis
             del env["HOTLINE_REDIS_URL"]
         if target in trees:  # another checkout of the code (a baseline), same venv
