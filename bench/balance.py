@@ -32,8 +32,8 @@ from pydantic import SecretStr
 from hotline.balance.http import HttpProvider
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.provider import open_provider
-from hotline.config import BalanceSettings, load_settings
-from hotline.privacy import Pseudonymizer
+from hotline.base.config import BalanceSettings, load_settings
+from hotline.base.privacy import Pseudonymizer
 
 KEY_ID, SECRET = "bench", "bench-secret"
 Fetch = Callable[[str], Awaitable[BalanceSnapshot]]

@@ -11,7 +11,7 @@ process on its own port (uvloop, one worker):
   form, one Redis GET, one SET with a TTL, reply;
 - `bare`: an aiohttp handler that answers a constant `CON` text;
 - `minimal-link` (diagnostic, via `--targets`): `minimal` talking to Redis over hotline's
-  own pipelined connection (`hotline.redislink`) instead of redis-py's client — what the
+  own pipelined connection (`hotline.store.redislink`) instead of redis-py's client — what the
   unavoidable work costs with the cheapest client, to show where hotline's margin comes from.
 
 The load generator (this process, uvloop) runs `--concurrency` loops, each playing whole
@@ -60,7 +60,7 @@ def _serve_baseline(kind: str, port: int, redis_url: str) -> None:
     import uvloop
     from aiohttp import web
 
-    from hotline.redislink import RedisLink, link_address
+    from hotline.store.redislink import RedisLink, link_address
 
     async def bare(request: web.Request) -> web.Response:
         return web.Response(text="CON hello", content_type="text/plain", charset="utf-8")

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from aiohttp import web
 
-from hotline.guards import polite_sentence
+from hotline.web.guards import polite_sentence
 
 __all__ = ["polite_reply", "polite_reply_africastalking"]
 

@@ -23,8 +23,8 @@ from yarl import URL
 
 from hotline.i18n.catalog import CatalogSet
 from hotline.i18n.speech import SpeechFormatter, spoken_key
-from hotline.screen import PromptPart, Screen
-from hotline.values import Clock, Text
+from hotline.flow.screen import PromptPart, Screen
+from hotline.base.values import Clock, Text
 from ivr.audio import AudioFormat
 from ivr.clips import ClipSealer, ClipSpec
 

@@ -9,7 +9,7 @@
 
 Request authentication (Twilio signature, Africa's Talking allow-list and path token)
 happens before these handlers, in the gateway guards the app factory installs
-(`hotline.guards`).
+(`hotline.web.guards`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from yarl import URL
 
-from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
-from hotline.events import ChannelEvent
+from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.flow.events import ChannelEvent
 from hotline.flow.model import Flow
-from hotline.forms import GatewayForm, gateway_form
-from hotline.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
-from hotline.screen import Screen
+from hotline.web.forms import GatewayForm, gateway_form
+from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
+from hotline.flow.screen import Screen
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
 from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan
@@ -185,7 +185,7 @@ def _new_layout(
 
 
 async def read_form(request: web.Request) -> GatewayForm:
-    """The voice gateways' form reader (`hotline.forms`): aiohttp's lenient reading.
+    """The voice gateways' form reader (`hotline.web.forms`): aiohttp's lenient reading.
 
     The guard calls it and the handler gets the result back from the request. For a
     UTF-8 form whose end is not whitespace (which aiohttp strips), aiohttp's fields are

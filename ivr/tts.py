@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hotline.metrics import Metrics
+from hotline.base.metrics import Metrics
 from ivr.audio import AudioCache
 from ivr.clips import ClipSpec
 

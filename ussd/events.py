@@ -15,11 +15,11 @@ import re
 
 from aiohttp import web
 
-from hotline.errors import BadGatewayRequest, SessionStoreUnavailable
-from hotline.forms import gateway_form
-from hotline.keys import METRICS, PSEUDONYM, SESSIONS, SETTINGS
-from hotline.logs import note
-from hotline.sessions import SessionRecord, session_key, subscriber_key
+from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.web.forms import gateway_form
+from hotline.web.keys import METRICS, PSEUDONYM, SESSIONS, SETTINGS
+from hotline.base.logs import note
+from hotline.store.sessions import SessionRecord, session_key, subscriber_key
 from ussd.form import read_form
 
 __all__ = ["CHANNEL", "DIALECT", "STATUSES", "handle", "setup"]

@@ -5,7 +5,7 @@ repeat; a gateway request with either is malformed, so we want a 400 with a reas
 guess. The standard library's `parse_qsl` states the rules; yarl's `query_to_pairs`
 (the same decoding, ~5x faster) reads the bodies where the two cannot differ.
 
-`read_form` is the USSD gateway's form reader (`hotline.forms`): the gateway guard calls
+`read_form` is the USSD gateway's form reader (`hotline.web.forms`): the gateway guard calls
 it, the routes get its result back from the request.
 """
 
@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from yarl import query_to_pairs
 
-from hotline.errors import BadGatewayRequest
-from hotline.forms import GatewayForm
-from hotline.keys import SETTINGS
+from hotline.base.errors import BadGatewayRequest
+from hotline.web.forms import GatewayForm
+from hotline.web.keys import SETTINGS
 
 __all__ = ["FORM_CONTENT_TYPE", "MAX_FIELDS", "decode_form", "read_form"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hotline.guards import polite_sentence
+from hotline.web.guards import polite_sentence
 
 __all__ = ["polite_reply"]
 

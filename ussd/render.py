@@ -41,11 +41,11 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
 
-from hotline.config import UssdSettings
-from hotline.errors import FlowError
+from hotline.base.config import UssdSettings
+from hotline.base.errors import FlowError
 from hotline.i18n.catalog import Catalog, CatalogSet, ValueFormatter
 from hotline.i18n.text import TextFormatter
-from hotline.screen import PromptPart, Screen
+from hotline.flow.screen import PromptPart, Screen
 from ussd.budget import Limits, fits
 
 __all__ = ["NAV_KEYS", "PREFIX_RESERVE", "UssdLayout", "break_points"]

@@ -1,12 +1,12 @@
 """How each upstream failure is treated: retried? counted by the breaker? (reference §7.2).
 
-The error classes themselves are `hotline.errors`; these subclasses add the fields the
+The error classes themselves are `hotline.base.errors`; these subclasses add the fields the
 resilience layers need without the flows having to know them.
 """
 
 from __future__ import annotations
 
-from hotline.errors import (
+from hotline.base.errors import (
     InvalidUpstreamAnswer,
     RateLimited,
     UpstreamNotFound,

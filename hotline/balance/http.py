@@ -25,15 +25,15 @@ from hotline.balance.msisdn import canonical_msisdn, e164
 from hotline.balance.parse import Limits, decode_json, error_for_status, parse_tmf654, parse_v1
 from hotline.balance.resilience import lookup_id
 from hotline.balance.signing import auth_headers, canonical_query
-from hotline.config import BalanceSettings
-from hotline.errors import (
+from hotline.base.config import BalanceSettings
+from hotline.base.errors import (
     ConfigError,
     InvalidUpstreamAnswer,
     UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from hotline.privacy import Pseudonymizer
+from hotline.base.privacy import Pseudonymizer
 
 __all__ = ["TMF654_PATH", "V1_PATH", "HttpProvider"]
 

@@ -20,9 +20,9 @@ from typing import Literal
 
 from hotline.balance.model import BalanceSnapshot, Bucket, Quantity
 from hotline.balance.msisdn import canonical_msisdn
-from hotline.errors import ConfigError, UpstreamNotFound, UpstreamUnavailable
-from hotline.privacy import Pseudonymizer
-from hotline.values import Money
+from hotline.base.errors import ConfigError, UpstreamNotFound, UpstreamUnavailable
+from hotline.base.privacy import Pseudonymizer
+from hotline.base.values import Money
 
 __all__ = [
     "BUCKET_UNITS",

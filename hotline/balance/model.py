@@ -1,6 +1,6 @@
 """The normalized balance every provider returns and every flow reads (reference §7.1).
 
-Money is `hotline.values.Money` (integer minor units), so the flows get the very type
+Money is `hotline.base.values.Money` (integer minor units), so the flows get the very type
 their prompts render. Quantities are integers in one of four units. All timestamps are
 timezone-aware; an invalid snapshot cannot be built.
 """
@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from hotline.values import Money
+from hotline.base.values import Money
 
 __all__ = [
     "AccountStatus",

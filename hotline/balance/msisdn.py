@@ -1,12 +1,12 @@
 """One canonical form per phone number, so `+86 138…`, `0086138…` and `138…` are one subscriber.
 
-The rule lives in `hotline.privacy.canonical_msisdn` (pseudonyms use it too); this module
+The rule lives in `hotline.base.privacy.canonical_msisdn` (pseudonyms use it too); this module
 adds the E.164 spelling the balance-query v1 contract wants on the wire.
 """
 
 from __future__ import annotations
 
-from hotline.privacy import canonical_msisdn
+from hotline.base.privacy import canonical_msisdn
 
 __all__ = ["canonical_msisdn", "e164"]
 

@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from hotline.balance.faults import UpstreamRefused
 from hotline.balance.model import BalanceSnapshot, Bucket, Quantity
-from hotline.errors import InvalidUpstreamAnswer, UpstreamError, UpstreamNotFound
-from hotline.values import Money
+from hotline.base.errors import InvalidUpstreamAnswer, UpstreamError, UpstreamNotFound
+from hotline.base.values import Money
 
 __all__ = [
     "Limits",

@@ -1,7 +1,7 @@
 """The provider interface and the one place a configured provider stack is built.
 
 `fetch(msisdn)` is the whole interface. It returns a `BalanceSnapshot` (a suspended or
-barred account is a snapshot, not an error) or raises one of `hotline.errors`:
+barred account is a snapshot, not an error) or raises one of `hotline.base.errors`:
 `UpstreamTimeout`, `UpstreamUnavailable`, `InvalidUpstreamAnswer`, `UpstreamNotFound`,
 `RateLimited`.
 """
@@ -32,8 +32,8 @@ from hotline.balance.resilience import (
     SingleFlight,
     SubscriberLimit,
 )
-from hotline.config import BalanceSettings, Settings
-from hotline.privacy import Pseudonymizer, normalize_msisdn
+from hotline.base.config import BalanceSettings, Settings
+from hotline.base.privacy import Pseudonymizer, normalize_msisdn
 
 __all__ = ["BalanceProvider", "build_stack", "open_provider", "subscriber_key"]
 

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hotline.config import Settings, load_settings
-from hotline.errors import ConfigError, FlowError
+from hotline.base.config import Settings, load_settings
+from hotline.base.errors import ConfigError, FlowError
 
 __all__ = ["main", "settings_from_args"]
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hotline.errors import FlowError
+from hotline.base.errors import FlowError
 from hotline.flow.check import check_files
 from hotline.flow.graph import FORMATS, GraphvizError, build, to_dot, to_mermaid, to_svg
 from hotline.flow.load import flow_files, load_flow
@@ -65,7 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
-    from hotline.app import channel_prompt_keys
+    from hotline.web.app import channel_prompt_keys
 
     issues = check_files(files, catalogs, required=channel_prompt_keys())
     for issue in issues:

@@ -25,7 +25,7 @@ from hotline.balance.ledger import (
 )
 from hotline.balance.msisdn import canonical_msisdn
 from hotline.cli import settings_from_args
-from hotline.errors import ConfigError
+from hotline.base.errors import ConfigError
 
 __all__ = ["parse_amount", "register"]
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotline.errors import FlowError
+from hotline.base.errors import FlowError
 
 __all__ = ["register"]
 

@@ -28,8 +28,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hotline.cli import settings_from_args
-    from hotline.logs import setup_logging
-    from hotline.workers import serve
+    from hotline.base.logs import setup_logging
+    from hotline.web.workers import serve
 
     settings = settings_from_args(args)
     overrides: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from hotline.config import Settings, UssdSettings
+from hotline.base.config import Settings, UssdSettings
 from hotline.dialogue.phone import PhoneError, Screen, UssdPhone
 from hotline.dialogue.server import in_process
 

@@ -6,7 +6,7 @@ is TwiML: `<Play>` clips are fetched like the platform would (each must be a WAV
 that action URL; `<Hangup>` or `<Dial>` ends our side of the call.
 
 What the caller hears is matched through `speech_text` (clip URL → sentence), which the
-voice channel publishes in-process under `hotline.keys.SPEECH_TEXT`; clip URLs are
+voice channel publishes in-process under `hotline.web.keys.SPEECH_TEXT`; clip URLs are
 sealed, so over `--url` only the structure (clips, gather, end) can be checked.
 """
 

@@ -79,7 +79,7 @@ async def run_dialogue(
         if wants_text and speech_text is None:
             result.skipped = (
                 "what a call says is only known in-process, from an IVR channel that "
-                "publishes hotline.keys.SPEECH_TEXT"
+                "publishes hotline.web.keys.SPEECH_TEXT"
             )
             return result
         phone = IvrPhone(http, base_url, dialogue.msisdn, speech_text)

@@ -27,9 +27,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hotline.errors import FlowError
+from hotline.base.errors import FlowError
 from hotline.flow.load import validation_message
-from hotline.yamlsrc import load_located
+from hotline.base.yamlsrc import load_located
 
 __all__ = ["Dialogue", "Expectation", "Step", "dialogue_files", "load_dialogue"]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.app import create_app
-from hotline.config import Settings
-from hotline.keys import SPEECH_TEXT
+from hotline.web.app import create_app
+from hotline.base.config import Settings
+from hotline.web.keys import SPEECH_TEXT
 
 __all__ = ["LocalServer", "in_process", "with_overrides"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from hotline.errors import RateLimited, UpstreamError, UpstreamNotFound
-from hotline.values import Clock, Count, Date, Duration, Money, Value, Volume, encode_value
+from hotline.base.errors import RateLimited, UpstreamError, UpstreamNotFound
+from hotline.base.values import Clock, Count, Date, Duration, Money, Value, Volume, encode_value
 
 if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot, Bucket

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from hotline.config import Settings
-from hotline.errors import SessionStoreUnavailable
-from hotline.events import ChannelEvent
+from hotline.base.config import Settings
+from hotline.base.errors import SessionStoreUnavailable
+from hotline.flow.events import ChannelEvent
 from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry, SnapshotVariables
 from hotline.flow.model import (
     MAX_STEPS_PER_TURN,
@@ -33,11 +33,11 @@ from hotline.flow.model import (
 )
 from hotline.flow.registry import FlowRegistry
 from hotline.i18n.catalog import CatalogSet
-from hotline.logs import note, note_turn
-from hotline.privacy import Pseudonymizer
-from hotline.screen import ChannelLayout, Option, PromptPart, Screen, Turn
-from hotline.sessions import SessionRecord, SessionStore, session_key, subscriber_key
-from hotline.values import Value, decode_value
+from hotline.base.logs import note, note_turn
+from hotline.base.privacy import Pseudonymizer
+from hotline.flow.screen import ChannelLayout, Option, PromptPart, Screen, Turn
+from hotline.store.sessions import SessionRecord, SessionStore, session_key, subscriber_key
+from hotline.base.values import Value, decode_value
 
 if TYPE_CHECKING:
     from hotline.balance.provider import BalanceProvider

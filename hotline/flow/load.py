@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from hotline.errors import FlowError
+from hotline.base.errors import FlowError
 from hotline.flow.model import Flow
-from hotline.yamlsrc import Located, load_located
+from hotline.base.yamlsrc import Located, load_located
 
 __all__ = ["flow_files", "load_flow", "validation_message"]
 

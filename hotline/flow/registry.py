@@ -33,7 +33,7 @@ class FlowRegistry:
     def install(self, flows: list[Flow]) -> None:
         """Make `flows` current (synchronous: no request ever sees half a reload).
 
-        Callers that serve traffic check the flows first (`hotline.admin.reload_flows`).
+        Callers that serve traffic check the flows first (`hotline.web.admin.reload_flows`).
         """
         for flow in flows:
             self._current[flow.id] = flow

@@ -24,10 +24,10 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypeAliasType
 
-from hotline.errors import FlowError
-from hotline.screen import PromptPart
-from hotline.values import Value
-from hotline.yamlsrc import Located, load_located
+from hotline.base.errors import FlowError
+from hotline.flow.screen import PromptPart
+from hotline.base.values import Value
+from hotline.base.yamlsrc import Located, load_located
 
 __all__ = [
     "PLACEHOLDER_TYPES",

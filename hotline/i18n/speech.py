@@ -26,7 +26,7 @@ import datetime as dt
 
 from num2words import num2words
 
-from hotline.values import Clock, Count, Date, Duration, Money, Text, Value, Volume
+from hotline.base.values import Clock, Count, Date, Duration, Money, Text, Value, Volume
 
 __all__ = ["SpeechFormatter", "spoken_key", "zh_number"]
 

@@ -6,7 +6,7 @@ than they have.
 
 from __future__ import annotations
 
-from hotline.values import Clock, Count, Date, Duration, Money, Text, Value, Volume
+from hotline.base.values import Clock, Count, Date, Duration, Money, Text, Value, Volume
 
 __all__ = ["TextFormatter", "format_money_plain"]
 

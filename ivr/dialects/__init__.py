@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from hotline.errors import BadGatewayRequest
-from hotline.events import ChannelEvent, EventKind
+from hotline.base.errors import BadGatewayRequest
+from hotline.flow.events import ChannelEvent, EventKind
 
 __all__ = ["call_event", "field", "keys_event", "optional_digits"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from hotline.errors import BadGatewayRequest
-from hotline.events import ChannelEvent
+from hotline.base.errors import BadGatewayRequest
+from hotline.flow.events import ChannelEvent
 from ivr.dialects import call_event, field, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element

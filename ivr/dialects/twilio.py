@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from hotline.events import ChannelEvent
+from hotline.flow.events import ChannelEvent
 from ivr.dialects import call_event, field, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element

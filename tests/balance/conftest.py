@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from hotline.balance.sim import create_sim_app
-from hotline.config import BalanceSettings, Settings, load_settings
-from hotline.privacy import Pseudonymizer
+from hotline.base.config import BalanceSettings, Settings, load_settings
+from hotline.base.privacy import Pseudonymizer
 
 KEY_ID = "test-client"
 SECRET = "test-secret-0123456789"

@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from hotline.balance.resilience.cache import Cache
-from hotline.errors import UpstreamNotFound
+from hotline.base.errors import UpstreamNotFound
 from tests.balance.conftest import FakeClock
 
 

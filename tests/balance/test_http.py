@@ -14,15 +14,15 @@ from hotline.balance.faults import UpstreamRefused
 from hotline.balance.http import HttpProvider
 from hotline.balance.model import BalanceSnapshot, Quantity
 from hotline.balance.provider import open_provider
-from hotline.config import Settings
-from hotline.errors import (
+from hotline.base.config import Settings
+from hotline.base.errors import (
     InvalidUpstreamAnswer,
     UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from hotline.privacy import Pseudonymizer
-from hotline.values import Money
+from hotline.base.privacy import Pseudonymizer
+from hotline.base.values import Money
 from tests.balance.conftest import Sim
 
 DEMO = "13800138000"

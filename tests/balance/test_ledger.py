@@ -11,9 +11,9 @@ from hotline.balance.ledger import LedgerProvider, LedgerStore, open_ledger
 from hotline.balance.msisdn import canonical_msisdn, e164
 from hotline.cli import main
 from hotline.cli.ledger import parse_amount
-from hotline.errors import ConfigError, UpstreamNotFound
-from hotline.privacy import Pseudonymizer
-from hotline.values import Money
+from hotline.base.errors import ConfigError, UpstreamNotFound
+from hotline.base.privacy import Pseudonymizer
+from hotline.base.values import Money
 
 TODAY = dt.date(2026, 11, 24)
 NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
@@ -201,7 +201,7 @@ def test_cli_bad_values_exit_2_with_one_line(
 def test_bad_balance_settings_name_the_key(
     name: str, value: str, key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from hotline.config import load_settings
+    from hotline.base.config import load_settings
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(name, value)

@@ -22,8 +22,8 @@ from hotline.balance.signing import (
     verify_signature,
 )
 from hotline.balance.sim.faults import FaultTable
-from hotline.errors import InvalidUpstreamAnswer, UpstreamNotFound
-from hotline.values import Money
+from hotline.base.errors import InvalidUpstreamAnswer, UpstreamNotFound
+from hotline.base.values import Money
 
 NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
 LIMITS = Limits()

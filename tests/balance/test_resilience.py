@@ -13,16 +13,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from hotline.balance.faults import BulkheadFull, CircuitOpen
 from hotline.balance.provider import open_provider
-from hotline.config import Settings
-from hotline.errors import (
+from hotline.base.config import Settings
+from hotline.base.errors import (
     InvalidUpstreamAnswer,
     RateLimited,
     UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from hotline.privacy import Pseudonymizer
-from hotline.values import Money
+from hotline.base.privacy import Pseudonymizer
+from hotline.base.values import Money
 from tests.balance.conftest import FakeClock, Sim
 
 DEMO = "13800138000"

@@ -91,8 +91,8 @@ async def test_billing_sim_command_serves_on_loopback(tmp_path: Path) -> None:
     from pydantic import SecretStr
 
     from hotline.balance.http import HttpProvider
-    from hotline.config import BalanceSettings
-    from hotline.privacy import Pseudonymizer
+    from hotline.base.config import BalanceSettings
+    from hotline.base.privacy import Pseudonymizer
     from tests.conftest import free_port
 
     port = free_port()

@@ -13,10 +13,10 @@ from aiohttp.test_utils import TestServer
 
 from hotline.balance.http import HttpProvider
 from hotline.balance.sim import create_sim_app
-from hotline.config import Settings
-from hotline.errors import ConfigError, UpstreamUnavailable
-from hotline.privacy import Pseudonymizer
-from hotline.values import Money
+from hotline.base.config import Settings
+from hotline.base.errors import ConfigError, UpstreamUnavailable
+from hotline.base.privacy import Pseudonymizer
+from hotline.base.values import Money
 from tests.balance.conftest import KEY_ID, SECRET
 
 

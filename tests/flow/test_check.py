@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hotline.cli import main
-from hotline.errors import FlowError
-from hotline.yamlsrc import load_located
+from hotline.base.errors import FlowError
+from hotline.base.yamlsrc import load_located
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from hotline.config import Settings
-from hotline.errors import SessionStoreUnavailable
-from hotline.events import ChannelEvent
+from hotline.base.config import Settings
+from hotline.base.errors import SessionStoreUnavailable
+from hotline.flow.events import ChannelEvent
 from hotline.flow.engine import Engine
 from hotline.flow.registry import FlowRegistry
 from hotline.i18n import TextFormatter, load_catalogs
-from hotline.privacy import Pseudonymizer
-from hotline.screen import Screen
-from hotline.sessions import (
+from hotline.base.privacy import Pseudonymizer
+from hotline.flow.screen import Screen
+from hotline.store.sessions import (
     PREFS_TTL,
     MemorySessionStore,
     RedisSessionStore,

@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from yarl import URL
 
-from hotline.admin import reload_flows
-from hotline.app import create_app
-from hotline.config import Settings
-from hotline.keys import ENGINE
+from hotline.web.admin import reload_flows
+from hotline.web.app import create_app
+from hotline.base.config import Settings
+from hotline.web.keys import ENGINE
 from ivr.audio import wav_duration
 from ivr.clips import ClipSealer
 
@@ -452,7 +452,7 @@ async def test_a_reload_warms_the_new_flows_clips_in_the_background(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import ivr.routes
-    from hotline.admin import RELOAD_TASKS
+    from hotline.web.admin import RELOAD_TASKS
     from hotline.flow.load import load_flow
     from ivr.warmup import static_specs
 

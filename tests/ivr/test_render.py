@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from yarl import URL
 
-from hotline.errors import BadGatewayRequest
+from hotline.base.errors import BadGatewayRequest
 from hotline.flow.registry import FlowRegistry
 from hotline.i18n.catalog import load_catalogs
-from hotline.screen import Option, PromptPart, Screen
-from hotline.values import Clock, Date, Money, Volume
+from hotline.flow.screen import Option, PromptPart, Screen
+from hotline.base.values import Clock, Date, Money, Volume
 from ivr.clips import ClipSealer
 from ivr.dialects import africastalking, twilio
 from ivr.render import Speaker, VoiceLayout, VoicePlan, fragments

@@ -16,10 +16,10 @@ from rich.console import Console
 
 from hotline.cli import main
 from hotline.cli.dialogues import run_all
-from hotline.config import load_settings
+from hotline.base.config import load_settings
 from hotline.dialogue import load_dialogue
 from hotline.dialogue.report import print_result
-from hotline.errors import FlowError
+from hotline.base.errors import FlowError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "dialogues").glob("*.yaml"))
@@ -29,7 +29,7 @@ SHIPPED = sorted((ROOT / "dialogues").glob("*.yaml"))
 def _at_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.chdir(ROOT)
     # `hotline dialogues run` quiets the `hotline` logger for its process; give the level
-    # back, or later tests that read log lines (tests/ops/test_log_privacy.py) see none.
+    # back, or later tests that read log lines (tests/web/test_log_privacy.py) see none.
     hotline_log = logging.getLogger("hotline")
     level = hotline_log.level
     yield

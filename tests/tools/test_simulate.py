@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hotline.cli.simulate import screen_budget
-from hotline.config import UssdSettings
+from hotline.base.config import UssdSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

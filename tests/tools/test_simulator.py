@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hotline.app import create_app
-from hotline.config import load_settings
+from hotline.web.app import create_app
+from hotline.base.config import load_settings
 from hotline.dialogue.server import LocalServer, in_process
 
 ROOT = Path(__file__).resolve().parents[2]

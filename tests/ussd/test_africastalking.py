@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.config import UssdSettings
-from hotline.errors import BadGatewayRequest
-from hotline.screen import PromptPart, Screen, Turn
+from hotline.base.config import UssdSettings
+from hotline.base.errors import BadGatewayRequest
+from hotline.flow.screen import PromptPart, Screen, Turn
 from ussd.dialects import africastalking as at
 from ussd.form import decode_form
 

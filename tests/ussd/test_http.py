@@ -24,12 +24,12 @@ import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hotline.app import create_app
+from hotline.web.app import create_app
 from hotline.balance.ledger import LedgerRecord, LedgerStore
 from hotline.balance.provider import BalanceProvider
-from hotline.config import Settings
-from hotline.keys import ENGINE
-from hotline.sessions import session_key
+from hotline.base.config import Settings
+from hotline.web.keys import ENGINE
+from hotline.store.sessions import session_key
 from ussd.budget import Limits, fits
 from ussd.render import PREFIX_RESERVE
 from ussd.routes import USSD_LAYOUT

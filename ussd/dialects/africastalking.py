@@ -16,10 +16,10 @@ import functools
 import re
 from collections.abc import Mapping
 
-from hotline.config import UssdSettings
-from hotline.errors import BadGatewayRequest
-from hotline.events import ChannelEvent
-from hotline.screen import Turn
+from hotline.base.config import UssdSettings
+from hotline.base.errors import BadGatewayRequest
+from hotline.flow.events import ChannelEvent
+from hotline.flow.screen import Turn
 
 __all__ = [
     "CHANNEL",

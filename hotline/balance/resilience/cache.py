@@ -12,7 +12,7 @@ from hotline.balance.faults import error_kind
 from hotline.balance.metrics import BalanceMetrics
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.resilience.base import Inner, Key, Layer, Monotonic, log
-from hotline.errors import UpstreamError, UpstreamNotFound
+from hotline.base.errors import UpstreamError, UpstreamNotFound
 
 __all__ = ["Cache"]
 

@@ -13,7 +13,7 @@ from limits import parse as parse_rate
 
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.resilience.base import Inner, Key, Layer, Monotonic
-from hotline.errors import RateLimited, UpstreamNotFound
+from hotline.base.errors import RateLimited, UpstreamNotFound
 
 __all__ = ["SingleFlight", "SubscriberLimit"]
 

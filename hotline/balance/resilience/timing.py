@@ -16,7 +16,7 @@ from hotline.balance.faults import (
 from hotline.balance.metrics import BalanceMetrics
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.resilience.base import Inner, Layer
-from hotline.errors import UpstreamTimeout
+from hotline.base.errors import UpstreamTimeout
 
 __all__ = ["Deadline", "Retry", "lookup_id", "remaining_budget"]
 

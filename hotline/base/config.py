@@ -1,0 +1,310 @@
+"""One typed settings object, built once at startup (DESIGN.md §4).
+
+Precedence: defaults ← `hotline.yaml` (or `--config FILE`) ← `HOTLINE_*` environment
+variables. Nested sections use `__` in environment names, e.g.
+`HOTLINE_USSD__GSM7_LIMIT=160`. A bad value raises `ConfigError` with one line naming
+the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hotline.base.errors import ConfigError
+from hotline.web.ratelimit import parse_rate
+from hotline.web.security import parse_networks
+
+__all__ = [
+    "BalanceSettings",
+    "IvrSettings",
+    "SecuritySettings",
+    "Settings",
+    "UssdSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_FILE = Path("hotline.yaml")
+DEV_PSEUDONYM_SECRET = "hotline-dev-only-secret-change-me"
+_PATH_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# ISO 4217 currencies whose minor unit is not 1/100. The v1 answer and `max_main_balance`
+# count in hundredths, so one of these would show a balance 100x (or 10x) off.
+_NOT_TWO_DECIMALS = frozenset(
+    {
+        # no decimals
+        *("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"),
+        *("RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"),
+        # three or four decimals
+        *("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND", "CLF", "UYW"),
+    }
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UssdSettings(_Section):
+    """USSD channel: screen budgets and session limits."""
+
+    gsm7_limit: int = Field(182, ge=40, le=182, description="characters per screen in GSM-7")
+    ucs2_limit: int = Field(80, ge=20, le=80, description="UTF-16 units per screen in UCS-2")
+    session_ttl: int = Field(
+        180, ge=10, le=3600, description="seconds a session lives in the store"
+    )
+    max_text_chars: int = Field(
+        480, ge=16, le=4096, description="longest accepted `text` field (the whole transcript)"
+    )
+    max_inputs_per_request: int = Field(
+        12, ge=1, le=64, description="inputs replayed from a first request (direct dial *100*1#)"
+    )
+
+
+class IvrSettings(_Section):
+    """Voice channel: sessions, public URLs, TTS."""
+
+    session_ttl: int = Field(3600, ge=60, le=86400)
+    public_base_url: str | None = Field(
+        None, description="externally visible base URL, e.g. https://ivr.example.com"
+    )
+    agent_number: str | None = Field(None, description="`0` on the main menu dials this number")
+    audio_dir: Path = Path("var/audio")
+    tts_timeout: float = Field(10.0, gt=0, le=120)
+    tts_rate: int = Field(150, ge=60, le=400)
+    tts_system_espeak: bool = Field(
+        False, description="use the system eSpeak NG library instead of the bundled one"
+    )
+    warm_prompts: bool = Field(
+        True, description="render static prompts in the background at startup"
+    )
+    voices: dict[str, str] = Field(
+        default_factory=dict,
+        description="eSpeak voice per language (default zh-CN: cmn, en: en-us)",
+    )
+    audio_format: Literal["pcm16", "ulaw"] = Field(
+        "pcm16", description="8 kHz WAV as 16-bit PCM or G.711 mu-law"
+    )
+    gather_timeout: int = Field(6, ge=1, le=60, description="seconds to wait for a key press")
+    max_no_input: int = Field(3, ge=1, le=10)
+
+
+class BalanceSettings(_Section):
+    """Balance provider and the resilience wrapped around it."""
+
+    provider: Literal["ledger", "http"] = "ledger"
+    ledger_path: Path = Path("var/ledger.sqlite3")
+    ledger_seed_demo: bool = True
+    dialect: Literal["v1", "tmf654"] = "v1"
+    url: str | None = None
+    key_id: str | None = None
+    secret: SecretStr | None = None
+    connect_timeout: float = Field(0.5, gt=0, le=30)
+    deadline: float = Field(2.5, gt=0, le=9.0, description="overall seconds per lookup")
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    fresh_ttl: float = Field(5.0, ge=0, le=3600)
+    max_stale: float = Field(900.0, ge=0, le=86400)
+    negative_ttl: float = Field(60.0, ge=0, le=3600)
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_reset: float = Field(10.0, gt=0, le=600)
+    max_concurrency: int = Field(64, ge=1, le=10000)
+    subscriber_rate: str = Field("10/minute", description="per-subscriber lookup limit")
+    read_timeout: float = Field(2.0, gt=0, le=30, description="seconds between body bytes")
+    retries: int = Field(1, ge=0, le=1, description="extra attempts of a retryable failure")
+    retry_backoff: float = Field(0.05, ge=0, le=5, description="max jittered wait before a retry")
+    retry_min_budget: float = Field(
+        0.2, ge=0, le=9, description="seconds an attempt needs; no retry with less left"
+    )
+    breaker_window: float = Field(30.0, gt=0, le=3600, description="failure-rate window, s")
+    breaker_min_calls: int = Field(20, ge=1, le=100000, description="calls before rate counts")
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    bulkhead_wait: float = Field(0.1, ge=0, le=9, description="longest wait for a free slot")
+    upstream_rate: float | None = Field(None, gt=0, description="upstream requests/s cap")
+    cache_size: int = Field(100_000, ge=1, le=10_000_000)
+    max_body_bytes: int = Field(65536, ge=1024, le=10_485_760)
+    max_main_balance: int = Field(
+        10**7, ge=1, description="largest believable |main balance| in major units (元)"
+    )
+    currencies: tuple[str, ...] = ("CNY",)
+    tmf_lookup: Literal["logicalResource.id", "relatedParty.id"] = "logicalResource.id"
+    gb_bytes: Literal[1_000_000_000, 1_073_741_824] = 1_073_741_824
+
+    @field_validator("subscriber_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError("expected a rate like 10/minute or 5 per 30 seconds") from exc
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// base URL")
+        return value
+
+    @field_validator("currencies")
+    @classmethod
+    def _currencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for code in value:
+            if not (len(code) == 3 and code.isalpha() and code.isupper()):
+                raise ValueError("expected ISO 4217 alpha-3 codes such as CNY")
+            if code in _NOT_TWO_DECIMALS:
+                raise ValueError(f"{code} does not have two decimal places; amounts are in 1/100")
+        return value
+
+
+class SecuritySettings(_Section):
+    """Gateway authentication and abuse limits (docs/operations.md)."""
+
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="verify X-Twilio-Signature on /ivr/twilio/ when set"
+    )
+    at_allowed_cidrs: tuple[str, ...] = Field(
+        (), description="Africa's Talking source networks allowed; empty = no IP check"
+    )
+    at_path_token: SecretStr | None = Field(
+        None,
+        description="when set, AT calls /ussd/africastalking/<token>… and /ivr/africastalking/<token>…",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (), description="proxies whose X-Forwarded-For (and -Proto/-Host) is believed"
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for POST /admin/reload; unset = no admin endpoint"
+    )
+    subscriber_rate: str = Field("30/minute", description="requests per subscriber, per worker")
+    gateway_rate: str = Field("2000/second", description="requests per gateway, per worker")
+    max_field_chars: int = Field(1024, ge=16, le=65536, description="longest accepted form field")
+
+    @field_validator("at_allowed_cidrs", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_networks(value)
+        return value
+
+    @field_validator("subscriber_rate", "gateway_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("at_path_token")
+    @classmethod
+    def _path_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _PATH_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("expected 16-128 characters of A-Z a-z 0-9 _ -")
+        return value
+
+
+class Settings(BaseSettings):
+    """Everything hotline can be told; frozen once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    env: str = Field("dev", pattern=r"^[a-z0-9_-]{1,16}$", description="namespaces Redis keys")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    redis_url: str | None = Field(None, description="sessions in Redis; unset = in-process")
+    pseudonym_secret: SecretStr = SecretStr(DEV_PSEUDONYM_SECRET)
+    default_language: str = "zh-CN"
+    languages: tuple[str, ...] = ("zh-CN", "en")
+    flows_dir: Path = Path("flows")
+    prompts_dir: Path = Path("prompts")
+    default_flow: str = "balance"
+    timezone: str = Field("Asia/Shanghai", description="local time for 'as of HH:MM' and dates")
+    max_body_bytes: int = Field(8192, ge=512, le=1_048_576)
+    json_logs: bool | None = Field(None, description="JSON log lines; default: when not a TTY")
+    log_level: str = "INFO"
+    simulator: bool = Field(False, description="serve the web phone simulator at /simulator")
+    ussd: UssdSettings = UssdSettings()
+    ivr: IvrSettings = IvrSettings()
+    balance: BalanceSettings = BalanceSettings()
+    security: SecuritySettings = SecuritySettings()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from hotline.store.redisurl import check_redis_url  # imports redis: only when needed
+
+            check_redis_url(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the config file (passed as init kwargs), which beats defaults.
+        return (env_settings, init_settings)
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.pseudonym_secret.get_secret_value() == DEV_PSEUDONYM_SECRET
+
+
+def _describe(error: ErrorDetails) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(root)"
+    env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
+    got = error.get("input")
+    # Never echo a secret (a Redis URL may carry a password).
+    secret = any(word in key for word in ("token", "secret", "redis_url"))
+    shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
+    return f"config {key} ({env_name}): {error['msg']}{shown}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once: file (if any) ← environment; overrides win over both."""
+    file_values: dict[str, Any] = {}
+    path = config_file if config_file is not None else DEFAULT_CONFIG_FILE
+    if config_file is not None and not path.exists():
+        raise ConfigError(f"config file {path}: does not exist")
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"config file {path}: {exc}".splitlines()[0]) from exc
+        except RecursionError as exc:
+            raise ConfigError(f"config file {path}: nested too deeply") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        file_values = loaded or {}
+    try:
+        settings = Settings(**file_values)
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0])) from exc
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"config timezone (HOTLINE_TIMEZONE): unknown time zone {settings.timezone!r}"
+        ) from exc
+    if settings.default_language not in settings.languages:
+        raise ConfigError(
+            f"config default_language (HOTLINE_DEFAULT_LANGUAGE): {settings.default_language!r} "
+            f"is not one of languages {list(settings.languages)}"
+        )
+    return settings

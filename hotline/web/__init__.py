@@ -1,0 +1,1 @@
+"""The web edge: app factory, channel registry, guards, observability and admin routes."""

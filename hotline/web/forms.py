@@ -1,0 +1,58 @@
+"""One decoding of a gateway request's form, shared by the gateway guard and the channel.
+
+The channel owns the rules (USSD decodes strictly and answers anything odd with a 400
+and a reason; voice reads forms the way aiohttp does) and names its reader in the
+`Gateway` the app factory builds. The guard calls that reader first, so the subscriber
+it rate-limits is the one the channel will serve, and the handler gets the very same
+result (or the very same refusal) back from the request instead of decoding the body
+again. Measured: the second decoding was ~20 µs of a USSD request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from hotline.base.errors import BadGatewayRequest
+
+__all__ = ["FormReader", "GatewayForm", "gateway_form"]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayForm:
+    """A request's form as its channel decoded it.
+
+    `fields` is what the channel's dialect parses (one value per name). `pairs` is every
+    field as sent, in order, when the channel's decoding gave exactly what the guard's
+    lenient reading would (UTF-8, nothing stripped); `None` makes the guard decode the
+    body itself when it needs every field (field sizes, a signature).
+    """
+
+    fields: Mapping[str, str]
+    pairs: MultiDictProxy[str] | Sequence[tuple[str, str]] | None = None
+
+
+#: Decodes a request's form; raises `BadGatewayRequest` with the channel's reason.
+FormReader = Callable[[web.Request], Awaitable[GatewayForm]]
+
+_Memo = tuple[FormReader, GatewayForm | BadGatewayRequest]
+_MEMO: web.RequestKey[_Memo] = web.RequestKey("hotline.gateway_form")
+
+
+async def gateway_form(request: web.Request, read: FormReader) -> GatewayForm:
+    """`read(request)`, once per request: later calls get the same form or refusal."""
+    memo = request.get(_MEMO)
+    if memo is None or memo[0] is not read:
+        result: GatewayForm | BadGatewayRequest
+        try:
+            result = await read(request)
+        except BadGatewayRequest as exc:
+            result = exc
+        memo = request[_MEMO] = (read, result)
+    result = memo[1]
+    if isinstance(result, BadGatewayRequest):
+        raise BadGatewayRequest(result.reason)
+    return result

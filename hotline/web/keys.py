@@ -1,0 +1,54 @@
+"""Typed application keys: every shared resource the app holds, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from hotline.base.config import Settings
+from hotline.base.metrics import Metrics
+from hotline.base.privacy import Pseudonymizer
+from hotline.web.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from hotline.balance.provider import BalanceProvider
+    from hotline.flow.engine import Engine
+    from hotline.flow.model import Flow
+    from hotline.store.sessions import SessionStore
+
+__all__ = [
+    "BALANCE",
+    "ENGINE",
+    "FLOWS_RELOADED",
+    "METRICS",
+    "PSEUDONYM",
+    "RATE_LIMITER",
+    "READINESS",
+    "SESSIONS",
+    "SETTINGS",
+    "SPEECH_TEXT",
+    "SUPERVISOR",
+]
+
+SETTINGS = web.AppKey("SETTINGS", Settings)
+PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
+BALANCE: web.AppKey[BalanceProvider] = web.AppKey("BALANCE")
+ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: Async callbacks run in the background after a flow reload installed new flows (a
+#: channel registers one at setup, e.g. to warm the new prompts). The list exists on every
+#: app `create_app` builds; a failing callback is logged and never fails the reload.
+FLOWS_RELOADED: web.AppKey[list[Callable[[web.Application, list[Flow]], Awaitable[None]]]] = (
+    web.AppKey("FLOWS_RELOADED")
+)
+#: Set by a voice channel: clip URL → the sentence it speaks (None if not its clip).
+#: In-process dialogue runs use it to check `expect` against what a caller hears.
+SPEECH_TEXT: web.AppKey[Callable[[str], str | None]] = web.AppKey("SPEECH_TEXT")
+METRICS = web.AppKey("METRICS", Metrics)
+RATE_LIMITER = web.AppKey("RATE_LIMITER", RateLimiter)
+# name -> async check; /readyz passes when every one returns True.
+READINESS: web.AppKey[dict[str, Callable[[], Awaitable[bool]]]] = web.AppKey("READINESS")
+# pid of the `hotline serve --workers N` supervisor, when this worker has one.
+SUPERVISOR = web.AppKey("SUPERVISOR", int)

@@ -1,0 +1,104 @@
+"""Gateway authentication as pure functions: CIDR allow-lists, proxies, tokens.
+
+Nothing here touches aiohttp; `hotline.web.guards` applies these to requests. Every
+secret comparison goes through `hmac.compare_digest` so timing says nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "Network",
+    "bearer_ok",
+    "client_ip",
+    "ip_allowed",
+    "parse_networks",
+    "token_ok",
+]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    """`["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]` → networks; a bare address is /32 or /128.
+
+    Raises `ValueError` naming the bad entry (config validation turns it into one line).
+    """
+    networks: list[Network] = []
+    for raw in cidrs:
+        text = raw.strip()
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{raw!r} is not an IP network (CIDR) or address") from exc
+    return tuple(networks)
+
+
+def _address(text: str | None) -> _Address | None:
+    if not text:
+        return None
+    candidate = text.strip()
+    if candidate.startswith("[") and "]" in candidate:  # "[2001:db8::1]:443"
+        candidate = candidate[1 : candidate.index("]")]
+    elif candidate.count(":") == 1:  # "192.0.2.1:5060"
+        candidate = candidate.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _inside(address: _Address, networks: Sequence[Network]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def client_ip(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: Sequence[Network]
+) -> _Address | None:
+    """The address that really sent the request, or None if it cannot be told.
+
+    `X-Forwarded-For` is honoured only when the TCP peer is a trusted proxy; then the
+    list is walked from the right, skipping further trusted proxies, and the first
+    untrusted hop is the client. Entries left of it are client-supplied and ignored,
+    so a forged header cannot move the answer past the proxy that appended to it.
+    """
+    address = _address(peer)
+    if address is None or not forwarded_for or not _inside(address, trusted_proxies):
+        return address
+    for hop in reversed(forwarded_for.split(",")):
+        hop_address = _address(hop)
+        if hop_address is None:
+            return None  # garbage in the chain our proxy vouched for: refuse to guess
+        if not _inside(hop_address, trusted_proxies):
+            return hop_address
+        address = hop_address
+    return address
+
+
+def ip_allowed(address: _Address | None, allowed: Sequence[Network]) -> bool:
+    """True when the address is inside one of the allowed networks (no address: no)."""
+    return address is not None and _inside(address, allowed)
+
+
+def token_ok(given: str | None, expected: str) -> bool:
+    """Constant-time equality of a presented secret with the configured one."""
+    if given is None or not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def bearer_ok(authorization: str | None, expected: str) -> bool:
+    """`Authorization: Bearer <token>` carries exactly the configured token."""
+    if not authorization or not expected:
+        return False
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return token_ok(credentials.strip(), expected)
