@@ -21,10 +21,10 @@ from typing import TypeVar
 
 from yarl import URL
 
+from hotline.base.values import Clock, Text
+from hotline.flow.screen import PromptPart, Screen
 from hotline.i18n.catalog import CatalogSet
 from hotline.i18n.speech import SpeechFormatter, spoken_key
-from hotline.flow.screen import PromptPart, Screen
-from hotline.base.values import Clock, Text
 from ivr.audio import AudioFormat
 from ivr.clips import ClipSealer, ClipSpec
 

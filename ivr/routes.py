@@ -28,9 +28,9 @@ from yarl import URL
 from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.flow.events import ChannelEvent
 from hotline.flow.model import Flow
+from hotline.flow.screen import Screen
 from hotline.web.forms import GatewayForm, gateway_form
 from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
-from hotline.flow.screen import Screen
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
 from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan

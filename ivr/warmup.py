@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable, Iterable
 
 from hotline.base.config import Settings
-from hotline.flow.model import EndState, Flow, InputState, MenuState
-from hotline.i18n.catalog import CatalogSet
 from hotline.base.metrics import Metrics
+from hotline.flow.model import EndState, Flow, InputState, MenuState
 from hotline.flow.screen import Option, PromptPart, Screen
+from hotline.i18n.catalog import CatalogSet
 from ivr.audio import AudioCache
 from ivr.clips import ClipSealer, ClipSpec
 from ivr.render import AGENT_KEY, KEY_AGENT, KEY_REPEAT, Speaker

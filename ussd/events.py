@@ -16,10 +16,10 @@ import re
 from aiohttp import web
 
 from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
-from hotline.web.forms import gateway_form
-from hotline.web.keys import METRICS, PSEUDONYM, SESSIONS, SETTINGS
 from hotline.base.logs import note
 from hotline.store.sessions import SessionRecord, session_key, subscriber_key
+from hotline.web.forms import gateway_form
+from hotline.web.keys import METRICS, PSEUDONYM, SESSIONS, SETTINGS
 from ussd.form import read_form
 
 __all__ = ["CHANNEL", "DIALECT", "STATUSES", "handle", "setup"]

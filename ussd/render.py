@@ -43,9 +43,9 @@ from functools import partial
 
 from hotline.base.config import UssdSettings
 from hotline.base.errors import FlowError
+from hotline.flow.screen import PromptPart, Screen
 from hotline.i18n.catalog import Catalog, CatalogSet, ValueFormatter
 from hotline.i18n.text import TextFormatter
-from hotline.flow.screen import PromptPart, Screen
 from ussd.budget import Limits, fits
 
 __all__ = ["NAV_KEYS", "PREFIX_RESERVE", "UssdLayout", "break_points"]

@@ -13,11 +13,11 @@ import logging
 from aiohttp import web
 
 from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
-from hotline.flow.events import ChannelEvent
 from hotline.flow.engine import Engine
+from hotline.flow.events import ChannelEvent
+from hotline.flow.screen import Turn
 from hotline.web.forms import gateway_form
 from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
-from hotline.flow.screen import Turn
 from ussd.dialects import africastalking
 from ussd.form import read_form
 from ussd.render import UssdLayout

@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from hotline.base.config import Settings
+from hotline.base.errors import ConfigError, FlowError
 from hotline.dialogue.report import print_result, print_summary
 from hotline.dialogue.runner import DialogueResult, run_dialogue
 from hotline.dialogue.script import Dialogue, dialogue_files, load_dialogue
 from hotline.dialogue.server import in_process
-from hotline.base.errors import ConfigError, FlowError
 
 __all__ = ["register", "run_all"]
 

@@ -24,8 +24,8 @@ from hotline.balance.ledger import (
     open_ledger,
 )
 from hotline.balance.msisdn import canonical_msisdn
-from hotline.cli import settings_from_args
 from hotline.base.errors import ConfigError
+from hotline.cli import settings_from_args
 
 __all__ = ["parse_amount", "register"]
 

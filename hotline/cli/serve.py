@@ -27,8 +27,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hotline.cli import settings_from_args
     from hotline.base.logs import setup_logging
+    from hotline.cli import settings_from_args
     from hotline.web.workers import serve
 
     settings = settings_from_args(args)

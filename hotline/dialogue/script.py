@@ -28,8 +28,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotline.base.errors import FlowError
-from hotline.flow.load import validation_message
 from hotline.base.yamlsrc import load_located
+from hotline.flow.load import validation_message
 
 __all__ = ["Dialogue", "Expectation", "Step", "dialogue_files", "load_dialogue"]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.web.app import create_app
 from hotline.base.config import Settings
+from hotline.web.app import create_app
 from hotline.web.keys import SPEECH_TEXT
 
 __all__ = ["LocalServer", "in_process", "with_overrides"]

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.base.errors import FlowError
+from hotline.base.yamlsrc import Located, load_located
 from hotline.flow.actions import ACTIONS, ActionRegistry
 from hotline.flow.engine import ENGINE_PROMPTS
 from hotline.flow.load import load_flow
 from hotline.flow.model import ActionState, Flow, MenuState
 from hotline.i18n.catalog import CatalogSet
-from hotline.base.yamlsrc import Located, load_located
 
 __all__ = ["Issue", "check_catalogs", "check_files", "check_flow", "load_and_check"]
 

@@ -20,8 +20,11 @@ from zoneinfo import ZoneInfo
 
 from hotline.base.config import Settings
 from hotline.base.errors import SessionStoreUnavailable
-from hotline.flow.events import ChannelEvent
+from hotline.base.logs import note, note_turn
+from hotline.base.privacy import Pseudonymizer
+from hotline.base.values import Value, decode_value
 from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry, SnapshotVariables
+from hotline.flow.events import ChannelEvent
 from hotline.flow.model import (
     MAX_STEPS_PER_TURN,
     ActionState,
@@ -32,12 +35,9 @@ from hotline.flow.model import (
     SwitchState,
 )
 from hotline.flow.registry import FlowRegistry
-from hotline.i18n.catalog import CatalogSet
-from hotline.base.logs import note, note_turn
-from hotline.base.privacy import Pseudonymizer
 from hotline.flow.screen import ChannelLayout, Option, PromptPart, Screen, Turn
+from hotline.i18n.catalog import CatalogSet
 from hotline.store.sessions import SessionRecord, SessionStore, session_key, subscriber_key
-from hotline.base.values import Value, decode_value
 
 if TYPE_CHECKING:
     from hotline.balance.provider import BalanceProvider

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from hotline.base.errors import FlowError
-from hotline.flow.model import Flow
 from hotline.base.yamlsrc import Located, load_located
+from hotline.flow.model import Flow
 
 __all__ = ["flow_files", "load_flow", "validation_message"]
 

@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypeAliasType
 
 from hotline.base.errors import FlowError
-from hotline.flow.screen import PromptPart
 from hotline.base.values import Value
 from hotline.base.yamlsrc import Located, load_located
+from hotline.flow.screen import PromptPart
 
 __all__ = [
     "PLACEHOLDER_TYPES",

@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hotline.web import ops
 from hotline.base.config import Settings
+from hotline.base.privacy import Pseudonymizer
 from hotline.flow.engine import Engine
 from hotline.flow.registry import FlowRegistry
-from hotline.web.guards import Gateway
 from hotline.i18n.catalog import CatalogSet, load_catalogs
-from hotline.web.keys import BALANCE, ENGINE, METRICS, PSEUDONYM, SESSIONS, SETTINGS
-from hotline.base.privacy import Pseudonymizer
 from hotline.store.sessions import MemorySessionStore, RedisSessionStore, SessionStore
+from hotline.web import ops
+from hotline.web.guards import Gateway
+from hotline.web.keys import BALANCE, ENGINE, METRICS, PSEUDONYM, SESSIONS, SETTINGS
 
 __all__ = ["CATALOGS", "FLOWS", "channel_prompt_keys", "create_app"]
 

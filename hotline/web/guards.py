@@ -21,14 +21,14 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
 from hotline.base.errors import BadGatewayRequest
-from hotline.web.forms import FormReader, GatewayForm, gateway_form
-from hotline.i18n import TextFormatter
-from hotline.web.keys import ENGINE, SETTINGS
 from hotline.base.logs import note
 from hotline.base.metrics import Metrics
 from hotline.base.privacy import Pseudonymizer
-from hotline.web.ratelimit import RateLimiter
 from hotline.flow.screen import PromptPart
+from hotline.i18n import TextFormatter
+from hotline.web.forms import FormReader, GatewayForm, gateway_form
+from hotline.web.keys import ENGINE, SETTINGS
+from hotline.web.ratelimit import RateLimiter
 from hotline.web.security import Network, client_ip, ip_allowed, token_ok
 
 __all__ = [

@@ -14,8 +14,8 @@ import time
 
 from aiohttp import web
 
-from hotline.web.keys import METRICS, READINESS
 from hotline.base.metrics import CONTENT_TYPE
+from hotline.web.keys import METRICS, READINESS
 
 __all__ = ["CHECK_TIMEOUT", "setup"]
 

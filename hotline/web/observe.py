@@ -25,9 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.web.guards import Gateway, GatewayFinder
 from hotline.base.logs import bind_request, note
 from hotline.base.metrics import Metrics, multiprocess_dir
+from hotline.web.guards import Gateway, GatewayFinder
 
 __all__ = ["observe"]
 

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
+from hotline.base.metrics import Metrics
 from hotline.web import admin, health
 from hotline.web.guards import Gateway, add_token_routes, gateway_guard
 from hotline.web.keys import METRICS, PSEUDONYM, RATE_LIMITER, READINESS, SESSIONS, SETTINGS
-from hotline.base.metrics import Metrics
 from hotline.web.observe import observe
 from hotline.web.ratelimit import RateLimiter
 from hotline.web.security import parse_networks

@@ -270,9 +270,9 @@ async def gunicorn_app() -> web.Application:
     Settings come from `hotline.yaml` and `HOTLINE_*` as for `hotline serve`; gunicorn's
     own SIGHUP restarts the workers gracefully, which reloads the flows.
     """
-    from hotline.web.app import create_app
     from hotline.base.config import load_settings
     from hotline.base.logs import setup_logging
+    from hotline.web.app import create_app
 
     settings = load_settings()
     setup_logging(settings.json_logs, settings.log_level)

@@ -9,11 +9,11 @@ import pytest
 
 from hotline.balance.ledger import LedgerProvider, LedgerStore, open_ledger
 from hotline.balance.msisdn import canonical_msisdn, e164
-from hotline.cli import main
-from hotline.cli.ledger import parse_amount
 from hotline.base.errors import ConfigError, UpstreamNotFound
 from hotline.base.privacy import Pseudonymizer
 from hotline.base.values import Money
+from hotline.cli import main
+from hotline.cli.ledger import parse_amount
 
 TODAY = dt.date(2026, 11, 24)
 NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)

@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hotline.web.app import create_app
 from hotline.base.config import Settings
+from hotline.web.app import create_app
 from tests.balance.conftest import KEY_ID, SECRET, Sim
 
 ROOT = Path(__file__).resolve().parents[2]

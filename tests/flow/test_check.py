@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hotline.cli import main
 from hotline.base.errors import FlowError
 from hotline.base.yamlsrc import load_located
+from hotline.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")

@@ -10,12 +10,12 @@ import redis
 
 from hotline.base.config import Settings
 from hotline.base.errors import SessionStoreUnavailable
-from hotline.flow.events import ChannelEvent
-from hotline.flow.engine import Engine
-from hotline.flow.registry import FlowRegistry
-from hotline.i18n import TextFormatter, load_catalogs
 from hotline.base.privacy import Pseudonymizer
+from hotline.flow.engine import Engine
+from hotline.flow.events import ChannelEvent
+from hotline.flow.registry import FlowRegistry
 from hotline.flow.screen import Screen
+from hotline.i18n import TextFormatter, load_catalogs
 from hotline.store.sessions import (
     PREFS_TTL,
     MemorySessionStore,

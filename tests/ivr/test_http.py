@@ -18,9 +18,9 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from yarl import URL
 
+from hotline.base.config import Settings
 from hotline.web.admin import reload_flows
 from hotline.web.app import create_app
-from hotline.base.config import Settings
 from hotline.web.keys import ENGINE
 from ivr.audio import wav_duration
 from ivr.clips import ClipSealer
@@ -452,8 +452,8 @@ async def test_a_reload_warms_the_new_flows_clips_in_the_background(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import ivr.routes
-    from hotline.web.admin import RELOAD_TASKS
     from hotline.flow.load import load_flow
+    from hotline.web.admin import RELOAD_TASKS
     from ivr.warmup import static_specs
 
     monkeypatch.setattr(ivr.routes, "WARM_DELAY", 3600.0)  # keep the startup warm-up out

@@ -11,10 +11,10 @@ import pytest
 from yarl import URL
 
 from hotline.base.errors import BadGatewayRequest
-from hotline.flow.registry import FlowRegistry
-from hotline.i18n.catalog import load_catalogs
-from hotline.flow.screen import Option, PromptPart, Screen
 from hotline.base.values import Clock, Date, Money, Volume
+from hotline.flow.registry import FlowRegistry
+from hotline.flow.screen import Option, PromptPart, Screen
+from hotline.i18n.catalog import load_catalogs
 from ivr.clips import ClipSealer
 from ivr.dialects import africastalking, twilio
 from ivr.render import Speaker, VoiceLayout, VoicePlan, fragments

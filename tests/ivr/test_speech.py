@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from hotline.i18n.speech import SpeechFormatter, spoken_key, zh_number
 from hotline.base.values import Clock, Count, Date, Duration, Money, Text, Value, Volume
+from hotline.i18n.speech import SpeechFormatter, spoken_key, zh_number
 
 FMT = SpeechFormatter()
 MIB = 1024 * 1024

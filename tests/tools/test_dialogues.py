@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from hotline.base.config import load_settings
+from hotline.base.errors import FlowError
 from hotline.cli import main
 from hotline.cli.dialogues import run_all
-from hotline.base.config import load_settings
 from hotline.dialogue import load_dialogue
 from hotline.dialogue.report import print_result
-from hotline.base.errors import FlowError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "dialogues").glob("*.yaml"))

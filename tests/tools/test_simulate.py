@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hotline.cli.simulate import screen_budget
 from hotline.base.config import UssdSettings
+from hotline.cli.simulate import screen_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hotline.web.app import create_app
 from hotline.base.config import load_settings
 from hotline.dialogue.server import LocalServer, in_process
+from hotline.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 IMG = ROOT / "docs" / "img"

@@ -24,12 +24,12 @@ import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hotline.web.app import create_app
 from hotline.balance.ledger import LedgerRecord, LedgerStore
 from hotline.balance.provider import BalanceProvider
 from hotline.base.config import Settings
-from hotline.web.keys import ENGINE
 from hotline.store.sessions import session_key
+from hotline.web.app import create_app
+from hotline.web.keys import ENGINE
 from ussd.budget import Limits, fits
 from ussd.render import PREFIX_RESERVE
 from ussd.routes import USSD_LAYOUT

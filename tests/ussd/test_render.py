@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hotline.base.errors import FlowError
-from hotline.i18n import CatalogSet, TextFormatter, load_catalogs
-from hotline.flow.screen import Option, PromptPart, Screen
 from hotline.base.values import Clock, Count, Date, Duration, Money, Value, Volume
+from hotline.flow.screen import Option, PromptPart, Screen
+from hotline.i18n import CatalogSet, TextFormatter, load_catalogs
 from ussd.budget import Limits, cost, encoding_of, fits
 from ussd.render import UssdLayout, break_points
 

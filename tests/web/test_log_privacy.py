@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from yarl import URL
 
-from hotline.web.app import create_app
 from hotline.base.logs import _MONEY, _PHONE, REDACTED, scrub, setup_logging
 from hotline.base.privacy import Pseudonymizer
+from hotline.web.app import create_app
 from tests.conftest import RedisServer
 from tests.web.conftest import AT, PHONE, at_form
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 
-from hotline.web.app import create_app
 from hotline.store.redisurl import RedisTarget, parse_redis_url
 from hotline.store.sessions import RedisSessionStore
+from hotline.web.app import create_app
 from tests.conftest import RedisServer, free_port
 from tests.web.conftest import AT, at_form
 
