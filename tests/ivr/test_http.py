@@ -436,9 +436,7 @@ async def test_startup_warms_every_static_clip_in_the_background(
     settings = make_settings(tmp_path, redis_url, audio_dir, warm_prompts=True)
     client = await aiohttp_client(create_app(settings))
     report = await client.app[ivr.routes.WARMUP]
-    specs = static_specs(
-        client.app[ivr.routes.SPEAKER], client.app[ENGINE].registry.flows(), agent=False
-    )
+    specs = static_specs(client.app[ivr.routes.SPEAKER], client.app[ENGINE].registry.flows())
     assert report.total == len(specs) > 60 and report.failed == 0
     assert report.rendered + report.cached == report.total
     assert all((audio_dir / s.digest[:2] / f"{s.digest}.wav").is_file() for s in specs)
@@ -467,13 +465,13 @@ async def test_a_reload_warms_the_new_flows_clips_in_the_background(
     settings = settings.model_copy(update={"flows_dir": flows, "security": admin})
     client = await aiohttp_client(create_app(settings))
     speaker, speech = client.app[ivr.routes.SPEAKER], client.app[ivr.routes.SPEECH]
-    before = {s.digest for s in static_specs(speaker, client.app[ENGINE].registry.flows(), False)}
+    before = {s.digest for s in static_specs(speaker, client.app[ENGINE].registry.flows())}
 
     # The exit option moves to key 7: "退出，请按七。" is a clip no loaded flow had.
     moved = source.replace('{ key: "6", label: main.exit', '{ key: "7", label: main.exit')
     assert moved != source
     balance.write_text(moved, encoding="utf-8")
-    new = [s for s in static_specs(speaker, [load_flow(balance)], False) if s.digest not in before]
+    new = [s for s in static_specs(speaker, [load_flow(balance)]) if s.digest not in before]
     assert "退出，请按七。" in {s.text for s in new}
     assert not any(speech.has(s) for s in new)
 

@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient
 from hotline.balance.ledger import LedgerRecord, LedgerStore
 from hotline.balance.provider import BalanceProvider
 from hotline.base.config import Settings
+from hotline.flow.services import Services
 from hotline.store.sessions import session_key
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
@@ -228,8 +229,8 @@ async def test_repeated_request_gets_the_identical_reply_and_no_second_lookup(
     client = await aiohttp_client(app)
     engine = app[ENGINE]
     lookups: list[str] = []
-    assert engine.balance is not None
-    real: BalanceProvider = engine.balance
+    assert engine.services.balance is not None
+    real: BalanceProvider = engine.services.balance
 
     class Observed:
         """The real provider, with its calls written down."""
@@ -241,7 +242,7 @@ async def test_repeated_request_gets_the_identical_reply_and_no_second_lookup(
         async def close(self) -> None:
             await real.close()
 
-    engine.balance = Observed()  # type: ignore[assignment]
+    engine.services = Services(balance=Observed())  # type: ignore[arg-type]
 
     phone = Phone(client, "s1")
     await phone.dial()
