@@ -495,3 +495,17 @@ async def test_a_repeated_call_start_gets_the_identical_document_from_any_worker
         again = await worker.post(VOICE, data=form)
         assert again.status == 200 and await again.text() == original
     assert [c.tag for c in ET.fromstring(original)] == ["Gather", "Redirect"]
+
+
+async def test_a_call_sid_from_another_caller_gets_no_one_elses_call(client: Client) -> None:
+    """A CallSid is bound to the caller who started the call."""
+    sid = "CA" + "b" * 32
+    owner = Call(client, sid)
+    await owner.start()
+    intruder = Call(client, sid, phone="+8613800138005")
+    await intruder.post(VOICE, Digits="1")
+    assert intruder.spoken == ["会话已失效，请重新拨打。"]
+    assert intruder.verbs == ["Play", "Hangup"]
+    await owner.press("1")
+    assert owner.spoken[0] == "您的话费余额为"  # the owner's call goes on, with the owner's balance
+    assert "十二元五角" in "".join(owner.spoken)

@@ -78,10 +78,13 @@ async def client(aiohttp_client: MakeClient, tmp_path: Path, store_url: str | No
 class Phone:
     """A handset behind an Africa's Talking gateway: `text` accumulates every input."""
 
-    def __init__(self, client: Client, session: str, phone: str = PHONE) -> None:
+    def __init__(
+        self, client: Client, session: str, phone: str = PHONE, code: str = "*100#"
+    ) -> None:
         self.client = client
         self.session = session
         self.phone = phone
+        self.code = code
         self.inputs: list[str] = []
 
     @property
@@ -93,7 +96,7 @@ class Phone:
             PATH,
             data={
                 "sessionId": self.session,
-                "serviceCode": "*100#",
+                "serviceCode": self.code,
                 "phoneNumber": self.phone,
                 "networkCode": "46000",
                 "text": text,
@@ -588,3 +591,34 @@ async def test_a_new_dial_after_the_end_starts_afresh(client: Client) -> None:
     await phone.dial()
     assert await phone.press("6") == "END 感谢使用，再见。"
     assert await phone.dial() == MAIN_ZH  # the gateway reused the session id
+
+
+# ------------------------------------------------------- sessions belong to their subscriber
+
+OTHER = "+8613800138005"  # demo subscriber: 30.00元
+
+
+async def test_a_reused_session_id_never_shows_another_subscribers_balance(
+    client: Client,
+) -> None:
+    """A gateway session id is bound to the subscriber (and entry) that started it."""
+    owner = Phone(client, "reuse-a")
+    await owner.dial()
+    assert await owner.press("1") == BALANCE_ZH
+    # Someone else posts the same (finished) session id: not the owner's screen.
+    intruder = Phone(client, "reuse-a", phone=OTHER)
+    intruder.inputs = ["1"]
+    assert await intruder.send("1") == "END 会话已失效，请重新拨打。"
+    # ... and the same for a live session: the intruder is refused, the owner unharmed.
+    live = Phone(client, "reuse-b")
+    assert await live.dial() == MAIN_ZH
+    assert await Phone(client, "reuse-b", phone=OTHER).send("1") == "END 会话已失效，请重新拨打。"
+    assert await Phone(client, "reuse-b", phone=OTHER).send("") == "END 会话已失效，请重新拨打。"
+    assert await live.press("1") == BALANCE_ZH  # still the owner's own balance
+
+
+async def test_a_session_id_reused_under_another_service_code_is_refused(client: Client) -> None:
+    phone = Phone(client, "code-a")
+    assert await phone.dial() == MAIN_ZH
+    assert await Phone(client, "code-a", code="*101#").send("1") == "END 会话已失效，请重新拨打。"
+    assert await phone.press("1") == BALANCE_ZH
