@@ -253,10 +253,7 @@ class Engine:
             if len(inputs) > self._max_replay:
                 self._end_with(step, KEY_SESSION)
                 return step
-            for value in inputs:  # a direct dial: replay what came with it, in order
-                if step.record.ended or step.record.final:
-                    break
-                await self._apply(step, step.flow, value)
+            await self._replay(step, step.flow, inputs)
             return step
 
         flow = self.registry.get(record.flow, record.version)
@@ -285,6 +282,24 @@ class Engine:
         return step
 
     # ------------------------------------------------------------ transitions
+
+    async def _replay(self, step: _Step, flow: Flow, inputs: tuple[str, ...]) -> None:
+        """A direct dial (`*100*1*2#`): apply the inputs that came with it, in order.
+
+        Replay stops at the first input that does not apply where the subscriber has got
+        to (or at a final screen), and shows that screen as it is — no "invalid choice"
+        notice for keys the subscriber typed before seeing it.
+        """
+        record = step.record
+        for value in inputs:
+            if record.ended or record.final or isinstance(flow.states[record.state], EndState):
+                return
+            invalid, events = record.invalid, len(step.events)
+            await self._apply(step, flow, value)
+            if record.invalid > invalid and not record.final:
+                record.invalid, record.notice = invalid, ""
+                del step.events[events:]
+                return
 
     async def _apply(self, step: _Step, flow: Flow, value: str) -> None:
         record = step.record

@@ -342,7 +342,7 @@ def _form(**changes: str) -> dict[str, str]:
         ),
         ({"data": _form(text="1" * 9000)}, "body is larger than 8192 bytes"),
         ({"data": _form(text="*" * 2000)}, "text is longer than 480"),
-        ({"data": _form(text="1*中")}, "text may only hold"),
+        ({"data": _form(text="1*\x07")}, "control characters"),
         ({"data": _form(phoneNumber="<script>")}, "phoneNumber"),
         (
             {
@@ -622,3 +622,29 @@ async def test_a_session_id_reused_under_another_service_code_is_refused(client:
     assert await phone.dial() == MAIN_ZH
     assert await Phone(client, "code-a", code="*101#").send("1") == "END 会话已失效，请重新拨打。"
     assert await phone.press("1") == BALANCE_ZH
+
+
+@pytest.mark.parametrize("typed", ["a", " 7", "中", "1a", "#"])
+async def test_whatever_a_subscriber_types_is_an_answer_not_an_http_error(
+    client: Client, typed: str
+) -> None:
+    """An invalid choice re-prompts; only a malformed envelope is a 400."""
+    phone = Phone(client, "typed")
+    await phone.dial()
+    assert await phone.press(typed) == "CON 输入有误，请重新选择。\n" + MAIN_ZH.removeprefix("CON ")
+    assert await phone.press(" 1 ") == BALANCE_ZH
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("1*1", BALANCE_ZH),  # *100*1*1#: the balance; the extra key has nothing to do
+        ("5*9", "CON 请选择语言"),  # the language menu, without an "invalid choice" line
+        ("9*1", MAIN_ZH),  # nothing applies: the main menu as it is
+    ],
+)
+async def test_direct_dial_applies_what_applies_then_shows_where_the_subscriber_is(
+    client: Client, typed: str, expected: str
+) -> None:
+    reply = await Phone(client, "direct").send(typed)
+    assert reply.startswith(expected) and "输入有误" not in reply

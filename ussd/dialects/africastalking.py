@@ -42,7 +42,7 @@ _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _PHONE = re.compile(r"\+?[0-9]{3,20}")
 _SERVICE_CODE = re.compile(r"[*#0-9]{1,32}")
 _NETWORK_CODE = re.compile(r"[0-9]{0,10}")
-_TEXT = re.compile(r"[0-9*#]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOP_UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
 _REQUIRED = ("sessionId", "serviceCode", "phoneNumber", "text")
 _REQUIRED_SET = frozenset(_REQUIRED)
@@ -71,8 +71,10 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
     text = form["text"]
     if len(text) > settings.max_text_chars:
         raise BadGatewayRequest(f"text is longer than {settings.max_text_chars} characters")
-    if not _TEXT.fullmatch(text):
-        raise BadGatewayRequest("text may only hold the digits 0-9, * and #")
+    if _CONTROL.search(text):
+        # What a subscriber types (digits, `*`, `#`, multi-tap letters) is data for the
+        # flow; a control character is no keypress but a broken envelope.
+        raise BadGatewayRequest("text may not hold control characters")
     inputs, follows = transcript_inputs(text)
     return ChannelEvent(
         channel=CHANNEL,
@@ -109,11 +111,11 @@ def transcript_inputs(text: str) -> tuple[tuple[str, ...], str | None]:
         starts.append(position)
         if segment == "" and index + 1 < len(segments):
             following = segments[index + 1]
-            inputs.append("*" + following)
+            inputs.append("*" + following.strip())
             position += len(following) + 2
             index += 2
         else:
-            inputs.append(segment)
+            inputs.append(segment.strip())  # spaces around a key are not part of it
             position += len(segment) + 1
             index += 1
     last = starts[-1]
