@@ -43,9 +43,9 @@ def _at_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOTLINE_BALANCE__LEDGER_PATH", str(tmp_path / "ledger.sqlite3"))
 
 
-async def _screenshot(page: object, name: str, tmp_path: Path) -> None:
-    """Take a screenshot; keep it for the README only when asked to."""
-    update = os.environ.get("HOTLINE_UPDATE_SCREENSHOTS") == "1"
+async def _screenshot(page: object, name: str, tmp_path: Path, docs: bool = True) -> None:
+    """Take a screenshot; keep it for the README only when asked to (and `docs`)."""
+    update = docs and os.environ.get("HOTLINE_UPDATE_SCREENSHOTS") == "1"
     path = (IMG if update else tmp_path) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(path))  # type: ignore[attr-defined]
@@ -195,7 +195,7 @@ async def test_log_shows_numbers_from_10_and_complete_lines_whole(
         await display.filter(has_text=shown).wait_for()
     await page.wait_for_function("document.querySelectorAll('#log li').length >= 12")  # type: ignore[attr-defined]
     await page.locator("#log li").nth(11).scroll_into_view_if_needed()  # type: ignore[attr-defined]
-    await _screenshot(page, "simulator-log.png", tmp_path)
+    await _screenshot(page, "simulator-log.png", tmp_path, docs=False)
 
     lines = await _log_lines(page)
     assert [line["n"] for line in lines] == [str(i) for i in range(1, len(lines) + 1)]
@@ -237,7 +237,7 @@ async def test_ussd_direct_dial_sends_the_rest_as_text(
     await page.click("#call")  # type: ignore[attr-defined]
     await display.filter(has_text="Balance service").wait_for()
     assert (sent[-1]["serviceCode"], sent[-1]["text"]) == (["*100#"], ["5*2"])
-    await _screenshot(page, "simulator-direct-dial.png", tmp_path)
+    await _screenshot(page, "simulator-direct-dial.png", tmp_path, docs=False)
     assert len({s["sessionId"][0] for s in sent}) == 2  # each dial is a new session
     await _press(page, "1")  # the session goes on after the direct dial's inputs
     await page.click("#call")  # type: ignore[attr-defined]
