@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from types import ModuleType
 from typing import cast
 
 from aiohttp import web
@@ -33,6 +32,7 @@ from hotline.web.forms import GatewayForm, gateway_form
 from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
+from ivr.dialects.base import VoiceDialect
 from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan
 from ivr.tts import SpeechService, TtsError
 from ivr.voicexml import XML_CONTENT_TYPE
@@ -146,7 +146,7 @@ def _base_url(request: web.Request) -> URL:
         raise BadGatewayRequest("malformed Host header") from None
 
 
-def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
+def _layout(request: web.Request, dialect: VoiceDialect, route: str) -> VoiceLayout:
     """The layout for this dialect and public base URL (kept: its memos are per layout).
 
     Rebuilt when a flow reload moved the default flow's start state, which decides where
@@ -167,7 +167,7 @@ def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayou
 
 
 def _new_layout(
-    app: web.Application, dialect: ModuleType, route: str, base: URL, root_state: str | None
+    app: web.Application, dialect: VoiceDialect, route: str, base: URL, root_state: str | None
 ) -> VoiceLayout:
     settings = app[SETTINGS]
     action = base.join(app.router[route].url_for())
@@ -229,7 +229,7 @@ def _who(app: web.Application, event: ChannelEvent) -> str:
     return app[PSEUDONYM](event.subscriber)  # never the number itself
 
 
-async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.Response:
+async def _handle(request: web.Request, dialect: VoiceDialect, route: str) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     try:
@@ -274,11 +274,11 @@ def _xml(body: str) -> web.Response:
 
 
 async def _twilio(request: web.Request) -> web.Response:
-    return await _handle(request, twilio, "ivr-twilio-voice")
+    return await _handle(request, twilio.DIALECT, "ivr-twilio-voice")
 
 
 async def _africastalking(request: web.Request) -> web.Response:
-    return await _handle(request, africastalking, "ivr-africastalking")
+    return await _handle(request, africastalking.DIALECT, "ivr-africastalking")
 
 
 async def _audio(request: web.Request) -> web.StreamResponse:

@@ -1,4 +1,4 @@
-"""aiohttp routes of the USSD channel: `POST /ussd/africastalking`.
+"""aiohttp routes of the USSD channel: `POST /ussd/<dialect>` (`/ussd/africastalking`).
 
 The handler reads and checks the request, lets the dialect parse it, asks the engine for
 the turn and lets the dialect write it. A malformed request gets HTTP 400 with a reason
@@ -9,6 +9,7 @@ because the subscriber is waiting on a handset — never a 500 or a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from hotline.flow.events import ChannelEvent
 from hotline.flow.screen import Turn
 from hotline.web.forms import gateway_form
 from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
-from ussd.dialects import africastalking
+from ussd.dialects import UssdDialect, dialects
 from ussd.form import read_form
 from ussd.render import UssdLayout
 
@@ -30,11 +31,20 @@ USSD_LAYOUT = web.AppKey("USSD_LAYOUT", UssdLayout)
 
 
 def setup(app: web.Application) -> None:
-    """Mount the USSD routes; the layout is built at startup from the engine's catalogs."""
+    """Mount `POST /ussd/<NAME>` (`ussd-<NAME>`) for every dialect in `ussd.dialects`;
+    the layout is built at startup from the engine's catalogs."""
     app.on_startup.append(_build_layout)
-    app.router.add_post(
-        f"/ussd/{africastalking.NAME}", _africastalking, name=f"ussd-{africastalking.NAME}"
-    )
+    for dialect in dialects():
+        name = dialect.NAME
+        app.router.add_post(f"/ussd/{name}", _handler(dialect), name=f"ussd-{name}")
+
+
+def _handler(dialect: UssdDialect) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        return await _handle(request, dialect)
+
+    handle.__name__ = handle.__qualname__ = f"ussd_{dialect.NAME}"
+    return handle
 
 
 async def _build_layout(app: web.Application) -> None:
@@ -48,12 +58,12 @@ def apology_turn(engine: Engine, layout: UssdLayout, language: str | None = None
     return Turn(screen=screen, reply=layout.render(screen), events=("apology",))
 
 
-async def _africastalking(request: web.Request) -> web.Response:
+async def _handle(request: web.Request, dialect: UssdDialect) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     try:
         form = await gateway_form(request, read_form)
-        event = africastalking.parse(form.fields, settings.ussd)
+        event = dialect.parse(form.fields, settings.ussd)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
     engine, layout = app[ENGINE], app[USSD_LAYOUT]
@@ -65,7 +75,7 @@ async def _africastalking(request: web.Request) -> web.Response:
     except Exception:
         log.exception("ussd: step failed for subscriber %s", _who(app, event))
         turn = apology_turn(engine, layout)
-    body, headers = africastalking.reply(turn, ends=layout.ends_session(turn.screen))
+    body, headers = dialect.reply(turn, ends=layout.ends_session(turn.screen))
     return web.Response(body=body.encode("utf-8"), headers=headers)
 
 
