@@ -13,6 +13,7 @@ from hotline.flow.graph import FORMATS, GraphvizError, build, to_dot, to_mermaid
 from hotline.flow.load import flow_files, load_flow
 from hotline.flow.schema import SCHEMA_FILES, render, write_schemas
 from hotline.i18n.catalog import load_catalogs
+from hotline.web import channels
 
 __all__ = ["register"]
 
@@ -65,9 +66,13 @@ def run_check(args: argparse.Namespace) -> int:
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1
-    from hotline.web.app import channel_prompt_keys
-
-    issues = check_files(files, catalogs, required=channel_prompt_keys())
+    mounted = channels.selected(settings)
+    issues = check_files(
+        files,
+        catalogs,
+        required=channels.prompt_keys(mounted),
+        screens=channels.screen_checks(mounted, catalogs, settings),
+    )
     for issue in issues:
         print(issue, file=sys.stderr)
     if issues:

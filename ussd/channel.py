@@ -1,0 +1,63 @@
+"""The USSD channel as a plug-in (`hotline.channels` entry point `ussd`).
+
+Mounts `POST /ussd/<dialect>` for every dialect in `ussd.dialects` and Africa's Talking's
+end-of-session events, guards each dialect's route as the dialect describes, needs the
+navigation prompts (`98.更多`, `0.返回` …) in every language, and measures flow screens
+with the USSD budget (`ussd.measure`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from hotline.base.config import Settings
+from hotline.i18n.catalog import CatalogSet
+from hotline.web.channels import ChannelPlugin
+from hotline.web.guards import Gateway
+from ussd import events, routes
+from ussd.dialects import dialects
+from ussd.form import read_form
+from ussd.measure import UssdScreenCheck
+from ussd.polite import polite_reply
+from ussd.render import NAV_KEYS
+
+__all__ = ["PLUGIN"]
+
+CHANNEL = "ussd"
+
+
+def setup(app: web.Application) -> None:
+    routes.setup(app)
+    events.setup(app)
+
+
+def gateways(settings: Settings) -> Sequence[Gateway]:
+    """One gateway per dialect: `/ussd/<NAME>`, answered politely with `END …`."""
+    return [
+        dialect.gateway(
+            settings,
+            Gateway(
+                prefix=f"/ussd/{dialect.NAME}",
+                channel=CHANNEL,
+                dialect=dialect.NAME,
+                polite=polite_reply,
+                form=read_form,
+            ),
+        )
+        for dialect in dialects()
+    ]
+
+
+def screen_checks(catalogs: CatalogSet, settings: Settings) -> UssdScreenCheck:
+    return UssdScreenCheck.from_settings(catalogs, settings)
+
+
+PLUGIN = ChannelPlugin(
+    name=CHANNEL,
+    setup=setup,
+    gateways=gateways,
+    prompt_keys=NAV_KEYS,
+    screen_checks=screen_checks,
+)
