@@ -26,6 +26,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "billing-sim",
     "dialogues",
     "simulate",
+    "actions",
 )
 
 
