@@ -3,30 +3,44 @@
 Mounts the voice webhooks of each platform (Twilio `POST /ivr/twilio/voice`, Africa's
 Talking `POST /ivr/africastalking`), the clip route and the speech worker; guards the
 webhooks (Twilio signature; Africa's Talking allow-list and path token); needs the voice
-prompts in every language; adds `hotline prompts build`.
+prompts in every language. Its subcommand, `hotline prompts build`, is `ivr.cli`.
+The routes and the speech machinery load when the app is built, not with the plug-in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
-from hotline.base.config import Settings
 from hotline.web.channels import ChannelPlugin
-from hotline.web.guards import Gateway
-from hotline.web.security import parse_networks
-from ivr import auth, cli, routes
-from ivr.dialects import africastalking, twilio
-from ivr.polite import polite_reply, polite_reply_africastalking
 from ivr.render import VOICE_PROMPTS
 
-__all__ = ["PLUGIN"]
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from hotline.base.config import Settings
+    from hotline.web.guards import Gateway
+
+__all__ = ["PLUGIN", "gateways", "setup"]
 
 CHANNEL = "ivr"
 
 
+def setup(app: web.Application) -> None:
+    from ivr import routes
+
+    routes.setup(app)
+
+
 def gateways(settings: Settings) -> Sequence[Gateway]:
     """How each platform's webhooks are guarded; refused callers hear a sentence."""
+    from hotline.web.guards import Gateway
+    from hotline.web.security import parse_networks
+    from ivr import auth, routes
+    from ivr.dialects import africastalking, twilio
+    from ivr.polite import polite_reply, polite_reply_africastalking
+
     security = settings.security
     token = security.twilio_auth_token
     at_token = security.at_path_token
@@ -60,8 +74,7 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
 
 PLUGIN = ChannelPlugin(
     name=CHANNEL,
-    setup=routes.setup,
+    setup=setup,
     gateways=gateways,
     prompt_keys=VOICE_PROMPTS,
-    cli=cli.register,
 )

@@ -1,7 +1,8 @@
 """`hotline prompts build`: render every static voice prompt of every flow and language.
 
-A subcommand the voice channel adds to `hotline` through its plug-in (`ivr.channel`);
-the speech machinery is imported only when the command runs.
+A subcommand the voice channel adds to `hotline` through the `hotline.commands` entry
+point `prompts` (`hotline.web.channels.add_commands`); the speech machinery is imported
+only when the command runs.
 """
 
 from __future__ import annotations

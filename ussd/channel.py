@@ -3,38 +3,44 @@
 Mounts `POST /ussd/<dialect>` for every dialect in `ussd.dialects` and Africa's Talking's
 end-of-session events, guards each dialect's route as the dialect describes, needs the
 navigation prompts (`98.更多`, `0.返回` …) in every language, and measures flow screens
-with the USSD budget (`ussd.measure`).
+with the USSD budget (`ussd.measure`). The routes load when the app is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from hotline.base.config import Settings
-from hotline.i18n.catalog import CatalogSet
 from hotline.web.channels import ChannelPlugin
-from hotline.web.guards import Gateway
-from ussd import events, routes
-from ussd.dialects import dialects
-from ussd.form import read_form
-from ussd.measure import UssdScreenCheck
-from ussd.polite import polite_reply
 from ussd.render import NAV_KEYS
 
-__all__ = ["PLUGIN"]
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from hotline.base.config import Settings
+    from hotline.i18n.catalog import CatalogSet
+    from hotline.web.guards import Gateway
+    from ussd.measure import UssdScreenCheck
+
+__all__ = ["PLUGIN", "gateways", "screen_checks", "setup"]
 
 CHANNEL = "ussd"
 
 
 def setup(app: web.Application) -> None:
+    from ussd import events, routes
+
     routes.setup(app)
     events.setup(app)
 
 
 def gateways(settings: Settings) -> Sequence[Gateway]:
     """One gateway per dialect: `/ussd/<NAME>`, answered politely with `END …`."""
+    from hotline.web.guards import Gateway
+    from ussd.dialects import dialects
+    from ussd.form import read_form
+    from ussd.polite import polite_reply
+
     return [
         dialect.gateway(
             settings,
@@ -51,6 +57,8 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
 
 
 def screen_checks(catalogs: CatalogSet, settings: Settings) -> UssdScreenCheck:
+    from ussd.measure import UssdScreenCheck
+
     return UssdScreenCheck.from_settings(catalogs, settings)
 
 

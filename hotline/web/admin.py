@@ -26,8 +26,8 @@ from hotline.base.errors import FlowsRejected
 from hotline.flow.check import load_and_check
 from hotline.flow.load import flow_files
 from hotline.flow.model import Flow
-from hotline.web.channels import CHANNELS, prompt_keys, screen_checks
-from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, SETTINGS, SUPERVISOR
+from hotline.web.channels import prompt_keys, screen_checks
+from hotline.web.keys import CHANNELS, ENGINE, FLOWS_RELOADED, METRICS, SETTINGS, SUPERVISOR
 from hotline.web.security import bearer_ok
 
 __all__ = ["RELOAD_TASKS", "checked_flows", "reload_flows", "setup", "sighup_ctx"]

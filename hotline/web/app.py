@@ -70,7 +70,6 @@ def create_app(settings: Settings) -> web.Application:
     The channels are the plug-ins `settings.channels` selects (`hotline.web.channels`);
     each sets itself up after the core's resources, and its gateways guard its routes.
     """
-    plugins = channels.selected(settings)
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PSEUDONYM] = Pseudonymizer(settings.pseudonym_secret.get_secret_value())
@@ -78,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CATALOGS] = load_catalogs(
         settings.prompts_dir, settings.languages, settings.default_language
     )
+    plugins = channels.selected(settings)  # after the flows: a broken one fails fast
     gateways = channels.gateways(plugins, settings)
     ops.install(app, gateways, flows_loaded=lambda: bool(app[FLOWS].flows()))
     app.cleanup_ctx.append(_sessions_ctx)

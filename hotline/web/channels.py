@@ -1,17 +1,21 @@
 """Channel plug-ins: every channel (`ussd`, `ivr`, later `sms`, `api`) registers itself.
 
 A channel package holds one `ChannelPlugin` and names it in the `hotline.channels`
-entry-point group of its distribution (`pyproject.toml`):
+entry-point group of its distribution (`pyproject.toml`); a channel's own `hotline`
+subcommands go in `hotline.commands`, so the command line parses without loading any
+channel:
 
     [project.entry-points."hotline.channels"]
-    ussd = "ussd.channel:PLUGIN"
+    ivr = "ivr.channel:PLUGIN"
+
+    [project.entry-points."hotline.commands"]
+    prompts = "ivr.cli:register"
 
 The core finds them with `importlib.metadata` and imports no channel by name:
 `create_app` mounts the plug-ins the `channels` setting selects (default: every one
 installed) and guards their routes with the gateways they describe; `flows check` and a
-flow reload take the prompt keys and screen measures of the same plug-ins; `hotline` adds
-their subcommands (`hotline prompts build` comes from the voice channel). Entry points
-are read once per process.
+flow reload take the prompt keys and screen measures of the same plug-ins. Entry points
+are read once per process. This module imports no aiohttp, for the command line's sake.
 """
 
 from __future__ import annotations
@@ -24,18 +28,18 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from hotline.base.errors import ConfigError
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from hotline.base.config import Settings
     from hotline.flow.check import ScreenCheck
     from hotline.i18n.catalog import CatalogSet
     from hotline.web.guards import Gateway
 
 __all__ = [
-    "CHANNELS",
+    "COMMANDS_GROUP",
     "ENTRY_POINT_GROUP",
     "ChannelPlugin",
     "add_commands",
@@ -48,11 +52,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "hotline.channels"
+COMMANDS_GROUP = "hotline.commands"
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-
-#: Subcommand registrar: gets `hotline`'s subparsers (`argparse._SubParsersAction`) and
-#: adds parsers whose `func(args) -> int` runs the command.
-Commands = Callable[["argparse._SubParsersAction[Any]"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class ChannelPlugin:
     its routes are guarded (authentication, limits, the polite sentence a guard answers
     with). `prompt_keys` are the catalog keys it says by itself, required in every
     language. `screen_checks(catalogs, settings)` measures flow screens for `flows check`
-    by the channel's own rules (None: nothing to measure). `cli` adds subcommands.
+    by the channel's own rules (None: nothing to measure).
     """
 
     name: str
@@ -73,15 +74,10 @@ class ChannelPlugin:
     gateways: Callable[[Settings], Sequence[Gateway]]
     prompt_keys: tuple[str, ...] = ()
     screen_checks: Callable[[CatalogSet, Settings], ScreenCheck] | None = None
-    cli: Commands | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
             raise ValueError(f"channel name {self.name!r}: expected 1-32 of a-z 0-9 _")
-
-
-#: The plug-ins this app mounted, in mount order.
-CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")
 
 
 @cache
@@ -131,7 +127,10 @@ def gateways(channels: Sequence[ChannelPlugin], settings: Settings) -> list[Gate
 
 
 def mount(app: web.Application, channels: Sequence[ChannelPlugin]) -> None:
-    """Let each channel set itself up on `app`, and remember which ones did."""
+    """Let each channel set itself up on `app`, and remember which ones did
+    (`hotline.web.keys.CHANNELS`)."""
+    from hotline.web.keys import CHANNELS
+
     app[CHANNELS] = tuple(channels)
     for channel in channels:
         channel.setup(app)
@@ -154,7 +153,8 @@ def screen_checks(
 
 
 def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add the subcommands of every installed channel to `hotline`."""
-    for channel in installed().values():
-        if channel.cli is not None:
-            channel.cli(sub)
+    """Add the channels' subcommands to `hotline`: each `hotline.commands` entry point is
+    a `register(subparsers)` adding parsers whose `func(args) -> int` runs the command."""
+    for point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda p: p.name):
+        register: Callable[[argparse._SubParsersAction[Any]], None] = point.load()
+        register(sub)

@@ -28,7 +28,7 @@ def test_the_shipped_dialects() -> None:
 
 # A made-up gateway: `sid`, `msisdn`, `ussd` (the inputs so far, `*`-joined) in;
 # `1 <text>` to continue or `0 <text>` to end out; callers need an allow-listed address.
-_PLAIN = '''
+_PLAIN = """
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +66,7 @@ class Plain:
 
 
 DIALECT = Plain()
-'''
+"""
 
 
 @pytest.fixture
@@ -93,9 +93,7 @@ async def test_a_new_dialect_is_one_module(
     response = await client.post("/ussd/plain", data={**form, "ussd": "1"})
     assert await response.text() == "0 您的话费余额为12.50元。"
     # Its gateway guards it: a caller outside its allow-list (via the trusted proxy) is refused.
-    refused = await client.post(
-        "/ussd/plain", data=form, headers={"X-Forwarded-For": "192.0.2.1"}
-    )
+    refused = await client.post("/ussd/plain", data=form, headers={"X-Forwarded-For": "192.0.2.1"})
     assert refused.status == 403
     assert (await client.post("/ussd/plain", data={"sid": "p-2"})).status == 400
 

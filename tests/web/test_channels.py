@@ -19,7 +19,8 @@ from hotline.base.errors import ConfigError
 from hotline.cli import main
 from hotline.web import channels
 from hotline.web.app import create_app
-from hotline.web.channels import CHANNELS, ChannelPlugin
+from hotline.web.channels import ChannelPlugin
+from hotline.web.keys import CHANNELS
 from tests.web.conftest import AT, PHONE, at_form
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +112,7 @@ def test_the_cli_says_so_in_one_line(
 
 
 # A channel from another distribution: an entry point and a module, nothing in the core.
-_ECHO = '''
+_ECHO = """
 from aiohttp import web
 
 from hotline.web.channels import ChannelPlugin
@@ -133,7 +134,7 @@ def _gateways(settings):
 
 
 PLUGIN = ChannelPlugin(name="echo", setup=_setup, gateways=_gateways, prompt_keys=("echo.hi",))
-'''
+"""
 
 
 @pytest.fixture
@@ -182,3 +183,25 @@ def test_flows_check_requires_a_mounted_channels_prompt_keys(
         "prompts/zh-CN.yaml:1: prompt 'echo.hi' is required [missing-prompt]",
         "2 problem(s) in 1 flow file(s)",
     ]
+
+
+def test_the_command_line_parses_without_loading_a_channel() -> None:
+    """`hotline prompts …` comes from the voice channel's `hotline.commands` entry point,
+    which loads `ivr.cli` alone, not the channel's routes or speech machinery."""
+    code = (
+        "import sys; from hotline.cli import build_parser; build_parser();"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ussd', 'ivr')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "['ivr', 'ivr.cli']"
+
+
+def test_prompts_is_a_subcommand_of_hotline(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["prompts", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: hotline prompts")
+    assert "render every static voice prompt ahead of time" in " ".join(out.split())
