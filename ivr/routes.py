@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from types import ModuleType
 from typing import cast
 
 from aiohttp import web
@@ -33,6 +32,7 @@ from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, SETTINGS, SPEECH_T
 from hotline.web.turns import take_turn
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
+from ivr.dialects.base import VoiceDialect
 from ivr.render import Clip, Speaker, VoiceLayout, VoicePlan
 from ivr.tts import SpeechService, TtsError
 from ivr.voicexml import XML_CONTENT_TYPE
@@ -146,7 +146,7 @@ def _base_url(request: web.Request) -> URL:
         raise BadGatewayRequest("malformed Host header") from None
 
 
-def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
+def _layout(request: web.Request, dialect: VoiceDialect, route: str) -> VoiceLayout:
     """The layout for this dialect and the public base URL the platform called."""
     app = request.app
     layouts = app[_LAYOUTS]
@@ -159,7 +159,7 @@ def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayou
     return layout
 
 
-def _new_layout(app: web.Application, dialect: ModuleType, route: str, base: URL) -> VoiceLayout:
+def _new_layout(app: web.Application, dialect: VoiceDialect, route: str, base: URL) -> VoiceLayout:
     action = base.join(app.router[route].url_for())
     audio = str(base.join(app.router["ivr-audio"].url_for(key="k" * 16)))
     return VoiceLayout(
@@ -212,7 +212,7 @@ async def _ensure(app: web.Application, clips: tuple[Clip, ...]) -> bool:
     return True
 
 
-async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.Response:
+async def _handle(request: web.Request, dialect: VoiceDialect, route: str) -> web.Response:
     app = request.app
     try:
         form = (await gateway_form(request, read_form)).fields
@@ -234,11 +234,11 @@ def _xml(body: str) -> web.Response:
 
 
 async def _twilio(request: web.Request) -> web.Response:
-    return await _handle(request, twilio, "ivr-twilio-voice")
+    return await _handle(request, twilio.DIALECT, "ivr-twilio-voice")
 
 
 async def _africastalking(request: web.Request) -> web.Response:
-    return await _handle(request, africastalking, "ivr-africastalking")
+    return await _handle(request, africastalking.DIALECT, "ivr-africastalking")
 
 
 async def _audio(request: web.Request) -> web.StreamResponse:

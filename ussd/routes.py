@@ -1,4 +1,4 @@
-"""aiohttp routes of the USSD channel: `POST /ussd/africastalking`.
+"""aiohttp routes of the USSD channel: `POST /ussd/<dialect>` (`/ussd/africastalking`).
 
 parse → step → lay out → reply: the dialect reads the request into a channel event,
 `take_turn` steps the engine and lays the screen out as pages, the dialect writes
@@ -9,13 +9,15 @@ is waiting on a handset — never a 500 or a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import gateway_form
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.turns import take_turn
-from ussd.dialects import africastalking
+from ussd.dialects import UssdDialect, dialects
 from ussd.form import read_form
 from ussd.render import UssdLayout
 
@@ -25,11 +27,20 @@ USSD_LAYOUT = web.AppKey("USSD_LAYOUT", UssdLayout)
 
 
 def setup(app: web.Application) -> None:
-    """Mount the USSD routes; the layout is built at startup from the engine's catalogs."""
+    """Mount `POST /ussd/<NAME>` (`ussd-<NAME>`) for every dialect in `ussd.dialects`;
+    the layout is built at startup from the engine's catalogs."""
     app.on_startup.append(_build_layout)
-    app.router.add_post(
-        f"/ussd/{africastalking.NAME}", _africastalking, name=f"ussd-{africastalking.NAME}"
-    )
+    for dialect in dialects():
+        name = dialect.NAME
+        app.router.add_post(f"/ussd/{name}", _handler(dialect), name=f"ussd-{name}")
+
+
+def _handler(dialect: UssdDialect) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        return await _handle(request, dialect)
+
+    handle.__name__ = handle.__qualname__ = f"ussd_{dialect.NAME}"
+    return handle
 
 
 async def _build_layout(app: web.Application) -> None:
@@ -37,13 +48,13 @@ async def _build_layout(app: web.Application) -> None:
     app[USSD_LAYOUT] = UssdLayout.from_settings(app[ENGINE].catalogs, app[SETTINGS].ussd)
 
 
-async def _africastalking(request: web.Request) -> web.Response:
+async def _handle(request: web.Request, dialect: UssdDialect) -> web.Response:
     app = request.app
     try:
         form = await gateway_form(request, read_form)
-        event = africastalking.parse(form.fields, app[SETTINGS].ussd)
+        event = dialect.parse(form.fields, app[SETTINGS].ussd)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
     screen, page = await take_turn(app, event, app[USSD_LAYOUT].lay_out)
-    body, headers = africastalking.reply(page, screen.label)
+    body, headers = dialect.reply(page, screen.label)
     return web.Response(body=body.encode("utf-8"), headers=headers)

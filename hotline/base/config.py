@@ -233,6 +233,10 @@ class Settings(BaseSettings):
     json_logs: bool | None = Field(None, description="JSON log lines; default: when not a TTY")
     log_level: str = "INFO"
     simulator: bool = Field(False, description="serve the web phone simulator at /simulator")
+    channels: tuple[str, ...] | None = Field(
+        None,
+        description="channel plug-ins to mount, e.g. [ussd]; unset = every installed one",
+    )
     ussd: UssdSettings = UssdSettings()
     ivr: IvrSettings = IvrSettings()
     balance: BalanceSettings = BalanceSettings()

@@ -1,4 +1,8 @@
-"""The `hotline` command: one subcommand module per concern, each with `register()`."""
+"""The `hotline` command: one subcommand module per concern, each with `register()`.
+
+Channel plug-ins add their own subcommands (`hotline prompts build` is the voice
+channel's); this package imports no channel.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 from hotline.base.config import Settings, load_settings
 from hotline.base.errors import ConfigError, FlowError
+from hotline.web import channels
 
 __all__ = ["main", "settings_from_args"]
 
@@ -21,7 +26,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "billing-sim",
     "dialogues",
     "simulate",
-    "prompts",
+    "actions",
 )
 
 
@@ -39,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"hotline.cli.{name.replace('-', '_')}")
         module.register(sub)
+    channels.add_commands(sub)
     return parser
 
 

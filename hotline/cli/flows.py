@@ -1,4 +1,4 @@
-"""`hotline flows check|graph|schema`: validate, draw, and describe flows."""
+"""`hotline flows check|graph|schema|reference`: validate, draw, and describe flows."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hotline.flow.graph import FORMATS, GraphvizError, build, to_dot, to_mermaid
 from hotline.flow.load import flow_files, load_flow
 from hotline.flow.schema import SCHEMA_FILES, render, write_schemas
 from hotline.i18n.catalog import inspect_catalogs, load_catalogs
+from hotline.web import channels
 
 __all__ = ["register"]
 
@@ -41,6 +42,20 @@ def register(sub: Any) -> None:
         "--check", action="store_true", help="exit 1 if the files differ from a fresh generation"
     )
     schema.set_defaults(func=run_schema)
+
+    ref = flows_sub.add_parser(
+        "reference", help="write the state/field reference into docs/flow-authoring.md"
+    )
+    ref.add_argument(
+        "--doc",
+        type=Path,
+        default=Path("docs/flow-authoring.md"),
+        help="the document holding the reference markers (default: docs/flow-authoring.md)",
+    )
+    ref.add_argument(
+        "--check", action="store_true", help="exit 1 if the doc differs from a fresh generation"
+    )
+    ref.set_defaults(func=run_reference)
 
 
 def _expand(paths: list[Path], default: Path) -> list[Path]:
@@ -71,9 +86,13 @@ def run_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from hotline.web.app import channel_prompt_keys
-
-    issues = check_files(files, catalogs, required=channel_prompt_keys())
+    mounted = channels.selected(settings)
+    issues = check_files(
+        files,
+        catalogs,
+        required=channels.prompt_keys(mounted),
+        screens=channels.screen_checks(mounted, catalogs, settings),
+    )
     for issue in issues:
         print(issue, file=sys.stderr)
     if issues:
@@ -147,4 +166,33 @@ def run_schema(args: argparse.Namespace) -> int:
         return 1 if stale else 0
     for path in write_schemas(out):
         print(f"wrote {path}")
+    return 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    from hotline.flow import reference
+
+    doc: Path = args.doc
+    try:
+        text = doc.read_text(encoding="utf-8")
+        fresh = reference.splice(text, reference.reference())
+    except OSError as exc:
+        print(f"hotline flows reference: cannot read {doc}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"{doc}: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        if fresh != text:
+            print(
+                f"{doc}: flow reference out of date (run `hotline flows reference`)",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    if fresh != text:
+        doc.write_text(fresh, encoding="utf-8")
+        print(f"wrote the flow reference into {doc}")
+    else:
+        print(f"{doc}: flow reference up to date")
     return 0

@@ -2,13 +2,18 @@
 
 A load error stops a file (it is reported alone); otherwise all issues of all files
 are collected, sorted and printed as `file:line: message`.
+
+Screens are measured by the channels, each by its own rules: a channel plug-in registers
+a `ScreenCheck` (USSD: its encoding-aware budget and configured limits), and the checker
+asks every one of them about each menu option in each language.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hotline.base.errors import FlowError
 from hotline.base.yamlsrc import Located, load_located
@@ -16,13 +21,16 @@ from hotline.flow.actions import ACTIONS, ActionRegistry
 from hotline.flow.engine import ENGINE_PROMPTS
 from hotline.flow.load import load_flow
 from hotline.flow.model import ActionState, Flow, MenuState, State
-from hotline.i18n.catalog import CatalogSet
+from hotline.i18n.catalog import Catalog, CatalogSet
 
-__all__ = ["Issue", "check_catalogs", "check_files", "check_flow", "load_and_check"]
-
-#: The tightest screen a flow must fit: one option line in UCS-2 (any Chinese) or GSM-7.
-USSD_MAX_UCS2 = 80
-USSD_MAX_GSM7 = 182
+__all__ = [
+    "Issue",
+    "ScreenCheck",
+    "check_catalogs",
+    "check_files",
+    "check_flow",
+    "load_and_check",
+]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -102,17 +110,25 @@ def _where_named(state: State, name: str, key: str) -> list[tuple[str, tuple[str
     return [("", ("states", name))]
 
 
-def _option_cost(text: str) -> tuple[int, int]:
-    """(UTF-16 units, limit) of one option line; any non-ASCII text is budgeted as UCS-2."""
-    if all(ord(ch) < 128 for ch in text):
-        return len(text), USSD_MAX_GSM7
-    return len(text.encode("utf-16-le")) // 2, USSD_MAX_UCS2
+
+class ScreenCheck(Protocol):
+    """A channel's own measure of flow screens (its plug-in's `screen_checks` builds one)."""
+
+    def option(self, line: str, catalog: Catalog) -> str | None:
+        """Why the option line (`2.label`, placeholders left out) cannot be shown whole on
+        one screen of this channel in the catalog's language, e.g. `94 characters, over
+        the 70 …`; None when it can."""
+        ...
 
 
 def check_flow(
-    flow: Flow, located: Located, catalogs: CatalogSet, actions: ActionRegistry = ACTIONS
+    flow: Flow,
+    located: Located,
+    catalogs: CatalogSet,
+    actions: ActionRegistry = ACTIONS,
+    screens: Sequence[ScreenCheck] = (),
 ) -> Iterator[Issue]:
-    """Every located issue of one loaded flow."""
+    """Every located issue of one loaded flow; `screens` measure its menu options."""
     path = located.path
 
     def issue(code: str, message: str, *where: str | int) -> Issue:
@@ -152,21 +168,7 @@ def check_flow(
                         f"{reserved[option.key]} key",
                         *where,
                     )
-                for catalog in catalogs.catalogs.values():
-                    sentence = catalog.sentences.get(option.label)
-                    if sentence is None:
-                        continue
-                    text = (
-                        f"{option.key}.{''.join(p for p in sentence.pieces if isinstance(p, str))}"
-                    )
-                    cost, limit = _option_cost(text)
-                    if cost > limit:
-                        yield issue(
-                            "option-too-long",
-                            f"state {name!r}: option {option.key!r} in {catalog.language} is "
-                            f"{cost} characters, over the {limit}-character screen",
-                            *where,
-                        )
+            yield from _screen_issues(name, state, catalogs, screens, issue)
         if isinstance(state, ActionState) and state.action not in actions:
             yield issue(
                 "unknown-action",
@@ -201,6 +203,33 @@ def check_flow(
         )
 
 
+def _screen_issues(
+    name: str,
+    state: MenuState,
+    catalogs: CatalogSet,
+    screens: Sequence[ScreenCheck],
+    issue: Callable[..., Issue],
+) -> Iterator[Issue]:
+    """`option-too-long`: every option line, in every language, measured by every channel."""
+    for index, option in enumerate(state.options):
+        for catalog in catalogs.catalogs.values():
+            sentence = catalog.sentences.get(option.label)
+            if sentence is None:
+                continue  # `missing-prompt` says so
+            label = "".join(p for p in sentence.pieces if isinstance(p, str))
+            for screen in screens:
+                reason = screen.option(f"{option.key}.{label}", catalog)
+                if reason is not None:
+                    yield issue(
+                        "option-too-long",
+                        f"state {name!r}: option {option.key!r} in {catalog.language} is {reason}",
+                        "states",
+                        name,
+                        "options",
+                        index,
+                    )
+
+
 def check_catalogs(catalogs: CatalogSet, required: tuple[str, ...] = ()) -> Iterator[Issue]:
     """Placeholders must agree across languages; the prompts the engine and the channels
     say by themselves (`required`) must exist in every language."""
@@ -228,9 +257,12 @@ def load_and_check(
     catalogs: CatalogSet,
     actions: ActionRegistry = ACTIONS,
     required: tuple[str, ...] = (),
+    screens: Sequence[ScreenCheck] = (),
 ) -> tuple[list[Flow], list[Issue]]:
     """Load flow files and check them (and the catalogs) by every rule; load errors are
-    issues too. Returns the flows that loaded, so a reload installs exactly what passed."""
+    issues too. `required` and `screens` come from the channels (prompt keys they say by
+    themselves, their screen measures). Returns the flows that loaded, so a reload
+    installs exactly what passed."""
     issues: list[Issue] = list(check_catalogs(catalogs, required))
     flows: list[Flow] = []
     ids: dict[str, str] = {}
@@ -252,7 +284,7 @@ def load_and_check(
                 )
             )
         ids[flow.id] = located.path
-        issues.extend(check_flow(flow, located, catalogs, actions))
+        issues.extend(check_flow(flow, located, catalogs, actions, screens))
     return flows, sorted(set(issues))
 
 
@@ -261,6 +293,7 @@ def check_files(
     catalogs: CatalogSet,
     actions: ActionRegistry = ACTIONS,
     required: tuple[str, ...] = (),
+    screens: Sequence[ScreenCheck] = (),
 ) -> list[Issue]:
     """Check flow files against the catalogs; load errors are issues too."""
-    return load_and_check(files, catalogs, actions, required)[1]
+    return load_and_check(files, catalogs, actions, required, screens)[1]

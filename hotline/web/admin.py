@@ -2,8 +2,9 @@
 
 The flow registry keeps every version a live session may still use, so a reload only
 changes what new sessions start on. A reload applies every rule of `hotline flows check`
-against the catalogs, actions and channel prompts this app runs with, off the event loop;
-any problem changes nothing and is reported as `file:line: message [rule]` lines. Under
+against the catalogs, actions and mounted channels (their prompt keys and screen
+measures) this app runs with, off the event loop; any problem changes nothing and is
+reported as `file:line: message [rule]` lines. Under
 `hotline serve --workers N` the worker that took the admin request reloads first (so
 errors reach the caller), then asks the supervisor to send SIGHUP to every worker, itself
 included (reloading twice is harmless). After a reload the `FLOWS_RELOADED` callbacks run
@@ -25,7 +26,8 @@ from hotline.base.errors import FlowsRejected
 from hotline.flow.check import load_and_check
 from hotline.flow.load import flow_files
 from hotline.flow.model import Flow
-from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, SETTINGS, SUPERVISOR
+from hotline.web.channels import prompt_keys, screen_checks
+from hotline.web.keys import CHANNELS, ENGINE, FLOWS_RELOADED, METRICS, SETTINGS, SUPERVISOR
 from hotline.web.security import bearer_ok
 
 __all__ = ["RELOAD_TASKS", "checked_flows", "reload_flows", "setup", "sighup_ctx"]
@@ -44,16 +46,20 @@ RELOAD_TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("admin.RELOAD_TAS
 def checked_flows(app: web.Application) -> list[Flow]:
     """Load and check the flows directory as `hotline flows check` does; raises
     `FlowsRejected` with every problem. Blocking (file reads, YAML): run it in a thread."""
-    from hotline.web.app import channel_prompt_keys  # the factory knows the channels
-
-    directory = app[SETTINGS].flows_dir
+    settings = app[SETTINGS]
+    directory = settings.flows_dir
     engine = app[ENGINE]
+    mounted = app[CHANNELS]
     try:
         files = flow_files(directory)
         if not files:
             raise FlowsRejected([f"{directory}: no flow files (*.yaml)"])
         flows, issues = load_and_check(
-            files, engine.catalogs, engine.actions, channel_prompt_keys()
+            files,
+            engine.catalogs,
+            engine.actions,
+            prompt_keys(mounted),
+            screen_checks(mounted, engine.catalogs, settings),
         )
     except OSError as exc:  # a file vanished or is unreadable mid-edit
         raise FlowsRejected([f"{exc.filename or directory}: {exc.strerror or exc}"]) from exc

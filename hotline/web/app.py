@@ -2,7 +2,8 @@
 
 `create_app(settings)` is what `hotline serve` runs and what tests hand to
 `aiohttp_client`. Flows and prompt catalogs are loaded here, so a broken flow stops
-startup with its `file:line`.
+startup with its `file:line`. The app factory knows no channel: the plug-ins it mounts
+come from `hotline.web.channels`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from hotline.flow.registry import FlowRegistry
 from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet, load_catalogs
 from hotline.store.sessions import MemorySessionStore, RedisSessionStore, SessionStore
-from hotline.web import ops
-from hotline.web.guards import Gateway
+from hotline.web import channels, ops
 from hotline.web.keys import BALANCE, ENGINE, METRICS, PSEUDONYM, SESSIONS, SETTINGS
 
-__all__ = ["CATALOGS", "FLOWS", "channel_prompt_keys", "create_app"]
+__all__ = ["CATALOGS", "FLOWS", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,11 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the whole service for one worker process."""
+    """Build the whole service for one worker process.
+
+    The channels are the plug-ins `settings.channels` selects (`hotline.web.channels`);
+    each sets itself up after the core's resources, and its gateways guard its routes.
+    """
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PSEUDONYM] = Pseudonymizer(settings.pseudonym_secret.get_secret_value())
@@ -76,90 +80,16 @@ def create_app(settings: Settings) -> web.Application:
     app[CATALOGS] = load_catalogs(
         settings.prompts_dir, settings.languages, settings.default_language
     )
-    gateways = _gateways(settings)
+    plugins = channels.selected(settings)  # after the flows: a broken one fails fast
+    gateways = channels.gateways(plugins, settings)
     ops.install(app, gateways, flows_loaded=lambda: bool(app[FLOWS].flows()))
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_balance_ctx)
     app.cleanup_ctx.append(_engine_ctx)
-    _mount_channels(app)
+    channels.mount(app, plugins)
+    if settings.simulator:
+        from hotline.web import simulator
+
+        simulator.setup(app)
     ops.mount_token_routes(app, gateways)
     return app
-
-
-def _gateways(settings: Settings) -> list[Gateway]:
-    """How each gateway's routes are guarded (hotline.web.guards); only the factory knows them."""
-    from functools import partial
-
-    import ivr.auth
-    import ivr.polite
-    import ivr.routes
-    import ussd.form
-    import ussd.polite
-    from hotline.web.security import parse_networks
-
-    security = settings.security
-    # Africa's Talking's USSD and voice callbacks come from the same platform.
-    at_allowed = parse_networks(security.at_allowed_cidrs)
-    at_token = security.at_path_token.get_secret_value() if security.at_path_token else None
-    twilio_token = security.twilio_auth_token
-    return [
-        Gateway(
-            prefix="/ussd/africastalking",
-            channel="ussd",
-            dialect="africastalking",
-            subscriber_field="phoneNumber",
-            allowed=at_allowed,
-            path_token=at_token,
-            polite=ussd.polite.polite_reply,
-            form=ussd.form.read_form,
-        ),
-        Gateway(
-            prefix="/ivr/twilio",
-            channel="ivr",
-            dialect="twilio",
-            subscriber_field="From",
-            signature=(
-                partial(ivr.auth.check_request, secret=twilio_token.get_secret_value())
-                if twilio_token
-                else None
-            ),
-            public_base_url=settings.ivr.public_base_url,
-            polite=ivr.polite.polite_reply,
-            max_field_chars=security.max_field_chars,
-            form=ivr.routes.read_form,
-        ),
-        Gateway(
-            prefix="/ivr/africastalking",
-            channel="ivr",
-            dialect="africastalking",
-            subscriber_field="callerNumber",
-            allowed=at_allowed,
-            path_token=at_token,
-            polite=ivr.polite.polite_reply_africastalking,
-            max_field_chars=security.max_field_chars,
-            form=ivr.routes.read_form,
-        ),
-    ]
-
-
-def _mount_channels(app: web.Application) -> None:
-    """Channels register their own routes; the core imports them only here."""
-    import ivr.routes
-    import ussd.events
-    import ussd.routes
-
-    ussd.routes.setup(app)
-    ivr.routes.setup(app)
-    if app[SETTINGS].simulator:
-        import hotline.web.simulator
-
-        hotline.web.simulator.setup(app)
-    ussd.events.setup(app)
-
-
-def channel_prompt_keys() -> tuple[str, ...]:
-    """Catalog keys the mounted channels need in every language (for `flows check`)."""
-    import ivr.render
-    import ussd.render
-
-    return (*ussd.render.NAV_KEYS, *ivr.render.VOICE_PROMPTS)

@@ -1,8 +1,8 @@
 """Gateway guard middleware: who may call a gateway route, how big, how often.
 
 Each gateway is described by data (`Gateway`: URL prefix, dialect, which form field
-holds the subscriber, allow-list, path token, signature check, polite reply); the
-app factory builds the list, so this module knows no channel. Checks run cheapest
+holds the subscriber, allow-list, path token, signature check, polite reply); each
+channel plug-in describes its own (`hotline.web.channels`), so this module knows no channel. Checks run cheapest
 first: source IP, path token, gateway rate, body size and field lengths, signature,
 subscriber rate. The form is decoded once, by the channel's own reader
 (`Gateway.form`, `hotline.web.forms`): the subscriber limited is the one the channel serves,

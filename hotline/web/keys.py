@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from hotline.flow.engine import Engine
     from hotline.flow.model import Flow
     from hotline.store.sessions import SessionStore
+    from hotline.web.channels import ChannelPlugin
 
 __all__ = [
     "BALANCE",
+    "CHANNELS",
     "ENGINE",
     "FLOWS_RELOADED",
     "METRICS",
@@ -37,6 +39,8 @@ PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
 BALANCE: web.AppKey[BalanceProvider] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).
+CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")
 #: Async callbacks run in the background after a flow reload installed new flows (a
 #: channel registers one at setup, e.g. to warm the new prompts). The list exists on every
 #: app `create_app` builds; a failing callback is logged and never fails the reload.

@@ -1,7 +1,7 @@
 """Operations wiring for one app: metrics, readiness, guards, health and admin routes.
 
-`install(app, gateways)` is called by the app factory, which alone knows the channels
-and so builds the `Gateway` list. Middleware order: `observe` outermost (request id,
+`install(app, gateways)` is called by the app factory with the `Gateway` list the
+mounted channel plug-ins describe (`hotline.web.channels`). Middleware order: `observe` outermost (request id,
 access line, metrics, last-resort errors), then the gateway guard.
 """
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import ClassVar, Final
 
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
 from ivr.dialects import call_event, field, optional_digits, optional_field
+from ivr.dialects.base import VoiceDialect
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
-__all__ = ["NAME", "parse", "write"]
+__all__ = ["DIALECT", "NAME", "AfricasTalking", "parse", "write"]
 
 NAME = "africastalking"
 _SESSION = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -57,3 +59,15 @@ def write(plan: VoicePlan) -> str:
         if plan.dial is not None:
             actions.append(element("Dial", {"phoneNumbers": plan.dial}))
     return document(element("Response", children=actions))
+
+
+class AfricasTalking:
+    """This module as a `VoiceDialect` object, which the voice routes hold."""
+
+    __slots__ = ()
+    NAME: ClassVar[str] = NAME
+    parse = staticmethod(parse)
+    write = staticmethod(write)
+
+
+DIALECT: Final[VoiceDialect] = AfricasTalking()

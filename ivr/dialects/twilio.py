@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import ClassVar, Final
 
 from hotline.flow.events import ChannelEvent
 from ivr.dialects import call_event, field, optional_digits, optional_field
+from ivr.dialects.base import VoiceDialect
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
-__all__ = ["ENDED_STATUSES", "NAME", "parse", "write"]
+__all__ = ["DIALECT", "ENDED_STATUSES", "NAME", "Twilio", "parse", "write"]
 
 NAME = "twilio"
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -57,3 +59,15 @@ def write(plan: VoicePlan) -> str:
         else:
             verbs.append(element("Hangup"))
     return document(element("Response", children=verbs))
+
+
+class Twilio:
+    """This module as a `VoiceDialect` object, which the voice routes hold."""
+
+    __slots__ = ()
+    NAME: ClassVar[str] = NAME
+    parse = staticmethod(parse)
+    write = staticmethod(write)
+
+
+DIALECT: Final[VoiceDialect] = Twilio()

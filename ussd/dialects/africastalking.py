@@ -12,21 +12,29 @@ Pure functions on plain data: no aiohttp, Redis or provider objects here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping
+from typing import ClassVar, Final
 
-from hotline.base.config import UssdSettings
+from hotline.base.config import Settings, UssdSettings
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
+from hotline.web.guards import Gateway
+from hotline.web.security import parse_networks
+from ussd.dialects.base import UssdDialect
 from ussd.page import UssdPage
 
 __all__ = [
     "CHANNEL",
     "CONTENT_TYPE",
+    "DIALECT",
     "HOP_HEADER",
     "HOP_MAX",
     "NAME",
+    "AfricasTalking",
+    "gateway",
     "hop_label",
     "parse",
     "reply",
@@ -135,3 +143,29 @@ def reply(page: UssdPage, label: str) -> tuple[str, dict[str, str]]:
     """Body and headers of the answer: `END` on an ending screen's last page, else `CON`."""
     body = ("END " if page.ends else "CON ") + page.text
     return body, {"Content-Type": CONTENT_TYPE, HOP_HEADER: hop_label(label)}
+
+
+def gateway(settings: Settings, base: Gateway) -> Gateway:
+    """The callbacks come from Africa's Talking's addresses (allow-list) and/or carry the
+    secret path token; the subscriber is `phoneNumber`."""
+    security = settings.security
+    token = security.at_path_token
+    return dataclasses.replace(
+        base,
+        subscriber_field="phoneNumber",
+        allowed=parse_networks(security.at_allowed_cidrs),
+        path_token=token.get_secret_value() if token else None,
+    )
+
+
+class AfricasTalking:
+    """This module as a `UssdDialect` object, which the USSD channel mounts."""
+
+    __slots__ = ()
+    NAME: ClassVar[str] = NAME
+    parse = staticmethod(parse)
+    reply = staticmethod(reply)
+    gateway = staticmethod(gateway)
+
+
+DIALECT: Final[UssdDialect] = AfricasTalking()

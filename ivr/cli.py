@@ -1,7 +1,8 @@
 """`hotline prompts build`: render every static voice prompt of every flow and language.
 
-The voice channel lives in `ivr/`; like the app factory, this command imports it only
-when it runs, so `hotline` itself does not depend on a channel at import time.
+A subcommand the voice channel adds to `hotline` through the `hotline.commands` entry
+point `prompts` (`hotline.web.channels.add_commands`); the speech machinery is imported
+only when the command runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from hotline.base.errors import FlowError
 __all__ = ["register"]
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add `hotline prompts build`."""
     prompts = sub.add_parser("prompts", help="voice prompts (speech clips)")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True, metavar="ACTION")
     build = prompts_sub.add_parser(
