@@ -1,4 +1,4 @@
-"""`hotline flows check`: every rule DESIGN.md §5 names, as located issues.
+"""`hotline flows check`: every rule DESIGN.md §5 and §12 name, as located issues.
 
 A load error stops a file (it is reported alone); otherwise all issues of all files
 are collected, sorted and printed as `file:line: message`.
@@ -14,11 +14,19 @@ from hotline.base.errors import FlowError
 from hotline.base.yamlsrc import Located, load_located
 from hotline.flow.actions import ACTIONS, ActionRegistry
 from hotline.flow.engine import ENGINE_PROMPTS
+from hotline.flow.entries import entry_problems
 from hotline.flow.load import load_flow
 from hotline.flow.model import ActionState, Flow, MenuState, State
 from hotline.i18n.catalog import CatalogSet
 
-__all__ = ["Issue", "check_catalogs", "check_files", "check_flow", "load_and_check"]
+__all__ = [
+    "Issue",
+    "check_catalogs",
+    "check_entries",
+    "check_files",
+    "check_flow",
+    "load_and_check",
+]
 
 #: The tightest screen a flow must fit: one option line in UCS-2 (any Chinese) or GSM-7.
 USSD_MAX_UCS2 = 80
@@ -201,6 +209,14 @@ def check_flow(
         )
 
 
+def check_entries(flows: list[Flow]) -> Iterator[Issue]:
+    """Entries across all flows (DESIGN.md §12): one claim per entry (`entry-duplicate`),
+    known states (`entry-state`), patterns that can match (`entry-pattern`). Startup
+    refuses the same through `EntryTable.from_flows`."""
+    for problem in entry_problems(flows):
+        yield Issue(problem.path, problem.line, problem.code, problem.message)
+
+
 def check_catalogs(catalogs: CatalogSet, required: tuple[str, ...] = ()) -> Iterator[Issue]:
     """Placeholders must agree across languages; the prompts the engine and the channels
     say by themselves (`required`) must exist in every language."""
@@ -253,6 +269,7 @@ def load_and_check(
             )
         ids[flow.id] = located.path
         issues.extend(check_flow(flow, located, catalogs, actions))
+    issues.extend(check_entries(flows))
     return flows, sorted(set(issues))
 
 
