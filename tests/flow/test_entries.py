@@ -17,8 +17,10 @@ from hotline.flow.entries import (
 )
 from hotline.flow.load import load_flow
 from hotline.flow.model import Entry, Flow
+from hotline.flow.registry import FlowRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
+BROKEN = ROOT / "tests" / "flows" / "broken"
 
 _END = {"kind": "end", "prompt": "common.goodbye"}
 
@@ -279,3 +281,33 @@ def test_shipped_flows_entries() -> None:
     assert table.resolve("sms", "余额") == EntryMatch("balance", "lookup_balance")
     assert table.resolve("sms", "ｃｘｌｌ") == EntryMatch("balance", "lookup_data")
     assert table.resolve("ussd", "*999#") is None
+
+
+def test_startup_refuses_two_flows_claiming_one_entry(tmp_path: Path) -> None:
+    for name in ("valid.yaml", "entry-duplicate.yaml"):
+        (tmp_path / name).write_text((BROKEN / name).read_text("utf-8"), "utf-8")
+    with pytest.raises(FlowError) as caught:
+        FlowRegistry.from_directory(tmp_path)
+    assert (caught.value.path, caught.value.line) == (str(tmp_path / "entry-duplicate.yaml"), 8)
+    assert str(caught.value).endswith("[entry-duplicate]")
+
+
+@pytest.mark.parametrize("rule", ["entry-state", "entry-pattern"])
+def test_startup_refuses_an_unservable_entry(tmp_path: Path, rule: str) -> None:
+    (tmp_path / "f.yaml").write_text((BROKEN / f"{rule}.yaml").read_text("utf-8"), "utf-8")
+    with pytest.raises(FlowError, match=rf"\[{rule}\]$"):
+        FlowRegistry.from_directory(tmp_path)
+
+
+def test_registry_entries_and_a_refused_install_changes_nothing() -> None:
+    registry = FlowRegistry.from_directory(ROOT / "flows")
+    assert registry.entries.resolve("ussd", "*101#") == EntryMatch("data", "lookup")
+    with pytest.raises(FlowError, match=r"entry-duplicate"):
+        registry.install([flow("other", [{"ussd": "*101#"}])])
+    assert registry.current("other") is None
+    assert registry.entries.resolve("ussd", "*101#") == EntryMatch("data", "lookup")
+    # a new version of a flow may keep its own entries
+    data = registry.current("data")
+    assert data is not None
+    registry.install([data.model_copy(update={"version": "next"})])
+    assert registry.entries.resolve("ussd", "*101#") == EntryMatch("data", "lookup")
