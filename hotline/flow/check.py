@@ -56,8 +56,9 @@ def _field_path(field_name: str) -> tuple[str | int, ...]:
 
 
 def _reachable(flow: Flow) -> set[str]:
+    """States reachable from `start` or from the state an entry starts at."""
     seen: set[str] = set()
-    todo = [flow.start]
+    todo = [flow.start, *(entry.state for entry in flow.entry_points())]
     while todo:
         name = todo.pop()
         if name in seen or name not in flow.states:

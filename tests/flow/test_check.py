@@ -192,3 +192,16 @@ def test_hostile_yaml_is_a_located_error(tmp_path: Path, text: str, line: int | 
     assert str(caught.value).startswith(f"{path}:")
     if line is not None:
         assert caught.value.line == line
+
+
+def test_a_state_only_an_entry_starts_is_reachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "balance.yaml"
+    path.write_text(SHIPPED, encoding="utf-8")
+    assert main(["flows", "check", str(path)]) == 0  # `voice_start`: only the calls' entries
+    path.write_text(SHIPPED.replace("    state: voice_start\n", ""), encoding="utf-8")
+    assert main(["flows", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    line = line_of(path, "  voice_start:")
+    assert f"{path}:{line}: state 'voice_start' can never be reached [unreachable]" in err

@@ -276,8 +276,8 @@ def test_shipped_flows_entries() -> None:
     assert table.resolve("ussd", "*100#", ("1",)) == EntryMatch("balance", "lookup_balance")
     assert table.resolve("ussd", "*100#", ("2",)) == EntryMatch("balance", "main", ("2",))
     assert table.resolve("ussd", "*101#") == EntryMatch("data", "lookup")
-    assert table.resolve("ivr", "+8610086") == EntryMatch("balance", "main")
-    assert table.resolve("ivr", "+8610000") == EntryMatch("balance", "main")  # `ivr: "*"`
+    assert table.resolve("ivr", "+8610086") == EntryMatch("balance", "voice_start")
+    assert table.resolve("ivr", "+8610000") == EntryMatch("balance", "voice_start")  # `ivr: "*"`
     assert table.resolve("sms", "余额") == EntryMatch("balance", "lookup_balance")
     assert table.resolve("sms", "ｃｘｌｌ") == EntryMatch("balance", "lookup_data")
     assert table.resolve("ussd", "*999#") is None

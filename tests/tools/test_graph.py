@@ -50,8 +50,8 @@ def test_committed_diagram_is_fresh(capsys: pytest.CaptureFixture[str]) -> None:
 def test_dot_has_every_state_and_edge(capsys: pytest.CaptureFixture[str]) -> None:
     out = _graph(capsys, "flows/balance.yaml", "--format", "dot")
     assert out.startswith("// flow balance") and out.rstrip().endswith("}")
-    # options, lookups, language, set_*, entries
-    assert out.count(" -> ") == 6 + 4 * 5 + 2 + 2 * 2 + 6
+    # options (agent too), lookups, language, set_*, voice_start, agent, entries
+    assert out.count(" -> ") == 7 + 4 * 5 + 2 + 2 * 2 + 2 + 3 + 6
     assert '"lookup_data" -> "system_busy" [label="error", style=dashed' in out
 
 
