@@ -1,4 +1,4 @@
-"""`hotline flows check|graph|schema|reference`: validate, draw, and describe flows."""
+"""`hotline flows check|graph|entries|schema|reference`: validate, draw, and describe flows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 from hotline.base.errors import FlowError
 from hotline.flow.check import check_files
-from hotline.flow.graph import FORMATS, GraphvizError, build, to_dot, to_mermaid, to_svg
+from hotline.flow.entries import EntryTable
+from hotline.flow.graph import ENTRY, FORMATS, GraphvizError, build, to_dot, to_mermaid, to_svg
 from hotline.flow.load import flow_files, load_flow
 from hotline.flow.schema import SCHEMA_FILES, render, write_schemas
 from hotline.i18n.catalog import inspect_catalogs, load_catalogs
@@ -19,7 +20,7 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    flows = sub.add_parser("flows", help="check, graph and schema of menu flows")
+    flows = sub.add_parser("flows", help="check, graph, entries and schema of menu flows")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True, metavar="ACTION")
     check = flows_sub.add_parser("check", help="validate flows and prompts; exit 1 on problems")
     check.add_argument("paths", nargs="*", type=Path, help="flow files or directories")
@@ -33,6 +34,13 @@ def register(sub: Any) -> None:
     graph.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     graph.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
     graph.set_defaults(func=run_graph)
+
+    entries = flows_sub.add_parser(
+        "entries", help="where contacts enter the flows, as a Markdown table"
+    )
+    entries.add_argument("paths", nargs="*", type=Path, help="flow files or directories")
+    entries.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
+    entries.set_defaults(func=run_entries)
 
     schema = flows_sub.add_parser("schema", help="write the JSON Schemas for editors")
     schema.add_argument(
@@ -148,7 +156,41 @@ def run_graph(args: argparse.Namespace) -> int:
                 f"hotline flows graph: cannot write {args.output}: {exc.strerror}", file=sys.stderr
             )
             return 1
-        print(f"wrote {args.output} ({args.format}, {len(diagram.nodes)} states)")
+        states = sum(node.kind != ENTRY for node in diagram.nodes)
+        print(f"wrote {args.output} ({args.format}, {states} states)")
+    return 0
+
+
+_CHANNEL_TITLES = {"ussd": "USSD code", "ivr": "called number", "sms": "SMS keyword"}
+
+
+def entries_markdown(table: EntryTable) -> str:
+    """The table's rows as Markdown; aliases (consecutive rows of one channel, flow and
+    state) share a row."""
+    grouped: list[tuple[str, list[str], str, str]] = []
+    for channel, pattern, flow_id, state in table.rows():
+        if grouped and grouped[-1][0] == channel and grouped[-1][2:] == (flow_id, state):
+            grouped[-1][1].append(pattern)
+        else:
+            grouped.append((channel, [pattern], flow_id, state))
+    lines = ["| Channel | Entry | Flow | Starts at |", "|---|---|---|---|"]
+    for channel, patterns, flow_id, state in grouped:
+        shown = ", ".join("`" + p.replace("|", "\\|") + "`" for p in patterns)
+        lines.append(f"| {_CHANNEL_TITLES[channel]} | {shown} | {flow_id} | {state} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_entries(args: argparse.Namespace) -> int:
+    from hotline.cli import settings_from_args
+
+    settings = settings_from_args(args)
+    files = _expand(list(args.paths), settings.flows_dir)
+    try:
+        table = EntryTable.from_flows(load_flow(file) for file in files)
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    sys.stdout.write(entries_markdown(table))
     return 0
 
 

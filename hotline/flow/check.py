@@ -1,4 +1,4 @@
-"""`hotline flows check`: every rule DESIGN.md §5 names, as located issues.
+"""`hotline flows check`: every rule DESIGN.md §5 and §12 name, as located issues.
 
 A load error stops a file (it is reported alone); otherwise all issues of all files
 are collected, sorted and printed as `file:line: message`.
@@ -19,6 +19,7 @@ from hotline.base.errors import FlowError
 from hotline.base.yamlsrc import Located, load_located
 from hotline.flow.actions import ACTIONS, ActionRegistry
 from hotline.flow.engine import ENGINE_PROMPTS
+from hotline.flow.entries import entry_problems
 from hotline.flow.load import load_flow
 from hotline.flow.model import ActionState, Flow, MenuState, State
 from hotline.i18n.catalog import Catalog, CatalogSet
@@ -27,6 +28,7 @@ __all__ = [
     "Issue",
     "ScreenCheck",
     "check_catalogs",
+    "check_entries",
     "check_files",
     "check_flow",
     "load_and_check",
@@ -56,8 +58,9 @@ def _field_path(field_name: str) -> tuple[str | int, ...]:
 
 
 def _reachable(flow: Flow) -> set[str]:
+    """States reachable from `start` or from the state an entry starts at."""
     seen: set[str] = set()
-    todo = [flow.start]
+    todo = [flow.start, *(entry.state for entry in flow.entry_points())]
     while todo:
         name = todo.pop()
         if name in seen or name not in flow.states:
@@ -230,6 +233,14 @@ def _screen_issues(
                     )
 
 
+def check_entries(flows: list[Flow]) -> Iterator[Issue]:
+    """Entries across all flows (DESIGN.md §12): one claim per entry (`entry-duplicate`),
+    known states (`entry-state`), patterns that can match (`entry-pattern`). Startup
+    refuses the same through `EntryTable.from_flows`."""
+    for problem in entry_problems(flows):
+        yield Issue(problem.path, problem.line, problem.code, problem.message)
+
+
 def check_catalogs(catalogs: CatalogSet, required: tuple[str, ...] = ()) -> Iterator[Issue]:
     """Placeholders must agree across languages; the prompts the engine and the channels
     say by themselves (`required`) must exist in every language."""
@@ -285,6 +296,7 @@ def load_and_check(
             )
         ids[flow.id] = located.path
         issues.extend(check_flow(flow, located, catalogs, actions, screens))
+    issues.extend(check_entries(flows))
     return flows, sorted(set(issues))
 
 

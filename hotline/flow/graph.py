@@ -3,8 +3,10 @@
 States are drawn by kind (menu box, input parallelogram, action subroutine, switch
 diamond, end stadium), each labelled with its name and the first sentence of its prompt
 in the chosen language. Edges: menu options with their key and label text, action
-success (solid) and failures (dashed), switch cases, input. A diagram is built once as
-plain nodes and edges, then written in either syntax, so both always agree.
+success (solid) and failures (dashed), switch cases, input. Each `entries` item is a flag
+(`USSD *100#`, `call +8610086`, `SMS YE / 余额`) with an arrow to the state it starts at.
+A diagram is built once as plain nodes and edges, then written in either syntax, so both
+always agree.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from hotline.flow.model import ActionState, EndState, Flow, InputState, MenuState, SwitchState
+from hotline.flow.model import (
+    ActionState,
+    EndState,
+    EntrySpec,
+    Flow,
+    InputState,
+    MenuState,
+    SwitchState,
+)
 from hotline.i18n.catalog import Catalog
 
 __all__ = [
+    "ENTRY",
     "FORMATS",
     "Diagram",
     "Edge",
@@ -38,6 +49,8 @@ class GraphvizError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Node:
+    """A state (`kind` is its kind), or an entry (`kind` "entry", `text` its patterns)."""
+
     name: str
     kind: str
     text: str
@@ -70,10 +83,25 @@ def _text(catalog: Catalog, key: str) -> str:
     return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
 
 
+ENTRY = "entry"
+_CHANNEL_NAMES = {"ussd": "USSD", "ivr": "call", "sms": "SMS"}
+
+
+def _entry_text(spec: EntrySpec) -> str:
+    """`USSD *100#`, `call any number`, `SMS YE / CXYE / 余额`."""
+    patterns = ["any number" if p == "*" and spec.channel == "ivr" else p for p in spec.patterns]
+    return f"{_CHANNEL_NAMES[spec.channel]} {' / '.join(patterns)}"
+
+
 def build(flow: Flow, catalog: Catalog) -> Diagram:
-    """The flow's states and transitions, with prompt text from `catalog`."""
+    """The flow's entries, states and transitions, with prompt text from `catalog`."""
     nodes: list[Node] = []
     edges: list[Edge] = []
+    for index, spec in enumerate(flow.entries):
+        # Capitalised: never the name of a state (those are lower case).
+        name = f"Entry{index}"
+        nodes.append(Node(name, ENTRY, _entry_text(spec)))
+        edges.append(Edge(name, spec.state or flow.start, ""))
     for name, state in flow.states.items():
         text = ""
         if isinstance(state, MenuState | InputState | EndState):
@@ -104,6 +132,7 @@ def build(flow: Flow, catalog: Catalog) -> Diagram:
 # --- Mermaid -------------------------------------------------------------------------
 
 _MERMAID_SHAPES = {
+    ENTRY: ('>"', '"]'),
     "menu": ('["', '"]'),
     "input": ('[/"', '"/]'),
     "action": ('[["', '"]]'),
@@ -111,6 +140,7 @@ _MERMAID_SHAPES = {
     "end": ('(["', '"])'),
 }
 _MERMAID_STYLE = {
+    ENTRY: "fill:#fce4ec,stroke:#ad1457",
     "menu": "fill:#e3f2fd,stroke:#1565c0",
     "input": "fill:#f3e5f5,stroke:#6a1b9a",
     "action": "fill:#fff8e1,stroke:#ef6c00",
@@ -132,11 +162,15 @@ def to_mermaid(diagram: Diagram) -> str:
     ]
     for node in diagram.nodes:
         left, right = _MERMAID_SHAPES[node.kind]
-        body = f"<b>{node.name}</b>" + (f"<br/>{_mermaid_text(node.text)}" if node.text else "")
+        if node.kind == ENTRY:
+            body = _mermaid_text(node.text)
+        else:
+            body = f"<b>{node.name}</b>" + (f"<br/>{_mermaid_text(node.text)}" if node.text else "")
         lines.append(f"  {node.name}{left}{body}{right}")
     for edge in diagram.edges:
         arrow = "-.->" if edge.error else "-->"
-        lines.append(f'  {edge.source} {arrow}|"{_mermaid_text(edge.label)}"| {edge.target}')
+        label = f'|"{_mermaid_text(edge.label)}"|' if edge.label else ""
+        lines.append(f"  {edge.source} {arrow}{label} {edge.target}")
     for kind, style in _MERMAID_STYLE.items():
         members = [n.name for n in diagram.nodes if n.kind == kind]
         if members:
@@ -152,6 +186,7 @@ def to_mermaid(diagram: Diagram) -> str:
 # --- Graphviz DOT ----------------------------------------------------------------------
 
 _DOT_SHAPES = {
+    ENTRY: 'shape=cds, style=filled, fillcolor="#fce4ec"',
     "menu": 'shape=box, style="rounded,filled", fillcolor="#e3f2fd"',
     "input": 'shape=parallelogram, style=filled, fillcolor="#f3e5f5"',
     "action": 'shape=component, style=filled, fillcolor="#fff8e1"',
@@ -174,16 +209,17 @@ def to_dot(diagram: Diagram) -> str:
         '  edge [fontname="Noto Sans CJK SC,Noto Sans,sans-serif", fontsize=10];',
     ]
     for node in diagram.nodes:
-        label = node.name + (f"\n{node.text}" if node.text else "")
+        label = (
+            node.text if node.kind == ENTRY else node.name + (f"\n{node.text}" if node.text else "")
+        )
         extra = ", penwidth=2.5" if node.start else ""
         lines.append(
             f"  {_dot_quote(node.name)} [{_DOT_SHAPES[node.kind]}{extra}, label={_dot_quote(label)}];"
         )
     for edge in diagram.edges:
         style = ', style=dashed, color="#c62828", fontcolor="#c62828"' if edge.error else ""
-        lines.append(
-            f"  {_dot_quote(edge.source)} -> {_dot_quote(edge.target)} [label={_dot_quote(edge.label)}{style}];"
-        )
+        label = f"label={_dot_quote(edge.label)}" if edge.label else 'color="#ad1457"'
+        lines.append(f"  {_dot_quote(edge.source)} -> {_dot_quote(edge.target)} [{label}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

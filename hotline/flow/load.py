@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 
 from hotline.base.errors import FlowError
 from hotline.base.yamlsrc import Located, load_located
-from hotline.flow.model import Flow
+from hotline.flow.model import EntrySpec, Flow
 
 __all__ = ["flow_files", "load_flow", "validation_message"]
 
@@ -72,4 +72,14 @@ def load_flow(file: Path) -> Flow:
             located.path, _line_of(located, first["loc"]), validation_message(first)
         ) from exc
     version = hashlib.sha256(file.read_bytes()).hexdigest()[:12]
-    return flow.model_copy(update={"version": version, "path": located.path})
+    entries = tuple(_with_lines(spec, located, index) for index, spec in enumerate(flow.entries))
+    return flow.model_copy(update={"version": version, "path": located.path, "entries": entries})
+
+
+def _with_lines(spec: EntrySpec, located: Located, index: int) -> EntrySpec:
+    """The entry with the line of each of its patterns (one pattern or a list of aliases)."""
+    lines = tuple(
+        located.line_of("entries", index, spec.channel, alias)
+        for alias in range(len(spec.patterns))
+    )
+    return spec.model_copy(update={"lines": lines})

@@ -5,22 +5,29 @@ JSON Schema shipped for editors. A flow is a set of named states; `start` names 
 first. State kinds: `menu`, `input`, `action`, `switch`, `end` (DESIGN.md §5).
 Prompts are catalog keys, never raw text: a prompt is one key or a list of parts, each
 part optionally shown only `when` a variable is set (or `unless` it is).
+`entries` say where a contact enters the flow (DESIGN.md §12): USSD service codes,
+called numbers, SMS keywords; `Flow.entry_points()` lists them one `Entry` per pattern.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
+    "CHANNELS",
     "MAX_OPTIONS",
     "MAX_STATES",
     "MAX_STEPS_PER_TURN",
     "ActionState",
+    "Channel",
     "EndState",
+    "Entry",
+    "EntrySpec",
     "Flow",
     "InputState",
     "MenuState",
@@ -210,6 +217,88 @@ State = Annotated[
 ]
 
 
+#: The channels a contact can enter a flow from (the YAML key of an `entries` item).
+Channel = Literal["ussd", "ivr", "sms"]
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One way into a flow: a USSD code, a called number or an SMS keyword, as written.
+
+    `state` is where the session starts (the flow's start unless the entry names one);
+    `line` is the pattern's line in the flow file (0 for a flow not read from a file).
+    """
+
+    channel: Channel
+    pattern: str
+    state: str
+    line: int = 0
+
+
+def _as_aliases(value: Any) -> Any:
+    """One pattern is shorthand for a list of one."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # `ivr: +8610086` or `sms: 102` unquoted: YAML reads a number (and drops the +).
+        raise ValueError('write it in quotes, e.g. "+8610086": unquoted, YAML reads a number')
+    return value
+
+
+#: What an `entries` item's channel key holds: one pattern, or aliases.
+Aliases = Annotated[tuple[str, ...], Field(min_length=1)]
+AliasesInput = str | Annotated[list[str], Field(min_length=1)]
+
+
+class EntrySpec(_Model):
+    """One item of `entries:` as written: exactly one of `ussd`, `ivr`, `sms`.
+
+    What a pattern must look like (`*100*1#`, `+8610086` or `*`, one word) is checked by
+    `hotline flows check` (rule `entry-pattern`), so that it can say which entry is wrong.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": [name]} for name in CHANNELS]}
+    )
+
+    ussd: Aliases = Field(
+        (), description='USSD service code(s), e.g. "*100#", or a direct dial "*100*1#"'
+    )
+    ivr: Aliases = Field(
+        (), description='called number(s) (the voice platform\'s To), or "*" for any other'
+    )
+    sms: Aliases = Field(
+        (), description="SMS keyword(s): the first word of a message, any case and width"
+    )
+    state: StateName | None = Field(None, description="where to start (default: the flow's start)")
+    # Set by the loader, not by authors: the line of each pattern, for located errors.
+    lines: SkipJsonSchema[tuple[int, ...]] = Field((), exclude=True)
+
+    _aliases = field_validator(
+        "ussd", "ivr", "sms", mode="before", json_schema_input_type=AliasesInput
+    )(_as_aliases)
+
+    @model_validator(mode="after")
+    def _one_channel(self) -> EntrySpec:
+        named = [name for name in CHANNELS if getattr(self, name)]
+        if len(named) != 1:
+            raise ValueError(
+                "an entry names exactly one of ussd, ivr or sms"
+                + (f" (this one names {' and '.join(named)})" if named else "")
+            )
+        return self
+
+    @property
+    def channel(self) -> Channel:
+        return next(name for name in CHANNELS if getattr(self, name))
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        found: tuple[str, ...] = getattr(self, self.channel)
+        return found
+
+
 class Navigation(_Model):
     """Global keys; configurable per flow. IVR adds `repeat`."""
 
@@ -232,6 +321,9 @@ class Flow(_Model):
     spec: Literal[1] = Field(description="flow format version")
     id: Annotated[str, Field(pattern=_NAME)]
     start: StateName
+    entries: tuple[EntrySpec, ...] = Field(
+        (), description="where contacts enter this flow: USSD codes, called numbers, SMS keywords"
+    )
     max_invalid: int = Field(3, ge=1, le=10, description="invalid choices before a polite end")
     max_no_input: int = Field(3, ge=1, le=10, description="voice: silences before goodbye")
     navigation: Navigation = Navigation()
@@ -243,3 +335,15 @@ class Flow(_Model):
         "", exclude=True, description="content hash (set by the loader)"
     )
     path: SkipJsonSchema[str] = Field("", exclude=True)
+
+    def entry_points(self) -> tuple[Entry, ...]:
+        """Every entry of this flow, one per pattern (aliases apart), in file order."""
+        found: list[Entry] = []
+        for spec in self.entries:
+            lines = spec.lines or (0,) * len(spec.patterns)
+            state = spec.state or self.start
+            found.extend(
+                Entry(spec.channel, pattern, state, line)
+                for pattern, line in zip(spec.patterns, lines, strict=True)
+            )
+        return tuple(found)

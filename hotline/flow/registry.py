@@ -2,6 +2,9 @@
 
 Sessions pin `(flow id, version)`. A reload makes the new version current for new
 sessions and keeps older versions that live sessions may still reference (bounded).
+The entries of the current flows are one `EntryTable` (`entries`): flows that claim one
+entry twice, name an unknown state or hold a pattern that cannot match are refused as a
+`FlowError` with `file:line`, at startup and at install, and nothing changes.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
+from hotline.flow.entries import EntryTable
 from hotline.flow.load import flow_files, load_flow
 from hotline.flow.model import Flow
 
@@ -23,18 +27,23 @@ class FlowRegistry:
     def __init__(self, flows: list[Flow]) -> None:
         self._current: dict[str, Flow] = {}
         self._versions: OrderedDict[tuple[str, str], Flow] = OrderedDict()
+        self._entries = EntryTable()
         self.install(flows)
 
     @classmethod
     def from_directory(cls, directory: Path) -> FlowRegistry:
-        """Load every `*.yaml` of a directory; raises `FlowError` at the first bad file."""
+        """Load every `*.yaml` of a directory; raises `FlowError` at the first bad file or
+        the first entry problem (`[entry-duplicate]`, `[entry-state]`, `[entry-pattern]`)."""
         return cls([load_flow(path) for path in flow_files(directory)])
 
     def install(self, flows: list[Flow]) -> None:
         """Make `flows` current (synchronous: no request ever sees half a reload).
 
-        Callers that serve traffic check the flows first (`hotline.web.admin.reload_flows`).
+        Callers that serve traffic check the flows first (`hotline.web.admin.reload_flows`);
+        entry problems raise `FlowError` here too, before anything changes.
         """
+        current = {**self._current, **{flow.id: flow for flow in flows}}
+        self._entries = EntryTable.from_flows(current.values())
         for flow in flows:
             self._current[flow.id] = flow
             self._versions[(flow.id, flow.version)] = flow
@@ -50,6 +59,11 @@ class FlowRegistry:
         flows = [load_flow(path) for path in flow_files(directory)]
         self.install(flows)
         return flows
+
+    @property
+    def entries(self) -> EntryTable:
+        """Where contacts enter the current flows."""
+        return self._entries
 
     def current(self, flow_id: str) -> Flow | None:
         return self._current.get(flow_id)

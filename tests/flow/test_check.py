@@ -21,7 +21,7 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_shipped_flow_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["flows", "check"]) == 0
-    assert "ok: 1 flow file(s), 2 language(s)" in capsys.readouterr().out
+    assert "ok: 2 flow file(s), 2 language(s)" in capsys.readouterr().out
 
 
 def broken(tmp_path: Path, old: str, new: str) -> Path:
@@ -100,6 +100,30 @@ def line_of(path: Path, needle: str) -> int:
             "duplicate key 'max_invalid'",
         ),
         ("    on_error: system_busy\n", "    on_eror: system_busy\n", "on_eror", "unknown field"),
+        (
+            "    state: lookup_balance\n  - ivr:",
+            "    state: lookup_balanse\n  - ivr:",
+            '- ussd: "*100*1#"',  # the entry's own line
+            "entry ussd '*100*1#' names unknown state 'lookup_balanse' [entry-state]",
+        ),
+        (
+            '- ussd: "*100#"',
+            '- ussd: "*100"',
+            '- ussd: "*100"',
+            "entry ussd '*100' can never match",
+        ),
+        (
+            "sms: [LL, CXLL, 流量]",
+            "sms: [LL, CXLL, ＣＸＹＥ]",
+            "sms: [LL, CXLL, ＣＸＹＥ]",
+            "entry sms 'ＣＸＹＥ' of flow 'balance' is also claimed by",
+        ),
+        (
+            '  - ivr: "*"',
+            '  - ivr: "*"\n    sms: YE',
+            '  - ivr: "*"',  # the item's line
+            "exactly one of ussd, ivr or sms",
+        ),
     ],
 )
 def test_broken_flow_is_reported_at_its_line(
@@ -168,3 +192,16 @@ def test_hostile_yaml_is_a_located_error(tmp_path: Path, text: str, line: int | 
     assert str(caught.value).startswith(f"{path}:")
     if line is not None:
         assert caught.value.line == line
+
+
+def test_a_state_only_an_entry_starts_is_reachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "balance.yaml"
+    path.write_text(SHIPPED, encoding="utf-8")
+    assert main(["flows", "check", str(path)]) == 0  # `voice_start`: only the calls' entries
+    path.write_text(SHIPPED.replace("    state: voice_start\n", ""), encoding="utf-8")
+    assert main(["flows", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    line = line_of(path, "  voice_start:")
+    assert f"{path}:{line}: state 'voice_start' can never be reached [unreachable]" in err

@@ -93,7 +93,7 @@ def ussd(session: str, text: str, phone: str = "+8613800138000") -> ChannelEvent
     """An Africa's Talking style request: `text` is every input so far, joined by `*`."""
     inputs, follows = transcript_inputs(text)
     return ChannelEvent(
-        "test",
+        "ussd",  # a channel the shipped flows' entries name (`*100#`)
         "at",
         session,
         phone,
@@ -349,7 +349,7 @@ async def test_corrupt_stored_record_ends_politely(redis_url: str, stored: bytes
     layout = LineLayout(engine.catalogs)
     await run(engine, ussd("s1", ""), layout)
     client = redis.Redis.from_url(redis_url)
-    client.set(session_key("dev", "test", "s1"), stored)
+    client.set(session_key("dev", "ussd", "s1"), stored)
     client.close()
     turn = await run(engine, ussd("s1", "1"), layout)
     assert turn.screen.ends and turn.reply == "END 会话已失效，请重新拨打。"

@@ -53,6 +53,9 @@ def test_every_rule_has_a_fixture() -> None:
         "unreachable",
         "loop-without-wait",
         "duplicate-flow",
+        "entry-duplicate",
+        "entry-state",
+        "entry-pattern",
         "load",
         "yaml",
     }
@@ -143,3 +146,30 @@ def test_problems_in_several_prompt_files_are_all_reported(
     ]
     assert lines[0].startswith(f"{tmp_path}/en.yaml:6: prompt key 'main.Title'")
     assert lines[-1].startswith("3 problem(s) in 2 prompt file(s)")
+
+
+def test_serve_with_two_flows_claiming_one_entry_says_where(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for name in ("valid.yaml", "entry-duplicate.yaml"):
+        (flows / name).write_text((BROKEN / name).read_text("utf-8"), "utf-8")
+    env = {
+        **os.environ,
+        "HOTLINE_FLOWS_DIR": str(flows),
+        "HOTLINE_PROMPTS_DIR": str(BROKEN / "prompts"),
+    }
+    program = "import sys; from hotline.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", program, "serve", "--port", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert (
+        f"{flows / 'entry-duplicate.yaml'}:8: entry ussd '*100#' of flow 'other' is also claimed "
+        f"by {flows / 'valid.yaml'}:6 (flow 'valid') [entry-duplicate]"
+    ) in done.stderr, done.stderr

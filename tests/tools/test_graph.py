@@ -50,8 +50,25 @@ def test_committed_diagram_is_fresh(capsys: pytest.CaptureFixture[str]) -> None:
 def test_dot_has_every_state_and_edge(capsys: pytest.CaptureFixture[str]) -> None:
     out = _graph(capsys, "flows/balance.yaml", "--format", "dot")
     assert out.startswith("// flow balance") and out.rstrip().endswith("}")
-    assert out.count(" -> ") == 6 + 4 * 5 + 2 + 2 * 2  # options, lookups, language, set_*
+    # options (agent too), lookups, language, set_*, voice_start, agent, entries
+    assert out.count(" -> ") == 7 + 4 * 5 + 2 + 2 * 2 + 2 + 3 + 6
     assert '"lookup_data" -> "system_busy" [label="error", style=dashed' in out
+
+
+def test_entries_point_at_the_state_they_start(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = _graph(capsys).splitlines()
+    assert '  Entry0>"USSD *100#35;"]' in lines  # a flag; `#` is an entity in Mermaid
+    assert "  Entry0 --> main" in lines
+    assert '  Entry1>"USSD *100*1#35;"]' in lines
+    assert "  Entry1 --> lookup_balance" in lines  # direct dial
+    assert '  Entry2>"call +8610086"]' in lines
+    assert '  Entry3>"call any number"]' in lines
+    assert '  Entry4>"SMS YE / CXYE / 余额 / balance / 102"]' in lines
+    assert "  Entry4 --> lookup_balance" in lines
+    assert "  class Entry0,Entry1,Entry2,Entry3,Entry4,Entry5 entry" in lines
+    dot = _graph(capsys, "data", "--format", "dot")
+    assert '"Entry0" [shape=cds, style=filled, fillcolor="#fce4ec", label="USSD *101#"];' in dot
+    assert '"Entry0" -> "lookup" [color="#ad1457"];' in dot
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")

@@ -50,9 +50,12 @@ def _readme_block(containing: str) -> str:
 @needs_make_setup
 def test_readme_ledger_commands_work_as_written_in_a_fresh_shell(tmp_path: Path) -> None:
     env = _bare_env(tmp_path)
-    assert subprocess.run(
-        ["bash", "-c", "command -v hotline"], env=env, capture_output=True, check=False
-    ).returncode != 0, "this shell must not know `hotline` before the README's steps"
+    assert (
+        subprocess.run(
+            ["bash", "-c", "command -v hotline"], env=env, capture_output=True, check=False
+        ).returncode
+        != 0
+    ), "this shell must not know `hotline` before the README's steps"
     block = _readme_block("hotline ledger list")
     done = subprocess.run(
         ["bash", "-e", "-c", block],
@@ -79,7 +82,17 @@ def test_make_run_listens_on_port_and_host(tmp_path: Path) -> None:
     port = _free_port()
     env = _bare_env(tmp_path)
     proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run", f"PORT={port}", "HOST=127.0.0.1"],
+        # `-o`: never rebuild the checkout's virtualenv from inside a test (a stale stamp
+        # would recreate it with whatever python3 this bare PATH finds first).
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            ".venv/.installed",
+            "run",
+            f"PORT={port}",
+            "HOST=127.0.0.1",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

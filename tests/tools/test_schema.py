@@ -91,3 +91,24 @@ def test_catalog_schema_rejects_a_bad_key_and_a_number() -> None:
     assert validator.is_valid(good)
     assert not validator.is_valid({**good, "prompts": {"Main": {"title": "x"}}})
     assert not validator.is_valid({**good, "prompts": {"main": {"title": 5}}})
+
+
+def test_schema_knows_entries() -> None:
+    validator = _validator(flow_schema())
+    doc = _load(BROKEN / "valid.yaml")
+    good = [
+        {"ussd": "*100#"},
+        {"ussd": ["*100*1#", "*100*01#"], "state": "bye"},
+        {"ivr": "*"},
+        {"sms": ["YE", "余额"], "state": "bye"},
+    ]
+    assert validator.is_valid({**doc, "entries": good})
+    for bad in (
+        {"ussd": "*100#", "sms": "YE"},  # the loader: exactly one of ussd, ivr or sms
+        {"state": "bye"},
+        {"sms": []},
+        {"ivr": 8610086},
+        {"ussd": "*100#", "state": "Bad-Name"},
+        {"ussd": "*100#", "flow": "data"},
+    ):
+        assert not validator.is_valid({**doc, "entries": [bad]}), bad
