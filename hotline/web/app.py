@@ -61,7 +61,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         catalogs=app[CATALOGS],
         store=app[SESSIONS],
         pseudonym=app[PSEUDONYM],
-        services=Services(balance=app.get(BALANCE)),
+        services=Services(balance=app.get(BALANCE), agent_number=settings.ivr.agent_number),
         session_ttls={"ussd": settings.ussd.session_ttl, "ivr": settings.ivr.session_ttl},
     )
     yield

@@ -212,9 +212,10 @@ async def test_star_repeats_and_wrong_keys_end_politely(client: Client) -> None:
     assert call.spoken == ["输入错误次数过多，请稍后再拨。"]
 
 
-async def test_the_agent_follows_a_reloaded_flow_whose_start_state_moved(
+async def test_the_agent_option_is_the_flows_and_follows_a_reload(
     aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
 ) -> None:
+    """`0` for an agent is a flow option (`when: agent`) and a `call.transfer` state."""
     flows = tmp_path / "flows"
     flows.mkdir()
     source = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")
@@ -224,13 +225,19 @@ async def test_the_agent_follows_a_reloaded_flow_whose_start_state_moved(
     first = Call(client, "CA" + "7" * 32)
     await first.start()
     assert "人工服务，请按零。" in first.spoken
-    moved = re.sub(r"(start: |^  |next: )main\b", r"\1home", source, flags=re.MULTILINE)
-    assert moved != source and "start: home" in moved
-    (flows / "balance.yaml").write_text(moved, encoding="utf-8")
+    # The reloaded flow offers the agent only when a variable nobody sets is set.
+    without = source.replace("next: agent, when: agent }", "next: agent, when: agents_on_duty }")
+    assert without != source
+    (flows / "balance.yaml").write_text(without, encoding="utf-8")
     await reload_flows(client.app)
     second = Call(client, "CA" + "8" * 32)
     await second.start()
-    assert "人工服务，请按零。" in second.spoken
+    assert "人工服务，请按零。" not in second.spoken
+    await second.press("0")  # not a choice in the reloaded flow
+    assert second.spoken[0] == "输入有误，请重新选择。"
+    # The call that started on the old version keeps it, agent option included.
+    await first.press("0")
+    assert first.verbs == ["Play", "Dial"]
 
 
 async def test_unknown_call_with_digits_starts_fresh(client: Client) -> None:
@@ -248,11 +255,18 @@ async def test_zero_dials_the_agent_when_configured(
     call = Call(client, "CA" + "1" * 32)
     await call.start()
     assert "人工服务，请按零。" in call.spoken
-    assert call.gather is not None and call.gather.attrib["action"].endswith("?agent=zh-CN")
     await call.press("0")
     assert call.verbs == ["Play", "Dial"]
     assert call.doc is not None and call.doc[1].text == "+8610086"
     assert call.spoken == ["正在为您转接人工服务，请稍候。"]
+
+
+async def test_without_an_agent_number_zero_is_no_choice(client: Client) -> None:
+    call = Call(client, "CA" + "2" * 32)
+    await call.start()
+    assert "人工服务，请按零。" not in call.spoken
+    await call.press("0")
+    assert call.spoken[0] == "输入有误，请重新选择。"
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ from typing import ClassVar
 from hotline.base.config import Settings, UssdSettings
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
-from hotline.flow.screen import Turn
+from ussd.page import UssdPage
 from hotline.web.guards import Gateway
 from hotline.web.security import parse_networks
 
@@ -53,11 +53,13 @@ class Plain:
             sid, msisdn, text = form["sid"], form["msisdn"], form["ussd"]
         except KeyError as exc:
             raise BadGatewayRequest(f"missing {exc.args[0]}") from None
-        kind = "transcript" if text else "start"
-        return ChannelEvent("ussd", NAME, sid, msisdn, kind, text, "*100#")
+        # Only the newest input, plus the gateway's own request number for replays.
+        kind = "input" if text else "start"
+        rid = form.get("rid")
+        return ChannelEvent("ussd", NAME, sid, msisdn, kind, text, "*100#", request_id=rid)
 
-    def reply(self, turn: Turn, *, ends: bool) -> tuple[str, dict[str, str]]:
-        return ("0 " if ends else "1 ") + turn.reply, {"Content-Type": "text/plain"}
+    def reply(self, page: UssdPage, label: str) -> tuple[str, dict[str, str]]:
+        return ("0 " if page.ends else "1 ") + page.text, {"Content-Type": "text/plain"}
 
     def gateway(self, settings: Settings, base: Gateway) -> Gateway:
         return dataclasses.replace(
@@ -90,7 +92,14 @@ async def test_a_new_dialect_is_one_module(
     assert response.status == 200
     first = await response.text()
     assert first.startswith("1 ") and "1." in first
-    response = await client.post("/ussd/plain", data={**form, "ussd": "1"})
+    response = await client.post("/ussd/plain", data={**form, "ussd": "5", "rid": "2"})
+    assert (await response.text()).startswith("1 请选择语言")
+    # The gateway repeats request 2: the same screen, not a second "5" (invalid here).
+    response = await client.post("/ussd/plain", data={**form, "ussd": "5", "rid": "2"})
+    assert (await response.text()).startswith("1 请选择语言")
+    response = await client.post("/ussd/plain", data={**form, "ussd": "0", "rid": "3"})
+    assert await response.text() == first
+    response = await client.post("/ussd/plain", data={**form, "ussd": "1", "rid": "4"})
     assert await response.text() == "0 您的话费余额为12.50元。"
     # Its gateway guards it: a caller outside its allow-list (via the trusted proxy) is refused.
     refused = await client.post("/ussd/plain", data=form, headers={"X-Forwarded-For": "192.0.2.1"})

@@ -107,7 +107,7 @@ def test_gsm7_extension_characters_fit_the_real_budget(
     # What the old copy did: non-ASCII → UCS-2, 150 units over its 80-unit screen.
     assert not line.isascii() and len(line) > 80
     assert main(["flows", "check"]) == 0, capsys.readouterr().err
-    assert "ok: 1 flow file(s)" in capsys.readouterr().out
+    assert "ok: 2 flow file(s)" in capsys.readouterr().out
 
 
 def test_an_option_over_the_configured_limit_is_rejected(
@@ -115,11 +115,13 @@ def test_an_option_over_the_configured_limit_is_rejected(
 ) -> None:
     monkeypatch.setenv("HOTLINE_USSD__GSM7_LIMIT", "150")
     assert main(["flows", "check"]) == 1
+    lines = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if 'key: "6"' in text)
     assert capsys.readouterr().err.splitlines() == [
-        "flows/balance.yaml:24: state 'main': option '6' in en is 153 characters, over the "
+        f"flows/balance.yaml:{line}: state 'main': option '6' in en is 153 characters, over the "
         "138 a USSD screen has for it (150 GSM-7 septets less 4 for `CON ` and 8 for the "
         "`98.More` line) [option-too-long]",
-        "1 problem(s) in 1 flow file(s)",
+        "1 problem(s) in 2 flow file(s)",
     ]
 
 
