@@ -23,10 +23,10 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from hotline.balance.faults import UpstreamRefused
 from hotline.balance.model import BalanceSnapshot, Bucket, Quantity
 from hotline.base.errors import InvalidUpstreamAnswer, UpstreamError, UpstreamNotFound
 from hotline.base.values import Money
+from hotline.resilience.faults import UpstreamRefused
 
 __all__ = [
     "Limits",

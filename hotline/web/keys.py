@@ -13,7 +13,7 @@ from hotline.base.privacy import Pseudonymizer
 from hotline.web.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from hotline.balance.provider import BalanceProvider
+    from hotline.balance.provider import BalanceStack
     from hotline.flow.engine import Engine
     from hotline.flow.model import Flow
     from hotline.store.sessions import SessionStore
@@ -35,7 +35,7 @@ __all__ = [
 SETTINGS = web.AppKey("SETTINGS", Settings)
 PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
-BALANCE: web.AppKey[BalanceProvider] = web.AppKey("BALANCE")
+BALANCE: web.AppKey[BalanceStack] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
 #: Async callbacks run in the background after a flow reload installed new flows (a
 #: channel registers one at setup, e.g. to warm the new prompts). The list exists on every

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from hotline.balance.faults import UpstreamRefused
 from hotline.balance.model import BalanceSnapshot, Bucket, Quantity
 from hotline.balance.parse import Limits, decode_json, error_for_status, parse_tmf654, parse_v1
 from hotline.balance.signing import (
@@ -24,6 +23,7 @@ from hotline.balance.signing import (
 from hotline.balance.sim.faults import FaultTable
 from hotline.base.errors import InvalidUpstreamAnswer, UpstreamNotFound
 from hotline.base.values import Money
+from hotline.resilience.faults import UpstreamRefused
 
 NOW = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
 LIMITS = Limits()
