@@ -12,10 +12,11 @@ The engine never formats wire text; it only asks the layout how many pages a scr
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hotline.base.config import Settings
@@ -23,7 +24,7 @@ from hotline.base.errors import SessionStoreUnavailable
 from hotline.base.logs import note, note_turn
 from hotline.base.privacy import Pseudonymizer
 from hotline.base.values import Value, decode_value
-from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry, SnapshotVariables
+from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry
 from hotline.flow.events import ChannelEvent
 from hotline.flow.model import (
     MAX_STEPS_PER_TURN,
@@ -36,11 +37,9 @@ from hotline.flow.model import (
 )
 from hotline.flow.registry import FlowRegistry
 from hotline.flow.screen import ChannelLayout, Option, PromptPart, Screen, Turn
+from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet
 from hotline.store.sessions import SessionRecord, SessionStore, session_key, subscriber_key
-
-if TYPE_CHECKING:
-    from hotline.balance.provider import BalanceProvider
 
 __all__ = ["ENGINE_PROMPTS", "Engine"]
 
@@ -72,6 +71,10 @@ class _Step:
 
 WaitingState = MenuState | InputState | EndState
 _CACHE_MAX = 4096  # prepared states / screens kept; flows reloaded many times over: start afresh
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,7 @@ class Engine:
         catalogs: CatalogSet,
         store: SessionStore,
         pseudonym: Pseudonymizer,
-        balance: BalanceProvider | None,
+        services: Services,
         actions: ActionRegistry = ACTIONS,
     ) -> None:
         self.settings = settings
@@ -156,11 +159,10 @@ class Engine:
         self.catalogs = catalogs
         self.store = store
         self.pseudonym = pseudonym
-        self.balance = balance
+        self.services = services
         self.actions = actions
         self._zone = ZoneInfo(settings.timezone)
         self._languages = tuple(settings.languages)
-        self._snapshots = SnapshotVariables(self._zone)
         # Flow states are frozen: what a state shows is prepared once per state object.
         self._plans: dict[int, _Plan] = {}
         # Screens without values, by (state, name, layout, language, notice, page, back, home);
@@ -428,16 +430,16 @@ class Engine:
         outcome = "error"
         if action is not None:
             ctx = ActionContext(
-                msisdn=step.event.subscriber,
+                subscriber=step.event.subscriber,
                 language=record.language,
                 languages=self._languages,
                 args=dict(state.args),
                 variables=record.vars,
-                balance=self.balance,
+                services=self.services,
                 timezone=self._zone,
+                now=_utc_now,
                 secrets=step.secrets,
                 values=step.values,
-                snapshots=self._snapshots,
             )
             try:
                 outcome = await action(ctx)

@@ -15,6 +15,7 @@ from hotline.flow.engine import Engine
 from hotline.flow.events import ChannelEvent
 from hotline.flow.registry import FlowRegistry
 from hotline.flow.screen import Screen
+from hotline.flow.services import Services
 from hotline.i18n import TextFormatter, load_catalogs
 from hotline.store.sessions import (
     PREFS_TTL,
@@ -70,7 +71,7 @@ def make_engine(store: SessionStore, **extra: object) -> Engine:
         catalogs=load_catalogs(s.prompts_dir, s.languages, s.default_language),
         store=store,
         pseudonym=Pseudonymizer("test-secret"),
-        balance=None,
+        services=Services(),
     )
 
 
