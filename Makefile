@@ -16,22 +16,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## system-deps: Debian packages the service and its tests need (redis-server for the test fixture)
+## system-deps: Debian packages the service, its tests and the docs' commands need, as
+## `command:package` (redis-server for the test fixture, chromium for the browser tests,
+## dot for `flows graph --format svg`, curl for the README's requests, openssl for the TLS
+## tests); installed when run as root, otherwise named. tests/tools/test_docs_commands.py
+## keeps this list and the commands in README.md and docs/ in step.
+SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl
 system-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "installing redis-server (the tests start a private one)"; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
-	  else echo "please install redis-server (e.g. sudo apt-get install redis-server)"; exit 1; fi; }
-	@command -v chromium >/dev/null 2>&1 && command -v dot >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \
-	  echo "installing chromium, graphviz, fonts-noto-cjk (simulator browser tests, flows graph --format svg)"; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz fonts-noto-cjk; \
-	  else echo "please install chromium graphviz fonts-noto-cjk (the browser tests skip without chromium)"; fi; }
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+	  command -v "$${dep%%:*}" >/dev/null 2>&1 || missing="$$missing $${dep##*:}"; \
+	done; \
+	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+	  echo "please install$$missing (e.g. sudo apt-get install$$missing)"; \
+	  command -v redis-server >/dev/null 2>&1 || exit 1; \
+	fi
 
-## run: start the service on 127.0.0.1:8080 with embedded defaults (web phone at /simulator)
+## run: start the service with embedded defaults (web phone at /simulator);
+## `make run PORT=8081 HOST=0.0.0.0` listens elsewhere
+HOST ?= 127.0.0.1
+PORT ?= 8080
 run: setup
-	HOTLINE_SIMULATOR=true $(BIN)/hotline serve --host 127.0.0.1 --port 8080
+	@echo "hotline on http://$(HOST):$(PORT)/simulator — the CLI in another shell: . $(VENV)/bin/activate; hotline ledger list"
+	HOTLINE_SIMULATOR=true $(BIN)/hotline serve --host $(HOST) --port $(PORT)
 
 ## test: set up and run the whole test suite
 test: system-deps setup

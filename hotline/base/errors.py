@@ -37,13 +37,15 @@ class ConfigError(HotlineError):
 
 
 class FlowError(HotlineError):
-    """A flow or prompt catalog cannot be loaded; carries `file:line`."""
+    """A flow or prompt catalog cannot be loaded; carries `file:line` and the rule broken
+    (`code`, as `hotline flows check` prints it in brackets: `yaml`, `prompt-brace` …)."""
 
-    def __init__(self, path: str, line: int, message: str) -> None:
+    def __init__(self, path: str, line: int, message: str, code: str = "load") -> None:
         super().__init__(f"{path}:{line}: {message}")
         self.path = path
         self.line = line
         self.message = message
+        self.code = code
 
 
 class FlowsRejected(HotlineError):

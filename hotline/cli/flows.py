@@ -12,7 +12,7 @@ from hotline.flow.check import check_files
 from hotline.flow.graph import FORMATS, GraphvizError, build, to_dot, to_mermaid, to_svg
 from hotline.flow.load import flow_files, load_flow
 from hotline.flow.schema import SCHEMA_FILES, render, write_schemas
-from hotline.i18n.catalog import load_catalogs
+from hotline.i18n.catalog import inspect_catalogs, load_catalogs
 
 __all__ = ["register"]
 
@@ -58,12 +58,18 @@ def run_check(args: argparse.Namespace) -> int:
     if not files:
         print(f"no flow files found in {settings.flows_dir}", file=sys.stderr)
         return 1
-    try:
-        catalogs = load_catalogs(
-            settings.prompts_dir, settings.languages, settings.default_language
+    catalogs, problems = inspect_catalogs(
+        settings.prompts_dir, settings.languages, settings.default_language
+    )
+    if catalogs is None:
+        # Flows are checked against the sentences, so the prompt files come first.
+        for problem in problems:
+            print(f"{problem} [{problem.code}]", file=sys.stderr)
+        print(
+            f"{len(problems)} problem(s) in {len(settings.languages)} prompt file(s); "
+            "the flows are checked once the prompts load",
+            file=sys.stderr,
         )
-    except FlowError as exc:
-        print(exc, file=sys.stderr)
         return 1
     from hotline.web.app import channel_prompt_keys
 

@@ -59,9 +59,9 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     try:
         return asyncio.run(_phone(console, settings, args))
-    except PhoneError as exc:
-        console.print(f"[red]hotline simulate: {escape(str(exc))}[/]")
-        return 1
+    except KeyboardInterrupt:
+        console.print("[dim]hung up[/]")
+        return 130
 
 
 @contextlib.asynccontextmanager
@@ -96,7 +96,17 @@ async def _ask(prompt: str) -> str | None:
         return None
 
 
+def _failed(console: Console, exc: PhoneError) -> None:
+    """One clear line for an answer a gateway could not show; the session is over."""
+    console.print(f"[red]hotline simulate: {escape(str(exc))}[/]")
+    console.print(
+        "[dim]a gateway ends the session here (the handset shows "
+        '"Connection problem or invalid MMI code")[/]'
+    )
+
+
 async def _phone(console: Console, settings: Settings, args: argparse.Namespace) -> int:
+    """The terminal phone; exit status 1 when the last answer was a failure."""
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and ↑ history for input())
     async with _server(settings, args.url) as base_url, aiohttp.ClientSession() as http:
@@ -106,22 +116,35 @@ async def _phone(console: Console, settings: Settings, args: argparse.Namespace)
             "keys + Enter, h history, q hang up[/]"
         )
         history: list[str] = []
-        _show(console, await phone.dial(args.code), settings.ussd)
+        failed = False
+
+        async def send(keys: str | None) -> None:
+            nonlocal failed
+            try:
+                screen = await (phone.dial(args.code) if keys is None else phone.press(keys))
+            except PhoneError as exc:
+                failed = True
+                _failed(console, exc)
+                return
+            failed = False
+            _show(console, screen, settings.ussd)
+
+        await send(None)
         while True:
             prompt = "dial again? (Enter, q) " if phone.ended else "> "
             line = await _ask(prompt)
             if line is None or line.strip().lower() == "q":
                 console.print("[dim]hung up[/]")
-                return 0
+                return 1 if failed else 0
             keys = line.strip()
             if keys.lower() == "h":
                 console.print(f"[dim]history: {escape(' → '.join(history) or '(none)')}[/]")
                 continue
             if phone.ended:
                 history = []
-                _show(console, await phone.dial(args.code), settings.ussd)
+                await send(None)
                 continue
             if not keys:
                 continue
             history.append(keys)
-            _show(console, await phone.press(keys), settings.ussd)
+            await send(keys)

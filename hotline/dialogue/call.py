@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from hotline.dialogue.phone import PhoneError, Screen
+from hotline.dialogue.phone import PhoneError, Screen, exchange
 
 __all__ = ["IVR_PATH", "IvrPhone"]
 
@@ -75,14 +75,10 @@ class IvrPhone:
             "Direction": "inbound",
             **extra,
         }
-        try:
-            async with self.http.post(url, data=form, timeout=_TIMEOUT) as response:
-                body = await response.text()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PhoneError(f"POST {url}: {exc or type(exc).__name__}") from exc
-        if status != 200:
-            raise PhoneError(f"POST {url}: HTTP {status}: {body.strip()[:200]}")
+        answer = await exchange(self.http, "POST", url, _TIMEOUT, data=form)
+        if answer.status != 200:
+            raise PhoneError(f"POST {url}: {answer.status_line}: {answer.first_line}")
+        body = answer.text
         try:
             root = ET.fromstring(body)
         except ET.ParseError as exc:
@@ -107,14 +103,11 @@ class IvrPhone:
 
     async def _clip(self, url: str) -> str:
         """Fetch one clip as the platform would; its sentence if the server tells it."""
-        try:
-            async with self.http.get(url, timeout=_TIMEOUT) as response:
-                audio = await response.read()
-                kind = response.headers.get("Content-Type", "")
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PhoneError(f"GET {url}: {exc or type(exc).__name__}") from exc
-        if status != 200 or not kind.startswith("audio/") or len(audio) <= _WAV_HEADER:
-            raise PhoneError(f"GET {url}: HTTP {status} {kind}, {len(audio)} bytes: not a clip")
+        answer = await exchange(self.http, "GET", url, _TIMEOUT)
+        kind = answer.headers.get("Content-Type", "")
+        if answer.status != 200 or not kind.startswith("audio/") or len(answer.body) <= _WAV_HEADER:
+            raise PhoneError(
+                f"GET {url}: {answer.status_line} {kind}, {len(answer.body)} bytes: not a clip"
+            )
         text = self.speech_text(url) if self.speech_text is not None else None
         return text if text is not None else "♪"

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 
-__all__ = ["USSD_PATH", "PhoneError", "Screen", "UssdPhone"]
+__all__ = ["USSD_PATH", "Answer", "PhoneError", "Screen", "UssdPhone", "exchange"]
 
 USSD_PATH = "/ussd/africastalking"
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -21,6 +23,58 @@ _TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 class PhoneError(RuntimeError):
     """The service answered something a gateway would not accept (or did not answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer as a gateway gets it; `text` is decoded whatever the bytes."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    @property
+    def status_line(self) -> str:
+        return f"HTTP {self.status} {self.reason}".rstrip()
+
+    @property
+    def first_line(self) -> str:
+        text = self.text.strip()
+        return text.splitlines()[0][:200] if text else "(empty body)"
+
+
+async def exchange(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    timeout: aiohttp.ClientTimeout,
+    data: Mapping[str, str] | None = None,
+) -> Answer:
+    """One request; anything short of an HTTP answer is a `PhoneError` in plain words."""
+    try:
+        async with http.request(method, url, data=data, timeout=timeout) as response:
+            body = await response.read()
+            return Answer(response.status, response.reason or "", response.headers, body)
+    except aiohttp.ClientConnectorError as exc:
+        err = exc.os_error
+        code = err.errno or 0
+        why = os.strerror(code) if code > 0 else err.strerror or str(err)
+        raise PhoneError(
+            f"{method} {url}: cannot connect ({why}); is hotline running there?"
+        ) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise PhoneError(
+            f"{method} {url}: the server closed the connection without answering"
+        ) from exc
+    except TimeoutError as exc:
+        raise PhoneError(f"{method} {url}: no answer within {timeout.total:g} s") from exc
+    except aiohttp.ClientError as exc:
+        raise PhoneError(f"{method} {url}: {exc or type(exc).__name__}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +123,18 @@ class UssdPhone:
             "text": "*".join(self.inputs),
         }
         url = self.base_url.rstrip("/") + USSD_PATH
-        try:
-            async with self.http.post(url, data=form, timeout=_TIMEOUT) as response:
-                body = await response.text()
-                label = response.headers.get("at-ussd-hop-metadata", "")
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise PhoneError(f"POST {url}: {exc or type(exc).__name__}") from exc
-        if status != 200:
-            raise PhoneError(f"POST {url}: HTTP {status}: {body.strip()[:200]}")
+        # Whatever goes wrong, the session is over: a gateway ends it on any answer it
+        # cannot show (the handset says "Connection problem or invalid MMI code").
+        self.ended = True
+        answer = await exchange(self.http, "POST", url, _TIMEOUT, data=form)
+        body = answer.text
+        label = answer.headers.get("at-ussd-hop-metadata", "")
+        if answer.status != 200:
+            raise PhoneError(f"POST {url}: {answer.status_line}: {answer.first_line}")
         if body.startswith("CON "):
             self.ended = False
             return Screen(body[4:], ends=False, label=label)
         if body.startswith("END "):
-            self.ended = True
             return Screen(body[4:], ends=True, label=label)
-        raise PhoneError(f"POST {url}: answer starts with neither CON nor END: {body[:60]!r}")
+        shown = repr(body[:60]) if body else "an empty body"
+        raise PhoneError(f"POST {url}: the answer starts with neither CON nor END: {shown}")

@@ -15,7 +15,7 @@ from hotline.base.yamlsrc import Located, load_located
 from hotline.flow.actions import ACTIONS, ActionRegistry
 from hotline.flow.engine import ENGINE_PROMPTS
 from hotline.flow.load import load_flow
-from hotline.flow.model import ActionState, Flow, MenuState
+from hotline.flow.model import ActionState, Flow, MenuState, State
 from hotline.i18n.catalog import CatalogSet
 
 __all__ = ["Issue", "check_catalogs", "check_files", "check_flow", "load_and_check"]
@@ -88,6 +88,20 @@ def _loops_without_wait(flow: Flow) -> Iterator[list[str]]:
             yield from visit(start, [])
 
 
+def _where_named(state: State, name: str, key: str) -> list[tuple[str, tuple[str | int, ...]]]:
+    """Where a state names prompt `key`, as (message prefix, YAML path): a menu label on
+    its option's own line (each option that uses it), any other prompt on the state."""
+    if isinstance(state, MenuState) and key not in {part.key for part in state.prompt}:
+        options: list[tuple[str, tuple[str | int, ...]]] = [
+            (f"option {option.key!r}: ", ("states", name, "options", index, "label"))
+            for index, option in enumerate(state.options)
+            if option.label == key
+        ]
+        if options:
+            return options
+    return [("", ("states", name))]
+
+
 def _option_cost(text: str) -> tuple[int, int]:
     """(UTF-16 units, limit) of one option line; any non-ASCII text is budgeted as UCS-2."""
     if all(ord(ch) < 128 for ch in text):
@@ -129,7 +143,9 @@ def check_flow(
                         *where,
                     )
                 seen[option.key] = index
-                if option.key in reserved:
+                # The start state has no history, so its options may use the back key
+                # (the voice menu's "0 for an agent"); page navigation still wins there.
+                if option.key in reserved and not (name == flow.start and option.key == nav.back):
                     yield issue(
                         "reserved-key",
                         f"state {name!r}: option key {option.key!r} is the "
@@ -163,13 +179,13 @@ def check_flow(
         for key in state.prompt_keys():
             for catalog in catalogs.catalogs.values():
                 if key not in catalog:
-                    yield issue(
-                        "missing-prompt",
-                        f"state {name!r}: prompt {key!r} is missing in {catalog.language} "
-                        f"({catalog.path})",
-                        "states",
-                        name,
-                    )
+                    for what, named_at in _where_named(state, name, key):
+                        yield issue(
+                            "missing-prompt",
+                            f"state {name!r}: {what}prompt {key!r} is missing in "
+                            f"{catalog.language} ({catalog.path})",
+                            *named_at,
+                        )
     # With no valid start every state is "unreachable": one unknown-start issue says it all.
     reachable = _reachable(flow) if flow.start in flow.states else set(flow.states)
     for name in flow.states:
@@ -222,7 +238,7 @@ def load_and_check(
         try:
             flow = load_flow(file)
         except FlowError as exc:
-            issues.append(Issue(exc.path, exc.line, "load", exc.message))
+            issues.append(Issue(exc.path, exc.line, exc.code, exc.message))
             continue
         flows.append(flow)
         located = load_located(file)

@@ -41,4 +41,6 @@ class Services:
     """Every service an action may call; None where the deployment has none."""
 
     balance: BalanceService | None = None
+    #: Where `call.transfer` hands a call (`ivr.agent_number`); None: no agents.
+    agent_number: str | None = None
     # Added by later issues: messages, reminders, plans, http (see the module docstring).

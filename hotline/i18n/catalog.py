@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 from typing_extensions import TypeAliasType
 
 from hotline.base.errors import FlowError
@@ -31,19 +32,33 @@ from hotline.flow.screen import PromptPart
 
 __all__ = [
     "PLACEHOLDER_TYPES",
+    "PROMPT_RULES",
     "Catalog",
     "CatalogFile",
     "CatalogSet",
     "Sentence",
     "ValueFormatter",
+    "inspect_catalog",
+    "inspect_catalogs",
     "load_catalog",
     "load_catalogs",
 ]
 
+MAX_SENTENCE_CHARS = 1000
 PLACEHOLDER_TYPES = frozenset({"money", "volume", "duration", "int", "date", "time", "text"})
+
+#: The rules a prompt file can break, as `hotline flows check` prints them (`[rule]`);
+#: a file that is not YAML at all breaks `yaml` (hotline.base.yamlsrc.YAML_RULE).
+PROMPT_RULES: Mapping[str, str] = {
+    "prompt-file": "a mapping with `language`, `name` and `prompts`; each prompt is text",
+    "prompt-language": "`language` is the file's name",
+    "prompt-key": "prompt keys use a-z, 0-9, _ and dots",
+    "prompt-too-long": f"a sentence is at most {MAX_SENTENCE_CHARS} characters",
+    "prompt-brace": "a literal { or } is written twice",
+    "placeholder-type": "placeholders are {name:type} with a known type",
+}
 _TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*):([a-z]+)\}|\{|\}")
 _KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
-MAX_SENTENCE_CHARS = 1000
 
 _SentenceText = Annotated[
     str,
@@ -111,7 +126,9 @@ def _parse_sentence(text: str, file: str, line: int, key: str) -> Sentence:
         if token in ("{{", "}}"):
             literal += token[0]
         elif match.group(1) is None:
-            raise FlowError(file, line, f"prompt {key!r}: stray {token!r} (write {token * 2})")
+            raise FlowError(
+                file, line, f"prompt {key!r}: stray {token!r} (write {token * 2})", "prompt-brace"
+            )
         if literal:
             if pieces and isinstance(pieces[-1], str):
                 pieces[-1] += literal
@@ -125,6 +142,7 @@ def _parse_sentence(text: str, file: str, line: int, key: str) -> Sentence:
                     line,
                     f"prompt {key!r}: placeholder {{{match.group(1)}:{kind}}} has unknown type "
                     f"(expected one of {', '.join(sorted(PLACEHOLDER_TYPES))})",
+                    "placeholder-type",
                 )
             pieces.append((match.group(1), kind))
     tail = text[pos:]
@@ -170,10 +188,17 @@ def _flatten(
             yield from _flatten(value, located, where)
         elif isinstance(value, str):
             if not _KEY.match(key):
-                raise FlowError(located.path, line, f"prompt key {key!r}: use a-z, 0-9, _ and dots")
+                raise FlowError(
+                    located.path,
+                    line,
+                    f"prompt key {key!r}: use a-z, 0-9, _ and dots",
+                    "prompt-key",
+                )
             yield key, value, line
         else:
-            raise FlowError(located.path, line, f"prompt {key!r}: expected a sentence (text)")
+            raise FlowError(
+                located.path, line, f"prompt {key!r}: expected a sentence (text)", "prompt-file"
+            )
 
 
 def _document_path(located: Located, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -185,41 +210,98 @@ def _document_path(located: Located, loc: tuple[str | int, ...]) -> tuple[str | 
     return path
 
 
-def load_catalog(file: Path) -> Catalog:
-    """Load and validate one catalog file."""
-    located = load_located(file)
-    doc = located.data
-    if not isinstance(doc, dict):
-        raise FlowError(
-            located.path, 1, "a prompt catalog is a mapping with `language` and `prompts`"
-        )
-    try:
-        shape = CatalogFile.model_validate(doc)
-    except ValidationError as exc:
-        # The recursive union reports every branch; the deepest error is the useful one.
-        located_errors = [(_document_path(located, e["loc"]), e) for e in exc.errors()]
-        loc, error = max(located_errors, key=lambda pair: len(pair[0]))
-        message = str(error["msg"])
+def _shape_problems(located: Located, exc: ValidationError) -> list[FlowError]:
+    """One problem per place the file's shape is wrong. The recursive union reports every
+    branch it tried: an error whose place holds a deeper error is that noise."""
+    by_path: dict[tuple[str | int, ...], list[ErrorDetails]] = {}
+    for error in exc.errors():
+        by_path.setdefault(_document_path(located, error["loc"]), []).append(error)
+    problems = []
+    for loc, errors in by_path.items():
+        if any(other[: len(loc)] == loc and len(other) > len(loc) for other in by_path):
+            continue
+        error, kinds = errors[0], {e["type"] for e in errors}
+        where = ".".join(str(p) for p in loc)
+        key = ".".join(str(p) for p in loc[1:])
+        code, message = "prompt-file", str(error["msg"])
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         elif error["type"] == "missing":
             message = f"missing field {error['loc'][-1]!r}"
-        where = ".".join(str(p) for p in loc)
+        elif error["type"] == "string_pattern_mismatch" and "[key]" in error["loc"]:
+            code, message = "prompt-key", f"prompt key {key!r}: use a-z, 0-9, _ and dots"
+            where = ""
+        elif "string_too_long" in kinds:
+            code, where = "prompt-too-long", ""
+            message = f"prompt {key!r} is over {MAX_SENTENCE_CHARS} characters"
+        elif {"string_type", "dict_type"} <= kinds and loc[:1] == ("prompts",):
+            message = "expected a sentence (text) or keys under it"
         text = f"{where}: {message}" if where else message
-        raise FlowError(located.path, located.line_of(*loc), text) from exc
+        problems.append(FlowError(located.path, located.line_of(*loc), text, code))
+    return problems
+
+
+def inspect_catalog(file: Path) -> tuple[Catalog | None, list[FlowError]]:
+    """Load one catalog file and every problem in it, each with its `[rule]` code.
+
+    A file that is not YAML, or not shaped like a catalog, stops there (one problem per
+    misshapen place); otherwise every sentence is parsed and each broken one reported.
+    """
+    try:
+        located = load_located(file)
+    except FlowError as exc:
+        code = exc.code if exc.code != "load" else "prompt-file"
+        return None, [FlowError(exc.path, exc.line, exc.message, code)]
+    doc = located.data
+    if not isinstance(doc, dict):
+        message = "a prompt catalog is a mapping with `language` and `prompts`"
+        return None, [FlowError(located.path, 1, message, "prompt-file")]
+    try:
+        shape = CatalogFile.model_validate(doc)
+    except ValidationError as exc:
+        return None, _shape_problems(located, exc)
+    problems: list[FlowError] = []
     language = shape.language
     if file.stem != language:
-        raise FlowError(
-            located.path, located.line_of("language"), f"language {language!r} must match file name"
+        problems.append(
+            FlowError(
+                located.path,
+                located.line_of("language"),
+                f"language {language!r} must match file name",
+                "prompt-language",
+            )
         )
     sentences: dict[str, Sentence] = {}
-    for key, text, line in _flatten(doc["prompts"], located, ("prompts",)):
-        if len(text) > MAX_SENTENCE_CHARS:
-            raise FlowError(
-                located.path, line, f"prompt {key!r} is over {MAX_SENTENCE_CHARS} chars"
-            )
-        sentences[key] = _parse_sentence(text, located.path, line, key)
-    return Catalog(language, shape.name or language, located.path, sentences)
+    try:
+        for key, text, line in _flatten(doc["prompts"], located, ("prompts",)):
+            if len(text) > MAX_SENTENCE_CHARS:
+                problems.append(
+                    FlowError(
+                        located.path,
+                        line,
+                        f"prompt {key!r} is over {MAX_SENTENCE_CHARS} characters",
+                        "prompt-too-long",
+                    )
+                )
+                continue
+            try:
+                sentences[key] = _parse_sentence(text, located.path, line, key)
+            except FlowError as exc:
+                problems.append(exc)
+    except FlowError as exc:  # a key or value the shape check let through: stops the walk
+        problems.append(exc)
+    if problems:
+        return None, problems
+    return Catalog(language, shape.name or language, located.path, sentences), []
+
+
+def load_catalog(file: Path) -> Catalog:
+    """Load and validate one catalog file; raises `FlowError` for its first problem."""
+    catalog, problems = inspect_catalog(file)
+    if problems:
+        raise min(problems, key=lambda p: p.line)
+    assert catalog is not None
+    return catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +310,9 @@ class CatalogSet:
 
     catalogs: Mapping[str, Catalog]
     default: str
+    _placeholders: dict[str, tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __getitem__(self, language: str) -> Catalog:
         return self.catalogs.get(language) or self.catalogs[self.default]
@@ -235,6 +320,35 @@ class CatalogSet:
     @property
     def languages(self) -> tuple[str, ...]:
         return tuple(self.catalogs)
+
+    def placeholders(self, key: str) -> tuple[str, ...]:
+        """The variable names a sentence reads in any language (sorted; () if none)."""
+        return self._placeholders.get(key, ())
+
+    def __post_init__(self) -> None:
+        names: dict[str, set[str]] = {}
+        for catalog in self.catalogs.values():
+            for key, sentence in catalog.sentences.items():
+                names.setdefault(key, set()).update(sentence.placeholders)
+        found = {key: tuple(sorted(n)) for key, n in names.items() if n}
+        object.__setattr__(self, "_placeholders", found)  # frozen: set once, here
+
+
+def inspect_catalogs(
+    directory: Path, languages: tuple[str, ...], default: str
+) -> tuple[CatalogSet | None, list[FlowError]]:
+    """Every problem of `directory/<lang>.yaml` for each language (`hotline flows check`);
+    the catalogs only when all of them loaded."""
+    catalogs: dict[str, Catalog] = {}
+    problems: list[FlowError] = []
+    for lang in languages:
+        catalog, found = inspect_catalog(directory / f"{lang}.yaml")
+        problems.extend(found)
+        if catalog is not None:
+            catalogs[lang] = catalog
+    if problems:
+        return None, sorted(problems, key=lambda p: (p.path, p.line, p.message))
+    return CatalogSet(catalogs, default), []
 
 
 def load_catalogs(directory: Path, languages: tuple[str, ...], default: str) -> CatalogSet:

@@ -54,13 +54,15 @@ async def _balance_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
     app[ENGINE] = Engine(
-        settings=app[SETTINGS],
+        settings=settings,
         registry=app[FLOWS],
         catalogs=app[CATALOGS],
         store=app[SESSIONS],
         pseudonym=app[PSEUDONYM],
         services=Services(balance=app.get(BALANCE)),
+        session_ttls={"ussd": settings.ussd.session_ttl, "ivr": settings.ivr.session_ttl},
     )
     yield
 

@@ -80,7 +80,14 @@ async def lookup(ctx: ActionContext) -> str:
 def test_specs_list_every_action_with_its_inputs_variables_and_outcomes() -> None:
     specs = {spec.name: spec for spec in ACTIONS.specs()}
     assert [spec.name for spec in ACTIONS.specs()] == sorted(specs) == ACTIONS.names()
-    assert set(specs) == {"balance.lookup", "subscriber.set_language"}
+    assert set(specs) == {
+        "balance.lookup",
+        "call.agent_available",
+        "call.transfer",
+        "subscriber.set_language",
+    }
+    assert specs["call.transfer"].all_outcomes == ("ok", "unavailable", "error")
+    assert dict(specs["call.agent_available"].sets) == {"agent": "flag"}
     lookup_spec = specs["balance.lookup"]
     assert lookup_spec.args == ()
     assert lookup_spec.sets["balance"] == "money"

@@ -3,7 +3,8 @@
 The fixtures are data: the expected output is the `# expect:` comments at the end of each
 file (so they never shift the line numbers above them), `# with:` names files checked
 first. The fixture catalogs in `broken/prompts/` hold one over-long label and one
-sentence missing in English.
+sentence missing in English. `broken/prompts-broken/<rule>/zh-CN.yaml` breaks one prompt
+rule each; `flows check` reports those like flow problems (`[rule]`, a count).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from hotline.base.yamlsrc import YAML_RULE
 from hotline.cli import main
+from hotline.i18n.catalog import PROMPT_RULES
 
 BROKEN = Path(__file__).resolve().parents[1] / "flows" / "broken"
 FIXTURES = sorted(p for p in BROKEN.glob("*.yaml") if p.name != "valid.yaml")
+# One directory per prompt rule, holding a broken `zh-CN.yaml` (checked as the only language).
+PROMPT_FIXTURES = sorted(p for p in (BROKEN / "prompts-broken").iterdir() if p.is_dir())
 
 
 def _directives(path: Path, name: str) -> list[str]:
@@ -49,6 +54,7 @@ def test_every_rule_has_a_fixture() -> None:
         "loop-without-wait",
         "duplicate-flow",
         "load",
+        "yaml",
     }
 
 
@@ -93,3 +99,47 @@ def test_serve_with_a_broken_flow_says_where_without_a_traceback(
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr
     assert "broken.yaml:" in done.stderr, done.stderr
+
+
+def test_every_prompt_rule_has_a_fixture() -> None:
+    codes = {
+        line.rsplit("[", 1)[1].rstrip("]")
+        for d in PROMPT_FIXTURES
+        for line in _directives(d / "zh-CN.yaml", "expect")
+    }
+    assert codes == {*PROMPT_RULES, YAML_RULE}
+
+
+@pytest.mark.parametrize("fixture", PROMPT_FIXTURES, ids=lambda p: p.name)
+def test_broken_prompts_fail_like_flows_with_rule_and_count(
+    fixture: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTLINE_PROMPTS_DIR", str(fixture.relative_to(BROKEN)))
+    monkeypatch.setenv("HOTLINE_LANGUAGES", '["zh-CN"]')
+    expected = _directives(fixture / "zh-CN.yaml", "expect")
+    assert expected, f"{fixture.name}/zh-CN.yaml has no `# expect:` line"
+    assert main(["flows", "check", "valid.yaml"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        *expected,
+        f"{len(expected)} problem(s) in 1 prompt file(s); the flows are checked once the "
+        "prompts load",
+    ]
+
+
+def test_problems_in_several_prompt_files_are_all_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for lang, broken in (("zh-CN", "prompt-brace"), ("en", "prompt-key")):
+        text = (BROKEN / "prompts-broken" / broken / "zh-CN.yaml").read_text("utf-8")
+        (tmp_path / f"{lang}.yaml").write_text(text.replace("zh-CN", lang), "utf-8")
+    monkeypatch.setenv("HOTLINE_PROMPTS_DIR", str(tmp_path))
+    assert main(["flows", "check", "valid.yaml"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.rsplit(" [", 1)[1] for line in lines[:-1]] == [
+        "prompt-key]",
+        "prompt-brace]",
+        "prompt-brace]",
+    ]
+    assert lines[0].startswith(f"{tmp_path}/en.yaml:6: prompt key 'main.Title'")
+    assert lines[-1].startswith("3 problem(s) in 2 prompt file(s)")

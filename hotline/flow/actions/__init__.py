@@ -5,7 +5,12 @@
 this package is imported. A new action is one module plus its import line below.
 """
 
-from hotline.flow.actions import balance_lookup, set_language
+from hotline.flow.actions import (
+    balance_lookup,
+    call_agent_available,
+    call_transfer,
+    set_language,
+)
 from hotline.flow.actions.balance_lookup import snapshot_variables
 from hotline.flow.actions.base import (
     ACTIONS,
@@ -35,6 +40,8 @@ __all__ = [
     "VariableType",
     "action",
     "balance_lookup",
+    "call_agent_available",
+    "call_transfer",
     "set_language",
     "snapshot_variables",
 ]

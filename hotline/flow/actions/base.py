@@ -39,9 +39,9 @@ OK = "ok"
 #: Go to the state's `on_error` (also what an action that raises or is missing gives).
 ERROR = "error"
 
-#: The type of a variable an action sets: a placeholder type (`{balance:money}`) or a
-#: `flag` that `when:`/`unless:` test.
-VariableType = Literal["money", "volume", "duration", "int", "date", "time", "text", "flag"]
+#: The type of a variable an action sets: a placeholder type (`{balance:money}`), a
+#: `flag` that `when:`/`unless:` test, or `str`, a plain string the engine reads.
+VariableType = Literal["money", "volume", "duration", "int", "date", "time", "text", "flag", "str"]
 ArgType = Literal["str", "int", "bool", "language"]
 
 

@@ -21,11 +21,27 @@
   const hex = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)),
     (b) => b.toString(16).padStart(2, "0")).join("");
 
-  function log(line) {
+  // One numbered line; the number is its own box (as wide as it needs: 10, 100 …),
+  // `full` (when given) is the whole answer, shown on hover.
+  function log(line, full) {
     const li = document.createElement("li");
-    li.textContent = line;
+    const n = document.createElement("span");
+    n.className = "n";
+    n.setAttribute("aria-hidden", "true");
+    n.textContent = String(logEl.children.length + 1);
+    const text = document.createElement("span");
+    text.className = "t";
+    text.textContent = line;
+    if (full !== undefined) li.title = full;
+    li.append(n, " ", text);
     logEl.appendChild(li);
     logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  // The first line of a screen; "…" only when more of it follows.
+  function firstLine(text) {
+    const lines = text.split("\n");
+    return lines.length > 1 ? `${lines[0]} …` : lines[0];
   }
 
   function setState(state, status) {
@@ -64,7 +80,7 @@
       sessionId: sim.session, serviceCode: sim.code, phoneNumber: $("msisdn").value.trim(),
       networkCode: "46000", text: sim.inputs.join("*"),
     };
-    log(`→ USSD text="${fields.text}"`);
+    log(`→ USSD ${fields.serviceCode} text="${fields.text}"`);
     let answer;
     try {
       answer = (await post("/ussd/africastalking", fields)).text;
@@ -76,20 +92,41 @@
     }
     const ends = answer.startsWith("END ");
     const body = answer.replace(/^(CON|END) /, "");
-    log(`← ${answer.slice(0, 3)} ${body.split("\n")[0]}…`);
+    log(`← ${answer.slice(0, 3)} ${firstLine(body)}`, answer);
     display.textContent = body;
     budgetEl.textContent = budget(body);
     setEntry("");
     setState(ends ? "end" : "ussd", `USSD ${sim.code} · ${ends ? "END" : "CON"}`);
   }
 
+  // A typed code as the Africa's Talking gateway splits it: the service code it is
+  // registered for, and whatever the subscriber dialled after it as the first `text`.
+  // `*100*1*2#` with `*100#` registered → service code `*100#`, inputs ["1", "2"].
+  // The registered code is the "USSD code" field (set it for shared codes like
+  // `*384*55#`); a code that does not extend it is split after its first number.
+  function directDial(typed, registered) {
+    const base = /^\*[0-9*]*#$/.test(registered) ? registered.slice(0, -1) : "";
+    const dialled = typed.slice(0, -1);
+    if (base && (dialled === base || dialled.startsWith(base + "*"))) {
+      const rest = dialled.slice(base.length + 1);
+      return { code: registered, inputs: rest ? rest.split("*") : [] };
+    }
+    const [first, ...rest] = dialled.slice(1).split("*");
+    return { code: `*${first}#`, inputs: rest };
+  }
+
+  sim.directDial = directDial; // for the browser tests
+
   function ussdDial() {
     const typed = sim.entry;
-    sim.code = /^\*[0-9*]*#$/.test(typed) ? typed : $("code").value.trim();
+    const registered = $("code").value.trim();
+    const dial = /^\*[0-9]+(\*[0-9]*)*#$/.test(typed)
+      ? directDial(typed, registered) : { code: registered, inputs: [] };
+    sim.code = dial.code;
+    sim.inputs = dial.inputs;
     sim.session = "ATUid_" + hex(16);
-    sim.inputs = [];
     setEntry("");
-    display.textContent = `Dialling ${sim.code}…`;
+    display.textContent = `Dialling ${typed && dial.inputs.length ? typed : sim.code}…`;
     return ussdSend();
   }
 
