@@ -23,7 +23,6 @@ from yarl import URL
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.msisdn import canonical_msisdn, e164
 from hotline.balance.parse import Limits, decode_json, error_for_status, parse_tmf654, parse_v1
-from hotline.balance.resilience import lookup_id
 from hotline.balance.signing import auth_headers, canonical_query
 from hotline.base.config import BalanceSettings
 from hotline.base.errors import (
@@ -34,6 +33,7 @@ from hotline.base.errors import (
     UpstreamUnavailable,
 )
 from hotline.base.privacy import Pseudonymizer
+from hotline.resilience import lookup_id
 
 __all__ = ["TMF654_PATH", "V1_PATH", "HttpProvider"]
 

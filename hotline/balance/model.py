@@ -50,7 +50,8 @@ class Bucket(_Strict):
     name: str | None = Field(None, max_length=32)
     remaining: Money | Quantity
     total: Money | Quantity | None = None
-    status: Literal["active", "suspended", "expired"] = "active"
+    # "unknown": the upstream sent a status we cannot read; its amount is not shown.
+    status: Literal["active", "suspended", "expired", "unknown"] = "active"
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     is_shared: bool = False

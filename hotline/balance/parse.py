@@ -23,10 +23,10 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from hotline.balance.faults import UpstreamRefused
 from hotline.balance.model import BalanceSnapshot, Bucket, Quantity
 from hotline.base.errors import InvalidUpstreamAnswer, UpstreamError, UpstreamNotFound
 from hotline.base.values import Money
+from hotline.resilience.faults import UpstreamRefused
 
 __all__ = [
     "Limits",
@@ -260,7 +260,7 @@ def _bucket_v1(value: Any, path: str, limits: Limits) -> Bucket:
             name=_name(obj.get("name")),
             remaining=remaining,
             total=amount("total"),
-            status=_enum(obj.get("status"), _STATUS, "suspended"),  # type: ignore[arg-type]
+            status=_enum(obj.get("status"), _STATUS, "unknown"),  # type: ignore[arg-type]
             valid_from=_timestamp(obj.get("valid_from"), f"{path}.valid_from"),
             valid_until=_timestamp(obj.get("valid_until"), f"{path}.valid_until"),
             is_shared=obj.get("is_shared") is True,
@@ -421,7 +421,7 @@ def _bucket_tmf(value: Any, path: str, limits: Limits) -> Bucket:
             name=_name(obj.get("name")),
             remaining=remaining,
             total=None,
-            status=_enum(obj.get("status"), _STATUS, "suspended"),  # type: ignore[arg-type]
+            status=_enum(obj.get("status"), _STATUS, "unknown"),  # type: ignore[arg-type]
             valid_from=_timestamp(period.get("startDateTime"), f"{path}.validFor.startDateTime"),
             valid_until=_timestamp(period.get("endDateTime"), f"{path}.validFor.endDateTime"),
             is_shared=obj.get("isShared") is True,
@@ -444,12 +444,13 @@ def parse_tmf654(
     if len(doc) > 64:
         _bad("$", "too many buckets")
     buckets = tuple(_bucket_tmf(b, f"$[{i}]", limits) for i, b in enumerate(doc))
+    money = [b for b in buckets if b.usage_type == "monetary"]
     monetary = [
-        b.remaining
-        for b in buckets
-        if b.usage_type == "monetary" and b.status == "active" and isinstance(b.remaining, Money)
+        b.remaining for b in money if b.status == "active" and isinstance(b.remaining, Money)
     ]
     main = Money(sum(m.minor for m in monetary), monetary[0].currency) if monetary else None
+    if any(b.status == "unknown" for b in money):
+        main = None  # a sum without the buckets we cannot read would understate it
     if main is not None and abs(main.minor) > limits.max_main_minor:
         _bad("$", "main balance out of range")
     return _model(
@@ -457,7 +458,11 @@ def parse_tmf654(
             subscriber_token=token,
             account_status="unknown",
             main_balance=main,
-            buckets=tuple(b for b in buckets if b.usage_type != "monetary"),
+            # Monetary buckets are summed into `main_balance`; one of unknown status stays,
+            # so an answer of nothing else is still a (sparse) answer, not an invalid one.
+            buckets=tuple(
+                b for b in buckets if b.usage_type != "monetary" or b.status == "unknown"
+            ),
             as_of=fetched_at,
             fetched_at=fetched_at,
             provider="http",

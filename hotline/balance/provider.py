@@ -18,33 +18,29 @@ from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
+from hotline import resilience
 from hotline.balance.ledger import LedgerProvider, open_ledger
-from hotline.balance.metrics import BalanceMetrics
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.msisdn import canonical_msisdn
-from hotline.balance.resilience import (
-    Breaker,
-    Bulkhead,
-    Cache,
-    Deadline,
-    Metered,
-    Retry,
-    SingleFlight,
-    SubscriberLimit,
-)
 from hotline.base.config import BalanceSettings, Settings
 from hotline.base.privacy import Pseudonymizer, normalize_msisdn
+from hotline.resilience.metrics import CallMetrics
 
-__all__ = ["BalanceProvider", "build_stack", "open_provider", "subscriber_key"]
+__all__ = ["BalanceProvider", "BalanceStack", "build_stack", "open_provider", "subscriber_key"]
+
+#: The configured provider inside its layers: a `BalanceProvider` whose outermost layer,
+#: the cache, also says how long an answer counts as current (`fresh_for`).
+BalanceStack = resilience.Cache[BalanceSnapshot]
 
 
 @runtime_checkable
 class BalanceProvider(Protocol):
-    """Anything that can tell one subscriber's balance."""
+    """Anything that can tell one subscriber's balance (a `Call[BalanceSnapshot]`)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot: ...
+    async def fetch(self, msisdn: str, /) -> BalanceSnapshot: ...
 
     async def close(self) -> None: ...
 
@@ -70,52 +66,27 @@ def build_stack(
     raw: BalanceProvider,
     config: BalanceSettings,
     pseudonym: Pseudonymizer,
-    metrics: BalanceMetrics,
+    metrics: CallMetrics,
     *,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
-) -> BalanceProvider:
-    """Wrap `raw` in the resilience layers, outside in:
+) -> BalanceStack:
+    """Wrap `raw` in the resilience layers (`hotline.resilience.build_stack`), outside in:
     Cache → SingleFlight → SubscriberLimit → Deadline → Bulkhead → Breaker → Retry → Metered.
+
+    A stale answer the cache serves is marked `stale=True` (the flows add "截至HH:MM").
     """
-    key = subscriber_key(pseudonym)
-    provider: BalanceProvider = Metered(raw, key, metrics)
-    provider = Retry(
-        provider,
-        retries=config.retries,
-        backoff=config.retry_backoff,
-        min_budget=config.retry_min_budget,
+    stack = resilience.build_stack(
+        raw,
+        config,
+        subscriber_key(pseudonym),
+        metrics,
+        mark_stale=BalanceSnapshot.as_stale,
+        clock=clock,
         rng=rng,
-        metrics=metrics,
     )
-    provider = Breaker(
-        provider,
-        failures=config.breaker_failures,
-        window=config.breaker_window,
-        min_calls=config.breaker_min_calls,
-        failure_rate=config.breaker_failure_rate,
-        reset=config.breaker_reset,
-        clock=clock,
-        metrics=metrics,
-    )
-    provider = Bulkhead(
-        provider, limit=config.max_concurrency, wait=config.bulkhead_wait, rate=config.upstream_rate
-    )
-    provider = Deadline(provider, config.deadline)
-    provider = SubscriberLimit(provider, key, config.subscriber_rate, clock=clock)
-    flight = SingleFlight(provider, key)
-    cache = Cache(
-        flight,
-        key,
-        fresh_ttl=config.fresh_ttl,
-        max_stale=config.max_stale,
-        negative_ttl=config.negative_ttl,
-        maxsize=config.cache_size,
-        clock=clock,
-        metrics=metrics,
-    )
-    flight.settled = cache.remember
-    return cache
+    assert isinstance(stack, resilience.Cache)  # a read: the cache is outermost
+    return stack
 
 
 async def _open_raw(settings: Settings, pseudonym: Pseudonymizer) -> BalanceProvider:
@@ -136,13 +107,13 @@ async def open_provider(
     *,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
-) -> AsyncIterator[BalanceProvider]:
+) -> AsyncIterator[BalanceStack]:
     """The configured provider (`ledger` or `http`) inside its resilience layers.
 
     Metrics go to `registry` (a private one if none is given); everything is closed
     on exit.
     """
-    metrics = BalanceMetrics(registry if registry is not None else CollectorRegistry())
+    metrics = CallMetrics(registry if registry is not None else CollectorRegistry(), "balance")
     raw = await _open_raw(settings, pseudonym)
     provider = build_stack(raw, settings.balance, pseudonym, metrics, clock=clock, rng=rng)
     try:

@@ -18,6 +18,7 @@ anyone else is refused politely and changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
@@ -52,6 +53,11 @@ from hotline.store.sessions import SessionRecord, SessionStore, session_key, sub
 __all__ = ["ENGINE_PROMPTS", "TRANSFER_VAR", "Engine", "PendingSave"]
 
 log = logging.getLogger(__name__)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
 
 KEY_INVALID = "nav.invalid"
 KEY_TOO_MANY_INVALID = "nav.too_many_invalid"
@@ -407,6 +413,7 @@ class Engine:
                 variables=record.vars,
                 services=self.services,
                 timezone=self._zone,
+                now=_utc_now,
                 secrets=step.secrets,
                 values=step.values,
             )

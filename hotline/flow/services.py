@@ -1,18 +1,46 @@
-"""Typed services that actions use (DESIGN.md §13) — placeholder until the services slice lands."""
+"""The services an action may use, handed in through `ActionContext.services` (DESIGN.md §13).
+
+An action never reaches for a module-level client or an app key: whatever it needs is a
+typed, optional field here, filled by the app factory (`hotline.web.app`) and absent
+(None) where a deployment has no such service, in which case the action answers its
+`error` outcome. Every service that leaves the process is wrapped in the same resilience
+layers (`hotline.resilience`).
+
+Added by later issues, each as one more optional field with its protocol here: `messages`
+(outgoing SMS), `reminders`, `plans` (plans and orders), `http` (declared endpoints).
+Subscriber preferences are not a service: an action sets `ctx.new_language` and the
+engine stores it with the session.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from hotline.balance.provider import BalanceProvider
+    from hotline.balance.model import BalanceSnapshot
 
-__all__ = ["Services"]
+__all__ = ["BalanceService", "Services"]
+
+
+class BalanceService(Protocol):
+    """One subscriber's balances (the balance provider inside its resilience layers)."""
+
+    @property
+    def fresh_for(self) -> float:
+        """Seconds an answer counts as current; older data is shown with its time."""
+        ...
+
+    async def fetch(self, subscriber: str, /) -> BalanceSnapshot:
+        """The snapshot, or one of `hotline.base.errors`' upstream errors."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    balance: BalanceProvider | None = None
+    """Every service an action may call; None where the deployment has none."""
+
+    balance: BalanceService | None = None
     #: Where `call.transfer` hands a call (`ivr.agent_number`); None: no agents.
     agent_number: str | None = None
+    # Added by later issues: messages, reminders, plans, http (see the module docstring).

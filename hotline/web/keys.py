@@ -13,7 +13,7 @@ from hotline.base.privacy import Pseudonymizer
 from hotline.web.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from hotline.balance.provider import BalanceProvider
+    from hotline.balance.provider import BalanceStack
     from hotline.flow.engine import Engine
     from hotline.flow.model import Flow
     from hotline.store.sessions import SessionStore
@@ -37,7 +37,7 @@ __all__ = [
 SETTINGS = web.AppKey("SETTINGS", Settings)
 PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
-BALANCE: web.AppKey[BalanceProvider] = web.AppKey("BALANCE")
+BALANCE: web.AppKey[BalanceStack] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
 #: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).
 CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from hotline.balance.resilience.cache import Cache
 from hotline.base.errors import UpstreamNotFound
+from hotline.resilience.cache import Cache
 from tests.balance.conftest import FakeClock
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from hotline.balance.faults import UpstreamRefused
 from hotline.balance.http import HttpProvider
 from hotline.balance.model import BalanceSnapshot, Quantity
 from hotline.balance.provider import open_provider
@@ -23,6 +22,7 @@ from hotline.base.errors import (
 )
 from hotline.base.privacy import Pseudonymizer
 from hotline.base.values import Money
+from hotline.resilience.faults import UpstreamRefused
 from tests.balance.conftest import Sim
 
 DEMO = "13800138000"

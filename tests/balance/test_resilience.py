@@ -11,7 +11,6 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from hotline.balance.faults import BulkheadFull, CircuitOpen
 from hotline.balance.provider import open_provider
 from hotline.base.config import Settings
 from hotline.base.errors import (
@@ -23,6 +22,7 @@ from hotline.base.errors import (
 )
 from hotline.base.privacy import Pseudonymizer
 from hotline.base.values import Money
+from hotline.resilience.faults import BulkheadFull, CircuitOpen
 from tests.balance.conftest import FakeClock, Sim
 
 DEMO = "13800138000"

@@ -25,7 +25,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hotline.balance.ledger import LedgerRecord, LedgerStore
-from hotline.balance.provider import BalanceProvider
 from hotline.base.config import Settings
 from hotline.flow.services import Services
 from hotline.store.sessions import session_key
@@ -232,20 +231,19 @@ async def test_repeated_request_gets_the_identical_reply_and_no_second_lookup(
     client = await aiohttp_client(app)
     engine = app[ENGINE]
     lookups: list[str] = []
-    assert engine.services.balance is not None
-    real: BalanceProvider = engine.services.balance
+    real = engine.services.balance
+    assert real is not None
 
     class Observed:
-        """The real provider, with its calls written down."""
+        """The real balance service, with its calls written down."""
+
+        fresh_for = real.fresh_for
 
         async def fetch(self, msisdn: str) -> Any:
             lookups.append(msisdn)
             return await real.fetch(msisdn)
 
-        async def close(self) -> None:
-            await real.close()
-
-    engine.services = Services(balance=Observed())  # type: ignore[arg-type]
+    engine.services = Services(balance=Observed())
 
     phone = Phone(client, "s1")
     await phone.dial()

@@ -57,8 +57,12 @@ def mutate_v1(rule: FaultRule, doc: dict[str, Any], now: dt.datetime) -> str | b
         case "extra_field":
             doc["x_vendor_extension"] = {"tier": "gold", "points": 1200}
         case "unknown_enum":
-            doc["account_status"] = "frozen_by_vendor"
-            doc["payment_type"] = "prepaid_plus"
+            if p.get("target", "account") == "bucket":  # the first package's status
+                for bucket in doc["buckets"][:1]:
+                    bucket["status"] = "frozen_by_vendor"
+            else:
+                doc["account_status"] = "frozen_by_vendor"
+                doc["payment_type"] = "prepaid_plus"
         case "duplicate_keys":
             return '{"account_status":"barred",' + json.dumps(doc)[1:]
         case "out_of_range":
@@ -134,8 +138,9 @@ def mutate_tmf(rule: FaultRule, items: list[dict[str, Any]]) -> str:
             del items[0]["remainingValue"]
         case "extra_field":
             items[0]["x_vendor_extension"] = {"tier": "gold"}
-        case "unknown_enum":
-            items[0]["status"] = "frozen_by_vendor"
+        case "unknown_enum":  # the money bucket's status, or the first package's
+            target = 1 if p.get("target", "money") == "bucket" and len(items) > 1 else 0
+            items[target]["status"] = "frozen_by_vendor"
         case "duplicate_keys":
             return '[{"id":"bkt-dup",' + json.dumps(items)[2:]
         case "out_of_range":

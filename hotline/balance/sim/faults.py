@@ -50,7 +50,7 @@ FAULTS: dict[str, dict[str, tuple[str, ...] | type]] = {
     },
     "missing_field": {"field": ("as_of", "account_status", "remaining")},
     "extra_field": {},
-    "unknown_enum": {},
+    "unknown_enum": {"target": ("account", "money", "bucket")},
     "duplicate_keys": {},
     "out_of_range": {"variant": ("huge", "negative_data", "expiry_1970")},
     "time_formats": {"variant": ("no_offset", "epoch_s", "epoch_ms", "compact")},

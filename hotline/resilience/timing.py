@@ -1,4 +1,4 @@
-"""Time budget of a lookup: one overall deadline, and at most one retry that fits in it."""
+"""Time budget of a call: one overall deadline, and at most one retry that fits in it."""
 
 from __future__ import annotations
 
@@ -9,31 +9,27 @@ from collections.abc import Awaitable, Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from hotline.balance.faults import (
-    UpstreamRefused,
-    is_retryable,
-)
-from hotline.balance.metrics import BalanceMetrics
-from hotline.balance.model import BalanceSnapshot
-from hotline.balance.resilience.base import Inner, Layer
 from hotline.base.errors import UpstreamTimeout
+from hotline.resilience.base import Call, Layer, T
+from hotline.resilience.faults import UpstreamRefused, is_retryable
+from hotline.resilience.metrics import CallMetrics
 
 __all__ = ["Deadline", "Retry", "lookup_id", "remaining_budget"]
 
 # --- deadline -----------------------------------------------------------------------
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "hotline_balance_deadline", default=None
+    "hotline_call_deadline", default=None
 )
 
 
 _LOOKUP_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "hotline_balance_lookup_id", default=None
+    "hotline_call_id", default=None
 )
 
 
 def lookup_id() -> str:
-    """The id of the current lookup (same for its retries): the upstream `X-Request-Id`."""
+    """The id of the current call (same for its retries): the upstream `X-Request-Id`."""
     return _LOOKUP_ID.get() or _new_id()
 
 
@@ -53,20 +49,20 @@ def remaining_budget() -> float:
     return deadline - asyncio.get_running_loop().time()
 
 
-class Deadline(Layer):
-    """One overall budget per lookup, covering every attempt and every wait."""
+class Deadline(Layer[T]):
+    """One overall budget per call, covering every attempt and every wait."""
 
-    def __init__(self, inner: Inner, seconds: float) -> None:
+    def __init__(self, inner: Call[T], seconds: float) -> None:
         super().__init__(inner)
         self.seconds = seconds
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot:
+    async def fetch(self, key: str, /) -> T:
         loop = asyncio.get_running_loop()
         token = _DEADLINE.set(loop.time() + self.seconds)
         lookup = _LOOKUP_ID.set(_new_id())
         try:
             async with asyncio.timeout(self.seconds):
-                return await self.inner.fetch(msisdn)
+                return await self.inner.fetch(key)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {self.seconds:g} s") from exc
         finally:
@@ -77,7 +73,7 @@ class Deadline(Layer):
 # --- retry --------------------------------------------------------------------------
 
 
-class Retry(Layer):
+class Retry(Layer[T]):
     """At most `retries` more attempts of a retryable failure, full jitter, within budget.
 
     A retry happens only if the wait (Retry-After, or at most `backoff`) plus
@@ -86,14 +82,14 @@ class Retry(Layer):
 
     def __init__(
         self,
-        inner: Inner,
+        inner: Call[T],
         *,
         retries: int = 1,
         backoff: float = 0.05,
         min_budget: float = 0.2,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        metrics: BalanceMetrics | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
         super().__init__(inner)
         self.retries = retries
@@ -125,9 +121,9 @@ class Retry(Layer):
         if self._metrics is not None:
             self._metrics.retries.labels(self.name).inc()
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot:
+    async def fetch(self, key: str, /) -> T:
         try:  # the first attempt pays nothing for the retry machinery (bench/balance.py)
-            return await self.inner.fetch(msisdn)
+            return await self.inner.fetch(key)
         except Exception as exc:
             if self.retries == 0 or not is_retryable(exc):
                 raise
@@ -144,6 +140,6 @@ class Retry(Layer):
             with attempt:
                 if attempt.retry_state.attempt_number == 1:
                     raise first  # tenacity decides on the failure we already have
-                result: BalanceSnapshot = await self.inner.fetch(msisdn)
+                result: T = await self.inner.fetch(key)
                 return result
         raise AssertionError("unreachable: tenacity reraises the last failure")

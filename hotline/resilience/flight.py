@@ -1,4 +1,4 @@
-"""One upstream call per subscriber at a time, and a bounded number per window."""
+"""One upstream call per key (subscriber) at a time, and a bounded number per window."""
 
 from __future__ import annotations
 
@@ -11,17 +11,16 @@ from collections.abc import Callable
 from cachetools import TTLCache
 from limits import parse as parse_rate
 
-from hotline.balance.model import BalanceSnapshot
-from hotline.balance.resilience.base import Inner, Key, Layer, Monotonic
 from hotline.base.errors import RateLimited, UpstreamNotFound
+from hotline.resilience.base import Call, Key, Layer, Monotonic, T
 
 __all__ = ["SingleFlight", "SubscriberLimit"]
 
 # --- single-flight ------------------------------------------------------------------
 
 
-class SingleFlight(Layer):
-    """Concurrent lookups of one subscriber share one upstream call.
+class SingleFlight(Layer[T]):
+    """Concurrent calls for one key (subscriber) share one upstream call.
 
     Waiters `await asyncio.shield(task)`, so cancelling one waiter (its USSD session
     timed out) never cancels the shared call the others are waiting on. `settled`
@@ -30,15 +29,15 @@ class SingleFlight(Layer):
     second upstream call.
     """
 
-    def __init__(self, inner: Inner, key: Key) -> None:
+    def __init__(self, inner: Call[T], key: Key) -> None:
         super().__init__(inner)
         self._key = key
-        self._tasks: dict[str, asyncio.Task[BalanceSnapshot]] = {}
-        self.settled: Callable[[str, BalanceSnapshot | UpstreamNotFound], None] | None = None
+        self._tasks: dict[str, asyncio.Task[T]] = {}
+        self.settled: Callable[[str, T | UpstreamNotFound], None] | None = None
 
-    async def _call(self, key: str, msisdn: str) -> BalanceSnapshot:
+    async def _call(self, key: str, raw: str) -> T:
         try:
-            result = await self.inner.fetch(msisdn)
+            result = await self.inner.fetch(raw)
         except UpstreamNotFound as exc:
             if self.settled is not None:
                 self.settled(key, exc)
@@ -47,17 +46,17 @@ class SingleFlight(Layer):
             self.settled(key, result)
         return result
 
-    def _done(self, key: str, task: asyncio.Task[BalanceSnapshot]) -> None:
+    def _done(self, key: str, task: asyncio.Task[T]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
         if not task.cancelled():
             task.exception()  # retrieved: no "never retrieved" warning if all waiters left
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot:
-        key = self._key(msisdn)
+    async def fetch(self, raw: str, /) -> T:
+        key = self._key(raw)
         task = self._tasks.get(key)
         if task is None:
-            task = asyncio.create_task(self._call(key, msisdn))
+            task = asyncio.create_task(self._call(key, raw))
             self._tasks[key] = task
             task.add_done_callback(functools.partial(self._done, key))
         return await asyncio.shield(task)
@@ -77,7 +76,7 @@ class SingleFlight(Layer):
 # --- per-subscriber limit -----------------------------------------------------------
 
 
-class SubscriberLimit(Layer):
+class SubscriberLimit(Layer[T]):
     """At most `rate` (e.g. "10/minute") upstream lookups per subscriber, moving window.
 
     Over the limit raises `RateLimited`; the cache outside serves the last answer instead
@@ -90,7 +89,7 @@ class SubscriberLimit(Layer):
 
     def __init__(
         self,
-        inner: Inner,
+        inner: Call[T],
         key: Key,
         rate: str,
         *,
@@ -120,7 +119,7 @@ class SubscriberLimit(Layer):
         self._hits[key] = hits  # re-set: the entry lives a window past the latest hit
         return True
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot:
-        if not self._hit(self._key(msisdn)):
-            raise RateLimited("subscriber over the lookup limit")
-        return await self.inner.fetch(msisdn)
+    async def fetch(self, raw: str, /) -> T:
+        if not self._hit(self._key(raw)):
+            raise RateLimited("over the per-subscriber limit")
+        return await self.inner.fetch(raw)

@@ -1,7 +1,8 @@
 """How each upstream failure is treated: retried? counted by the breaker? (reference §7.2).
 
 The error classes themselves are `hotline.base.errors`; these subclasses add the fields the
-resilience layers need without the flows having to know them.
+resilience layers need without the flows having to know them. They hold for any service
+call, not only balance lookups: a service maps its transport's failures onto them.
 """
 
 from __future__ import annotations

@@ -9,14 +9,9 @@ from typing import ClassVar
 
 from aiolimiter import AsyncLimiter
 
-from hotline.balance.faults import (
-    BulkheadFull,
-    CircuitOpen,
-    counts_for_breaker,
-)
-from hotline.balance.metrics import BalanceMetrics
-from hotline.balance.model import BalanceSnapshot
-from hotline.balance.resilience.base import Inner, Layer, Monotonic, log
+from hotline.resilience.base import Call, Layer, Monotonic, T, logger
+from hotline.resilience.faults import BulkheadFull, CircuitOpen, counts_for_breaker
+from hotline.resilience.metrics import CallMetrics
 
 __all__ = ["Breaker", "BreakerState", "Bulkhead"]
 
@@ -32,7 +27,7 @@ class BreakerState:
     NAMES: ClassVar[dict[int, str]] = {0: "closed", 1: "open", 2: "half_open"}
 
 
-class Breaker(Layer):
+class Breaker(Layer[T]):
     """Opens on `failures` consecutive failures or a failure rate over a window.
 
     After `reset` seconds open, exactly one caller is let through as the probe; every
@@ -43,7 +38,7 @@ class Breaker(Layer):
 
     def __init__(
         self,
-        inner: Inner,
+        inner: Call[T],
         *,
         failures: int = 5,
         window: float = 30.0,
@@ -51,7 +46,7 @@ class Breaker(Layer):
         failure_rate: float = 0.5,
         reset: float = 10.0,
         clock: Monotonic = time.monotonic,
-        metrics: BalanceMetrics | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
         super().__init__(inner)
         self.failures = failures
@@ -61,6 +56,7 @@ class Breaker(Layer):
         self.reset = reset
         self._clock = clock
         self._metrics = metrics
+        self._log = logger(metrics.service if metrics else "upstream")
         self.state = BreakerState.CLOSED
         self._consecutive = 0
         self._calls: deque[tuple[float, bool]] = deque()
@@ -70,8 +66,9 @@ class Breaker(Layer):
 
     def _set_state(self, state: int) -> None:
         if state != self.state:
-            log.warning(
-                "balance breaker %s -> %s (provider=%s)",
+            self._log.warning(
+                "%s breaker %s -> %s (provider=%s)",
+                self._metrics.service if self._metrics else "upstream",
                 BreakerState.NAMES[self.state],
                 BreakerState.NAMES[state],
                 self.name,
@@ -116,10 +113,10 @@ class Breaker(Layer):
         if self._consecutive >= self.failures or by_rate:
             self._open()
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot:
+    async def fetch(self, key: str, /) -> T:
         probe = self._admit()
         try:
-            result = await self.inner.fetch(msisdn)
+            result = await self.inner.fetch(key)
         except Exception as exc:
             failed = counts_for_breaker(exc)
             if probe:
@@ -151,22 +148,22 @@ class Breaker(Layer):
 # --- bulkhead -----------------------------------------------------------------------
 
 
-class Bulkhead(Layer):
-    """At most `limit` lookups in the upstream at once; a caller waits at most `wait` s.
+class Bulkhead(Layer[T]):
+    """At most `limit` calls in the upstream at once; a caller waits at most `wait` s.
 
     Optionally paces the upstream to `rate` requests a second (aiolimiter), for
     providers with a contracted QPS.
     """
 
     def __init__(
-        self, inner: Inner, *, limit: int, wait: float = 0.1, rate: float | None = None
+        self, inner: Call[T], *, limit: int, wait: float = 0.1, rate: float | None = None
     ) -> None:
         super().__init__(inner)
         self._semaphore = asyncio.Semaphore(limit)
         self.wait = wait
         self._pacer = AsyncLimiter(rate, 1.0) if rate else None
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot:
+    async def fetch(self, key: str, /) -> T:
         if self._semaphore.locked():  # only a full bulkhead pays for the bounded wait
             try:
                 async with asyncio.timeout(self.wait):
@@ -178,6 +175,6 @@ class Bulkhead(Layer):
         try:
             if self._pacer is not None:
                 await self._pacer.acquire()
-            return await self.inner.fetch(msisdn)
+            return await self.inner.fetch(key)
         finally:
             self._semaphore.release()

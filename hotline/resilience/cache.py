@@ -4,37 +4,40 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic
 
 from prometheus_client import Counter
 
-from hotline.balance.faults import error_kind
-from hotline.balance.metrics import BalanceMetrics
-from hotline.balance.model import BalanceSnapshot
-from hotline.balance.resilience.base import Inner, Key, Layer, Monotonic, log
 from hotline.base.errors import UpstreamError, UpstreamNotFound
+from hotline.resilience.base import Call, Key, Layer, Monotonic, T, logger
+from hotline.resilience.faults import error_kind
+from hotline.resilience.metrics import CallMetrics
 
 __all__ = ["Cache"]
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(Generic[T]):
     stored: float
-    snapshot: BalanceSnapshot | None = None
+    answer: T | None = None
     not_found: UpstreamNotFound | None = None
 
 
-class Cache(Layer):
+class Cache(Layer[T]):
     """Fresh for `fresh_ttl` s; then refetch, and on failure serve stale up to `max_stale`.
 
-    A stale answer comes back with `stale=True` (the flows add "截至HH:MM" from `as_of`).
-    `UpstreamNotFound` is remembered for `negative_ttl`. Only validated snapshots ever
-    reach this layer, so an invalid upstream answer is never cached.
+    A stale answer comes back through `mark_stale` (the balance service marks its snapshot
+    `stale=True`, and the flows add "截至HH:MM" from `as_of`); without it, as is.
+    `UpstreamNotFound` is remembered for `negative_ttl`. Only answers the inner call
+    returned (validated) ever reach this layer, so an invalid upstream answer is never
+    cached. For reads only: a call with effects is never answered from a cache.
     """
 
     def __init__(
         self,
-        inner: Inner,
+        inner: Call[T],
         key: Key,
         *,
         fresh_ttl: float,
@@ -42,7 +45,8 @@ class Cache(Layer):
         negative_ttl: float,
         maxsize: int = 100_000,
         clock: Monotonic = time.monotonic,
-        metrics: BalanceMetrics | None = None,
+        metrics: CallMetrics | None = None,
+        mark_stale: Callable[[T], T] | None = None,
     ) -> None:
         super().__init__(inner)
         self._key = key
@@ -51,14 +55,22 @@ class Cache(Layer):
         self.negative_ttl = negative_ttl
         self._clock = clock
         self._metrics = metrics
+        self._service = metrics.service if metrics else "upstream"
+        self._log = logger(self._service)
+        self._mark_stale = mark_stale
         # Oldest write first (every write moves its key to the end), bounded in size and
         # age: both the expired and the least recently written entries are at the front.
         # Not cachetools.TTLCache: its `get` was ~1 µs of a 2.6 µs warm hit; an
         # OrderedDict lookup is a C call, and the age checks in `fetch` already decide.
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry[T]] = OrderedDict()
         self._maxsize = maxsize
         self._ttl = max(fresh_ttl, max_stale, negative_ttl, 0.001)
         self._counters: dict[str, Counter] = {}
+
+    @property
+    def fresh_for(self) -> float:
+        """Seconds an answer counts as current (`fresh_ttl`)."""
+        return self.fresh_ttl
 
     def _count(self, result: str) -> None:
         if self._metrics is None:
@@ -72,14 +84,14 @@ class Cache(Layer):
             self._counters[result] = counter
         counter.inc()
 
-    def remember(self, key: str, outcome: BalanceSnapshot | UpstreamNotFound) -> None:
-        """Store an answer (or a not-found) under a subscriber key."""
+    def remember(self, key: str, outcome: T | UpstreamNotFound) -> None:
+        """Store an answer (or a not-found) under a pseudonymous key."""
         now = self._clock()
         entries = self._entries
         if isinstance(outcome, UpstreamNotFound):
             entries[key] = _Entry(now, not_found=outcome)
         else:
-            entries[key] = _Entry(now, snapshot=outcome)
+            entries[key] = _Entry(now, answer=outcome)
         entries.move_to_end(key)
         horizon = now - self._ttl
         while entries:
@@ -88,32 +100,38 @@ class Cache(Layer):
                 break
             del entries[oldest]
 
-    async def fetch(self, msisdn: str) -> BalanceSnapshot:
-        key = self._key(msisdn)
-        entry = self._entries.get(key)
+    async def fetch(self, key: str, /) -> T:
+        pseudonym = self._key(key)
+        entry = self._entries.get(pseudonym)
         if entry is not None:
             age = self._clock() - entry.stored
             if entry.not_found is not None and age <= self.negative_ttl:
                 self._count("negative")
-                raise UpstreamNotFound("subscriber not found (cached)")
-            if entry.snapshot is not None and age <= self.fresh_ttl:
+                raise UpstreamNotFound("not found (cached)")
+            if entry.answer is not None and age <= self.fresh_ttl:
                 self._count("fresh")
-                return entry.snapshot
+                return entry.answer
         self._count("miss")
         try:
-            snapshot = await self.inner.fetch(msisdn)
+            answer = await self.inner.fetch(key)
         except UpstreamNotFound as exc:
-            self.remember(key, exc)
+            self.remember(pseudonym, exc)
             raise
         except UpstreamError as exc:
             if (
                 entry is not None
-                and entry.snapshot is not None
+                and entry.answer is not None
                 and self._clock() - entry.stored <= self.max_stale
             ):
                 self._count("stale")
-                log.warning("balance serving stale answer (sub=%s, cause=%s)", key, error_kind(exc))
-                return entry.snapshot.as_stale()
+                self._log.warning(
+                    "%s serving stale answer (sub=%s, cause=%s)",
+                    self._service,
+                    pseudonym,
+                    error_kind(exc),
+                )
+                stale = entry.answer
+                return self._mark_stale(stale) if self._mark_stale is not None else stale
             raise
-        self.remember(key, snapshot)
-        return snapshot
+        self.remember(pseudonym, answer)
+        return answer
