@@ -5,76 +5,31 @@ sets with their types (what prompt placeholders such as `{balance:money}` read),
 outcomes (`ok` goes to `next`, the others are `on:` keys, anything unnamed `on_error`).
 `--json` prints the same as a list of objects for tools.
 
-`action_specs()` is the one place that reads the registry.
+Everything comes from the registry's own specs (`ACTIONS.specs()`), which each action
+declares where it registers (`@action(name, args=…, sets=…, outcomes=…)`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from hotline.flow.actions.base import ActionSpec
 
-__all__ = ["ActionSpec", "action_specs", "register", "run"]
-
-
-@dataclass(frozen=True, slots=True)
-class ActionSpec:
-    """What a flow author needs to know about one action."""
-
-    name: str
-    doc: str
-    args: Sequence[str] = ()
-    sets: Mapping[str, str] = field(default_factory=dict)  # variable → placeholder type
-    outcomes: Sequence[str] = ()
+__all__ = ["action_specs", "register", "run"]
 
 
 def action_specs() -> list[ActionSpec]:
-    """Every registered action, by name.
-
-    Read from the registry's names and docstrings for now: `args:` and `on:` of the
-    docstring's YAML example, the backquoted names of its `Sets …` and `Outcomes: …`
-    sentences; variable types by name (the types prompt placeholders give them). When the
-    registry describes its actions itself (`ACTIONS.specs()`), this returns that.
-    """
+    """Every registered action's own description (`ACTIONS.specs()`), by name."""
     from hotline.flow.actions import ACTIONS
 
-    types = {"balance": "money", "owed": "money", "data": "volume", "voice": "duration"}
-    types |= {"sms": "int", "stale": "bool", "as_of": "time"}
-    specs = []
-    for name in ACTIONS.names():
-        doc = ACTIONS.doc(name)
-        prose, _, rest = doc.partition("```yaml")
-        example = (yaml.safe_load(rest.partition("```")[0]) or {}) if rest else {}
-        state: dict[str, Any] = (
-            next(iter(example.values()), {}) if isinstance(example, dict) else {}
-        )
-        sentences = re.split(r"(?<=\.)\s+", " ".join(prose.split()))
-        sets: dict[str, str] = {}
-        outcomes = ["ok", *state.get("on", {}), "error"]
-        for sentence in sentences:
-            names = re.findall(r"`([^`]+)`", sentence)
-            if sentence.startswith("Sets "):
-                for var in names:
-                    expanded = [f"{k}_expiry" for k in ("data", "voice", "sms")]
-                    for each in expanded if var == "*_expiry" else [var]:
-                        sets[each] = types.get(each, "date" if each.endswith("_expiry") else "")
-            elif sentence.startswith("Outcomes:"):
-                outcomes = names
-        specs.append(
-            ActionSpec(
-                name=name,
-                doc=prose.strip().split("\n\n")[0],
-                args=tuple(state.get("args", {})),
-                sets=sets,
-                outcomes=tuple(dict.fromkeys(outcomes)),
-            )
-        )
-    return specs
+    return ACTIONS.specs()
+
+
+def _summary(spec: ActionSpec) -> str:
+    """The docstring's first paragraph: what the action does, in one sentence or two."""
+    return " ".join(spec.doc.split("\n\n")[0].split())
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -88,10 +43,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _as_dict(spec: ActionSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
-        "doc": spec.doc,
-        "args": list(spec.args),
+        "doc": _summary(spec),
+        "args": [
+            {"name": a.name, "type": a.type, "required": a.required, "doc": a.doc}
+            for a in spec.args
+        ],
         "sets": dict(spec.sets),
-        "outcomes": list(spec.outcomes),
+        "outcomes": list(spec.all_outcomes),
     }
 
 
@@ -103,19 +61,18 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="flow actions (kind: action)", show_lines=True)
-    table.add_column("action", style="bold")
-    table.add_column("args")
-    table.add_column("sets")
-    table.add_column("outcomes (on:)")
-    table.add_column("what it does")
+    console = Console()
     for spec in specs:
-        table.add_row(
-            spec.name,
-            "\n".join(spec.args) or "—",
-            "\n".join(f"{k}: {v}" if v else k for k, v in spec.sets.items()) or "—",
-            "\n".join(spec.outcomes),
-            spec.doc,
+        console.print(f"[bold]{spec.name}[/bold]  {_summary(spec)}")
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column()
+        args = ", ".join(
+            f"{a.name}: {a.type}{'' if a.required else ' (optional)'}" for a in spec.args
         )
-    Console().print(table)
+        grid.add_row("args", args or "—")
+        grid.add_row("sets", ", ".join(f"{k}: {v}" for k, v in spec.sets.items()) or "—")
+        grid.add_row("outcomes", ", ".join(spec.all_outcomes))
+        console.print(grid)
+        console.print()
     return 0

