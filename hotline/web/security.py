@@ -1,7 +1,9 @@
 """Gateway authentication as pure functions: CIDR allow-lists, proxies, tokens.
 
 Nothing here touches aiohttp; `hotline.web.guards` applies these to requests. Every
-secret comparison goes through `hmac.compare_digest` so timing says nothing.
+secret comparison goes through `hmac.compare_digest` so timing says nothing, on bytes:
+what a client presents is whatever its bytes decoded to (aiohttp keeps undecodable header
+bytes as lone surrogates), so it is encoded with `surrogatepass`, which never fails.
 """
 
 from __future__ import annotations
@@ -87,11 +89,17 @@ def ip_allowed(address: _Address | None, allowed: Sequence[Network]) -> bool:
     return address is not None and _inside(address, allowed)
 
 
+def _wire_bytes(text: str) -> bytes:
+    """Any str as bytes: UTF-8, lone surrogates (undecodable bytes a client sent) kept
+    rather than raising, so they simply compare unequal to a configured secret."""
+    return text.encode("utf-8", errors="surrogatepass")
+
+
 def token_ok(given: str | None, expected: str) -> bool:
     """Constant-time equality of a presented secret with the configured one."""
     if given is None or not expected:
         return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(_wire_bytes(given), _wire_bytes(expected))
 
 
 def bearer_ok(authorization: str | None, expected: str) -> bool:
