@@ -31,6 +31,7 @@ from hotline.flow.model import Flow
 from hotline.flow.screen import Screen
 from hotline.web.forms import GatewayForm, gateway_form
 from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
+from hotline.web.security import authority_ok
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
 from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan
@@ -140,6 +141,8 @@ def _base_url(request: web.Request) -> URL:
     configured = request.app[SETTINGS].ivr.public_base_url
     if configured:
         return URL(configured.rstrip("/"))
+    if not authority_ok(request.host):
+        raise BadGatewayRequest("malformed Host header")
     try:
         return URL.build(scheme=request.scheme, authority=request.host)
     except ValueError:

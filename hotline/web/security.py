@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 __all__ = [
     "Network",
+    "authority_ok",
     "bearer_ok",
     "client_ip",
     "ip_allowed",
@@ -23,6 +25,9 @@ __all__ = [
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# RFC 3986 authority without userinfo: a reg-name or IPv4 (ASCII only), or a bracketed
+# IPv6 literal; then an optional port of digits.
+_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9\-._~!$&'()*+,;=%]{1,253})(?::([0-9]{1,5}))?")
 
 
 def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
@@ -82,6 +87,24 @@ def client_ip(
             return hop_address
         address = hop_address
     return address
+
+
+def authority_ok(host: str | None) -> bool:
+    """A `Host` (or `X-Forwarded-Host`) value a URL can be built from: ASCII host, a
+    bracketed IPv6 literal that parses, a port of 1-65535 if any. Anything else came from a
+    broken or hostile client, and no platform signed a URL with it."""
+    match = _AUTHORITY.fullmatch(host or "")
+    if match is None:
+        return False
+    name, port = match.groups()
+    if port is not None and not 0 < int(port) <= 65535:
+        return False
+    if name.startswith("["):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            return False
+    return True
 
 
 def ip_allowed(address: _Address | None, allowed: Sequence[Network]) -> bool:

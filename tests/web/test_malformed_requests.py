@@ -1,0 +1,197 @@
+"""Hostile and malformed requests at every endpoint (issue 13): never a crash, never an
+apology for what is the client's fault, never a number in the log.
+
+Requests are written as raw bytes to the test server's socket: aiohttp's client would
+refuse (or repair) most of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from hotline.web.app import create_app
+
+ADMIN = "admin-token-malformed"
+TWILIO = "twilio-token-malformed"
+Headers = list[tuple[bytes, bytes]]
+
+
+class Reply:
+    def __init__(self, raw: bytes) -> None:
+        head, _, self.body = raw.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        self.status = int(lines[0].split()[1]) if lines and lines[0].startswith(b"HTTP/") else 0
+        self.text = self.body.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.text[:120]!r}>"
+
+
+async def raw_request(
+    client: Any,
+    path: str | bytes,
+    body: bytes = b"",
+    headers: Headers | None = None,
+    *,
+    method: bytes = b"POST",
+    host: bytes = b"127.0.0.1",
+    content_type: bytes | None = b"application/x-www-form-urlencoded",
+) -> Reply:
+    """One request written byte for byte; the whole answer (the server closes)."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    target = path.encode("ascii") if isinstance(path, str) else path
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + host]
+    if content_type is not None:
+        lines.append(b"Content-Type: " + content_type)
+    lines += [b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers or ()]
+    writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return Reply(raw)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings_factory: Any, redis_url: str, tmp_path: Path) -> Any:
+    settings = settings_factory(
+        redis_url=redis_url,
+        security={"admin_token": ADMIN, "twilio_auth_token": TWILIO},
+        ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False},
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def unsigned_client(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str, tmp_path: Path
+) -> Any:
+    """No Twilio token: the voice handler itself meets the odd Host."""
+    settings = settings_factory(
+        redis_url=redis_url, ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False}
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+def _metric(text: str, name: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# --- defect 4: /admin/reload and an undecodable bearer token ------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Bearer \xe9\xe9",
+        b"Bearer \xff",
+        b"bearer \xc3\xa9",
+        b"\xe9\xe9 token",
+        b"Bearer \xed\xa0\x80",
+    ],
+)
+async def test_admin_reload_refuses_undecodable_bearer_tokens(
+    client: Any, authorization: bytes
+) -> None:
+    reply = await raw_request(
+        client, "/admin/reload", headers=[(b"Authorization", authorization)], content_type=None
+    )
+    assert reply.status == 401, reply
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "hotline_errors_total") == 0
+
+
+@pytest.mark.parametrize("token", ["%C3%A9", "%ED%A0%80", "%FF", "\u00e9"])
+async def test_path_tokens_compare_any_bytes(
+    aiohttp_client: Any, settings_factory: Any, redis_url: str, token: str
+) -> None:
+    settings = settings_factory(
+        redis_url=redis_url, security={"at_path_token": "s3cret-path-token-16"}
+    )
+    client = await aiohttp_client(create_app(settings))
+    form = b"sessionId=pt&serviceCode=*100%23&phoneNumber=%2B8613800138000&text="
+    reply = await raw_request(client, f"/ussd/africastalking/{quote(token, safe='%')}", form)
+    assert reply.status == 403, reply
+
+
+# --- defect 5: an odd Host header and the Twilio signature ------------------------------
+
+_VOICE_FORM = b"CallSid=CA-host&From=%2B8613800138000&To=%2B8610086&CallStatus=ringing"
+_ODD_HOSTS = [b"127.0.0.1:abc", b"127.0.0.1:999999", b"h\xe9st", b"h\xc3\xa9st:80", b"[::1", b":"]
+
+
+@pytest.mark.parametrize("host", _ODD_HOSTS)
+@pytest.mark.parametrize("signature", [None, b"c2lnbmF0dXJl"])
+async def test_odd_host_gets_403_not_an_apology(
+    client: Any, host: bytes, signature: bytes | None
+) -> None:
+    headers = [(b"X-Twilio-Signature", signature)] if signature is not None else []
+    reply = await raw_request(client, "/ivr/twilio/voice", _VOICE_FORM, headers, host=host)
+    assert reply.status in (400, 403), reply
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "hotline_errors_total") == 0
+
+
+@pytest.mark.parametrize("host", _ODD_HOSTS)
+async def test_odd_host_without_signature_check_is_400(unsigned_client: Any, host: bytes) -> None:
+    reply = await raw_request(unsigned_client, "/ivr/twilio/voice", _VOICE_FORM, host=host)
+    assert reply.status == 400, reply
+    metrics = await (await unsigned_client.get("/metrics")).text()
+    assert _metric(metrics, "hotline_errors_total") == 0
+
+
+@pytest.mark.parametrize("target", [b"/ivr/twilio/voice?x=\xe9", b"/ivr/twilio/voice?x=%ED%A0%80"])
+async def test_odd_query_string_is_403(client: Any, target: bytes) -> None:
+    headers = [(b"X-Twilio-Signature", b"c2lnbmF0dXJl")]
+    reply = await raw_request(client, target, _VOICE_FORM, headers)
+    assert reply.status in (400, 403), reply
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "hotline_errors_total") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:abc/ivr",
+        "http://127.0.0.1:999999/ivr",
+        "http://h\udce9st/ivr",
+        "http://[::1/x",
+    ],
+)
+def test_twilio_verify_is_false_for_urls_no_platform_signs(url: str) -> None:
+    from ivr.auth import verify
+
+    assert verify(url, {"From": "+8613800138000"}, "c2lnbmF0dXJl", TWILIO) is False
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("example.org", True),
+        ("example.org:8443", True),
+        ("127.0.0.1:80", True),
+        ("[2001:db8::1]:443", True),
+        ("127.0.0.1:abc", False),
+        ("127.0.0.1:999999", False),
+        ("127.0.0.1:0", False),
+        ("h\udce9st", False),
+        ("hést", False),
+        ("[::1", False),
+        ("[nothex]", False),
+        (":", False),
+        ("", False),
+    ],
+)
+def test_authority_ok(host: str, ok: bool) -> None:
+    from hotline.web.security import authority_ok
+
+    assert authority_ok(host) is ok
