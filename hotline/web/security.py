@@ -27,7 +27,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # RFC 3986 authority without userinfo: a reg-name or IPv4 (ASCII only), or a bracketed
 # IPv6 literal; then an optional port of digits.
-_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9\-._~!$&'()*+,;=%]{1,253})(?::([0-9]{1,5}))?")
+_AUTHORITY = re.compile(
+    r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9\-._~!$&'()*+,;=%]{1,253})(?::([0-9]{1,5}))?"
+)
 
 
 def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:

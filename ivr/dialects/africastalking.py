@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
-from ivr.dialects import call_event, field, optional_digits
+from ivr.dialects import call_event, caller_field, field, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -30,7 +30,7 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     if active not in ("0", "1"):
         raise BadGatewayRequest("missing or malformed field isActive (expected 0 or 1)")
     session = field(form, "sessionId", _SESSION)
-    caller = field(form, "callerNumber")
+    caller = caller_field(form, "callerNumber")
     digits = optional_digits(form, "dtmfDigits")
 
     return call_event(NAME, session, caller, ended=active == "0", digits=digits, query=query)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 
 from hotline.flow.events import ChannelEvent
-from ivr.dialects import call_event, field, optional_digits
+from ivr.dialects import call_event, caller_field, field, optional_digits
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -26,7 +26,7 @@ _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     """One webhook request as an event; raises `BadGatewayRequest` with the reason."""
     call = field(form, "CallSid", _SID)
-    caller = field(form, "From")
+    caller = caller_field(form, "From")
     status = (form.get("CallStatus") or "").strip()
     digits = optional_digits(form, "Digits")
 

@@ -195,3 +195,68 @@ def test_authority_ok(host: str, ok: bool) -> None:
     from hotline.web.security import authority_ok
 
     assert authority_ok(host) is ok
+
+
+# --- defect 3: caller numbers in digits of another script --------------------------------
+
+_SCRIPTS = [
+    "+86١٣٨٠٠١٣٨٠٠٠",
+    "+８６１３８００１３８０００",
+    "+86१३८००१३८०००",
+    "+8613800138000\u00b2",
+]
+
+
+def _form(**fields: str) -> bytes:
+    return "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in fields.items()).encode()
+
+
+@pytest.mark.parametrize("phone", _SCRIPTS)
+async def test_ussd_refuses_non_ascii_digits_with_400(client: Any, phone: str) -> None:
+    body = _form(sessionId="u-script", serviceCode="*100#", phoneNumber=phone, text="")
+    reply = await raw_request(client, "/ussd/africastalking", body)
+    assert reply.status == 400, reply
+    assert "phoneNumber" in reply.text
+    events = _form(sessionId="u-script", status="Success", hopsCount="1", phoneNumber=phone)
+    reply = await raw_request(client, "/ussd/africastalking/events", events)
+    assert reply.status == 400, reply
+    assert "phoneNumber" in reply.text
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "hotline_errors_total") == 0
+
+
+@pytest.mark.parametrize("phone", _SCRIPTS)
+async def test_voice_refuses_non_ascii_digits_with_400(client: Any, phone: str) -> None:
+    from twilio.request_validator import RequestValidator
+
+    fields = {"CallSid": "CA-script", "From": phone, "To": "+8610086", "CallStatus": "ringing"}
+    url = str(client.make_url("/ivr/twilio/voice"))
+    signed = RequestValidator(TWILIO).compute_signature(url, fields)
+    reply = await raw_request(
+        client,
+        "/ivr/twilio/voice",
+        _form(**fields),
+        [(b"X-Twilio-Signature", signed.encode())],
+        host=client.make_url("/").authority.encode(),
+    )
+    assert reply.status == 400, reply
+    assert "From" in reply.text
+    at = _form(isActive="1", sessionId="ATV-script", callerNumber=phone, direction="Inbound")
+    reply = await raw_request(client, "/ivr/africastalking", at)
+    assert reply.status == 400, reply
+    assert "callerNumber" in reply.text
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "hotline_errors_total") == 0
+
+
+def test_pseudonyms_are_total_and_script_blind() -> None:
+    from hotline.base.privacy import Pseudonymizer, ascii_digits, canonical_msisdn
+
+    pseudonym = Pseudonymizer("s")
+    ascii_one = pseudonym("+8613800138000")
+    for phone in _SCRIPTS[:3]:
+        assert ascii_digits(phone) == "+8613800138000"
+        assert canonical_msisdn(phone) == "13800138000"
+        assert pseudonym(phone) == ascii_one
+    for odd in ["\udce9", "²³", "", "+", "anonymous", "client:alice"]:
+        assert len(pseudonym(odd)) == 20

@@ -42,7 +42,7 @@ from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_
 
 __all__ = ["SIM", "Simulator", "create_sim_app"]
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # ASCII: `\d` admits ١ and １
 _TITLES = {
     400: ("INVALID_REQUEST", False),
     401: ("UNAUTHENTICATED", False),
@@ -57,7 +57,7 @@ _TITLES = {
 }
 _SKEW_MS = 300_000
 _TIMESTAMP = re.compile(r"[0-9]{1,16}")  # ASCII ms: str.isdigit admits ², which int() refuses
-_AMOUNT = re.compile(r'("amount(?:_minor)?"):\s*-?[\d.]+')
+_AMOUNT = re.compile(r'("amount(?:_minor)?"):\s*-?[0-9.]+')
 
 
 def _problem(status: int, code: str | None = None, retry_after: int | None = None) -> web.Response:
