@@ -29,7 +29,7 @@ from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.flow.events import ChannelEvent
 from hotline.flow.model import Flow
 from hotline.flow.screen import Screen
-from hotline.web.forms import GatewayForm, gateway_form
+from hotline.web.forms import GatewayForm, body_errors, gateway_form
 from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
 from hotline.web.security import authority_ok
 from ivr.clips import ClipSpec, InvalidClipKey
@@ -197,7 +197,8 @@ async def read_form(request: web.Request) -> GatewayForm:
     if request.content_type not in _FORM_TYPES:
         raise BadGatewayRequest("Content-Type must be application/x-www-form-urlencoded")
     try:
-        form = await request.post()
+        with body_errors(request):  # a corrupt or aborted body named, not a bug
+            form = await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise BadGatewayRequest("body is too large") from None
     except (ValueError, LookupError) as exc:  # LookupError: an unknown charset parameter

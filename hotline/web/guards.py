@@ -26,7 +26,7 @@ from hotline.base.metrics import Metrics
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.screen import PromptPart
 from hotline.i18n import TextFormatter
-from hotline.web.forms import FormReader, GatewayForm, gateway_form
+from hotline.web.forms import FormReader, GatewayForm, gateway_form, read_body
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.ratelimit import RateLimiter
 from hotline.web.security import Network, authority_ok, client_ip, ip_allowed, token_ok
@@ -263,12 +263,16 @@ def gateway_guard(
         body: str | None = None
         if request.method == "POST" and request.content_type in _BODY_TYPES:
             try:
-                raw = await request.read()  # cached: the channel reads it again for free
+                raw = await read_body(request)  # cached: the channel reads it again for free
             except web.HTTPRequestEntityTooLarge:
                 metrics.rejected.labels(gateway.channel, gateway.dialect, "body_size").inc()
                 note(rejected="body_size")
                 limit = request.client_max_size
                 return web.Response(status=400, text=f"body is larger than {limit} bytes")
+            except BadGatewayRequest as exc:  # corrupt Content-Encoding, broken framing
+                metrics.client_errors.labels("bad_body").inc()
+                note(rejected="bad_body")
+                return web.Response(status=exc.status_hint, text=exc.reason)
             if request.content_type == "application/json":
                 body = raw.decode("utf-8", errors="replace")
             else:

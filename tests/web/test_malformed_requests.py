@@ -8,11 +8,14 @@ refuse (or repair) most of them.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aiohttp import ClientSession, web
 
 from hotline.web.app import create_app
 
@@ -65,6 +68,35 @@ async def client(aiohttp_client: Any, settings_factory: Any, redis_url: str, tmp
         ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False},
     )
     return await aiohttp_client(create_app(settings))
+
+
+class RealServer:
+    """The app on a real socket, run as `hotline serve` runs it (no handler cancellation),
+    with `get` for its own endpoints."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int) -> None:
+        self.runner, self.host, self.port = runner, host, port
+
+    async def metrics(self) -> str:
+        url = f"http://{self.host}:{self.port}/metrics"
+        async with ClientSession() as session, session.get(url) as response:
+            return await response.text()
+
+
+@pytest.fixture
+async def real_server(
+    settings_factory: Any, redis_url: str, tmp_path: Path
+) -> AsyncIterator[RealServer]:
+    settings = settings_factory(
+        redis_url=redis_url, ivr={"audio_dir": tmp_path / "audio", "warm_prompts": False}
+    )
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield RealServer(runner, host, port)
+    await runner.cleanup()
 
 
 @pytest.fixture
@@ -260,3 +292,61 @@ def test_pseudonyms_are_total_and_script_blind() -> None:
         assert pseudonym(phone) == ascii_one
     for odd in ["\udce9", "²³", "", "+", "anonymous", "client:alice"]:
         assert len(pseudonym(odd)) == 20
+
+
+# --- defect 6: a body that cannot be decoded ---------------------------------------------
+
+_GATEWAY_PATHS = [
+    "/ussd/africastalking",
+    "/ussd/africastalking/events",
+    "/ivr/twilio/voice",
+    "/ivr/africastalking",
+]
+
+
+@pytest.mark.parametrize("path", _GATEWAY_PATHS)
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
+async def test_corrupt_content_encoding_is_400_with_a_reason(
+    unsigned_client: Any, path: str, encoding: bytes
+) -> None:
+    garbage = b"phoneNumber=%2B8613800138000&not-really-compressed"
+    reply = await raw_request(unsigned_client, path, garbage, [(b"Content-Encoding", encoding)])
+    assert reply.status == 400, reply
+    assert "Content-Encoding" in reply.text, reply
+    await asyncio.sleep(0.05)  # aiohttp drains the rest of the body after the answer
+    metrics = await (await unsigned_client.get("/metrics")).text()
+    assert _metric(metrics, "hotline_errors_total") == 0
+    assert _metric(metrics, 'hotline_client_errors_total{kind="bad_body"}') == 1
+
+
+# --- noise: a client that hangs up mid-body ----------------------------------------------
+
+
+async def _hang_up_mid_body(client: Any, path: str) -> None:
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\n"
+        "sessionId=gone&phoneNumber=%2B86138".encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.close()
+
+
+@pytest.mark.parametrize("path", _GATEWAY_PATHS)
+async def test_client_hanging_up_mid_body_is_a_client_abort_not_an_error(
+    real_server: RealServer, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await _hang_up_mid_body(real_server, path)
+    for _ in range(100):
+        metrics = await real_server.metrics()
+        if _metric(metrics, 'hotline_client_errors_total{kind="client_abort"}'):
+            break
+        await asyncio.sleep(0.02)
+    assert _metric(metrics, 'hotline_client_errors_total{kind="client_abort"}') >= 1
+    assert _metric(metrics, "hotline_errors_total") == 0
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud == [], [(r.name, r.getMessage()) for r in loud]
+    assert all(r.exc_info is None and not r.exc_text for r in caplog.records)
