@@ -1,8 +1,8 @@
 """aiohttp routes of the voice channel.
 
 - `POST /ivr/twilio/voice` (`ivr-twilio-voice`) and `POST /ivr/africastalking`
-  (`ivr-africastalking`): verify, parse, `engine.step`, make sure every clip of the
-  reply exists, answer XML. A malformed request is a 400 with the reason; anything
+  (`ivr-africastalking`): parse → step → lay out (`hotline.web.turns.take_turn`), make
+  sure every clip of the reply exists, answer XML. A malformed request is a 400 with the reason; anything
   failing on our side (Redis, speech) still answers a valid document that apologizes.
 - `GET/HEAD /ivr/audio/{key}.wav` (`ivr-audio`): a clip by its sealed key, rendered
   on demand if this worker never saw it.
@@ -25,16 +25,16 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from yarl import URL
 
-from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
 from hotline.flow.model import Flow
-from hotline.flow.screen import Screen
 from hotline.web.forms import GatewayForm, body_errors, gateway_form
-from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, PSEUDONYM, SETTINGS, SPEECH_TEXT
+from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, SETTINGS, SPEECH_TEXT
 from hotline.web.security import authority_ok
+from hotline.web.turns import take_turn
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
-from ivr.render import AGENT_KEY, AGENT_PARAM, Clip, Speaker, VoiceLayout, VoicePlan
+from ivr.render import Clip, Speaker, VoiceLayout, VoicePlan
 from ivr.tts import SpeechService, TtsError
 from ivr.voicexml import XML_CONTENT_TYPE
 from ivr.warmup import (
@@ -83,7 +83,7 @@ async def _speech_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SPEECH] = service
     task = None
     if ivr.warm_prompts:
-        specs = static_specs(app[SPEAKER], app[ENGINE].registry.flows(), bool(ivr.agent_number))
+        specs = static_specs(app[SPEAKER], app[ENGINE].registry.flows())
         task = asyncio.create_task(_warm(service, specs))
         app[WARMUP] = task
     yield
@@ -112,7 +112,7 @@ async def _warm_reloaded(app: web.Application, flows: list[Flow]) -> None:
     ivr = app[SETTINGS].ivr
     if not ivr.warm_prompts:
         return
-    specs = static_specs(app[SPEAKER], flows, bool(ivr.agent_number))
+    specs = static_specs(app[SPEAKER], flows)
     report = await warm(app[SPEECH], specs)
     log.info(
         "voice prompts ready after reload: %d rendered, %d cached, %d failed",
@@ -150,29 +150,19 @@ def _base_url(request: web.Request) -> URL:
 
 
 def _layout(request: web.Request, dialect: ModuleType, route: str) -> VoiceLayout:
-    """The layout for this dialect and public base URL (kept: its memos are per layout).
-
-    Rebuilt when a flow reload moved the default flow's start state, which decides where
-    the agent option is offered.
-    """
+    """The layout for this dialect and the public base URL the platform called."""
     app = request.app
     layouts = app[_LAYOUTS]
     key = (route, request.scheme, request.host)
-    flow = app[ENGINE].registry.current(app[SETTINGS].default_flow)
-    root_state = flow.start if flow else None
     layout = layouts.get(key)
-    if layout is None or layout.root_state != root_state:
+    if layout is None:
         if len(layouts) >= 16:
             layouts.clear()  # bounded: the Host header is the caller's to choose
-        base = _base_url(request)
-        layout = layouts[key] = _new_layout(app, dialect, route, base, root_state)
+        layout = layouts[key] = _new_layout(app, dialect, route, _base_url(request))
     return layout
 
 
-def _new_layout(
-    app: web.Application, dialect: ModuleType, route: str, base: URL, root_state: str | None
-) -> VoiceLayout:
-    settings = app[SETTINGS]
+def _new_layout(app: web.Application, dialect: ModuleType, route: str, base: URL) -> VoiceLayout:
     action = base.join(app.router[route].url_for())
     audio = str(base.join(app.router["ivr-audio"].url_for(key="k" * 16)))
     return VoiceLayout(
@@ -180,10 +170,7 @@ def _new_layout(
         write=dialect.write,
         action_url=action,
         audio_prefix=audio[: -len("k" * 16 + ".wav")],
-        session_ttl=settings.ivr.session_ttl,
-        gather_timeout=settings.ivr.gather_timeout,
-        root_state=root_state,
-        agent_number=settings.ivr.agent_number,
+        gather_timeout=app[SETTINGS].ivr.gather_timeout,
     )
 
 
@@ -229,48 +216,21 @@ async def _ensure(app: web.Application, clips: tuple[Clip, ...]) -> bool:
     return True
 
 
-def _who(app: web.Application, event: ChannelEvent) -> str:
-    return app[PSEUDONYM](event.subscriber)  # never the number itself
-
-
 async def _handle(request: web.Request, dialect: ModuleType, route: str) -> web.Response:
     app = request.app
-    settings = app[SETTINGS]
     try:
         form = (await gateway_form(request, read_form)).fields
         event: ChannelEvent = dialect.parse(form, request.query)
         layout = _layout(request, dialect, route)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    engine = app[ENGINE]
-    agent_language = request.query.get(AGENT_PARAM, "")
-    if (
-        settings.ivr.agent_number
-        and event.kind == "input"
-        and event.text == AGENT_KEY
-        and agent_language in settings.languages
-    ):
-        plan = layout.transfer(agent_language, settings.ivr.agent_number)
-        await _ensure(app, plan.clips)  # the transfer happens even if speech fails
-        return _xml(layout.write(plan))
-    screen: Screen
-    try:
-        # The session stores the reply in compact form (`VoiceLayout.reply`).
-        turn = await engine.step(event, layout.stored)
-        screen, reply = turn.screen, layout.document(turn.reply)
-    except SessionStoreUnavailable as exc:
-        log.warning("ivr: session store unavailable (%s); apologizing", exc)
-        screen = engine.apology()
-        reply = layout.render(screen)
-    except Exception:
-        log.exception("ivr: step failed for subscriber %s", _who(app, event))
-        screen = engine.apology()
-        reply = layout.render(screen)
+    screen, reply = await take_turn(app, event, layout.lay_out)
     if event.kind == "hangup":
         return _xml(layout.write(VoicePlan(())))
-    if not await _ensure(app, layout.plan(screen).clips):
-        reply = layout.render(engine.apology(screen.language))
-    return _xml(reply)
+    if not await _ensure(app, reply.plan.clips) and not reply.plan.dial:
+        # A transfer still happens if speech failed; anything else apologizes.
+        reply = layout.lay_out(app[ENGINE].apology(screen.language))
+    return _xml(reply.document)
 
 
 def _xml(body: str) -> web.Response:

@@ -20,7 +20,7 @@ from hotline.flow.screen import Option, PromptPart, Screen
 from hotline.i18n.catalog import CatalogSet
 from ivr.audio import AudioCache
 from ivr.clips import ClipSealer, ClipSpec
-from ivr.render import AGENT_KEY, KEY_AGENT, KEY_REPEAT, Speaker
+from ivr.render import KEY_REPEAT, Speaker
 from ivr.tts import SpeechService, Synthesizer, TtsError, voice_for
 
 __all__ = [
@@ -59,22 +59,21 @@ def speech_from_settings(settings: Settings, metrics: Metrics | None = None) -> 
     return SpeechService(AudioCache(ivr.audio_dir), synthesizer, metrics)
 
 
-def _screens(flow: Flow, language: str) -> Iterable[tuple[Screen, bool]]:
+def _screens(flow: Flow, language: str) -> Iterable[Screen]:
     for name, state in flow.states.items():
         if isinstance(state, MenuState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
             options = tuple(Option(o.key, PromptPart(o.label)) for o in state.options)
-            screen = Screen(name, language, parts, options, expects_input=True)
-            yield screen, name == flow.start
+            yield Screen(name, language, parts, options, expects_input=True)
         elif isinstance(state, InputState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
-            yield Screen(name, language, parts, expects_input=True), False
+            yield Screen(name, language, parts, expects_input=True)
         elif isinstance(state, EndState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
-            yield Screen(name, language, parts, ends=True), False
+            yield Screen(name, language, parts, ends=True)
 
 
-def static_specs(speaker: Speaker, flows: Iterable[Flow], agent: bool) -> list[ClipSpec]:
+def static_specs(speaker: Speaker, flows: Iterable[Flow]) -> list[ClipSpec]:
     """Every fixed clip, most important first, without duplicates."""
     ordered: dict[str, ClipSpec] = {}
     flows = list(flows)
@@ -91,13 +90,10 @@ def static_specs(speaker: Speaker, flows: Iterable[Flow], agent: bool) -> list[C
                 add(speaker.part_texts(PromptPart(key), language), language)
     for language in speaker.catalogs.languages:
         for flow in flows:
-            for screen, is_root in _screens(flow, language):
-                add(speaker.sentences(screen, agent and is_root), language)
-        if agent:
-            option = speaker.option_part(PromptPart(KEY_AGENT), AGENT_KEY, language)
-            add(speaker.part_texts(option, language), language)
+            for screen in _screens(flow, language):
+                add(speaker.sentences(screen), language)
         for key in speaker.catalogs[language].sentences:
-            if key in (KEY_AGENT, KEY_REPEAT) or key.startswith(("voice.option", "ussd.")):
+            if key == KEY_REPEAT or key.startswith(("voice.option", "ussd.")):
                 continue  # spoken whole above, or another channel's wording
             add(speaker.part_texts(PromptPart(key), language), language)
     return list(ordered.values())

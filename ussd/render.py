@@ -24,10 +24,9 @@ single word cannot fit even an empty page is it cut between characters: over-bud
 worse than an ugly break, and `hotline flows check` rejects such prompts.
 
 Ending screens. A long ending screen is paginated too: every page but the last is a
-`CON` page with `98`; the engine keeps the session open while `screen.page <
-page_count - 1` (it asks `page_count`), and `ends_session()` tells the dialect whether
-to send `END`. Pages other than the last never depend on `screen.ends`, so the engine may
-ask about the ending or the still-open variant of the same screen and get the same pages.
+`CON` page with `98`, and `lay_out` says `ends` only for the last one. The engine learns
+the page count after the step (`Engine.commit`) and keeps the session open until the
+last page was shown.
 
 Speed. This runs on every request: text of sentences without placeholders is cached per
 language, the pages of screens whose sentences have no placeholders are cached per
@@ -47,13 +46,13 @@ from hotline.flow.screen import PromptPart, Screen
 from hotline.i18n.catalog import Catalog, CatalogSet, ValueFormatter
 from hotline.i18n.text import TextFormatter
 from ussd.budget import Limits, fits
+from ussd.page import UssdPage
 
 __all__ = ["NAV_KEYS", "PREFIX_RESERVE", "UssdLayout", "break_points"]
 
 PREFIX_RESERVE = 4
 NAV_KEYS = ("ussd.more", "ussd.back", "ussd.prev", "ussd.home")
 _CACHE_MAX = 4096
-_RECENT_MAX = 256  # screens remembered by identity; more than the requests in flight
 _PREFER_PUNCTUATION_WITHIN = 6
 
 # Break after these (closing and pausing CJK punctuation), never before them.
@@ -114,7 +113,7 @@ def _compose(header: list[str], lines: list[str], footer: list[str]) -> str:
 
 
 class UssdLayout:
-    """`ChannelLayout` for USSD text; built once at startup, pure and reentrant."""
+    """USSD text layout of screens; built once at startup, pure and reentrant."""
 
     channel = "ussd"
 
@@ -143,10 +142,6 @@ class UssdLayout:
         self._sentences = {lang: catalogs[lang].sentences for lang in catalogs.languages}
         self._texts: dict[tuple[str, str], str] = {}
         self._pages: dict[Hashable, tuple[str, ...]] = {}
-        # Pages of the screens of requests in flight, by identity: engine, layout and
-        # dialect ask about the same screen object several times per request, with other
-        # requests' screens in between (while the session is saved).
-        self._recent: dict[int, tuple[Screen, tuple[str, ...]]] = {}
 
     @classmethod
     def from_settings(cls, catalogs: CatalogSet, settings: UssdSettings) -> UssdLayout:
@@ -167,26 +162,19 @@ class UssdLayout:
 
     # ------------------------------------------------------------------ public
 
-    def page_count(self, screen: Screen) -> int:
-        return len(self.pages(screen))
+    def lay_out(self, screen: Screen) -> UssdPage:
+        """The page `screen.page` asks for (clamped), whether it ends, and the page count."""
+        pages = self.pages(screen)
+        last = len(pages) - 1
+        number = min(max(screen.page, 0), last)
+        return UssdPage(pages[number], screen.ends and number == last, len(pages))
 
     def render(self, screen: Screen) -> str:
         """The text of the page `screen.page` asks for (clamped), without `CON `/`END `."""
-        pages = self.pages(screen)
-        return pages[min(max(screen.page, 0), len(pages) - 1)]
-
-    def is_final_page(self, screen: Screen) -> bool:
-        return screen.page >= len(self.pages(screen)) - 1
-
-    def ends_session(self, screen: Screen) -> bool:
-        """Whether this reply goes out as `END`: an ending screen on its last page."""
-        return screen.ends and self.is_final_page(screen)
+        return self.lay_out(screen).text
 
     def pages(self, screen: Screen) -> tuple[str, ...]:
         """All pages of a screen, each within the budget."""
-        recent = self._recent.get(id(screen))
-        if recent is not None and recent[0] is screen:
-            return recent[1]
         lang = self._languages.get(screen.language, self._default)
         key = self._shape(screen, lang)
         pages = self._pages.get(key) if key is not None else None
@@ -196,9 +184,6 @@ class UssdLayout:
                 if len(self._pages) >= _CACHE_MAX:
                     self._pages.clear()
                 self._pages[key] = pages
-        if len(self._recent) >= _RECENT_MAX:
-            self._recent.clear()
-        self._recent[id(screen)] = (screen, pages)  # holds the screen, so its id stays its own
         return pages
 
     # ----------------------------------------------------------------- private

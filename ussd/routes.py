@@ -1,30 +1,25 @@
 """aiohttp routes of the USSD channel: `POST /ussd/africastalking`.
 
-The handler reads and checks the request, lets the dialect parse it, asks the engine for
-the turn and lets the dialect write it. A malformed request gets HTTP 400 with a reason
-(the gateway then ends the session); trouble on our side gets a polite `END` sentence,
-because the subscriber is waiting on a handset — never a 500 or a traceback.
+parse → step → lay out → reply: the dialect reads the request into a channel event,
+`take_turn` steps the engine and lays the screen out as pages, the dialect writes
+`CON …`/`END …`. A malformed request gets HTTP 400 with a reason (the gateway then ends
+the session); trouble on our side gets a polite `END` sentence, because the subscriber
+is waiting on a handset — never a 500 or a traceback.
 """
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
-from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
-from hotline.flow.engine import Engine
-from hotline.flow.events import ChannelEvent
-from hotline.flow.screen import Turn
+from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import gateway_form
-from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
+from hotline.web.keys import ENGINE, SETTINGS
+from hotline.web.turns import take_turn
 from ussd.dialects import africastalking
 from ussd.form import read_form
 from ussd.render import UssdLayout
 
-__all__ = ["USSD_LAYOUT", "apology_turn", "setup"]
-
-log = logging.getLogger(__name__)
+__all__ = ["USSD_LAYOUT", "setup"]
 
 USSD_LAYOUT = web.AppKey("USSD_LAYOUT", UssdLayout)
 
@@ -42,33 +37,13 @@ async def _build_layout(app: web.Application) -> None:
     app[USSD_LAYOUT] = UssdLayout.from_settings(app[ENGINE].catalogs, app[SETTINGS].ussd)
 
 
-def apology_turn(engine: Engine, layout: UssdLayout, language: str | None = None) -> Turn:
-    """The polite final turn for when something on our side failed."""
-    screen = engine.apology(language)
-    return Turn(screen=screen, reply=layout.render(screen), events=("apology",))
-
-
 async def _africastalking(request: web.Request) -> web.Response:
     app = request.app
-    settings = app[SETTINGS]
     try:
         form = await gateway_form(request, read_form)
-        event = africastalking.parse(form.fields, settings.ussd)
+        event = africastalking.parse(form.fields, app[SETTINGS].ussd)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    engine, layout = app[ENGINE], app[USSD_LAYOUT]
-    try:
-        turn = await engine.step(event, layout)
-    except SessionStoreUnavailable as exc:
-        log.warning("ussd: session store unavailable (%s); answered with an apology", exc)
-        turn = apology_turn(engine, layout)
-    except Exception:
-        log.exception("ussd: step failed for subscriber %s", _who(app, event))
-        turn = apology_turn(engine, layout)
-    body, headers = africastalking.reply(turn, ends=layout.ends_session(turn.screen))
+    screen, page = await take_turn(app, event, app[USSD_LAYOUT].lay_out)
+    body, headers = africastalking.reply(page, screen.label)
     return web.Response(body=body.encode("utf-8"), headers=headers)
-
-
-def _who(app: web.Application, event: ChannelEvent) -> str:
-    # A pseudonym, never the number itself (DESIGN.md §10).
-    return app[PSEUDONYM](event.subscriber)

@@ -55,11 +55,7 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     speaker = speaker_from_settings(settings, catalogs)
     wanted = {speaker.voices[lang] for lang in (args.language or catalogs.languages)}
-    specs = [
-        s
-        for s in static_specs(speaker, flows, bool(settings.ivr.agent_number))
-        if s.voice in wanted
-    ]
+    specs = [s for s in static_specs(speaker, flows) if s.voice in wanted]
 
     async def build() -> Any:
         service = speech_from_settings(settings)

@@ -20,7 +20,7 @@ from hotline.base.values import Clock, Count, Date, Duration, Money, Value, Volu
 
 if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot, Bucket
-    from hotline.balance.provider import BalanceProvider
+    from hotline.flow.services import Services
 
 __all__ = [
     "ACTIONS",
@@ -40,12 +40,12 @@ ERROR = "error"
 class ActionContext:
     """What an action may see and change."""
 
-    msisdn: str
+    subscriber: str
     language: str
     languages: tuple[str, ...]
     args: dict[str, Any]
     variables: dict[str, Any]
-    balance: BalanceProvider | None
+    services: Services
     timezone: ZoneInfo
     secrets: dict[str, str] = field(default_factory=dict)
     new_language: str | None = None
@@ -199,10 +199,11 @@ async def balance_lookup(ctx: ActionContext) -> str:
       on_error: system_busy
     ```
     """
-    if ctx.balance is None:
+    balance = ctx.services.balance
+    if balance is None:
         return ERROR
     try:
-        snapshot = await ctx.balance.fetch(ctx.msisdn)
+        snapshot = await balance.fetch(ctx.subscriber)
     except UpstreamNotFound:
         return "not_found"
     except RateLimited:
@@ -239,4 +240,48 @@ async def set_language(ctx: ActionContext) -> str:
     if not isinstance(language, str) or language not in ctx.languages:
         return ERROR
     ctx.new_language = language
+    return OK
+
+
+@ACTIONS.action("call.agent_available")
+async def agent_available(ctx: ActionContext) -> str:
+    """Set `agent` when calls can be handed to an agent (`ivr.agent_number` is set).
+
+    A menu option with `when: agent` is then offered only where it works.
+
+    ```yaml
+    voice_start:
+      kind: action
+      action: call.agent_available
+      next: main
+      on_error: main
+    ```
+    """
+    if ctx.services.agent_number:
+        ctx.variables["agent"] = True
+    else:
+        ctx.variables.pop("agent", None)
+    return OK
+
+
+@ACTIONS.action("call.transfer")
+async def transfer(ctx: ActionContext) -> str:
+    """Hand the call to an agent after the next end state is spoken.
+
+    Sets `transfer_to` (the agent number); the end state reached next is spoken and
+    the call is then dialled through. Outcomes: `ok`, `unavailable` (no agent number).
+
+    ```yaml
+    agent:
+      kind: action
+      action: call.transfer
+      next: transferring       # kind: end, prompt: voice.transfer
+      on: { unavailable: main }
+      on_error: system_busy
+    ```
+    """
+    number = ctx.services.agent_number
+    if not number:
+        return "unavailable"
+    ctx.variables["transfer_to"] = number
     return OK

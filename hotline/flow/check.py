@@ -129,7 +129,9 @@ def check_flow(
                         *where,
                     )
                 seen[option.key] = index
-                if option.key in reserved:
+                # The start state has no history, so its options may use the back key
+                # (the voice menu's "0 for an agent"); page navigation still wins there.
+                if option.key in reserved and not (name == flow.start and option.key == nav.back):
                     yield issue(
                         "reserved-key",
                         f"state {name!r}: option key {option.key!r} is the "

@@ -1,7 +1,9 @@
 """Channel events: what a dialect turns a gateway request into (DESIGN.md §3).
 
 A dialect parses the wire request into exactly one `ChannelEvent`; invalid requests
-never become events (the dialect raises `BadGatewayRequest` instead).
+never become events (the dialect raises `BadGatewayRequest` instead). Wire conventions
+— a `*`-joined transcript, a call's `Digits`, an SMS body — are the dialect's to
+decode: the engine sees plain inputs.
 """
 
 from __future__ import annotations
@@ -11,20 +13,32 @@ from typing import Literal
 
 __all__ = ["ChannelEvent", "EventKind"]
 
-EventKind = Literal["start", "transcript", "input", "timeout", "repeat", "hangup"]
+EventKind = Literal["start", "input", "timeout", "repeat", "hangup"]
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelEvent:
     """One request from a subscriber's session.
 
-    - `transcript`: the gateway sends every input so far joined by `*` (Africa's Talking
-      USSD); the engine diffs it against the stored transcript.
-    - `input`: one new input (voice keypresses).
-    - `start`: a new call or dial with nothing typed yet.
-    - `timeout`: the subscriber said nothing (IVR no-input).
-    - `repeat`: the subscriber asked to hear the current screen again.
+    Kinds:
+    - `start`: a dial or a call, possibly with inputs typed along with it (`inputs`:
+      `*100*1*1#` arrives as entry `*100#` with inputs `("1", "1")`);
+    - `input`: one new input (`text`), e.g. a menu choice or keys pressed;
+    - `timeout`: the subscriber said nothing (voice no-input);
+    - `repeat`: the subscriber asked to hear the current screen again;
     - `hangup`: the session ended on the subscriber's side.
+
+    `entry` is what the contact was addressed to — the USSD service code, the called
+    number, the SMS keyword — on every request of the session: the engine routes a new
+    session by it (DESIGN.md §12) and binds the session to it. `inputs` is everything
+    typed so far when the gateway resends it (a session that does not exist yet is
+    started and these are replayed).
+
+    Replay safety: `request_id` names this request (None: the gateway gives no such
+    identity); a request whose id equals the last one the session applied is a repeat
+    and gets the same screen with no new side effects. `follows` is the id of the
+    request this one continues, when the gateway says (None: unknown); a request that
+    follows another than the session's last is refused politely.
     """
 
     channel: str
@@ -33,7 +47,10 @@ class ChannelEvent:
     subscriber: str
     kind: EventKind
     text: str = ""
-    service_code: str = ""
+    entry: str = ""
+    inputs: tuple[str, ...] = ()
+    request_id: str | None = None
+    follows: str | None = None
 
     def __post_init__(self) -> None:
         if not self.session_id:

@@ -80,6 +80,9 @@ class Option(_Model):
     key: Annotated[str, Field(pattern=_KEYPRESS, description="what the subscriber presses")]
     label: PromptKey
     next: StateName
+    when: VarName | None = Field(
+        None, description="offer the option only if this variable is set (e.g. `agent`)"
+    )
 
 
 class _StateBase(_Model):

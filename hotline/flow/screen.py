@@ -2,18 +2,22 @@
 
 A screen is prompt parts (catalog keys with typed values), numbered options, and
 whether the conversation ends. Nothing here knows about USSD text budgets, `CON`/`END`,
-TwiML or speech: the channel's `ChannelLayout` turns a screen into its wire form.
+TwiML or speech: the channel's renderer turns a screen into its wire form, after the
+step, and reports how many pages it made of it (`Engine.commit`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from hotline.base.values import Value
 
-__all__ = ["ChannelLayout", "Option", "PromptPart", "Screen", "Turn"]
+if TYPE_CHECKING:
+    from hotline.flow.engine import PendingSave
+
+__all__ = ["Option", "PromptPart", "Screen", "Turn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +41,13 @@ class Screen:
     """A state that needs the subscriber (or the final word).
 
     `notice` is a short line shown before the prompt, e.g. "invalid choice". `page` is
-    the page of a long screen the subscriber asked for (`98` more / `0` previous);
-    channels that do not paginate ignore it. `can_go_back`/`can_go_home` say whether
-    the flow's back/home keys mean something here.
+    the page of a long screen the subscriber asked for (the flow's `more`/`back` keys);
+    channels that do not paginate ignore it, channels that do lay the screen out and
+    clamp it. `can_go_back`/`can_go_home` say whether the flow's back/home keys mean
+    something here. An ending screen (`ends`) may still have pages to show: the channel
+    keeps the conversation open until its last page (it reports its page count to
+    `Engine.commit`). `transfer` is a number the call is handed to after the screen is
+    spoken (a flow's `call.transfer`); channels that cannot transfer ignore it.
     """
 
     state: str
@@ -52,6 +60,7 @@ class Screen:
     can_go_back: bool = False
     can_go_home: bool = False
     expects_input: bool = False
+    transfer: str | None = None
 
     @property
     def label(self) -> str:
@@ -59,40 +68,22 @@ class Screen:
         return self.state
 
 
-class ChannelLayout(Protocol):
-    """How a channel lays a screen out; the engine asks, never formats.
-
-    `page_count` lets the engine keep the page index in range (`98` on the last page is
-    an invalid choice). `session_ttl` is how long this channel's sessions live in the
-    store. `render` produces the opaque reply body the engine stores so that
-    a repeated request gets the identical reply.
-
-    Both answer from the screen alone (same screen, same answer): the engine builds a
-    screen without values once and hands the same object out again, and decides from
-    `page_count` whether such an ending screen still waits for `98`.
-    """
-
-    channel: str
-    session_ttl: int
-
-    def page_count(self, screen: Screen) -> int: ...
-
-    def render(self, screen: Screen) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """The outcome of one engine step.
+    """The outcome of one engine step: the screen to render and what happened.
 
     `events` names what happened (`started`, `invalid:<state>`, `ended:<state>`,
-    `action:<name>:<outcome>`, …); a repeated request's turn has exactly `("repeated",)`.
+    `action:<name>:<outcome>`, …); a repeated request's turn has exactly `("repeated",)`
+    and a refused one (`refused`) changed nothing. `pending` is the session write that
+    `Engine.commit` performs once the channel has laid the screen out (None: nothing to
+    save).
     """
 
     screen: Screen
-    reply: str
     events: tuple[str, ...] = ()
+    pending: PendingSave | None = field(default=None, repr=False, compare=False)
 
     @property
     def repeated(self) -> bool:
-        """The gateway sent the same request again and got the stored reply."""
+        """The gateway sent the same request again and got the same screen."""
         return self.events == ("repeated",)

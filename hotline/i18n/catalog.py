@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -228,6 +228,9 @@ class CatalogSet:
 
     catalogs: Mapping[str, Catalog]
     default: str
+    _placeholders: dict[str, tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __getitem__(self, language: str) -> Catalog:
         return self.catalogs.get(language) or self.catalogs[self.default]
@@ -235,6 +238,18 @@ class CatalogSet:
     @property
     def languages(self) -> tuple[str, ...]:
         return tuple(self.catalogs)
+
+    def placeholders(self, key: str) -> tuple[str, ...]:
+        """The variable names a sentence reads in any language (sorted; () if none)."""
+        return self._placeholders.get(key, ())
+
+    def __post_init__(self) -> None:
+        names: dict[str, set[str]] = {}
+        for catalog in self.catalogs.values():
+            for key, sentence in catalog.sentences.items():
+                names.setdefault(key, set()).update(sentence.placeholders)
+        found = {key: tuple(sorted(n)) for key, n in names.items() if n}
+        object.__setattr__(self, "_placeholders", found)  # frozen: set once, here
 
 
 def load_catalogs(directory: Path, languages: tuple[str, ...], default: str) -> CatalogSet:

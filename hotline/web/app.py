@@ -16,6 +16,7 @@ from hotline.base.config import Settings
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.engine import Engine
 from hotline.flow.registry import FlowRegistry
+from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet, load_catalogs
 from hotline.store.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from hotline.web import ops
@@ -53,13 +54,15 @@ async def _balance_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
     app[ENGINE] = Engine(
-        settings=app[SETTINGS],
+        settings=settings,
         registry=app[FLOWS],
         catalogs=app[CATALOGS],
         store=app[SESSIONS],
         pseudonym=app[PSEUDONYM],
-        balance=app.get(BALANCE),
+        services=Services(balance=app.get(BALANCE)),
+        session_ttls={"ussd": settings.ussd.session_ttl, "ivr": settings.ivr.session_ttl},
     )
     yield
 

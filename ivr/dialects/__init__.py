@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent, EventKind
 
-__all__ = ["call_event", "caller_field", "field", "keys_event", "optional_digits"]
+__all__ = ["call_event", "caller_field", "field", "keys_event", "optional_digits", "optional_field"]
 
 _DIGITS = re.compile(r"^[0-9*#]{1,32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -37,6 +37,14 @@ def caller_field(form: Mapping[str, str], name: str) -> str:
     return value
 
 
+def optional_field(form: Mapping[str, str], name: str) -> str:
+    """An optional form field, stripped ("" when absent); refuses control characters."""
+    value = (form.get(name) or "").strip()
+    if len(value) > 64 or _CONTROL.search(value):
+        raise BadGatewayRequest(f"malformed field {name}")
+    return value
+
+
 def optional_digits(form: Mapping[str, str], name: str) -> str | None:
     """Keys pressed (`0-9*#`), `None` when absent or empty."""
     value = form.get(name)
@@ -62,6 +70,7 @@ def call_event(
     ended: bool,
     digits: str | None,
     query: Mapping[str, str],
+    entry: str = "",
 ) -> ChannelEvent:
     """The event of a webhook: the call ended, keys were pressed, the Gather timed out
     (`?timeout=1` on our own redirect), or else a call (re)starting."""
@@ -75,4 +84,4 @@ def call_event(
         kind = "timeout"
     else:
         kind = "start"
-    return ChannelEvent("ivr", dialect, session, caller, kind, text)
+    return ChannelEvent("ivr", dialect, session, caller, kind, text, entry=entry)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
-from ivr.dialects import call_event, caller_field, field, optional_digits
+from ivr.dialects import call_event, caller_field, field, optional_digits, optional_field
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -33,7 +33,10 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     caller = caller_field(form, "callerNumber")
     digits = optional_digits(form, "dtmfDigits")
 
-    return call_event(NAME, session, caller, ended=active == "0", digits=digits, query=query)
+    called = optional_field(form, "destinationNumber")  # the entry: which hotline was called
+    return call_event(
+        NAME, session, caller, ended=active == "0", digits=digits, query=query, entry=called
+    )
 
 
 def write(plan: VoicePlan) -> str:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 
 from hotline.flow.events import ChannelEvent
-from ivr.dialects import call_event, caller_field, field, optional_digits
+from ivr.dialects import call_event, caller_field, field, optional_digits, optional_field
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
 
@@ -31,7 +31,8 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     digits = optional_digits(form, "Digits")
 
     ended = status in ENDED_STATUSES
-    return call_event(NAME, call, caller, ended=ended, digits=digits, query=query)
+    called = optional_field(form, "To")  # the entry: which hotline was called
+    return call_event(NAME, call, caller, ended=ended, digits=digits, query=query, entry=called)
 
 
 def write(plan: VoicePlan) -> str:

@@ -436,9 +436,7 @@ async def test_startup_warms_every_static_clip_in_the_background(
     settings = make_settings(tmp_path, redis_url, audio_dir, warm_prompts=True)
     client = await aiohttp_client(create_app(settings))
     report = await client.app[ivr.routes.WARMUP]
-    specs = static_specs(
-        client.app[ivr.routes.SPEAKER], client.app[ENGINE].registry.flows(), agent=False
-    )
+    specs = static_specs(client.app[ivr.routes.SPEAKER], client.app[ENGINE].registry.flows())
     assert report.total == len(specs) > 60 and report.failed == 0
     assert report.rendered + report.cached == report.total
     assert all((audio_dir / s.digest[:2] / f"{s.digest}.wav").is_file() for s in specs)
@@ -467,13 +465,13 @@ async def test_a_reload_warms_the_new_flows_clips_in_the_background(
     settings = settings.model_copy(update={"flows_dir": flows, "security": admin})
     client = await aiohttp_client(create_app(settings))
     speaker, speech = client.app[ivr.routes.SPEAKER], client.app[ivr.routes.SPEECH]
-    before = {s.digest for s in static_specs(speaker, client.app[ENGINE].registry.flows(), False)}
+    before = {s.digest for s in static_specs(speaker, client.app[ENGINE].registry.flows())}
 
     # The exit option moves to key 7: "退出，请按七。" is a clip no loaded flow had.
     moved = source.replace('{ key: "6", label: main.exit', '{ key: "7", label: main.exit')
     assert moved != source
     balance.write_text(moved, encoding="utf-8")
-    new = [s for s in static_specs(speaker, [load_flow(balance)], False) if s.digest not in before]
+    new = [s for s in static_specs(speaker, [load_flow(balance)]) if s.digest not in before]
     assert "退出，请按七。" in {s.text for s in new}
     assert not any(speech.has(s) for s in new)
 
@@ -497,3 +495,17 @@ async def test_a_repeated_call_start_gets_the_identical_document_from_any_worker
         again = await worker.post(VOICE, data=form)
         assert again.status == 200 and await again.text() == original
     assert [c.tag for c in ET.fromstring(original)] == ["Gather", "Redirect"]
+
+
+async def test_a_call_sid_from_another_caller_gets_no_one_elses_call(client: Client) -> None:
+    """A CallSid is bound to the caller who started the call."""
+    sid = "CA" + "b" * 32
+    owner = Call(client, sid)
+    await owner.start()
+    intruder = Call(client, sid, phone="+8613800138005")
+    await intruder.post(VOICE, Digits="1")
+    assert intruder.spoken == ["会话已失效，请重新拨打。"]
+    assert intruder.verbs == ["Play", "Hangup"]
+    await owner.press("1")
+    assert owner.spoken[0] == "您的话费余额为"  # the owner's call goes on, with the owner's balance
+    assert "十二元五角" in "".join(owner.spoken)

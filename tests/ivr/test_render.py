@@ -38,16 +38,9 @@ MAIN = Screen(
 )
 
 
-def layout(write=twilio.write, agent: str | None = None) -> VoiceLayout:  # type: ignore[no-untyped-def]
+def layout(write=twilio.write) -> VoiceLayout:  # type: ignore[no-untyped-def]
     return VoiceLayout(
-        speaker=SPEAKER,
-        write=write,
-        action_url=ACTION,
-        audio_prefix=PREFIX,
-        session_ttl=3600,
-        gather_timeout=6,
-        root_state="main",
-        agent_number=agent,
+        speaker=SPEAKER, write=write, action_url=ACTION, audio_prefix=PREFIX, gather_timeout=6
     )
 
 
@@ -138,16 +131,19 @@ def test_twiml_end_and_agent_documents() -> None:
     goodbye = Screen("goodbye", "en", (PromptPart("common.goodbye"),), ends=True)
     root = _twiml(layout().render(goodbye))
     assert [c.tag for c in root] == ["Play", "Hangup"]
-    with_agent = layout(agent="+8610086")
-    gather = _twiml(with_agent.render(MAIN))[0]
-    assert gather.attrib["action"] == str(ACTION) + "?agent=zh-CN"
-    texts = spoken(with_agent.plan(MAIN))
-    assert "人工服务，请按零。" in texts
-    # Not on other menus, never on ending screens.
-    sub = Screen("language", "zh-CN", MAIN.parts, MAIN.options, expects_input=True)
-    assert "人工服务，请按零。" not in spoken(with_agent.plan(sub))
-    dial = _twiml(twilio.write(with_agent.transfer("zh-CN", "+8610086")))
+    # The agent is a flow option like any other (offered by the flow's `when: agent`).
+    agent = Option("0", PromptPart("voice.agent"))
+    menu = Screen("main", "zh-CN", MAIN.parts, (*MAIN.options, agent), expects_input=True)
+    gather = _twiml(layout().render(menu))[0]
+    assert gather.attrib["action"] == str(ACTION)
+    assert "人工服务，请按零。" in spoken(layout().plan(menu))
+    # An ending screen that hands the call over speaks, then dials.
+    handover = Screen(
+        "transferring", "zh-CN", (PromptPart("voice.transfer"),), ends=True, transfer="+8610086"
+    )
+    dial = _twiml(layout().render(handover))
     assert [c.tag for c in dial] == ["Play", "Dial"] and dial[1].text == "+8610086"
+    assert spoken(layout().plan(handover)) == ["正在为您转接人工服务，请稍候。"]
 
 
 def test_golden_bytes_are_stable() -> None:
@@ -256,7 +252,7 @@ def test_africastalking_parse_rejects(form: dict[str, str]) -> None:
 
 def test_static_specs_cover_every_fixed_clip() -> None:
     flows = FlowRegistry.from_directory(ROOT / "flows").flows()
-    specs = static_specs(SPEAKER, flows, agent=True)
+    specs = static_specs(SPEAKER, flows)
     texts = {(s.voice, s.text) for s in specs}
     assert len(texts) == len(specs)
     assert specs[0].text == "系统繁忙，请稍后再试。"  # the apology comes first
@@ -274,7 +270,7 @@ def test_static_specs_cover_every_fixed_clip() -> None:
             ),
         ]
         for screen in screens:
-            for clip in layout(agent="+1").plan(screen).clips:
+            for clip in layout().plan(screen).clips:
                 assert clip.dynamic or (voice, clip.spec.text) in texts, clip.spec.text
 
 
@@ -332,39 +328,10 @@ BALANCE = Screen(
 )
 
 
-@pytest.mark.parametrize("write", [twilio.write, africastalking.write])
-def test_stored_reply_is_compact_and_any_worker_expands_it(write) -> None:  # type: ignore[no-untyped-def]
-    english = Screen("main", "en", MAIN.parts, MAIN.options, expects_input=True)
-    goodbye = Screen("goodbye", "en", (PromptPart("common.goodbye"),), ends=True)
-    for screen in (MAIN, english, BALANCE, goodbye):
-        mine = layout(write, agent="+8610086")
-        reply = mine.reply(screen)
-        document = mine.render(screen)
-        assert len(reply) < len(document) / 3 and "http" not in reply
-        assert mine.document(reply) == document
-        assert mine.stored.render(screen) == reply
-        other = layout(write, agent="+8610086")  # another worker: nothing remembered
-        assert other.document(reply) == document
-    # A document stored as such (records written before replies were compact) is kept.
-    assert layout(write).document(document) == document
-
-
-def test_a_corrupt_stored_reply_is_an_error() -> None:
-    good = layout().reply(MAIN)
-    for bad in (
-        "~1 zh-CN",
-        "~1 zh-CN 7 -\n话费查询",
-        good.replace(" 1 ", " 1 x ", 1),
-        good + "\n ",
-    ):
-        with pytest.raises(ValueError):
-            layout().document(bad)
-
-
-def test_remembered_screens_follow_the_values_they_speak() -> None:
+def test_screens_are_spoken_from_the_values_they_say() -> None:
     mine = layout()
     first = mine.render(BALANCE)
-    assert mine.render(BALANCE) is first
+    assert mine.render(BALANCE) == first
     other = Screen(
         "show_balance",
         "zh-CN",
@@ -383,7 +350,7 @@ def test_remembered_screens_follow_the_values_they_speak() -> None:
         expects_input=True,
     )
     assert mine.render(busy_menu) == mine.render(MAIN)
-    # A time is spoken from its own zone's hours, never from a remembered equal instant.
+    # A time is spoken from its own zone's hours: equal instants, different words.
     utc = dt.datetime(2026, 1, 1, 1, 5, tzinfo=dt.UTC)
     for moment, words in ((utc, "一点零五分"), (utc.astimezone(ZoneInfo("Asia/Shanghai")), "九点零五分")):  # fmt: skip
         part = PromptPart("result.as_of", {"as_of": Clock(moment)})

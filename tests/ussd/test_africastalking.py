@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from hotline.base.config import UssdSettings
 from hotline.base.errors import BadGatewayRequest
-from hotline.flow.screen import PromptPart, Screen, Turn
 from ussd.dialects import africastalking as at
 from ussd.form import decode_form
+from ussd.page import UssdPage
 
 SETTINGS = UssdSettings()
 
@@ -43,14 +43,33 @@ def test_dial_is_a_start_event() -> None:
     )
     assert event.session_id == "ATUid_7c898d72eb11f723ed8ea05ef232f279"
     assert event.subscriber == "+8613800138000"
-    assert event.service_code == "*100#"
+    assert event.entry == "*100#"
+    assert (event.inputs, event.request_id, event.follows) == ((), "", None)
 
 
-@pytest.mark.parametrize("text", ["1", "1*2", "1*0*2", "1**", "5*1*00", "*", "1#"])
-def test_inputs_are_a_transcript_event(text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "inputs", "follows"),
+    [
+        ("1", ("1",), ""),
+        ("1*2", ("1", "2"), "1"),
+        ("1*0*2", ("1", "0", "2"), "1*0"),
+        ("1**", ("1", "*"), "1"),  # the subscriber typed "*"
+        ("5**5", ("5", "*5"), "5"),
+        ("5*", ("5", ""), "5"),  # an empty reply
+        ("5*1*00", ("5", "1", "00"), "5*1"),
+        ("*", ("*",), ""),
+        ("1#", ("1#",), ""),
+        ("a", ("a",), ""),  # letters typed with multi-tap are input, not an error
+        ("1* 2 ", ("1", "2"), "1"),  # spaces around an input are not part of it
+        ("中", ("中",), ""),
+    ],
+)
+def test_a_transcript_is_plain_inputs(text: str, inputs: tuple[str, ...], follows: str) -> None:
+    """The dialect decodes the `*`-joined transcript: the engine sees plain inputs."""
     event = at.parse(_form(text=text), SETTINGS)
-    assert event.kind == "transcript"
-    assert event.text == text
+    assert event.kind == "input"
+    assert (event.text, event.inputs) == (inputs[-1], inputs)
+    assert (event.request_id, event.follows) == (text, follows)
 
 
 def test_network_code_is_optional_and_unknown_fields_are_ignored() -> None:
@@ -75,8 +94,8 @@ def test_network_code_is_optional_and_unknown_fields_are_ignored() -> None:
         ({"serviceCode": ""}, "serviceCode"),
         ({"serviceCode": "*100#<script>"}, "serviceCode"),
         ({"networkCode": "x"}, "networkCode"),
-        ({"text": "1*a"}, "text may only hold"),
-        ({"text": "中"}, "text may only hold"),
+        ({"text": "1*\x00"}, "control characters"),
+        ({"text": "1\n2"}, "control characters"),
         ({"text": "*" * 481}, "text is longer than 480"),
         ({"text": "1*" * 3000}, "text is longer than 480"),
     ],
@@ -93,15 +112,11 @@ def test_text_limit_is_configurable() -> None:
         at.parse(_form(text="1*" * 9), UssdSettings(max_text_chars=16))
 
 
-def _turn(label: str = "main", reply: str = "话费查询\n1.话费余额") -> Turn:
-    return Turn(screen=Screen(label, "zh-CN", (PromptPart("main.title"),)), reply=reply)
-
-
 def test_reply_continue_and_end() -> None:
-    body, headers = at.reply(_turn(), ends=False)
+    body, headers = at.reply(UssdPage("话费查询\n1.话费余额", ends=False, pages=1), "main")
     assert body == "CON 话费查询\n1.话费余额"
     assert headers == {"Content-Type": "text/plain; charset=utf-8", "at-ussd-hop-metadata": "main"}
-    body, _ = at.reply(_turn(reply="感谢使用，再见。"), ends=True)
+    body, _ = at.reply(UssdPage("感谢使用，再见。", ends=True, pages=1), "goodbye")
     assert body == "END 感谢使用，再见。"
 
 
@@ -118,7 +133,7 @@ def test_reply_continue_and_end() -> None:
 )
 def test_hop_metadata_is_a_safe_static_label(label: str, header: str) -> None:
     assert at.hop_label(label) == header
-    _, headers = at.reply(_turn(label=label), ends=False)
+    _, headers = at.reply(UssdPage("话费查询", ends=False, pages=1), label)
     value = headers["at-ussd-hop-metadata"]
     assert len(value) <= 99 and "|" not in value and value.isascii()
 

@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient
 from hotline.balance.ledger import LedgerRecord, LedgerStore
 from hotline.balance.provider import BalanceProvider
 from hotline.base.config import Settings
+from hotline.flow.services import Services
 from hotline.store.sessions import session_key
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
@@ -77,10 +78,13 @@ async def client(aiohttp_client: MakeClient, tmp_path: Path, store_url: str | No
 class Phone:
     """A handset behind an Africa's Talking gateway: `text` accumulates every input."""
 
-    def __init__(self, client: Client, session: str, phone: str = PHONE) -> None:
+    def __init__(
+        self, client: Client, session: str, phone: str = PHONE, code: str = "*100#"
+    ) -> None:
         self.client = client
         self.session = session
         self.phone = phone
+        self.code = code
         self.inputs: list[str] = []
 
     @property
@@ -92,7 +96,7 @@ class Phone:
             PATH,
             data={
                 "sessionId": self.session,
-                "serviceCode": "*100#",
+                "serviceCode": self.code,
                 "phoneNumber": self.phone,
                 "networkCode": "46000",
                 "text": text,
@@ -228,8 +232,8 @@ async def test_repeated_request_gets_the_identical_reply_and_no_second_lookup(
     client = await aiohttp_client(app)
     engine = app[ENGINE]
     lookups: list[str] = []
-    assert engine.balance is not None
-    real: BalanceProvider = engine.balance
+    assert engine.services.balance is not None
+    real: BalanceProvider = engine.services.balance
 
     class Observed:
         """The real provider, with its calls written down."""
@@ -241,7 +245,7 @@ async def test_repeated_request_gets_the_identical_reply_and_no_second_lookup(
         async def close(self) -> None:
             await real.close()
 
-    engine.balance = Observed()  # type: ignore[assignment]
+    engine.services = Services(balance=Observed())  # type: ignore[arg-type]
 
     phone = Phone(client, "s1")
     await phone.dial()
@@ -338,7 +342,7 @@ def _form(**changes: str) -> dict[str, str]:
         ),
         ({"data": _form(text="1" * 9000)}, "body is larger than 8192 bytes"),
         ({"data": _form(text="*" * 2000)}, "text is longer than 480"),
-        ({"data": _form(text="1*中")}, "text may only hold"),
+        ({"data": _form(text="1*\x07")}, "control characters"),
         ({"data": _form(phoneNumber="<script>")}, "phoneNumber"),
         (
             {
@@ -587,3 +591,60 @@ async def test_a_new_dial_after_the_end_starts_afresh(client: Client) -> None:
     await phone.dial()
     assert await phone.press("6") == "END 感谢使用，再见。"
     assert await phone.dial() == MAIN_ZH  # the gateway reused the session id
+
+
+# ------------------------------------------------------- sessions belong to their subscriber
+
+OTHER = "+8613800138005"  # demo subscriber: 30.00元
+
+
+async def test_a_reused_session_id_never_shows_another_subscribers_balance(
+    client: Client,
+) -> None:
+    """A gateway session id is bound to the subscriber (and entry) that started it."""
+    owner = Phone(client, "reuse-a")
+    await owner.dial()
+    assert await owner.press("1") == BALANCE_ZH
+    # Someone else posts the same (finished) session id: not the owner's screen.
+    intruder = Phone(client, "reuse-a", phone=OTHER)
+    intruder.inputs = ["1"]
+    assert await intruder.send("1") == "END 会话已失效，请重新拨打。"
+    # ... and the same for a live session: the intruder is refused, the owner unharmed.
+    live = Phone(client, "reuse-b")
+    assert await live.dial() == MAIN_ZH
+    assert await Phone(client, "reuse-b", phone=OTHER).send("1") == "END 会话已失效，请重新拨打。"
+    assert await Phone(client, "reuse-b", phone=OTHER).send("") == "END 会话已失效，请重新拨打。"
+    assert await live.press("1") == BALANCE_ZH  # still the owner's own balance
+
+
+async def test_a_session_id_reused_under_another_service_code_is_refused(client: Client) -> None:
+    phone = Phone(client, "code-a")
+    assert await phone.dial() == MAIN_ZH
+    assert await Phone(client, "code-a", code="*101#").send("1") == "END 会话已失效，请重新拨打。"
+    assert await phone.press("1") == BALANCE_ZH
+
+
+@pytest.mark.parametrize("typed", ["a", " 7", "中", "1a", "#"])
+async def test_whatever_a_subscriber_types_is_an_answer_not_an_http_error(
+    client: Client, typed: str
+) -> None:
+    """An invalid choice re-prompts; only a malformed envelope is a 400."""
+    phone = Phone(client, "typed")
+    await phone.dial()
+    assert await phone.press(typed) == "CON 输入有误，请重新选择。\n" + MAIN_ZH.removeprefix("CON ")
+    assert await phone.press(" 1 ") == BALANCE_ZH
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("1*1", BALANCE_ZH),  # *100*1*1#: the balance; the extra key has nothing to do
+        ("5*9", "CON 请选择语言"),  # the language menu, without an "invalid choice" line
+        ("9*1", MAIN_ZH),  # nothing applies: the main menu as it is
+    ],
+)
+async def test_direct_dial_applies_what_applies_then_shows_where_the_subscriber_is(
+    client: Client, typed: str, expected: str
+) -> None:
+    reply = await Phone(client, "direct").send(typed)
+    assert reply.startswith(expected) and "输入有误" not in reply

@@ -81,11 +81,11 @@ def _within(page: str, limits: Limits) -> None:
 
 def test_main_menu_in_chinese_is_one_page(layout: UssdLayout) -> None:
     screen = _menu("zh-CN")
-    assert layout.page_count(screen) == 1
+    assert layout.lay_out(screen).pages == 1
     assert layout.render(screen) == (
         "话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
     )
-    assert not layout.ends_session(screen)
+    assert not layout.lay_out(screen).ends
 
 
 def test_notice_and_navigation_lines(layout: UssdLayout) -> None:
@@ -119,7 +119,7 @@ def test_short_final_screen_has_no_navigation(layout: UssdLayout) -> None:
         can_go_home=True,
     )
     assert layout.render(screen) == "您的话费余额为12.50元。"
-    assert layout.ends_session(screen)
+    assert layout.lay_out(screen).ends
     en = Screen("show_balance", "en", (PromptPart("result.balance", _values()),), ends=True)
     assert layout.render(en) == "Your main balance is CNY 12.50."
 
@@ -159,12 +159,8 @@ def test_long_final_screen_is_paginated_and_only_its_last_page_ends(
         last = number == len(pages) - 1
         assert (more in page) is not last
         shown = Screen("show_summary", language, parts, ends=True, page=number, can_go_back=True)
-        assert layout.render(shown) == page
-        assert layout.ends_session(shown) is last
-    # The still-open variant the engine shows before the last page has the same pages.
-    open_variant = Screen("show_summary", language, parts, page=0, can_go_back=True)
-    assert layout.pages(open_variant)[:-1] == pages[:-1]
-    assert not layout.ends_session(open_variant)
+        laid = layout.lay_out(shown)
+        assert (laid.text, laid.ends, laid.pages) == (page, last, len(pages))
 
 
 def test_chinese_text_breaks_between_ideographs_never_inside_numbers(layout: UssdLayout) -> None:
@@ -188,7 +184,7 @@ def test_page_index_is_clamped(layout: UssdLayout) -> None:
     pages = layout.pages(base)
     assert layout.render(Screen("s", "zh-CN", parts, ends=True, page=99)) == pages[-1]
     assert layout.render(Screen("s", "zh-CN", parts, ends=True, page=-3)) == pages[0]
-    assert layout.is_final_page(Screen("s", "zh-CN", parts, ends=True, page=99))
+    assert layout.lay_out(Screen("s", "zh-CN", parts, ends=True, page=99)).ends
 
 
 def test_notice_repeats_on_every_page(catalogs: CatalogSet) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from hotline.base.config import UssdSettings
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
-from hotline.flow.screen import Turn
+from ussd.page import UssdPage
 
 __all__ = [
     "CHANNEL",
@@ -42,7 +42,7 @@ _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _PHONE = re.compile(r"\+?[0-9]{3,20}")  # ASCII digits: `١٣٨` or `１３８` is a 400
 _SERVICE_CODE = re.compile(r"[*#0-9]{1,32}")
 _NETWORK_CODE = re.compile(r"[0-9]{0,10}")
-_TEXT = re.compile(r"[0-9*#]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOP_UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
 _REQUIRED = ("sessionId", "serviceCode", "phoneNumber", "text")
 _REQUIRED_SET = frozenset(_REQUIRED)
@@ -71,17 +71,55 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
     text = form["text"]
     if len(text) > settings.max_text_chars:
         raise BadGatewayRequest(f"text is longer than {settings.max_text_chars} characters")
-    if not _TEXT.fullmatch(text):
-        raise BadGatewayRequest("text may only hold the digits 0-9, * and #")
+    if _CONTROL.search(text):
+        # What a subscriber types (digits, `*`, `#`, multi-tap letters) is data for the
+        # flow; a control character is no keypress but a broken envelope.
+        raise BadGatewayRequest("text may not hold control characters")
+    inputs, follows = transcript_inputs(text)
     return ChannelEvent(
         channel=CHANNEL,
         dialect=NAME,
         session_id=session_id,
         subscriber=phone,
-        kind="transcript" if text else "start",
-        text=text,
-        service_code=service_code,
+        kind="input" if text else "start",
+        text=inputs[-1] if inputs else "",
+        entry=service_code,
+        inputs=inputs,
+        request_id=text,
+        follows=follows,
     )
+
+
+def transcript_inputs(text: str) -> tuple[tuple[str, ...], str | None]:
+    """The inputs of a `*`-joined transcript, and the transcript before the newest one.
+
+    Africa's Talking joins every input of the session with `*`, so a `*` the subscriber
+    typed shows up as an empty segment: `5**` is the input `5`, then the input `*`, and
+    `5**5` is `5`, then `*5`. An empty segment at the end is an empty reply. The second
+    value is the transcript this request continues (None on the dial itself), so the
+    engine can tell a repeat (same transcript) and a history that diverged.
+    """
+    if not text:
+        return (), None
+    segments = text.split("*")
+    inputs: list[str] = []
+    starts: list[int] = []  # where each input begins in `text`
+    position = 0
+    index = 0
+    while index < len(segments):
+        segment = segments[index]
+        starts.append(position)
+        if segment == "" and index + 1 < len(segments):
+            following = segments[index + 1]
+            inputs.append("*" + following.strip())
+            position += len(following) + 2
+            index += 2
+        else:
+            inputs.append(segment.strip())  # spaces around a key are not part of it
+            position += len(segment) + 1
+            index += 1
+    last = starts[-1]
+    return tuple(inputs), text[: max(last - 1, 0)]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -93,7 +131,7 @@ def hop_label(label: str) -> str:
     return _HOP_UNSAFE.sub("_", label)[:HOP_MAX] or "step"
 
 
-def reply(turn: Turn, *, ends: bool) -> tuple[str, dict[str, str]]:
-    """Body and headers of the answer; `ends` says whether this is the final page."""
-    body = ("END " if ends else "CON ") + turn.reply
-    return body, {"Content-Type": CONTENT_TYPE, HOP_HEADER: hop_label(turn.screen.label)}
+def reply(page: UssdPage, label: str) -> tuple[str, dict[str, str]]:
+    """Body and headers of the answer: `END` on an ending screen's last page, else `CON`."""
+    body = ("END " if page.ends else "CON ") + page.text
+    return body, {"Content-Type": CONTENT_TYPE, HOP_HEADER: hop_label(label)}
