@@ -119,9 +119,18 @@ def verify(
         fields = ()
     else:
         fields = params if params is not None else ()
+    try:
+        # A URL no platform could have signed (a port that is not a number, text that is
+        # not Unicode) cannot carry a valid signature.
+        candidates = _port_variants(url)
+        signatures = [
+            compute_signature(candidate, fields, secret, algorithm).encode("ascii")
+            for candidate in candidates
+        ]
+    except ValueError:  # UnicodeEncodeError included
+        return False
     matched = False
-    for candidate in _port_variants(url):
-        signature = compute_signature(candidate, fields, secret, algorithm).encode("ascii")
+    for signature in signatures:
         # Both variants are always computed so timing does not say which one matched.
         matched |= hmac.compare_digest(signature, expected_header)
     return matched

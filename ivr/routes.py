@@ -27,8 +27,9 @@ from yarl import URL
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
 from hotline.flow.model import Flow
-from hotline.web.forms import GatewayForm, gateway_form
+from hotline.web.forms import GatewayForm, body_errors, gateway_form
 from hotline.web.keys import ENGINE, FLOWS_RELOADED, METRICS, SETTINGS, SPEECH_TEXT
+from hotline.web.security import authority_ok
 from hotline.web.turns import take_turn
 from ivr.clips import ClipSpec, InvalidClipKey
 from ivr.dialects import africastalking, twilio
@@ -140,6 +141,8 @@ def _base_url(request: web.Request) -> URL:
     configured = request.app[SETTINGS].ivr.public_base_url
     if configured:
         return URL(configured.rstrip("/"))
+    if not authority_ok(request.host):
+        raise BadGatewayRequest("malformed Host header")
     try:
         return URL.build(scheme=request.scheme, authority=request.host)
     except ValueError:
@@ -181,7 +184,8 @@ async def read_form(request: web.Request) -> GatewayForm:
     if request.content_type not in _FORM_TYPES:
         raise BadGatewayRequest("Content-Type must be application/x-www-form-urlencoded")
     try:
-        form = await request.post()
+        with body_errors(request):  # a corrupt or aborted body named, not a bug
+            form = await request.post()
     except web.HTTPRequestEntityTooLarge:
         raise BadGatewayRequest("body is too large") from None
     except (ValueError, LookupError) as exc:  # LookupError: an unknown charset parameter

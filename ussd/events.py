@@ -32,6 +32,7 @@ STATUSES = frozenset({"Success", "Incomplete", "Failed"})
 MAX_HOPS = 10_000
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _HOPS = re.compile(r"[0-9]{1,9}")  # ASCII only: `str.isdigit` admits ², which int() refuses
+_PHONE = re.compile(r"\+?[0-9]{3,20}")  # as the callback's dialect: ASCII digits only
 
 
 def _bad(reason: str) -> web.Response:
@@ -73,6 +74,8 @@ async def handle(request: web.Request) -> web.Response:
         return _bad("status must be one of Success, Incomplete, Failed")
     if not _HOPS.fullmatch(hops_text):
         return _bad("hopsCount must be a whole number (at most 9 digits)")
+    if phone and not _PHONE.fullmatch(phone.strip()):
+        return _bad("phoneNumber must be an E.164 number (+ and 3-20 digits 0-9)")
     hops = min(int(hops_text), MAX_HOPS)
     flow, state = await _last_state(request, session_id, phone)
     metrics = request.app[METRICS]

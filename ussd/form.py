@@ -18,7 +18,7 @@ from aiohttp import web
 from yarl import query_to_pairs
 
 from hotline.base.errors import BadGatewayRequest
-from hotline.web.forms import GatewayForm
+from hotline.web.forms import GatewayForm, read_body
 from hotline.web.keys import SETTINGS
 
 __all__ = ["FORM_CONTENT_TYPE", "MAX_FIELDS", "decode_form", "read_form"]
@@ -97,7 +97,7 @@ async def read_form(request: web.Request) -> GatewayForm:
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
     try:
-        body = await request.read()
+        body = await read_body(request)
     except web.HTTPRequestEntityTooLarge:
         raise BadGatewayRequest(f"body is larger than {max_bytes} bytes") from None
     if len(body) > max_bytes:

@@ -37,10 +37,13 @@ __all__ = [
 ]
 
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
-_DECIMAL = re.compile(r"^-?\d{1,19}(\.\d{1,12})?$")
+# ASCII digits throughout: `\d` admits ١ and １, which Decimal() would read as a balance.
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+_DECIMAL = re.compile(r"^-?[0-9]{1,19}(\.[0-9]{1,12})?$")
 _SECONDS = re.compile(r"^[0-9]{1,9}$")  # ASCII: str.isdigit admits ², which int() refuses
-_CODE = re.compile(r"^[A-Z][A-Z_]{1,39}$|^\d{1,4}$")
+_CODE = re.compile(r"^[A-Z][A-Z_]{1,39}$|^[0-9]{1,4}$")
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _FOREVER_YEAR = 9999
 _QUANTITY_MAX = 2**63 - 1

@@ -53,7 +53,9 @@ def string_to_sign(
         nonce,
         hashlib.sha256(body).hexdigest(),
     )
-    return "\n".join(parts).encode("utf-8")
+    # surrogatepass: a header's undecodable bytes (lone surrogates) sign, and fail to
+    # verify, instead of raising.
+    return "\n".join(parts).encode("utf-8", errors="surrogatepass")
 
 
 def signature(secret: str, message: bytes) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadGatewayRequest",
+    "ClientAborted",
     "ConfigError",
     "FlowError",
     "FlowsRejected",
@@ -30,6 +31,11 @@ class BadGatewayRequest(HotlineError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ClientAborted(HotlineError):
+    """The client went away before its request was read (disconnected mid-body): nobody is
+    left to answer. Not a bug: counted as a client abort and logged at INFO."""
 
 
 class ConfigError(HotlineError):

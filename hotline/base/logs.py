@@ -4,7 +4,13 @@ Any code on a request's path may `note(state=..., outcome=...)`; the access-log
 middleware (`hotline.web.observe`) writes those facts as one line when the request ends,
 and every other line logged meanwhile carries the same `request_id`.
 `Scrubber` is defence in depth: callers log pseudonyms, never numbers or money, but
-a digit run that looks like a phone number or an amount is redacted anyway.
+a digit run that looks like a phone number or an amount is redacted anyway, also when it
+is URL-encoded (`%2B8613800138000`, `12.50%E5%85%83`), escaped (`\\u00a51250`,
+`b'\\xc2\\xa51250'`) or the value of a money-named JSON or form key (`"amount_minor": 1250`).
+It is structural, not a courtesy of our own callers: `setup_logging` puts it on the root
+handler (every propagated record, message, args, fields, traceback and stack) and on the
+loggers of the libraries that can quote request data (aiohttp, asyncio, redis), so a
+record of theirs is scrubbed before any handler, ours or not, sees it.
 Nothing is configured at import; the CLI calls `setup_logging()` once.
 """
 
@@ -18,18 +24,22 @@ import sys
 import time
 from collections.abc import Mapping
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 import orjson
 
 __all__ = [
+    "THIRD_PARTY_LOGGERS",
     "JsonFormatter",
     "Scrubber",
     "bind_request",
     "current_fields",
     "note",
     "note_turn",
+    "redact",
     "scrub",
     "setup_logging",
+    "unescape",
 ]
 
 _FIELDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -52,17 +62,64 @@ _MONEY = re.compile(
 # `_PHONE`'s lookarounds refuse, while `_MONEY` needs a sign, a code, 元角分 or a dot.
 _DIGIT = re.compile(r"\d")
 _HEX_WORD = re.compile(r"[0-9a-f]*[a-f][0-9a-f]*")
+# The value of a key that names money or a number, in JSON (`"amount_minor": 1250`, also
+# inside an escaped JSON string) or a form (`balance=1250`): redacted whatever its shape.
+_KEYED = re.compile(
+    r"(?i)((?:amount|balance|minor|money|credit|msisdn|phone|caller|callernumber|from)"
+    r"[A-Za-z_]*\\?\"?\s*[:=]\s*\\?\"?)[+-]?\d[\d.,]*"
+)
+# Escapes that can hide a digit run behind letters: %2B, \u00a5, \xa5.
+_ESCAPED = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}")
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
+_BYTE_ESCAPES = re.compile(r"(?:\\x[0-9A-Fa-f]{2})+")
 REDACTED = "[redacted]"
 _HANDLER_NAME = "hotline"
+#: Loggers of libraries that can quote request or upstream data. A logger's filter sees
+#: only records created on it, so each is named (the root handler's filter sees the rest).
+THIRD_PARTY_LOGGERS = (
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+    "asyncio",
+    "redis",
+    "py.warnings",
+)
 # Values of these fields are ours (numbers, names from a fixed vocabulary): not scrubbed.
 _TRUSTED_FIELDS = frozenset({"latency_ms", "status", "request_id", "pid", "hops", "bytes"})
 
 
+def _bytes_text(match: re.Match[str]) -> str:
+    raw = bytes.fromhex(match.group(0).replace("\\x", ""))
+    return raw.decode("utf-8", errors="replace")
+
+
+def unescape(text: str) -> str:
+    """Percent-escapes, `\\uXXXX` and `\\xXX` runs decoded (twice, for double encoding),
+    so a number written as `%2B86…` or `\\u00a512.50` is a number again."""
+    for _ in range(2):
+        if not _ESCAPED.search(text):
+            break
+        text = unquote(text, errors="replace")
+        text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        text = _BYTE_ESCAPES.sub(_bytes_text, text)
+    return text
+
+
+def redact(text: str) -> str:
+    """`scrub` without its shortcuts: what every text goes through."""
+    text = unescape(text)
+    text = _KEYED.sub(lambda m: m.group(1) + REDACTED, text)
+    return _PHONE.sub(REDACTED, _MONEY.sub(REDACTED, text))
+
+
 def scrub(text: str) -> str:
-    """Redact anything shaped like a phone number or a money amount."""
+    """Redact anything shaped like a phone number or a money amount, escaped or not."""
     if not _DIGIT.search(text) or _HEX_WORD.fullmatch(text):
         return text
-    return _PHONE.sub(REDACTED, _MONEY.sub(REDACTED, text))
+    return redact(text)
 
 
 def bind_request(fields: dict[str, Any]) -> contextvars.Token[dict[str, Any] | None]:
@@ -126,6 +183,8 @@ class Scrubber(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True
 
 
@@ -214,6 +273,10 @@ def setup_logging(
         )
         handler.setFormatter(_HumanFormatter())
     handler.addFilter(Scrubber())
+    for name in THIRD_PARTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, Scrubber) for f in logger.filters):
+            logger.addFilter(Scrubber())
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)

@@ -98,6 +98,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.client_errors = Counter(
+            "hotline_client_errors",
+            "Requests the client broke, by kind: client_abort (disconnected mid-request), "
+            "bad_body (a body that cannot be decoded), bad_framing (not valid HTTP).",
+            ["kind"],
+            registry=r,
+        )
         self.gateway_sessions = Counter(
             "hotline_gateway_session_outcomes",
             "End-of-session notifications from the gateway, by flow and status.",

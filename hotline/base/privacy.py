@@ -1,4 +1,12 @@
-"""Keyed pseudonyms and display masks for phone numbers (DESIGN.md §10)."""
+"""Keyed pseudonyms and display masks for phone numbers (DESIGN.md §10).
+
+Every function here is total over `str`: a number arrives from a gateway before any
+dialect has judged it (the gateway guard rate-limits by pseudonym first), so nothing may
+raise on what a client sent. A phone number's canonical form is ASCII digits: a Unicode
+decimal digit in another script (`١٣٨`, full-width `１３８`) counts as the digit it is,
+so a number has one pseudonym however it was written. The gateway dialects still refuse
+such numbers with a 400 (docs/operations.md, "Phone numbers"): no gateway sends them.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +14,31 @@ import functools
 import hashlib
 import hmac
 import re
+import unicodedata
 
-__all__ = ["Pseudonymizer", "canonical_msisdn", "mask_msisdn", "normalize_msisdn"]
+__all__ = [
+    "Pseudonymizer",
+    "ascii_digits",
+    "canonical_msisdn",
+    "mask_msisdn",
+    "normalize_msisdn",
+]
 
-_DIGITS = re.compile(r"\D+")
+_NON_DIGITS = re.compile(r"[^0-9]+")  # ASCII on purpose: `\D` would keep ١ and １
+
+
+def ascii_digits(text: str) -> str:
+    """Every Unicode decimal digit (category Nd: `١`, `１`, `٣`…) as its ASCII digit;
+    everything else unchanged. `²` is not a decimal digit and stays."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
 
 
 def normalize_msisdn(raw: str) -> str:
-    """Digits only, so `+86 138-0013-8000` and `8613800138000` pseudonymize alike."""
-    return _DIGITS.sub("", raw)
+    """ASCII digits only, so `+86 138-0013-8000`, `8613800138000` and `+８６１３８…`
+    pseudonymize alike."""
+    return _NON_DIGITS.sub("", ascii_digits(raw))
 
 
 def canonical_msisdn(raw: str) -> str:

@@ -67,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
-        args = ", ".join(
+        takes = ", ".join(
             f"{a.name}: {a.type}{'' if a.required else ' (optional)'}" for a in spec.args
         )
-        grid.add_row("args", args or "—")
+        grid.add_row("args", takes or "—")
         grid.add_row("sets", ", ".join(f"{k}: {v}" for k, v in spec.sets.items()) or "—")
         grid.add_row("outcomes", ", ".join(spec.all_outcomes))
         console.print(grid)

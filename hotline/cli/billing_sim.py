@@ -37,7 +37,13 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
 
 
 def cmd_billing_sim(args: argparse.Namespace) -> int:
-    balance = settings_from_args(args).balance
+    from hotline.base.logs import setup_logging
+
+    settings = settings_from_args(args)
+    # The scrubbing root handler: without it aiohttp's lines (a TMF654 URL holds the
+    # MSISDN) would reach stderr through logging's last-resort handler, unscrubbed.
+    setup_logging(settings.json_logs, settings.log_level)
+    balance = settings.balance
     key_id = balance.key_id or DEV_KEY_ID
     secret = balance.secret.get_secret_value() if balance.secret else DEV_SECRET
     if balance.secret is None:

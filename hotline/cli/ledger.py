@@ -29,7 +29,7 @@ from hotline.cli import settings_from_args
 
 __all__ = ["parse_amount", "register"]
 
-_AMOUNT = re.compile(r"^-?\d{1,9}(\.\d{1,2})?$")
+_AMOUNT = re.compile(r"^-?[0-9]{1,9}(\.[0-9]{1,2})?$")
 MB = 1024**2
 MAX_MB = 10**9
 MAX_MINUTES = 10**8
@@ -45,7 +45,7 @@ def parse_amount(text: str) -> int:
 
 
 def _count(text: str, option: str, maximum: int) -> int:
-    if not text.isdigit() or int(text) > maximum:
+    if not (text.isascii() and text.isdigit()) or int(text) > maximum:  # isdigit admits ²
         raise ConfigError(f"{option}: expected a whole number 0..{maximum}, got {text!r}")
     return int(text)
 

@@ -241,7 +241,7 @@ def spoken_key(key: str, language: str) -> str:
     zh = _is_zh(language)
     words: list[str] = []
     for char in key:
-        if char.isdigit():
+        if "0" <= char <= "9":  # not isdigit(): it admits ², which int() refuses
             words.append(_ZH_DIGITS[int(char)] if zh else _en_number(int(char)))
         else:
             words.append((_KEYS_ZH if zh else _KEYS_EN).get(char, char))

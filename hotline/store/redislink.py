@@ -87,7 +87,7 @@ def link_address(url: str) -> LinkAddress | None:
 def _db(text: str | None) -> int:
     if not text:
         return 0
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # isdigit alone admits ², int() refuses it
         raise ValueError(f"database must be a number, not {text[:20]!r}")
     return int(text)
 

@@ -87,7 +87,11 @@ def parse_redis_url(url: str) -> RedisTarget | None:
     if parts.scheme in SENTINEL_SCHEMES:
         if not segments:
             raise ValueError("redis+sentinel URL needs the master name: …/<master name>[/<db>]")
-        db = int(segments[1]) if len(segments) > 1 and segments[1].isdigit() else 0
+        db = (
+            int(segments[1])
+            if len(segments) > 1 and segments[1].isascii() and segments[1].isdigit()
+            else 0
+        )
         return RedisTarget(
             "sentinel", _hosts(parts.netloc, 26379), service=unquote(segments[0]), db=db, **common
         )

@@ -10,15 +10,17 @@ again. Measured: the second decoding was ~20 µs of a USSD request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from multidict import MultiDictProxy
 
-from hotline.base.errors import BadGatewayRequest
+from hotline.base.errors import BadGatewayRequest, ClientAborted
 
-__all__ = ["FormReader", "GatewayForm", "gateway_form"]
+__all__ = ["FormReader", "GatewayForm", "body_errors", "gateway_form", "read_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,34 @@ class GatewayForm:
 
 #: Decodes a request's form; raises `BadGatewayRequest` with the channel's reason.
 FormReader = Callable[[web.Request], Awaitable[GatewayForm]]
+
+
+@contextlib.contextmanager
+def body_errors(request: web.Request) -> Iterator[None]:
+    """Around any read of the request body (`read()`, `post()`): what the client broke,
+    named. A body that cannot be decoded (corrupt `Content-Encoding: gzip`, broken chunked
+    framing) raises `BadGatewayRequest` with the reason, for a 400; a client that hung up
+    mid-body raises `ClientAborted`. `HTTPRequestEntityTooLarge` passes through."""
+    try:
+        yield
+    except web.RequestPayloadError as exc:
+        if isinstance(exc.__cause__, ContentEncodingError):
+            encoding = request.headers.get("Content-Encoding", "")[:20]
+            raise BadGatewayRequest(
+                f"body cannot be decoded as Content-Encoding {encoding!r}"
+            ) from None
+        raise BadGatewayRequest("body framing is malformed") from None
+    except HttpProcessingError:
+        raise BadGatewayRequest("body framing is malformed") from None
+    except ConnectionError:
+        raise ClientAborted() from None
+
+
+async def read_body(request: web.Request) -> bytes:
+    """`request.read()` (cached after the first call) under `body_errors`."""
+    with body_errors(request):
+        return await request.read()
+
 
 _Memo = tuple[FormReader, GatewayForm | BadGatewayRequest]
 _MEMO: web.RequestKey[_Memo] = web.RequestKey("hotline.gateway_form")

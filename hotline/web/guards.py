@@ -26,10 +26,10 @@ from hotline.base.metrics import Metrics
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.screen import PromptPart
 from hotline.i18n import TextFormatter
-from hotline.web.forms import FormReader, GatewayForm, gateway_form
+from hotline.web.forms import FormReader, GatewayForm, gateway_form, read_body
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.ratelimit import RateLimiter
-from hotline.web.security import Network, client_ip, ip_allowed, token_ok
+from hotline.web.security import Network, authority_ok, client_ip, ip_allowed, token_ok
 
 __all__ = [
     "MAX_FIELDS",
@@ -136,18 +136,22 @@ def public_url(
     """The URL the platform called, as it saw it (what Twilio signed).
 
     A configured public base URL wins; else `X-Forwarded-Proto/Host` from a trusted
-    proxy; else what this server saw.
+    proxy; else what this server saw. Raises `BadGatewayRequest` when the host it would
+    use is not one a URL can hold (`127.0.0.1:abc`, a port past 65535, non-ASCII bytes).
     """
     path_qs = request.raw_path  # exactly as sent, query string included
     if public_base_url:
         return public_base_url.rstrip("/") + path_qs
+    proto, host = request.scheme, request.host
     peer = client_ip(request.remote, None, ())
     if peer is not None and ip_allowed(peer, trusted):
-        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-        if proto in ("http", "https") and host:
-            return f"{proto}://{host}{path_qs}"
-    return f"{request.scheme}://{request.host}{path_qs}"
+        forwarded_proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+        forwarded_host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        if forwarded_proto in ("http", "https") and forwarded_host:
+            proto, host = forwarded_proto, forwarded_host
+    if not authority_ok(host):
+        raise BadGatewayRequest("malformed Host header")
+    return f"{proto}://{host}{path_qs}"
 
 
 def _path_token_ok(gateway: Gateway, path: str) -> bool:
@@ -259,12 +263,16 @@ def gateway_guard(
         body: str | None = None
         if request.method == "POST" and request.content_type in _BODY_TYPES:
             try:
-                raw = await request.read()  # cached: the channel reads it again for free
+                raw = await read_body(request)  # cached: the channel reads it again for free
             except web.HTTPRequestEntityTooLarge:
                 metrics.rejected.labels(gateway.channel, gateway.dialect, "body_size").inc()
                 note(rejected="body_size")
                 limit = request.client_max_size
                 return web.Response(status=400, text=f"body is larger than {limit} bytes")
+            except BadGatewayRequest as exc:  # corrupt Content-Encoding, broken framing
+                metrics.client_errors.labels("bad_body").inc()
+                note(rejected="bad_body")
+                return web.Response(status=exc.status_hint, text=exc.reason)
             if request.content_type == "application/json":
                 body = raw.decode("utf-8", errors="replace")
             else:
@@ -287,7 +295,10 @@ def gateway_guard(
                     )
 
         if gateway.signature is not None:
-            url = public_url(request, gateway.public_base_url, trusted_proxies)
+            try:
+                url = public_url(request, gateway.public_base_url, trusted_proxies)
+            except BadGatewayRequest:  # no platform signs a URL that cannot exist
+                return _refuse(metrics, gateway, "host")
             signed: MultiDictProxy[str] | str = body if body is not None else _proxy(pairs)
             if not gateway.signature(url, signed, request.headers):
                 return _refuse(metrics, gateway, "signature")

@@ -12,24 +12,32 @@ also move metrics when the request ends (all optional, all label-safe names):
 
 An exception nobody mapped is a bug: it is logged (scrubbed, with the request id) and
 answered with the gateway's polite reply, or a bare 500 elsewhere, never a traceback.
+What the client broke is not a bug and pages nobody: a client that hung up mid-request
+(`ClientAborted`, or a connection error on a closed transport) and a request aiohttp could
+not parse (bad framing, a corrupt body, logged by aiohttp itself) are logged at INFO
+without their bytes and counted in `hotline_client_errors_total{kind}`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from hotline.base.errors import ClientAborted
 from hotline.base.logs import bind_request, note
 from hotline.base.metrics import Metrics, multiprocess_dir
 from hotline.web.guards import Gateway, GatewayFinder
 
-__all__ = ["observe"]
+__all__ = ["WireNoise", "client_error_kind", "observe"]
 
 _log = logging.getLogger("hotline.access")
 _errors = logging.getLogger("hotline.base.errors")
@@ -128,10 +136,67 @@ def _route_label(request: web.Request, gateway: Gateway | None) -> str:
     return canonical
 
 
+def client_error_kind(exc: BaseException | None) -> str | None:
+    """`client_abort` / `bad_framing` when the client broke the request, else None."""
+    if isinstance(exc, ClientAborted | ConnectionError):
+        return "client_abort"
+    if isinstance(exc, HttpProcessingError | web.RequestPayloadError):
+        return "bad_framing"
+    return None
+
+
+class WireNoise(logging.Filter):
+    """On aiohttp's server logger: what a client broke is INFO, counted, without its bytes.
+
+    aiohttp reports a request it could not parse, or a body that broke while it drained
+    it, only through this logger, at ERROR with a traceback whose message quotes the raw
+    bytes (a phone number, a balance). Any client could write those at will. The record
+    keeps its message and the exception's class; the bytes and the traceback go. Counted
+    on every live app's metrics (one app per process outside tests).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metrics: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        kind = client_error_kind(exc)
+        if kind is None:
+            return True
+        for metrics in list(self.metrics):
+            metrics.client_errors.labels(kind).inc()
+        record.msg = f"{record.msg} ({kind}: {type(exc).__name__})"
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+_AIOHTTP_SERVER = logging.getLogger("aiohttp.server")
+
+
+def _wire_noise() -> WireNoise:
+    """The one `WireNoise` on aiohttp's server logger (installed on first use)."""
+    for existing in _AIOHTTP_SERVER.filters:
+        if isinstance(existing, WireNoise):
+            return existing
+    noise = WireNoise()
+    _AIOHTTP_SERVER.addFilter(noise)
+    return noise
+
+
+def _client_broke(request: web.Request, exc: Exception) -> bool:
+    if isinstance(exc, ClientAborted):
+        return True
+    transport = request.transport
+    return isinstance(exc, ConnectionError) and (transport is None or transport.is_closing())
+
+
 def observe(
     *, metrics: Metrics, gateways: Sequence[Gateway]
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Build the middleware; put it first so it sees everything the others do."""
+    _wire_noise().metrics.add(metrics)
     finish = _Finisher(metrics)
     in_flight = _InFlight(metrics)
     find = GatewayFinder(gateways)
@@ -161,14 +226,32 @@ def observe(
                 exc.headers["X-Request-Id"] = request_id
                 status = exc.status
                 raise
-            except Exception as exc:  # a bug: answer politely, log it, count it
-                metrics.errors.labels(kind=type(exc).__name__[:64]).inc()
-                note(outcome="apology" if gateway is not None else "error")
-                _errors.exception("unhandled error on %s", _route_label(request, gateway))
-                if gateway is not None and gateway.polite is not None:
-                    response = await gateway.polite(request, "error")
-                else:
-                    response = web.Response(status=500, text="Internal error.")
+            except asyncio.CancelledError:
+                # With `handler_cancellation` aiohttp cancels the handler of a client that
+                # hung up; a cancellation with the connection open is a shutdown.
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    metrics.client_errors.labels("client_abort").inc()
+                    note(outcome="client_abort")
+                    status = 400
+                raise
+            except Exception as exc:
+                if _client_broke(request, exc):
+                    # Nobody is left to read an answer: count it and say so, no traceback.
+                    metrics.client_errors.labels("client_abort").inc()
+                    note(outcome="client_abort")
+                    _errors.info(
+                        "client went away mid-request on %s", _route_label(request, gateway)
+                    )
+                    response = web.Response(status=400, text="incomplete request")
+                else:  # a bug: answer politely, log it, count it
+                    metrics.errors.labels(kind=type(exc).__name__[:64]).inc()
+                    note(outcome="apology" if gateway is not None else "error")
+                    _errors.exception("unhandled error on %s", _route_label(request, gateway))
+                    if gateway is not None and gateway.polite is not None:
+                        response = await gateway.polite(request, "error")
+                    else:
+                        response = web.Response(status=500, text="Internal error.")
             status = response.status
             response.headers["X-Request-Id"] = request_id
             return response

@@ -1,17 +1,21 @@
 """Gateway authentication as pure functions: CIDR allow-lists, proxies, tokens.
 
 Nothing here touches aiohttp; `hotline.web.guards` applies these to requests. Every
-secret comparison goes through `hmac.compare_digest` so timing says nothing.
+secret comparison goes through `hmac.compare_digest` so timing says nothing, on bytes:
+what a client presents is whatever its bytes decoded to (aiohttp keeps undecodable header
+bytes as lone surrogates), so it is encoded with `surrogatepass`, which never fails.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 __all__ = [
     "Network",
+    "authority_ok",
     "bearer_ok",
     "client_ip",
     "ip_allowed",
@@ -21,6 +25,11 @@ __all__ = [
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# RFC 3986 authority without userinfo: a reg-name or IPv4 (ASCII only), or a bracketed
+# IPv6 literal; then an optional port of digits.
+_AUTHORITY = re.compile(
+    r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9\-._~!$&'()*+,;=%]{1,253})(?::([0-9]{1,5}))?"
+)
 
 
 def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
@@ -82,16 +91,40 @@ def client_ip(
     return address
 
 
+def authority_ok(host: str | None) -> bool:
+    """A `Host` (or `X-Forwarded-Host`) value a URL can be built from: ASCII host, a
+    bracketed IPv6 literal that parses, a port of 1-65535 if any. Anything else came from a
+    broken or hostile client, and no platform signed a URL with it."""
+    match = _AUTHORITY.fullmatch(host or "")
+    if match is None:
+        return False
+    name, port = match.groups()
+    if port is not None and not 0 < int(port) <= 65535:
+        return False
+    if name.startswith("["):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            return False
+    return True
+
+
 def ip_allowed(address: _Address | None, allowed: Sequence[Network]) -> bool:
     """True when the address is inside one of the allowed networks (no address: no)."""
     return address is not None and _inside(address, allowed)
+
+
+def _wire_bytes(text: str) -> bytes:
+    """Any str as bytes: UTF-8, lone surrogates (undecodable bytes a client sent) kept
+    rather than raising, so they simply compare unequal to a configured secret."""
+    return text.encode("utf-8", errors="surrogatepass")
 
 
 def token_ok(given: str | None, expected: str) -> bool:
     """Constant-time equality of a presented secret with the configured one."""
     if given is None or not expected:
         return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(_wire_bytes(given), _wire_bytes(expected))
 
 
 def bearer_ok(authorization: str | None, expected: str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent, EventKind
 
-__all__ = ["call_event", "field", "keys_event", "optional_digits", "optional_field"]
+__all__ = ["call_event", "caller_field", "field", "keys_event", "optional_digits", "optional_field"]
 
 _DIGITS = re.compile(r"^[0-9*#]{1,32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -24,6 +24,16 @@ def field(form: Mapping[str, str], name: str, pattern: re.Pattern[str] | None = 
         raise BadGatewayRequest(f"malformed field {name}")
     if pattern is not None and not pattern.fullmatch(value):
         raise BadGatewayRequest(f"malformed field {name}")
+    return value
+
+
+def caller_field(form: Mapping[str, str], name: str) -> str:
+    """The caller field: a number, or what platforms send instead (`anonymous`,
+    `client:alice`, a SIP URI), all ASCII. Digits of another script (`+86١٣٨…`,
+    full-width `+８６１３８…`) are refused, as the USSD dialect refuses them."""
+    value = field(form, name)
+    if not value.isascii():
+        raise BadGatewayRequest(f"malformed field {name}: expected ASCII (digits 0-9)")
     return value
 
 

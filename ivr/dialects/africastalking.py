@@ -15,7 +15,7 @@ from typing import ClassVar, Final
 
 from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
-from ivr.dialects import call_event, field, optional_digits, optional_field
+from ivr.dialects import call_event, caller_field, field, optional_digits, optional_field
 from ivr.dialects.base import VoiceDialect
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
@@ -32,7 +32,7 @@ def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     if active not in ("0", "1"):
         raise BadGatewayRequest("missing or malformed field isActive (expected 0 or 1)")
     session = field(form, "sessionId", _SESSION)
-    caller = field(form, "callerNumber")
+    caller = caller_field(form, "callerNumber")
     digits = optional_digits(form, "dtmfDigits")
 
     called = optional_field(form, "destinationNumber")  # the entry: which hotline was called

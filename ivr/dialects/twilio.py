@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import ClassVar, Final
 
 from hotline.flow.events import ChannelEvent
-from ivr.dialects import call_event, field, optional_digits, optional_field
+from ivr.dialects import call_event, caller_field, field, optional_digits, optional_field
 from ivr.dialects.base import VoiceDialect
 from ivr.render import VoicePlan
 from ivr.voicexml import document, element
@@ -28,7 +28,7 @@ _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def parse(form: Mapping[str, str], query: Mapping[str, str]) -> ChannelEvent:
     """One webhook request as an event; raises `BadGatewayRequest` with the reason."""
     call = field(form, "CallSid", _SID)
-    caller = field(form, "From")
+    caller = caller_field(form, "From")
     status = (form.get("CallStatus") or "").strip()
     digits = optional_digits(form, "Digits")
 

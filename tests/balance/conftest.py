@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from hotline.balance.sim import create_sim_app
+from hotline.balance.sim.app import stats_key
 from hotline.base.config import BalanceSettings, Settings, load_settings
 from hotline.base.privacy import Pseudonymizer
 
@@ -67,7 +68,7 @@ class Sim:
             return result
 
     async def calls(self, msisdn: str) -> int:
-        return int((await self.stats())["calls"].get(msisdn, 0))
+        return int((await self.stats())["calls"].get(stats_key(SECRET, msisdn), 0))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from hotline.balance.provider import open_provider
+from hotline.balance.sim.app import stats_key
 from hotline.base.config import Settings
 from hotline.base.errors import (
     InvalidUpstreamAnswer,
@@ -23,7 +24,7 @@ from hotline.base.errors import (
 from hotline.base.privacy import Pseudonymizer
 from hotline.base.values import Money
 from hotline.resilience.faults import BulkheadFull, CircuitOpen
-from tests.balance.conftest import FakeClock, Sim
+from tests.balance.conftest import SECRET, FakeClock, Sim
 
 DEMO = "13800138000"
 Make = Callable[..., Settings]
@@ -212,7 +213,7 @@ async def test_one_retry_with_the_same_request_id(
         with pytest.raises(UpstreamUnavailable):
             await provider.fetch("13800138001")
         stats = await sim.stats()
-    assert stats["max_attempts"] == 2 and stats["calls"]["13800138001"] == 2
+    assert stats["max_attempts"] == 2 and stats["calls"][stats_key(SECRET, "13800138001")] == 2
     assert registry.get_sample_value("hotline_balance_retries_total", {"provider": "http"}) == 2
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hotline.balance.signing import SCHEME
+from hotline.balance.sim.app import stats_key
 from hotline.balance.sim.store import load_seed
 from tests.balance.conftest import KEY_ID, Sim
 
@@ -128,7 +129,7 @@ async def test_billing_sim_command_serves_on_loopback(tmp_path: Path) -> None:
             await provider.close()
             assert snap.main_balance is not None and snap.main_balance.minor == 5
             async with session.get(f"{base}/_sim/stats") as resp:
-                assert (await resp.json())["calls"] == {"13800138001": 1}
+                assert (await resp.json())["calls"] == {stats_key("cli-s", "13800138001"): 1}
     finally:
         proc.terminate()
         proc.wait(5)

@@ -47,7 +47,7 @@ HOP_HEADER = "at-ussd-hop-metadata"
 HOP_MAX = 99
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
-_PHONE = re.compile(r"\+?[0-9]{3,20}")
+_PHONE = re.compile(r"\+?[0-9]{3,20}")  # ASCII digits: `١٣٨` or `１３８` is a 400
 _SERVICE_CODE = re.compile(r"[*#0-9]{1,32}")
 _NETWORK_CODE = re.compile(r"[0-9]{0,10}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -70,7 +70,7 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
         raise BadGatewayRequest("sessionId must be 1-128 characters of A-Z a-z 0-9 _ . : -")
     phone = form["phoneNumber"].strip()
     if not _PHONE.fullmatch(phone):
-        raise BadGatewayRequest("phoneNumber must be an E.164 number (+ and 3-20 digits)")
+        raise BadGatewayRequest("phoneNumber must be an E.164 number (+ and 3-20 digits 0-9)")
     service_code = form["serviceCode"]
     if not _SERVICE_CODE.fullmatch(service_code):
         raise BadGatewayRequest("serviceCode must be 1-32 characters of 0-9 * #")

@@ -5,10 +5,13 @@
 - admin: `PUT /_sim/subscribers/{msisdn}`, `POST|DELETE /_sim/faults`, `GET /_sim/stats`,
   `POST /_sim/reset`.
 
-Faults (reference §7.5) come from `FaultTable`. Stats count calls per MSISDN, the most
+Faults (reference §7.5) come from `FaultTable`. Stats count calls per subscriber, the most
 requests in flight at once, and attempts per `X-Request-Id`, so tests can prove
-coalescing, the bulkhead and the retry cap. Clock and randomness are injected. The
-simulator keeps no access log: TMF654 puts the MSISDN in the URL.
+coalescing, the bulkhead and the retry cap. `/_sim/stats` is unauthenticated, so its
+per-subscriber counts are keyed by `stats_key(secret, msisdn)`, a pseudonym under the
+simulator's signing secret: whoever holds the secret (the tests, the bench) can find a
+number's count; nobody else learns which numbers were looked up. Clock and randomness are
+injected. The simulator keeps no access log: TMF654 puts the MSISDN in the URL.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from hotline.balance.signing import (
 from hotline.balance.sim.bodies import BODY_FAULTS, mutate_tmf, mutate_v1
 from hotline.balance.sim.faults import FaultTable
 from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
+from hotline.base.privacy import Pseudonymizer
 
-__all__ = ["SIM", "Simulator", "create_sim_app"]
+__all__ = ["SIM", "Simulator", "create_sim_app", "stats_key"]
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # ASCII: `\d` admits ١ and １
 _TITLES = {
     400: ("INVALID_REQUEST", False),
     401: ("UNAUTHENTICATED", False),
@@ -57,7 +61,7 @@ _TITLES = {
 }
 _SKEW_MS = 300_000
 _TIMESTAMP = re.compile(r"[0-9]{1,16}")  # ASCII ms: str.isdigit admits ², which int() refuses
-_AMOUNT = re.compile(r'("amount(?:_minor)?"):\s*-?[\d.]+')
+_AMOUNT = re.compile(r'("amount(?:_minor)?"):\s*-?[0-9.]+')
 
 
 def _problem(status: int, code: str | None = None, retry_after: int | None = None) -> web.Response:
@@ -91,6 +95,11 @@ def _json(
     return response
 
 
+def stats_key(secret: str, msisdn: str) -> str:
+    """The key of a number's call count in `/_sim/stats`: its pseudonym under `secret`."""
+    return Pseudonymizer(secret)(msisdn)
+
+
 @dataclass
 class Simulator:
     """All simulator state: subscribers, fault rules, stats, seen nonces."""
@@ -110,9 +119,11 @@ class Simulator:
     max_inflight: int = 0
     nonces: dict[str, int] = field(default_factory=dict)
     faults: FaultTable = field(init=False)
+    pseudonym: Pseudonymizer = field(init=False)
 
     def __post_init__(self) -> None:
         self.faults = FaultTable(clock=self.monotonic, rng=self.rng)
+        self.pseudonym = Pseudonymizer(self.secret)
         self.reset()
 
     def reset(self) -> None:
@@ -127,7 +138,7 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "calls": dict(self.calls),
+            "calls": {self.pseudonym(msisdn): count for msisdn, count in self.calls.items()},
             "total_calls": sum(self.calls.values()),
             "inflight": self.inflight,
             "max_inflight": self.max_inflight,
@@ -302,6 +313,19 @@ async def _answer(
 
 
 @web.middleware
+async def _client_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A body that cannot be read is the client's fault: 400, not a 500 and a traceback;
+    a client that hung up mid-body gets nothing (nobody would read it)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.RequestPayloadError:
+        return _problem(400, "MALFORMED_BODY")
+    except ConnectionError:
+        return _abort(request)
+    return response
+
+
+@web.middleware
 async def _track(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith("/_sim/"):
         response: web.StreamResponse = await handler(request)
@@ -403,7 +427,7 @@ def create_sim_app(
     seed: int = 0,
 ) -> web.Application:
     """The simulator app; bind it to 127.0.0.1 only."""
-    app = web.Application(middlewares=[_track], client_max_size=65536)
+    app = web.Application(middlewares=[_client_errors, _track], client_max_size=65536)
     app[SIM] = Simulator(
         key_id=key_id,
         secret=secret,
