@@ -30,7 +30,7 @@ from hotline.base.config import Settings
 from hotline.base.errors import SessionStoreUnavailable
 from hotline.base.logs import note, note_turn
 from hotline.base.privacy import Pseudonymizer
-from hotline.base.values import Value, decode_value
+from hotline.base.values import Value, decode_value, input_value
 from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry
 from hotline.flow.entries import EntryTable
 from hotline.flow.events import ChannelEvent
@@ -502,21 +502,27 @@ class Engine:
     def _values(
         self, key: str, variables: dict[str, Any], known: dict[str, Value]
     ) -> dict[str, Value]:
-        """The typed values a sentence's placeholders read, decoded from the session."""
-        names = self.catalogs.placeholders(key)
-        if not names:
+        """The typed values a sentence's placeholders read, decoded from the session; an
+        input state's value (a plain string) shows as the placeholder's type says."""
+        kinds = self.catalogs.placeholder_types(key)
+        if not kinds:
             return {}
         values: dict[str, Value] = {}
-        for name in names:
+        for name, kind in kinds.items():
             value = known.get(name)
             if value is None:
                 raw = variables.get(name)
-                if not isinstance(raw, dict):
+                if isinstance(raw, str):
+                    value = input_value(raw, kind)
+                    if value is None:
+                        continue
+                elif not isinstance(raw, dict):
                     continue
-                try:
-                    value = decode_value(raw)
-                except ValueError:
-                    continue
+                else:
+                    try:
+                        value = decode_value(raw)
+                    except ValueError:
+                        continue
             values[name] = value
         return values
 

@@ -122,12 +122,22 @@ class MenuState(_StateBase):
 
 
 class InputState(_StateBase):
-    """Asks for free digits, validated by pattern and length; stores them in `var`."""
+    """Asks for free input, validated by pattern and length; stores it in `var`.
+
+    `as:` says what the value is when a prompt echoes it (`{card:digits}`).
+    """
 
     waits: ClassVar[bool] = True
     type: Literal["input"] = Field(alias="kind")
     prompt: tuple[PromptRef, ...]
     var: VarName
+    as_: Literal["text", "digits", "msisdn"] = Field(
+        "text",
+        alias="as",
+        description="what the value is when a prompt shows it: `text` (as typed), `digits` "
+        "(spoken digit by digit) or `msisdn` (masked, 138****8000); a placeholder "
+        "`{var:<as>}` reads it (a `digits` value may also be read as `text`)",
+    )
     pattern: str = Field(r"^[0-9]+$", description="a regular expression the whole input matches")
     min_length: int = Field(1, ge=1, le=64)
     max_length: int = Field(20, ge=1, le=64)

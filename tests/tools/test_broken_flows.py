@@ -49,6 +49,7 @@ def test_every_rule_has_a_fixture() -> None:
         "reserved-key",
         "option-too-long",
         "unknown-action",
+        "unfed-placeholder",
         "missing-prompt",
         "unreachable",
         "loop-without-wait",
