@@ -139,7 +139,7 @@ class Speaker:
         audio_format: AudioFormat = "pcm16",
         formatter: SpeechFormatter | None = None,
     ) -> None:
-        self.catalogs = catalogs
+        self.catalogs = catalogs.for_channel("voice")  # a key's `voice:` wording, if any
         self.sealer = sealer
         self.voices = dict(voices)
         self.rate = rate

@@ -36,3 +36,30 @@ def test_an_input_string_shows_as_its_placeholder_type() -> None:
     assert input_value("42", "digits") == Digits("42")
     assert input_value("42", "text") == Text("42")
     assert input_value("42", "money") is None  # no input feeds money: flows check says so
+
+
+def test_a_key_with_ussd_and_voice_variants_is_shown_and_said_differently() -> None:
+    import datetime as dt
+    from pathlib import Path
+
+    from hotline.base.values import Clock
+    from hotline.flow.screen import PromptPart, Screen
+    from hotline.i18n.catalog import load_catalogs
+    from ivr.clips import ClipSealer
+    from ivr.render import Speaker
+    from ussd.render import UssdLayout
+
+    catalogs = load_catalogs(Path(__file__).parents[2] / "prompts", ("zh-CN", "en"), "zh-CN")
+    at = Clock(dt.datetime(2026, 1, 2, 14, 5))
+    screen = Screen("s", "zh-CN", (PromptPart("result.as_of", {"as_of": at}),), ends=True)
+    assert UssdLayout(catalogs).render(screen) == "（截至14:05的数据）"
+    speaker = Speaker(catalogs=catalogs, sealer=ClipSealer("k"), voices={}, rate=150)
+    said = "".join(text for text, _ in speaker.sentences(screen))
+    assert said == "以上是截至十四点零五分的数据。"
+    english = Screen("s", "en", screen.parts, ends=True)
+    assert UssdLayout(catalogs).render(english) == "(as of 14:05)"
+    assert [t.strip() for t, _ in speaker.sentences(english)] == [
+        "These figures are from",
+        "two oh five p m.",
+    ]
+    assert catalogs.placeholder_types("result.as_of") == {"as_of": "time"}
