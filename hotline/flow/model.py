@@ -169,12 +169,20 @@ class InputState(_StateBase):
         return [p.key for p in self.prompt] + [self.error]
 
 
+#: One `args:` value of an action state.
+ArgValue = str | int | bool | list[str] | dict[str, str]
+
+
 class ActionState(_StateBase):
     """Runs a registered action; its outcome picks the next state."""
 
     type: Literal["action"] = Field(alias="kind")
     action: Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$")]
-    args: dict[str, str | int | bool] = Field(default_factory=dict)
+    args: dict[str, ArgValue] = Field(
+        default_factory=dict,
+        description="what the action reads (see `hotline actions`): scalars, or a list or "
+        "mapping of strings (`http.request`'s `send:`, `receive:`, `errors:`)",
+    )
     next: StateName = Field(description="where to go when the action succeeds")
     on: dict[str, StateName] = Field(
         default_factory=dict, description="outcome name → state, e.g. not_found: unknown_number"

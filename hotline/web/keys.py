@@ -14,6 +14,7 @@ from hotline.web.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from hotline.balance.provider import BalanceStack
+    from hotline.endpoints import Endpoints
     from hotline.flow.engine import Engine
     from hotline.flow.model import Flow
     from hotline.store.sessions import SessionStore
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BALANCE",
     "CHANNELS",
+    "ENDPOINTS",
     "ENGINE",
     "FLOWS_RELOADED",
     "METRICS",
@@ -39,6 +41,8 @@ PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
 BALANCE: web.AppKey[BalanceStack] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: The declared `http_endpoints` inside their resilience layers (`Services.http`).
+ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("ENDPOINTS")
 #: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).
 CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")
 #: Async callbacks run in the background after a flow reload installed new flows (a

@@ -15,7 +15,12 @@ SPEECH = SpeechFormatter()
 @pytest.mark.parametrize(
     ("value", "lang", "screen", "spoken"),
     [
-        (Digits("1234567812345678"), "zh-CN", "1234567812345678", "一二三四五六七八一二三四五六七八"),
+        (
+            Digits("1234567812345678"),
+            "zh-CN",
+            "1234567812345678",
+            "一二三四五六七八一二三四五六七八",
+        ),
         (Digits("2026"), "en", "2026", "two zero two six"),
         (Msisdn("13800138000"), "zh-CN", "138****8000", "尾号八零零零"),
         (Msisdn("+8613800138000"), "en", "138****8000", "ending in eight zero zero zero"),
@@ -63,3 +68,21 @@ def test_a_key_with_ussd_and_voice_variants_is_shown_and_said_differently() -> N
         "two oh five p m.",
     ]
     assert catalogs.placeholder_types("result.as_of") == {"as_of": "time"}
+
+
+def test_an_echoed_card_number_is_spoken_digit_by_digit() -> None:
+    from pathlib import Path
+
+    from hotline.flow.screen import PromptPart
+    from hotline.i18n.catalog import load_catalogs
+    from ivr.clips import ClipSealer
+    from ivr.render import Speaker
+
+    catalogs = load_catalogs(Path(__file__).parents[2] / "prompts", ("zh-CN", "en"), "zh-CN")
+    speaker = Speaker(catalogs=catalogs, sealer=ClipSealer("k"), voices={}, rate=150)
+    part = PromptPart("topup.confirm", {"card": Digits("1234567812345678")})
+    assert speaker.part_texts(part, "zh-CN") == [
+        ("您输入的充值卡密码为", False),
+        ("一二三四五六七八一二三四五六七八，", True),
+        ("确认充值？", False),
+    ]

@@ -50,6 +50,8 @@ def test_every_rule_has_a_fixture() -> None:
         "option-too-long",
         "unknown-action",
         "unfed-placeholder",
+        "unknown-service",
+        "action-args",
         "missing-prompt",
         "unreachable",
         "loop-without-wait",
