@@ -67,8 +67,10 @@ def run_worker(
     supervisor: int | None = None,
     shutdown_timeout: float = 30.0,
     configure_logging: bool = False,
+    dev: bool = False,
 ) -> int:
-    """Serve until SIGTERM/SIGINT in this process; SIGHUP reloads flows."""
+    """Serve until SIGTERM/SIGINT in this process; SIGHUP reloads flows and prompts, and
+    so does any change to their files with `dev`."""
     from hotline.web.admin import sighup_ctx
     from hotline.web.app import create_app
     from hotline.web.keys import SUPERVISOR
@@ -84,6 +86,10 @@ def run_worker(
     if supervisor is not None:
         app[SUPERVISOR] = supervisor
     app.cleanup_ctx.append(sighup_ctx)
+    if dev:
+        from hotline.web.admin import dev_reload_ctx
+
+        app.cleanup_ctx.append(dev_reload_ctx())
 
     def listening(_banner: str) -> None:
         # run_app "prints" once its sites are bound: only then is the worker listening.
@@ -254,10 +260,12 @@ class Supervisor:
         log.info("hotline supervisor stopped")
 
 
-def serve(settings: Settings, workers: int = 1, shutdown_timeout: float = 30.0) -> int:
+def serve(
+    settings: Settings, workers: int = 1, shutdown_timeout: float = 30.0, dev: bool = False
+) -> int:
     """Run one worker in this process, or a supervisor with `workers` processes."""
     if workers <= 1:
-        return run_worker(settings, shutdown_timeout=shutdown_timeout)
+        return run_worker(settings, shutdown_timeout=shutdown_timeout, dev=dev)
     return Supervisor(settings, workers, shutdown_timeout).run()
 
 
