@@ -112,8 +112,14 @@ async def reload_flows(app: web.Application) -> list[Flow]:
         engine.catalogs = catalogs
     metrics.flow_reloads.labels("ok").inc()
     log.info(
-        "flows and prompts reloaded",
-        extra={"fields": {"flows": {f.id: f.version for f in flows}, "pid": os.getpid()}},
+        "flows reloaded",  # prompts too: the message is what operators grep for
+        extra={
+            "fields": {
+                "flows": {f.id: f.version for f in flows},
+                "prompts": list(catalogs.languages),
+                "pid": os.getpid(),
+            }
+        },
     )
     for callback in app[FLOWS_RELOADED]:
         _background(app, _run_callback(callback, app, flows))
