@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import gc
 import logging
 import multiprocessing
 import os
@@ -87,6 +88,11 @@ def run_worker(
 
     def listening(_banner: str) -> None:
         # run_app "prints" once its sites are bound: only then is the worker listening.
+        # What start-up made (modules, flows, catalogs, the app) lives as long as the
+        # worker: move it out of the collector's generations, so a full collection
+        # under load walks only what requests made (shorter pauses in the tail).
+        gc.collect()
+        gc.freeze()
         log.info(
             "worker listening",
             extra={"fields": {"pid": os.getpid(), "host": settings.host, "port": settings.port}},
