@@ -233,13 +233,15 @@ class Engine:
         else:
             match = table.resolve(event.channel, event.entry, inputs)
             if match is None:
-                record.final = KEY_NO_ENTRY
-                return _Step(event, record, None, prefs), None, ()
+                step = _Step(event, record, None, prefs)
+                self._end_with(step, KEY_NO_ENTRY)
+                return step, None, ()
             flow = self.registry.current(match.flow)
             state, inputs = match.state, match.inputs
         if flow is None or state is None:
-            record.final = KEY_BUSY
-            return _Step(event, record, None, prefs), None, ()
+            step = _Step(event, record, None, prefs)
+            self._end_with(step, KEY_BUSY)
+            return step, None, ()
         record.flow, record.version, record.state = flow.id, flow.version, flow.start
         return _Step(event, record, flow, prefs), state, inputs
 
