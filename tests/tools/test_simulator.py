@@ -8,18 +8,25 @@ test run would leave the checkout modified).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient
 
 from hotline.base.config import load_settings
 from hotline.dialogue.server import LocalServer, in_process
-from hotline.web.app import create_app
+from hotline.flow.events import ChannelEvent
+from hotline.store.sessions import SessionRecord, session_key, subscriber_key
+from hotline.web.app import FLOWS, create_app
+from hotline.web.keys import SESSIONS, SETTINGS, TURN_OBSERVERS
+from hotline.web.simulator.inspector import TURNS, StepLog
 
 ROOT = Path(__file__).resolve().parents[2]
 IMG = ROOT / "docs" / "img"
@@ -262,3 +269,181 @@ async def test_ussd_direct_dial_sends_the_rest_as_text(
     ):
         got = await page.evaluate(split, [typed, registered])  # type: ignore[attr-defined]
         assert got == expected, (typed, registered)
+
+
+# ---- the inspector and the call transcript -----------------------------------------
+
+USSD = "/ussd/africastalking"
+INSPECTOR_ROUTES = (
+    "/simulator/api/session?channel=ussd&session=s1",
+    "/simulator/api/flow/balance",
+    "/simulator/api/speech?url=http%3A%2F%2F127.0.0.1%2Fivr%2Faudio%2Fx.wav",
+    "/simulator/static/inspector.js",
+)
+
+
+def _dial(session: str, text: str, code: str = "*100#") -> dict[str, str]:
+    return {
+        "sessionId": session,
+        "serviceCode": code,
+        "phoneNumber": "+8613800138000",
+        "networkCode": "46000",
+        "text": text,
+    }
+
+
+async def test_inspector_routes_404_and_nothing_recorded_when_off(
+    aiohttp_client: type[TestClient],
+) -> None:
+    app = create_app(load_settings())
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    answer = await client.post(USSD, data=_dial("s1", ""))
+    assert (await answer.text()).startswith("CON ")
+    for route in INSPECTOR_ROUTES:
+        assert (await client.get(route)).status == 404, route
+    # No observer, no step log: the core keeps nothing about turns.
+    assert TURN_OBSERVERS not in app and TURNS not in app
+
+
+def test_production_configs_leave_the_simulator_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compose stack and the image never turn the simulator (and its inspector) on."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    env = compose["services"]["hotline"]["environment"]
+    assert not any(name.startswith("HOTLINE_SIMULATOR") for name in env)
+    assert "SIMULATOR" not in (ROOT / "Dockerfile").read_text(encoding="utf-8").upper()
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    assert load_settings().simulator is False
+
+
+async def test_inspector_session_is_decoded_masked_with_each_steps_events(
+    aiohttp_client: type[TestClient],
+) -> None:
+    app = create_app(load_settings(simulator=True))
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    await client.post(USSD, data=_dial("s1", ""))
+    await client.post(USSD, data=_dial("s1", "7"))  # not an option: invalid
+    assert (await (await client.post(USSD, data=_dial("s1", "7*1"))).text()).startswith("END ")
+
+    got = await (await client.get("/simulator/api/session?channel=ussd&session=s1")).json()
+    assert got["found"] is True
+    flow = app[FLOWS].current("balance")
+    assert flow is not None
+    assert (got["flow"], got["version"], got["current"]) == ("balance", flow.version, True)
+    assert (got["state"], got["kind"], got["ended"], got["back"]) == (
+        "show_balance",
+        "end",
+        True,
+        ["main"],
+    )
+    assert {"name": "balance", "type": "money", "value": "12.50元", "masked": None} in got["vars"]
+    steps = got["steps"]
+    assert [(s["n"], s["kind"], s["input"], s["state"]) for s in steps] == [
+        (1, "start", None, "main"),
+        (2, "input", "7", "main"),
+        (3, "input", "1", "show_balance"),
+    ]
+    assert "started" in steps[0]["events"]
+    assert steps[1]["events"] == ["invalid:main"]
+    assert steps[2]["events"] == ["action:balance.lookup:ok", "ended:show_balance"]
+    assert "owner" not in got  # the pseudonym-bearing owner stays inside
+
+    # Whatever a record holds, the inspector shows phone numbers and secrets masked.
+    record = SessionRecord(
+        flow="balance",
+        version=flow.version,
+        state="main",
+        language="en",
+        vars={
+            "target": "+8613912345678",
+            "caller_number": "139 1234 5678",
+            "card_pin": "123456",
+            "amount": {"t": "money", "m": 123456, "c": "CNY", "e": 2},
+            "data": {"t": "volume", "b": 3 * 1024**3},
+            "note": "hello",
+        },
+    )
+    env = app[SETTINGS].env
+    await app[SESSIONS].save(
+        session_key(env, "ussd", "crafted"), record.dumps(), 60, subscriber_key(env, "x"), None
+    )
+    got = await (await client.get("/simulator/api/session?channel=ussd&session=crafted")).json()
+    shown = {v["name"]: (v["value"], v["masked"]) for v in got["vars"]}
+    assert shown == {
+        "target": ("139****5678", "phone"),
+        "caller_number": ("139****5678", "phone"),
+        "card_pin": ("••••", "secret"),
+        "amount": ("CNY 1234.56", None),
+        "data": ("3.00GB", None),
+        "note": ("hello", None),
+    }
+    assert "12345678" not in json.dumps(got) and "123456" not in json.dumps(got)
+
+    missing = await (await client.get("/simulator/api/session?channel=ivr&session=none")).json()
+    assert (missing["found"], missing["steps"]) == (False, [])
+    for bad in ("channel=web&session=s1", "channel=ussd&session=", "channel=ussd&session=a%20b"):
+        assert (await client.get(f"/simulator/api/session?{bad}")).status == 400, bad
+
+
+async def test_inspector_flow_graph_json_and_svg(aiohttp_client: type[TestClient]) -> None:
+    app = create_app(load_settings(simulator=True))
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    got = await (await client.get("/simulator/api/flow/balance?language=en")).json()
+    flow = app[FLOWS].current("balance")
+    assert flow is not None
+    assert (got["id"], got["version"], got["start"], got["language"]) == (
+        "balance",
+        flow.version,
+        "main",
+        "en",
+    )
+    states = {n["name"]: n for n in got["nodes"] if n["kind"] != "entry"}
+    assert set(states) == set(flow.states)
+    assert states["main"] == {
+        "name": "main",
+        "kind": "menu",
+        "text": "Balance service",
+        "start": True,
+    }
+    assert {
+        "source": "main",
+        "target": "lookup_balance",
+        "label": "1. Main balance",
+        "error": False,
+    } in got["edges"]
+    if shutil.which("dot"):
+        assert (
+            got["svg"].lstrip().startswith("<?xml") and "<title>show_balance</title>" in got["svg"]
+        )
+    else:
+        assert got["svg"] is None  # the page draws it
+    assert (await client.get("/simulator/api/flow/nosuch")).status == 404
+    assert (await client.get("/simulator/api/flow/balance?version=0000")).status == 404
+
+
+async def test_inspector_speech_text_of_a_sealed_clip(aiohttp_client: type[TestClient]) -> None:
+    app = create_app(load_settings(simulator=True))
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    call = {"CallSid": "CA1", "From": "+8613800138000", "To": "+8610086", "CallStatus": "ringing"}
+    twiml = await (await client.post("/ivr/twilio/voice", data=call)).text()
+    first = re.search(r"<Play>([^<]+)</Play>", twiml)
+    assert first is not None
+    got = await (await client.get("/simulator/api/speech", params={"url": first[1]})).json()
+    assert got == {"url": first[1], "text": "话费查询"}
+    forged = first[1].replace("/ivr/audio/", "/ivr/audio/AAAA")
+    assert (await client.get("/simulator/api/speech", params={"url": forged})).status == 404
+    assert (await client.get("/simulator/api/speech")).status == 404
+
+
+def test_step_log_is_bounded() -> None:
+    app = create_app(load_settings(simulator=True))
+    log = StepLog(app, max_sessions=3, max_steps=2)
+    for i in range(5):
+        for _ in range(4):
+            log(
+                ChannelEvent("ussd", "africastalking", f"s{i}", "+8613800138000", "input", "1"),
+                ("invalid:main",),
+                "main",
+            )
+    assert len(log) == 3 and log.steps("ussd", "s0") == []
+    assert [s.n for s in log.steps("ussd", "s4")] == [3, 4]  # numbered on, oldest dropped
