@@ -105,6 +105,12 @@
     return document.importNode(svg, true);
   }
 
+  // Kind → fill and stroke, as `hotline flows graph` colours them.
+  const COLOURS = {
+    entry: ["#fce4ec", "#ad1457"], menu: ["#e3f2fd", "#1565c0"], input: ["#f3e5f5", "#6a1b9a"],
+    action: ["#fff8e1", "#ef6c00"], switch: ["#e8f5e9", "#2e7d32"], end: ["#eeeeee", "#424242"],
+  };
+
   // A plain layered layout (used when the server has no Graphviz): entries first,
   // then each state one column right of the first state that leads to it.
   function drawGraph(flow) {
@@ -161,8 +167,9 @@
       const p = pos.get(n.name);
       const g = s("g", { class: `node kind-${n.kind}` }, svg);
       s("title", {}, g).textContent = n.name;
+      const [fill, stroke] = COLOURS[n.kind] || COLOURS.menu;
       s("rect", { x: p.x, y: p.y, width: W, height: H, rx: n.kind === "end" ? 20 : 6,
-        "stroke-width": n.start ? 2.5 : 1 }, g);
+        fill, stroke, "stroke-width": n.start ? 2.5 : 1 }, g);
       const label = n.kind === "entry" ? n.text : n.name;
       s("text", { x: p.x + 8, y: p.y + 18, "font-weight": "600", "font-size": "12" }, g).textContent = label;
       if (n.kind !== "entry" && n.text) {
@@ -189,7 +196,9 @@
     svg.setAttribute("aria-label", `flow ${flow.id}: ${flow.nodes.filter((n) => n.kind !== "entry").length} states`);
     graphEl.replaceChildren(svg);
     graphEl.dataset.source = flow.svg ? "graphviz" : "page";
-    setScale(insp.scale);
+    // A new flow: whole when it fits at a readable size, else life size around the state.
+    const fit = fitScale();
+    setScale(fit >= 0.6 ? Math.min(fit, 1) : 1);
   }
 
   function setScale(scale) {
