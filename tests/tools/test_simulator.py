@@ -435,6 +435,30 @@ async def test_inspector_speech_text_of_a_sealed_clip(aiohttp_client: type[TestC
     assert (await client.get("/simulator/api/speech")).status == 404
 
 
+async def test_inspector_steps_mask_what_input_states_read(
+    aiohttp_client: type[TestClient], tmp_path: Path
+) -> None:
+    """Keys typed at a `secret: true` input never show; nor do ones sent with a dial."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for source in [*(ROOT / "flows").glob("*.yaml"), ROOT / "tests/flows/simulator/share.yaml"]:
+        shutil.copy(source, flows / source.name)
+    app = create_app(load_settings(simulator=True, flows_dir=flows))
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    for text in ("", "13912345678", "13912345678*2580"):
+        await client.post(USSD, data=_dial("typed", text, "*105#"))
+    # `*105*13912345678*2580#`: the inputs arrive with the dial.
+    answer = await client.post(USSD, data=_dial("dialled", "13912345678*2580", "*105#"))
+    assert (await answer.text()).startswith("END ")
+    typed = await (await client.get("/simulator/api/session?channel=ussd&session=typed")).json()
+    assert [s["input"] for s in typed["steps"]] == [None, "139****5678", "••••"]
+    dialled = await (await client.get("/simulator/api/session?channel=ussd&session=dialled")).json()
+    assert [s["input"] for s in dialled["steps"]] == ["139****5678*••••"]
+    for got in (typed, dialled):
+        assert got["state"] == "done" and got["vars"][0]["value"] == "139****5678"
+        assert "2580" not in json.dumps(got) and "13912345678" not in json.dumps(got)
+
+
 def test_step_log_is_bounded() -> None:
     app = create_app(load_settings(simulator=True))
     log = StepLog(app, max_sessions=3, max_steps=2)

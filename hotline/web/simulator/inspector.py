@@ -77,6 +77,12 @@ def mask_value(name: str, value: str, *, secret: bool = False) -> tuple[str, str
 # ---------------------------------------------------------------- steps (turn observer)
 
 
+def _replayed(value: str) -> str:
+    """An input sent along with a dial, where we cannot tell which state reads it."""
+    shown, why = mask_value("", value)
+    return shown if why or len(value) <= 2 else SECRET
+
+
 @dataclass(slots=True)
 class Step:
     n: int
@@ -123,16 +129,23 @@ class StepLog:
         steps.append(Step(n, event.kind, shown, events, state, round(time.time(), 3)))
 
     def _input(self, event: ChannelEvent, before: str | None) -> str | None:
-        """What the subscriber typed this step, masked like a variable."""
-        typed = event.text if event.kind == "input" else "*".join(event.inputs)
-        if not typed:
-            return None
-        secret = False
-        if before is not None and event.kind == "input":
+        """What the subscriber typed this step, masked like a variable.
+
+        A key pressed at an `input` state is masked as that state's variable (`secret:
+        true` → `••••`). Inputs replayed with a dial (`*105*…#`) are each shown only when
+        they are menu-sized (two characters at most), or as a masked phone number.
+        """
+        if event.kind == "input" and event.text and before is not None:
+            name, secret = "", False
             for flow in self.app[FLOWS].flows():
                 state = flow.states.get(before)
-                secret = secret or (isinstance(state, InputState) and state.secret)
-        return mask_value("", typed, secret=secret)[0]
+                if isinstance(state, InputState):
+                    name, secret = state.var, secret or state.secret
+            return mask_value(name, event.text, secret=secret)[0]
+        # A session's first request (or one whose earlier steps this log no longer holds):
+        # the gateway may have sent everything typed so far, which the engine replays.
+        typed = event.inputs or ((event.text,) if event.text else ())
+        return "*".join(_replayed(value) for value in typed) if typed else None
 
     def steps(self, channel: str, session_id: str) -> list[Step]:
         return list(self._sessions.get((channel, session_id), ()))
