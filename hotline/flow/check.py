@@ -120,7 +120,6 @@ def _where_named(state: State, name: str, key: str) -> list[tuple[str, tuple[str
     return [("", ("states", name))]
 
 
-
 class ScreenCheck(Protocol):
     """A channel's own measure of flow screens (its plug-in's `screen_checks` builds one)."""
 
