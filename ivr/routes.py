@@ -155,6 +155,7 @@ def _speaker(app: web.Application) -> Speaker:
     voice = app[ENGINE].catalogs.for_channel("voice")
     if speaker.catalogs is not voice:
         speaker.catalogs = voice
+        app[_LAYOUTS].clear()  # they keep the clips of fixed sentences: built again
     return speaker
 
 

@@ -35,8 +35,8 @@ from hotline.flow.graph import GraphvizError, build, to_svg
 from hotline.flow.model import Flow, InputState
 from hotline.i18n.text import TextFormatter
 from hotline.store.sessions import SessionRecord, session_key, subscriber_key
-from hotline.web.app import CATALOGS, FLOWS
-from hotline.web.keys import SESSIONS, SETTINGS, SPEECH_TEXT, TURN_OBSERVERS
+from hotline.web.app import FLOWS
+from hotline.web.keys import ENGINE, SESSIONS, SETTINGS, SPEECH_TEXT, TURN_OBSERVERS
 
 __all__ = [
     "MAX_SESSIONS",
@@ -253,7 +253,7 @@ async def _flow(request: web.Request) -> web.Response:
     flow = registry.get(flow_id, version) if version else registry.current(flow_id)
     if flow is None:
         raise web.HTTPNotFound(text=f"no flow {flow_id!r} (version {version or 'current'})")
-    catalogs = request.app[CATALOGS]
+    catalogs = request.app[ENGINE].catalogs  # current: prompts reload with flows
     language = request.query.get("language") or catalogs.default
     catalog = catalogs[language]
     diagram = build(flow, catalog)
