@@ -32,6 +32,7 @@ from hotline.base.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from hotline.base.httpbody import read_capped
 from hotline.base.privacy import Pseudonymizer
 from hotline.resilience import lookup_id
 
@@ -56,17 +57,6 @@ def _ssl_context(config: BalanceSettings) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(16384):
-        size += len(chunk)
-        if size > limit:
-            raise InvalidUpstreamAnswer(f"$: body longer than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class HttpProvider:
@@ -164,7 +154,7 @@ class HttpProvider:
             ) as response:
                 if (response.content_length or 0) > limit:
                     raise InvalidUpstreamAnswer(f"$: body longer than {limit} bytes")
-                raw = await _read_capped(response, limit)
+                raw = await read_capped(response, limit)
                 status = response.status
                 content_type, charset = response.content_type, response.charset
                 retry_after = response.headers.get("Retry-After")

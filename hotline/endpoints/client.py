@@ -29,21 +29,11 @@ from hotline.balance.parse import decode_json
 from hotline.balance.signing import auth_headers, canonical_query
 from hotline.base.config import HttpEndpointSettings
 from hotline.base.errors import InvalidUpstreamAnswer, UpstreamTimeout, UpstreamUnavailable
+from hotline.base.httpbody import read_capped
 from hotline.flow.services import HttpAnswer
 from hotline.resilience import UpstreamRefused, lookup_id
 
 __all__ = ["EndpointClient"]
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(16384):
-        size += len(chunk)
-        if size > limit:
-            raise InvalidUpstreamAnswer(f"$: body longer than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class EndpointClient:
@@ -107,7 +97,7 @@ class EndpointClient:
             ) as response:
                 if (response.content_length or 0) > limit:
                     raise InvalidUpstreamAnswer(f"$: body longer than {limit} bytes")
-                raw = await _read_capped(response, limit)
+                raw = await read_capped(response, limit)
                 status = response.status
                 content_type, charset = response.content_type, response.charset
         except TimeoutError as exc:
