@@ -62,7 +62,11 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         store=app[SESSIONS],
         pseudonym=app[PSEUDONYM],
         services=Services(balance=app.get(BALANCE), agent_number=settings.ivr.agent_number),
-        session_ttls={"ussd": settings.ussd.session_ttl, "ivr": settings.ivr.session_ttl},
+        session_ttls={
+            "ussd": settings.ussd.session_ttl,
+            "ivr": settings.ivr.session_ttl,
+            "sms": settings.sms.session_ttl,
+        },
     )
     yield
 
