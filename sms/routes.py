@@ -2,6 +2,8 @@
 
 `GET|POST /sms/kannel` (`sms-kannel`): parse → answer → reply. A malformed call gets
 HTTP 400 with the reason; trouble on our side gets the apology SMS, never a 500.
+`GET /sms/kannel/dlr` (`sms-kannel-dlr`): a delivery report for an outbox row.
+The outbox's sender runs as a cleanup context (`sms.sender.sender_ctx`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from aiohttp import web
 from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
 from hotline.web.forms import read_body
 from hotline.web.guards import polite_sentence
-from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
+from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
 from sms.conversation import answer
 from sms.dialects import WireRequest, kannel
 from sms.render import SmsLayout, SmsText
 from sms.segments import segment
+from sms.sender import sender_ctx
 
 __all__ = ["SMS_LAYOUT", "polite_reply", "setup"]
 
@@ -30,6 +33,8 @@ def setup(app: web.Application) -> None:
     app.on_startup.append(_build_layout)
     app.router.add_route("GET", "/sms/kannel", _kannel, name="sms-kannel")
     app.router.add_route("POST", "/sms/kannel", _kannel)
+    app.router.add_get(kannel.REPORT_PATH, _kannel_report, name="sms-kannel-dlr")
+    app.cleanup_ctx.append(sender_ctx)
 
 
 async def _build_layout(app: web.Application) -> None:
@@ -59,6 +64,15 @@ async def _kannel(request: web.Request) -> web.Response:
         text = layout.lay_out(app[ENGINE].apology())
     body, headers = kannel.reply(text)
     return web.Response(body=body, headers=headers)
+
+
+async def _kannel_report(request: web.Request) -> web.Response:
+    try:
+        report = kannel.parse_report(request.rel_url.raw_query_string)
+    except BadGatewayRequest as exc:
+        return web.Response(status=exc.status_hint, text=exc.reason)
+    known = await request.app[MESSAGES].record_report(report.ref, report.state, report.smsc_ref)
+    return web.Response(status=200 if known else 404, text="ok" if known else "unknown ref")
 
 
 async def polite_reply(request: web.Request, reason: str) -> web.StreamResponse:

@@ -248,8 +248,9 @@ class SmsSettings(_Section):
     )
     outbox_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the outbox (postgresql+psycopg://…); unset = var/outbox.sqlite3",
+        description="SQLAlchemy URL of the outbox (postgresql+psycopg://…); unset = outbox_path",
     )
+    outbox_path: Path = Field(Path("var/outbox.sqlite3"), description="the embedded outbox")
     send_rate: float = Field(50.0, gt=0, le=10000, description="messages per second to the SMSC")
     max_attempts: int = Field(6, ge=1, le=50)
     retry_base: float = Field(2.0, gt=0, le=600, description="first retry delay, seconds")
@@ -332,7 +333,7 @@ def _describe(error: ErrorDetails) -> str:
     env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
     got = error.get("input")
     # Never echo a secret (a Redis URL may carry a password).
-    secret = any(word in key for word in ("token", "secret", "redis_url"))
+    secret = any(word in key for word in ("token", "secret", "redis_url", "password", "outbox_url"))
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"
 

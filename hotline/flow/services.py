@@ -6,21 +6,24 @@ typed, optional field here, filled by the app factory (`hotline.web.app`) and ab
 `error` outcome. Every service that leaves the process is wrapped in the same resilience
 layers (`hotline.resilience`).
 
-Added by later issues, each as one more optional field with its protocol here: `messages`
-(outgoing SMS), `reminders`, `plans` (plans and orders), `http` (declared endpoints).
+`messages` queues outgoing SMS in the durable outbox (`hotline.store.outbox`), which the
+SMS channel delivers. Added by later issues, each as one more optional field with its
+protocol here: `reminders`, `plans` (plans and orders), `http` (declared endpoints).
 Subscriber preferences are not a service: an action sets `ctx.new_language` and the
 engine stores it with the session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot
+    from hotline.base.values import Value
 
-__all__ = ["BalanceService", "Services"]
+__all__ = ["BalanceService", "MessagesService", "Services"]
 
 
 class BalanceService(Protocol):
@@ -36,6 +39,24 @@ class BalanceService(Protocol):
         ...
 
 
+class MessagesService(Protocol):
+    """Outgoing SMS: queued durably, worded and sent by the SMS channel's sender."""
+
+    async def send(
+        self,
+        subscriber: str,
+        key: str,
+        values: Mapping[str, Value],
+        language: str,
+        *,
+        kind: Literal["service", "otp", "receipt"] = "service",
+        dedupe: str | None = None,
+    ) -> int:
+        """Queue the catalog sentence `key` with `values` for `subscriber`; the outbox id.
+        `dedupe` (e.g. an order id) makes a repeated call queue nothing."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every service an action may call; None where the deployment has none."""
@@ -43,4 +64,6 @@ class Services:
     balance: BalanceService | None = None
     #: Where `call.transfer` hands a call (`ivr.agent_number`); None: no agents.
     agent_number: str | None = None
-    # Added by later issues: messages, reminders, plans, http (see the module docstring).
+    #: Outgoing SMS (the outbox); None where the app has none.
+    messages: MessagesService | None = None
+    # Added by later issues: reminders, plans, http (see the module docstring).

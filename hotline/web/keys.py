@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hotline.balance.provider import BalanceStack
     from hotline.flow.engine import Engine
     from hotline.flow.model import Flow
+    from hotline.store.outbox import Outbox
     from hotline.store.sessions import SessionStore
     from hotline.web.channels import ChannelPlugin
 
@@ -24,6 +25,7 @@ __all__ = [
     "CHANNELS",
     "ENGINE",
     "FLOWS_RELOADED",
+    "MESSAGES",
     "METRICS",
     "PSEUDONYM",
     "RATE_LIMITER",
@@ -39,6 +41,8 @@ PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
 BALANCE: web.AppKey[BalanceStack] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: The SMS outbox (`Services.messages`); the SMS channel's sender delivers it.
+MESSAGES: web.AppKey[Outbox] = web.AppKey("MESSAGES")
 #: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).
 CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")
 #: Async callbacks run in the background after a flow reload installed new flows (a
