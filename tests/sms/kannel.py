@@ -88,10 +88,15 @@ class Mt:
         sender, receiver, kind, rest = match.groups()
         if kind == "udh":
             udh, _, data = rest.partition(" data ")
-            return cls(sender, receiver, kind, unquote_to_bytes(data), unquote_to_bytes(udh))
+            return cls(sender, receiver, kind, _unplus(data), _unplus(udh))
         if kind == "ucs-2":
-            return cls(sender, receiver, kind, unquote_to_bytes(rest))
+            return cls(sender, receiver, kind, _unplus(rest))
         return cls(sender, receiver, kind, rest.encode("latin-1"))
+
+
+def _unplus(data: str) -> bytes:
+    """fakesmsc URL-encodes with `+` for a space byte."""
+    return unquote_to_bytes(data.replace("+", "%20"))
 
 
 def joined(parts: list[Mt], encoding: str) -> str:
