@@ -208,9 +208,16 @@ omit-empty = true
         return await self.collect(sender, expect=expect, timeout=timeout, send=line)
 
     async def collect(
-        self, sender: str, *, expect: int, timeout: float = 15, send: str | None = None
+        self,
+        sender: str,
+        *,
+        expect: int,
+        timeout: float = 15,
+        send: str | None = None,
+        into: list[Mt] | None = None,
     ) -> list[Mt]:
-        """Connect a fakesmsc (sending `send` once, if given) and read MTs to `sender`."""
+        """Connect a fakesmsc (sending `send` once, if given) and read MTs to `sender`
+        (into `into` as they come, when given: the caller may cancel)."""
         args = ["-H", "127.0.0.1", "-r", str(self.smsc_port), "-i", "0.1"]
         if send is not None:
             args += ["-m", "1", send]
@@ -224,7 +231,7 @@ omit-empty = true
             stdin=asyncio.subprocess.DEVNULL,
         )
         assert proc.stderr is not None
-        found: list[Mt] = []
+        found: list[Mt] = into if into is not None else []
         try:
             async with asyncio.timeout(timeout):
                 while len(found) < expect:
