@@ -7,8 +7,10 @@ typed, optional field here, filled by the app factory (`hotline.web.app`) and ab
 layers (`hotline.resilience`).
 
 `messages` queues outgoing SMS in the durable outbox (`hotline.store.outbox`), which the
-SMS channel delivers. Added by later issues, each as one more optional field with its
-protocol here: `reminders`, `plans` (plans and orders), `http` (declared endpoints).
+SMS channel delivers. `http` is the declared endpoints (`http_endpoints`,
+`hotline.endpoints`) that the `http.request` action calls. Added by later issues, each
+as one more optional field with its protocol here: `reminders`, `plans` (plans and
+orders).
 Subscriber preferences are not a service: an action sets `ctx.new_language` and the
 engine stores it with the session.
 """
@@ -17,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot
     from hotline.base.values import Value
 
-__all__ = ["BalanceService", "MessagesService", "Services"]
+__all__ = ["BalanceService", "HttpAnswer", "HttpService", "MessagesService", "Services"]
 
 
 class BalanceService(Protocol):
@@ -58,6 +60,30 @@ class MessagesService(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """What a declared endpoint answered: its HTTP status and its JSON body, decoded."""
+
+    status: int
+    body: Any
+
+
+class HttpService(Protocol):
+    """The declared endpoints, each inside the resilience layers (`hotline.endpoints`)."""
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The configured endpoint names."""
+        ...
+
+    async def call(
+        self, endpoint: str, subscriber: str, payload: Mapping[str, Any], /
+    ) -> HttpAnswer:
+        """POST `payload` as JSON for `subscriber`; the answer (any status with a JSON
+        body), or one of `hotline.base.errors`' upstream errors."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Services:
     """Every service an action may call; None where the deployment has none."""
 
@@ -66,4 +92,6 @@ class Services:
     agent_number: str | None = None
     #: Outgoing SMS (the outbox); None where the app has none.
     messages: MessagesService | None = None
-    # Added by later issues: reminders, plans, http (see the module docstring).
+    #: The declared `http_endpoints` (`http.request`); None: none configured.
+    http: HttpService | None = None
+    # Added by later issues: reminders, plans (see the module docstring).

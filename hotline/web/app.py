@@ -21,7 +21,16 @@ from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet, load_catalogs
 from hotline.store.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from hotline.web import channels, ops
-from hotline.web.keys import BALANCE, ENGINE, MESSAGES, METRICS, PSEUDONYM, SESSIONS, SETTINGS
+from hotline.web.keys import (
+    BALANCE,
+    ENDPOINTS,
+    ENGINE,
+    MESSAGES,
+    METRICS,
+    PSEUDONYM,
+    SESSIONS,
+    SETTINGS,
+)
 
 __all__ = ["CATALOGS", "FLOWS", "create_app"]
 
@@ -69,6 +78,14 @@ async def _messages_ctx(app: web.Application) -> AsyncIterator[None]:
     await outbox.close()
 
 
+async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hotline.endpoints import open_endpoints
+
+    async with open_endpoints(app[SETTINGS], app[PSEUDONYM], app[METRICS].registry) as found:
+        app[ENDPOINTS] = found
+        yield
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[ENGINE] = Engine(
@@ -81,6 +98,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
             balance=app.get(BALANCE),
             agent_number=settings.ivr.agent_number,
             messages=app.get(MESSAGES),
+            http=app.get(ENDPOINTS),
         ),
         session_ttls={
             "ussd": settings.ussd.session_ttl,
@@ -110,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_balance_ctx)
     app.cleanup_ctx.append(_messages_ctx)
+    app.cleanup_ctx.append(_endpoints_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     channels.mount(app, plugins)
     if settings.simulator:

@@ -132,4 +132,4 @@ async def test_an_old_answer_is_labelled_on_voice_too(
     await call.press("1")
     assert call.spoken[:2] == ["您的话费余额为", "十二元五角。"]
     assert len(call.spoken) == 5, call.spoken  # the time is spoken as words: 十一点十三分
-    assert call.spoken[2] == "（截至" and call.spoken[4] == "的数据）", call.spoken
+    assert call.spoken[2] == "以上是截至" and call.spoken[4] == "的数据。", call.spoken  # voice: variant

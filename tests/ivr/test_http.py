@@ -522,3 +522,18 @@ async def test_a_call_sid_from_another_caller_gets_no_one_elses_call(client: Cli
     await owner.press("1")
     assert owner.spoken[0] == "您的话费余额为"  # the owner's call goes on, with the owner's balance
     assert "十二元五角" in "".join(owner.spoken)
+
+
+async def test_an_africastalking_voice_session_from_another_caller_is_refused(
+    client: Client,
+) -> None:
+    form = {"isActive": "1", "sessionId": "ATVId_bound", "callerNumber": PHONE}
+    assert (await client.post("/ivr/africastalking", data=form)).status == 200
+    other = {**form, "callerNumber": "+8613800138005", "dtmfDigits": "1"}
+    root = ET.fromstring(await (await client.post("/ivr/africastalking", data=other)).text())
+    texts = [SEALER.open(URL(p.attrib["url"]).name[:-4]).text for p in root]
+    assert texts == ["会话已失效，请重新拨打。"]
+    root = ET.fromstring(
+        await (await client.post("/ivr/africastalking", data={**form, "dtmfDigits": "1"})).text()
+    )
+    assert SEALER.open(URL(root[1].attrib["url"]).name[:-4]).text == "十二元五角。"

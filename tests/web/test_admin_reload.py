@@ -48,7 +48,9 @@ async def test_reload_needs_the_bearer_token_and_keeps_live_sessions(
     first = await client.post(AT, data=at_form("live-1"))
     assert "1." in await first.text()
     original = (flows / "balance.yaml").read_text(encoding="utf-8")
-    without_exit = re.sub(r'^ *- \{ key: "6", label: main.exit, next: goodbye \}\n', "", original, flags=re.M)
+    without_exit = re.sub(
+        r'^ *- \{ key: "6", label: main.exit, next: goodbye \}\n', "", original, flags=re.M
+    )
     goodbye_state = "  goodbye:\n    kind: end\n    prompt: common.goodbye\n\n"
     assert goodbye_state in without_exit  # the state nothing leads to any more goes too
     (flows / "balance.yaml").write_text(without_exit.replace(goodbye_state, ""), encoding="utf-8")
@@ -182,7 +184,9 @@ async def test_sighup_with_an_invalid_flow_keeps_the_loaded_one(
     assert "6." in await still.text()
 
     # Once fixed, the next SIGHUP installs it (option 6 gone, its state with it).
-    fixed = re.sub(r'^ *- \{ key: "6", label: main.exit, next: goodbye \}\n', "", original, flags=re.M)
+    fixed = re.sub(
+        r'^ *- \{ key: "6", label: main.exit, next: goodbye \}\n', "", original, flags=re.M
+    )
     fixed = fixed.replace("  goodbye:\n    kind: end\n    prompt: common.goodbye\n\n", "")
     balance.write_text(fixed, encoding="utf-8")
     await _sighup_and_wait(client, "ok", 1)
