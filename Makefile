@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 ## system-deps: Debian packages the service, its tests and the docs' commands need, as
 ## `command:package` (redis-server for the test fixture, chromium for the browser tests,
 ## dot for `flows graph --format svg`, curl for the README's requests, openssl for the TLS
-## tests); installed when run as root, otherwise named. tests/tools/test_docs_commands.py
+## tests, bearerbox/smsbox and Kannel's fakesmsc test SMSC for the SMS channel's tests);
+## installed when run as root, otherwise named. tests/tools/test_docs_commands.py
 ## keeps this list and the commands in README.md and docs/ in step.
-SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl
+SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl bearerbox:kannel smsbox:kannel /usr/lib/kannel/test/fakesmsc:kannel-extras
 system-deps:
 	@missing=""; \
 	for dep in $(SYSTEM_DEPS); do \

@@ -38,6 +38,7 @@ __all__ = [
     "IvrSettings",
     "SecuritySettings",
     "Settings",
+    "SmsSettings",
     "UssdSettings",
     "load_settings",
 ]
@@ -279,6 +280,65 @@ class SecuritySettings(_Section):
         return value
 
 
+class SmsSettings(_Section):
+    """SMS channel: wording, sessions, the Kannel gateway and the outbox (docs/sms.md)."""
+
+    signature: str = Field(
+        "【hotline】", max_length=24, description="appended to every SMS (operators require one)"
+    )
+    signatures: dict[str, str] = Field(
+        default_factory=dict, description="per-language signature, e.g. {en: ' [hotline]'}"
+    )
+    max_parts: int = Field(3, ge=1, le=10, description="parts one SMS may take at most")
+    session_ttl: int = Field(
+        600, ge=30, le=86400, description="seconds a reply digit continues a menu sent by SMS"
+    )
+    max_text_chars: int = Field(
+        640, ge=10, le=4096, description="longest incoming message accepted, in characters"
+    )
+    kannel_allowed_cidrs: tuple[str, ...] = Field(
+        ("127.0.0.0/8", "::1/128"), description="smsbox addresses allowed on /sms/kannel"
+    )
+    kannel_path_token: SecretStr | None = Field(
+        None, description="when set, smsbox calls /sms/kannel/<token>…"
+    )
+    kannel_sendsms_url: str | None = Field(
+        None,
+        description="smsbox sendsms URL for outgoing messages, e.g. http://127.0.0.1:13013/cgi-bin/sendsms",
+    )
+    kannel_username: str | None = None
+    kannel_password: SecretStr | None = None
+    kannel_smsc: str | None = Field(None, description="smsc-id to route outgoing messages")
+    public_base_url: str | None = Field(
+        None, description="hotline's base URL as smsbox reaches it, for delivery reports"
+    )
+    sender: Literal["none", "kannel"] = Field(
+        "none", description="who delivers the outbox; none = messages queue until one is set"
+    )
+    source_address: str = Field(
+        "10086", pattern=r"^\+?[0-9A-Za-z]{1,20}$", description="the sender of outgoing SMS"
+    )
+    outbox_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the outbox (postgresql+psycopg://…); unset = outbox_path",
+    )
+    outbox_path: Path = Field(Path("var/outbox.sqlite3"), description="the embedded outbox")
+    send_rate: float = Field(50.0, gt=0, le=10000, description="messages per second to the SMSC")
+    max_attempts: int = Field(6, ge=1, le=50)
+    retry_base: float = Field(2.0, gt=0, le=600, description="first retry delay, seconds")
+    retry_max: float = Field(300.0, gt=0, le=86400, description="longest retry delay, seconds")
+    lease_seconds: float = Field(30.0, ge=1, le=3600, description="a claim's lifetime")
+    doubt_grace: float = Field(
+        60.0, ge=1, le=86400, description="seconds to wait for a report of an in-doubt send"
+    )
+
+    @field_validator("kannel_allowed_cidrs")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_networks(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything hotline can be told; frozen once built."""
 
@@ -312,6 +372,7 @@ class Settings(BaseSettings):
     ivr: IvrSettings = IvrSettings()
     balance: BalanceSettings = BalanceSettings()
     security: SecuritySettings = SecuritySettings()
+    sms: SmsSettings = SmsSettings()
     http_endpoints: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
     ] = Field(
@@ -350,7 +411,7 @@ def _describe(error: ErrorDetails) -> str:
     env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
     got = error.get("input")
     # Never echo a secret (a Redis URL may carry a password).
-    secret = any(word in key for word in ("token", "secret", "redis_url"))
+    secret = any(word in key for word in ("token", "secret", "redis_url", "password", "outbox_url"))
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"
 

@@ -6,9 +6,11 @@ typed, optional field here, filled by the app factory (`hotline.web.app`) and ab
 `error` outcome. Every service that leaves the process is wrapped in the same resilience
 layers (`hotline.resilience`).
 
-`http` is the declared endpoints (`http_endpoints`, `hotline.endpoints`) that the
-`http.request` action calls. Added by later issues, each as one more optional field with
-its protocol here: `messages` (outgoing SMS), `reminders`, `plans` (plans and orders).
+`messages` queues outgoing SMS in the durable outbox (`hotline.store.outbox`), which the
+SMS channel delivers. `http` is the declared endpoints (`http_endpoints`,
+`hotline.endpoints`) that the `http.request` action calls. Added by later issues, each
+as one more optional field with its protocol here: `reminders`, `plans` (plans and
+orders).
 Subscriber preferences are not a service: an action sets `ctx.new_language` and the
 engine stores it with the session.
 """
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot
+    from hotline.base.values import Value
 
-__all__ = ["BalanceService", "HttpAnswer", "HttpService", "Services"]
+__all__ = ["BalanceService", "HttpAnswer", "HttpService", "MessagesService", "Services"]
 
 
 class BalanceService(Protocol):
@@ -35,6 +38,24 @@ class BalanceService(Protocol):
 
     async def fetch(self, subscriber: str, /) -> BalanceSnapshot:
         """The snapshot, or one of `hotline.base.errors`' upstream errors."""
+        ...
+
+
+class MessagesService(Protocol):
+    """Outgoing SMS: queued durably, worded and sent by the SMS channel's sender."""
+
+    async def send(
+        self,
+        subscriber: str,
+        key: str,
+        values: Mapping[str, Value],
+        language: str,
+        *,
+        kind: Literal["service", "otp", "receipt"] = "service",
+        dedupe: str | None = None,
+    ) -> int:
+        """Queue the catalog sentence `key` with `values` for `subscriber`; the outbox id.
+        `dedupe` (e.g. an order id) makes a repeated call queue nothing."""
         ...
 
 
@@ -69,6 +90,8 @@ class Services:
     balance: BalanceService | None = None
     #: Where `call.transfer` hands a call (`ivr.agent_number`); None: no agents.
     agent_number: str | None = None
+    #: Outgoing SMS (the outbox); None where the app has none.
+    messages: MessagesService | None = None
     #: The declared `http_endpoints` (`http.request`); None: none configured.
     http: HttpService | None = None
-    # Added by later issues: messages, reminders, plans (see the module docstring).
+    # Added by later issues: reminders, plans (see the module docstring).

@@ -21,7 +21,16 @@ from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet, load_catalogs
 from hotline.store.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from hotline.web import channels, ops
-from hotline.web.keys import BALANCE, ENDPOINTS, ENGINE, METRICS, PSEUDONYM, SESSIONS, SETTINGS
+from hotline.web.keys import (
+    BALANCE,
+    ENDPOINTS,
+    ENGINE,
+    MESSAGES,
+    METRICS,
+    PSEUDONYM,
+    SESSIONS,
+    SETTINGS,
+)
 
 __all__ = ["CATALOGS", "FLOWS", "create_app"]
 
@@ -53,6 +62,22 @@ async def _balance_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _messages_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hotline.store.outbox import Outbox
+
+    sms = app[SETTINGS].sms
+    outbox = Outbox(
+        sms.outbox_url,
+        path=sms.outbox_path,
+        max_attempts=sms.max_attempts,
+        retry_base=sms.retry_base,
+        retry_max=sms.retry_max,
+    )
+    app[MESSAGES] = outbox
+    yield
+    await outbox.close()
+
+
 async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     from hotline.endpoints import open_endpoints
 
@@ -72,9 +97,14 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         services=Services(
             balance=app.get(BALANCE),
             agent_number=settings.ivr.agent_number,
+            messages=app.get(MESSAGES),
             http=app.get(ENDPOINTS),
         ),
-        session_ttls={"ussd": settings.ussd.session_ttl, "ivr": settings.ivr.session_ttl},
+        session_ttls={
+            "ussd": settings.ussd.session_ttl,
+            "ivr": settings.ivr.session_ttl,
+            "sms": settings.sms.session_ttl,
+        },
     )
     yield
 
@@ -97,6 +127,7 @@ def create_app(settings: Settings) -> web.Application:
     ops.install(app, gateways, flows_loaded=lambda: bool(app[FLOWS].flows()))
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_balance_ctx)
+    app.cleanup_ctx.append(_messages_ctx)
     app.cleanup_ctx.append(_endpoints_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     channels.mount(app, plugins)

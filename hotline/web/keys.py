@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from hotline.flow.engine import Engine
     from hotline.flow.events import ChannelEvent
     from hotline.flow.model import Flow
+    from hotline.store.outbox import Outbox
     from hotline.store.sessions import SessionStore
     from hotline.web.channels import ChannelPlugin
 
@@ -27,6 +28,7 @@ __all__ = [
     "ENDPOINTS",
     "ENGINE",
     "FLOWS_RELOADED",
+    "MESSAGES",
     "METRICS",
     "PSEUDONYM",
     "RATE_LIMITER",
@@ -44,6 +46,8 @@ PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
 BALANCE: web.AppKey[BalanceStack] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: The SMS outbox (`Services.messages`); the SMS channel's sender delivers it.
+MESSAGES: web.AppKey[Outbox] = web.AppKey("MESSAGES")
 #: The declared `http_endpoints` inside their resilience layers (`Services.http`).
 ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("ENDPOINTS")
 #: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).

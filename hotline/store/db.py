@@ -1,0 +1,99 @@
+"""The durable store: one SQLAlchemy Core engine, schema changes as numbered migrations.
+
+DESIGN.md §13: durable records (the SMS outbox now; reminders, orders, consent later)
+live in PostgreSQL in production and SQLite as the embedded default, through this one
+layer. `open_database(url)` makes the engine (`sqlite:///var/hotline.sqlite3`,
+`postgresql+psycopg://user:pass@host/db`); `migrate(engine, MIGRATIONS)` applies, in
+one transaction each, the migrations not yet recorded in `hotline_migrations`. A
+migration is a small named function of a connection, appended to a module's list and
+never edited once shipped (goflow's shape: `flows/definition/migrations`).
+
+SQLAlchemy is synchronous here; callers run it in a worker thread
+(`asyncio.to_thread`). SQLite gets WAL and a busy timeout so the sender and request
+handlers can write alongside each other; it serialises writers, which the outbox's
+claims rely on for exclusivity (PostgreSQL uses `FOR UPDATE SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+
+__all__ = ["MIGRATIONS_TABLE", "Migration", "migrate", "open_database", "sqlite_url"]
+
+metadata = MetaData()
+MIGRATIONS_TABLE = Table(
+    "hotline_migrations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema change: a unique id (`outbox-1-create`) and what it does."""
+
+    id: str
+    apply: Callable[[Connection], None]
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def open_database(url: str) -> Engine:
+    """An engine for `url`; a SQLite file's directory is created."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi: Any, _record: Any) -> None:
+            cursor = dbapi.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+    return engine
+
+
+def migrate(engine: Engine, migrations: Sequence[Migration]) -> list[str]:
+    """Apply the migrations not yet recorded, in order; the ids applied now."""
+    applied: list[str] = []
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[MIGRATIONS_TABLE])
+    for seq, migration in enumerate(migrations):
+        with engine.begin() as conn:
+            done = conn.execute(
+                select(MIGRATIONS_TABLE.c.id).where(MIGRATIONS_TABLE.c.id == migration.id)
+            ).first()
+            if done is not None:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                insert(MIGRATIONS_TABLE).values(id=migration.id, seq=seq, applied_at=time.time())
+            )
+            applied.append(migration.id)
+    return applied

@@ -1,0 +1,402 @@
+"""The SMS outbox: outgoing messages stored durably until the SMSC has them.
+
+`Outbox.send(subscriber, key, values, language, kind=…)` is the messages service
+(`hotline.flow.services.MessagesService`): it stores the message — catalog key, typed
+values and language, not text: the SMS channel words it when it sends — and returns its
+id. A sender (the SMS channel's, `sms.sender`) delivers the rows:
+
+    queued ──claim──▶ claimed ──begin──▶ sending ──▶ sent ──report──▶ delivered | failed
+       ▲                 │ lease ends        │ lease ends
+       └─────────────────┘ (never submitted) └──▶ doubt ──report──▶ sent/delivered/failed
+                                                     └─ grace ends ─▶ failed (not resent)
+
+A claim takes up to N due rows for one owner with a lease, in one statement (SQLite
+serialises writers; PostgreSQL skips rows another worker holds). `begin` moves one row
+to `sending` (committed) right before its submission, so after a crash a row is either
+surely not submitted (`claimed`: queued again) or *in doubt* (`sending`: maybe
+submitted). An in-doubt row is resolved by a delivery report carrying its id, and
+otherwise never sent again: a duplicate SMS (a second OTP, a second receipt) is worse
+than a flagged one, and `doubt` rows are counted for operators. Transient refusals are
+retried with exponential backoff up to `max_attempts`; permanent ones fail at once.
+
+All methods are coroutines running the synchronous SQLAlchemy work in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from hotline.base.values import Value, decode_value, encode_value
+from hotline.store.db import Migration, migrate, open_database, sqlite_url
+
+__all__ = [
+    "MIGRATIONS",
+    "MessageKind",
+    "Outbox",
+    "OutboxRow",
+    "ReportState",
+    "outbox_table",
+]
+
+MessageKind = Literal["service", "otp", "receipt"]
+ReportState = Literal["delivered", "failed", "accepted", "buffered"]
+KINDS: tuple[MessageKind, ...] = ("service", "otp", "receipt")
+T = TypeVar("T")
+
+metadata = MetaData()
+outbox_table = Table(
+    "sms_outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("created_at", Float, nullable=False),
+    Column("subscriber", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("vals", Text, nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("dedupe", String(128), nullable=True, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("due_at", Float, nullable=False),
+    Column("lease_owner", String(40), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("smsc_ref", String(64), nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Column("sent_at", Float, nullable=True),
+    Column("done_at", Float, nullable=True),
+    Index("sms_outbox_due", "state", "due_at"),
+)
+
+
+def _create_outbox(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[outbox_table])
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration("outbox-1-create", _create_outbox),)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One claimed message, as the sender needs it."""
+
+    id: int
+    subscriber: str
+    kind: MessageKind
+    key: str
+    values: dict[str, Value]
+    language: str
+    attempts: int
+
+
+class Outbox:
+    """The durable outbox; `send` is the messages service actions use."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        path: Path = Path("var/outbox.sqlite3"),
+        max_attempts: int = 6,
+        retry_base: float = 2.0,
+        retry_max: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url or sqlite_url(path)
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.clock = clock
+        self._engine: Engine | None = None
+        self._sqlite = self.url.startswith("sqlite")
+        # SQLite: one writer thread, so writes queue here instead of on the file lock.
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if self._sqlite else 8, thread_name_prefix="outbox"
+        )
+        self.wakeup = asyncio.Event()
+
+    # ------------------------------------------------------------- plumbing
+
+    def _db(self) -> Engine:
+        """The engine, opened and migrated on first use (an app that never sends an SMS
+        never creates the file)."""
+        if self._engine is None:
+            engine = open_database(self.url)
+            migrate(engine, MIGRATIONS)
+            self._engine = engine
+        return self._engine
+
+    async def _run(self, work: Callable[[Connection], T]) -> T:
+        def job() -> T:
+            with self._db().begin() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # ------------------------------------------------------------ the service
+
+    async def send(
+        self,
+        subscriber: str,
+        key: str,
+        values: Mapping[str, Value],
+        language: str,
+        *,
+        kind: MessageKind = "service",
+        dedupe: str | None = None,
+    ) -> int:
+        """Queue one message; its outbox id. With `dedupe` (an order id, say), a second
+        call with the same value queues nothing and returns the first message's id."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        vals = orjson.dumps({k: encode_value(v) for k, v in values.items()}).decode()
+        now = self.clock()
+
+        def work(conn: Connection) -> int:
+            if dedupe is not None:
+                found = conn.execute(
+                    select(outbox_table.c.id).where(outbox_table.c.dedupe == dedupe)
+                ).scalar()
+                if found is not None:
+                    return int(found)
+            result = conn.execute(
+                insert(outbox_table)
+                .values(
+                    created_at=now,
+                    subscriber=subscriber,
+                    kind=kind,
+                    key=key,
+                    vals=vals,
+                    language=language,
+                    dedupe=dedupe,
+                    state="queued",
+                    attempts=0,
+                    due_at=now,
+                )
+                .returning(outbox_table.c.id)
+            )
+            return int(result.scalar_one())
+
+        try:
+            ident = await self._run(work)
+        except IntegrityError:
+            if dedupe is None:
+                raise
+            ident = await self._run(work)  # a concurrent twin inserted it first
+        self.wakeup.set()
+        return ident
+
+    # ------------------------------------------------------------ the sender
+
+    async def claim(self, limit: int, lease: float) -> list[OutboxRow]:
+        """Up to `limit` due rows, leased to a fresh owner for `lease` seconds."""
+        now = self.clock()
+        owner = uuid.uuid4().hex
+        t = outbox_table
+
+        def work(conn: Connection) -> list[OutboxRow]:
+            due = (
+                select(t.c.id)
+                .where(t.c.state == "queued", t.c.due_at <= now)
+                .order_by(t.c.id)
+                .limit(limit)
+            )
+            if not self._sqlite:
+                due = due.with_for_update(skip_locked=True)
+            conn.execute(
+                update(t)
+                .where(t.c.id.in_(due.scalar_subquery()), t.c.state == "queued")
+                .values(state="claimed", lease_owner=owner, lease_until=now + lease)
+            )
+            rows = conn.execute(
+                select(t).where(t.c.lease_owner == owner, t.c.state == "claimed").order_by(t.c.id)
+            ).mappings()
+            return [_row(r) for r in rows]
+
+        return await self._run(work)
+
+    async def begin(self, ident: int, lease: float) -> bool:
+        """Mark a claimed row as being submitted now; False if its claim was lost."""
+        now = self.clock()
+        t = outbox_table
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(
+                update(t)
+                .where(t.c.id == ident, t.c.state == "claimed", t.c.lease_until >= now)
+                .values(state="sending", attempts=t.c.attempts + 1, lease_until=now + lease)
+            )
+            return result.rowcount == 1
+
+        return await self._run(work)
+
+    async def sent(self, ident: int, smsc_ref: str = "") -> None:
+        now = self.clock()
+        await self._set(
+            ident,
+            ("sending", "doubt"),
+            state="sent",
+            sent_at=now,
+            smsc_ref=smsc_ref or None,
+            lease_owner=None,
+        )
+
+    async def retry(self, ident: int, reason: str, attempts: int) -> str:
+        """A transient refusal: queued again after a backoff, or failed past the limit."""
+        if attempts >= self.max_attempts:
+            await self.fail(ident, f"gave up after {attempts} attempts: {reason}")
+            return "failed"
+        delay = min(self.retry_max, self.retry_base * 2 ** max(attempts - 1, 0))
+        await self._set(
+            ident,
+            ("sending",),
+            state="queued",
+            due_at=self.clock() + delay,
+            last_error=reason[:200],
+            lease_owner=None,
+        )
+        return "queued"
+
+    async def fail(self, ident: int, reason: str) -> None:
+        await self._set(
+            ident,
+            ("sending", "claimed", "doubt"),
+            state="failed",
+            last_error=reason[:200],
+            done_at=self.clock(),
+            lease_owner=None,
+        )
+
+    async def release(self, ident: int) -> None:
+        """Give a claimed, never-submitted row back (the sender is stopping)."""
+        await self._set(ident, ("claimed",), state="queued", lease_owner=None)
+
+    async def record_report(self, ident: int, state: ReportState, smsc_ref: str = "") -> bool:
+        """A delivery report for row `ident`; False if there is no such row. A report
+        resolves an in-doubt row: it was submitted."""
+        now = self.clock()
+        t = outbox_table
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(select(t.c.state).where(t.c.id == ident)).first()
+            if row is None:
+                return False
+            values: dict[str, Any] = {}
+            if smsc_ref:
+                values["smsc_ref"] = smsc_ref
+            if state in ("delivered", "failed"):
+                values.update(state=state, done_at=now)
+            elif row.state in ("sending", "doubt"):
+                values.update(state="sent", sent_at=now)
+            if values:
+                conn.execute(update(t).where(t.c.id == ident).values(**values))
+            return True
+
+        return await self._run(work)
+
+    async def recover(self, doubt_grace: float) -> dict[str, int]:
+        """Leases that ran out: `claimed` rows go back to the queue (they were never
+        submitted), `sending` rows become `doubt`; a `doubt` row no report resolved
+        within `doubt_grace` seconds fails (not resent). Counts of each move."""
+        now = self.clock()
+        t = outbox_table
+
+        def work(conn: Connection) -> dict[str, int]:
+            requeued = conn.execute(
+                update(t)
+                .where(t.c.state == "claimed", t.c.lease_until < now)
+                .values(state="queued", lease_owner=None)
+            ).rowcount
+            doubted = conn.execute(
+                update(t)
+                .where(t.c.state == "sending", t.c.lease_until < now)
+                .values(state="doubt", lease_until=now + doubt_grace)
+            ).rowcount
+            abandoned = conn.execute(
+                update(t)
+                .where(t.c.state == "doubt", t.c.lease_until < now)
+                .values(
+                    state="failed",
+                    done_at=now,
+                    last_error="in doubt after a crash: not resent (it may have been sent)",
+                )
+            ).rowcount
+            return {"requeued": requeued, "doubt": doubted, "abandoned": abandoned}
+
+        return await self._run(work)
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per state (for metrics and tests)."""
+        t = outbox_table
+
+        def work(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(select(t.c.state, func.count()).group_by(t.c.state))
+            return {str(state): int(count) for state, count in rows}
+
+        return await self._run(work)
+
+    async def rows(self, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Rows as stored (tests and operators)."""
+        t = outbox_table
+
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            query = select(t).order_by(t.c.id)
+            if ids is not None:
+                query = query.where(t.c.id.in_(list(ids)))
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+        return await self._run(work)
+
+    async def _set(self, ident: int, states: tuple[str, ...], **values: Any) -> None:
+        t = outbox_table
+
+        def work(conn: Connection) -> None:
+            conn.execute(update(t).where(t.c.id == ident, t.c.state.in_(states)).values(**values))
+
+        await self._run(work)
+
+
+def _row(r: Any) -> OutboxRow:
+    values = {name: decode_value(raw) for name, raw in orjson.loads(r["vals"]).items()}
+    return OutboxRow(
+        id=int(r["id"]),
+        subscriber=str(r["subscriber"]),
+        kind=r["kind"],
+        key=str(r["key"]),
+        values=values,
+        language=str(r["language"]),
+        attempts=int(r["attempts"]),
+    )

@@ -1,0 +1,182 @@
+"""An incoming SMS as a turn of the engine: keywords start sessions, replies continue them.
+
+SMS has no session id, so the channel keeps a *thread* per subscriber and service
+number (`hotline:{env}:sms:thread:{service}:{pseudonym}`, in the session store, with
+the SMS session TTL): the session it is in, the entry (the keyword message) that
+started it, whether it has ended and the ids of its latest messages. An incoming
+message is, in this order:
+
+1. a **duplicate** — its id is one of the thread's recent ids (the SMSC delivered it
+   again): no second reply, nothing changes;
+2. a **keyword** the entry table knows (`YE`, `ｙｅ`, `余额 1`): a new session at the
+   entry's state, whatever the thread was doing, with the words after the keyword as
+   inputs; the session id is derived from the message id, so a redelivery racing past
+   step 1 meets the engine's own replay safety (same request id, same screen, no new
+   side effects);
+3. a **reply** while the thread's session waits (a menu sent by SMS): the text,
+   NFKC-normalised (`１` is `1`), is the input;
+4. anything else: the short **help** SMS listing the keywords (`sms.help`).
+
+Nothing here logs a number or a text; the pseudonym is the only subscriber name used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+
+from hotline.flow.entries import EntryTable
+from hotline.flow.events import ChannelEvent
+from hotline.flow.model import Flow
+from hotline.store.sessions import subscriber_key
+from hotline.web.keys import ENGINE, PSEUDONYM, SESSIONS, SETTINGS
+from hotline.web.turns import take_turn
+from sms.render import SmsLayout, SmsText
+
+__all__ = ["CHANNEL", "IncomingSms", "SmsAnswer", "Thread", "answer", "sms_keywords", "thread_key"]
+
+CHANNEL = "sms"
+RECENT_IDS = 8
+_UNSAFE = re.compile(r"[^0-9A-Za-z+]")
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingSms:
+    """One mobile-originated message as a dialect read it (text already decoded)."""
+
+    dialect: str
+    sender: str
+    receiver: str
+    text: str
+    message_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sender:
+            raise ValueError("IncomingSms.sender must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class SmsAnswer:
+    """What to send back (None: nothing) and which of the four cases it was."""
+
+    reply: SmsText | None
+    outcome: str  # duplicate | started | continued | help
+
+
+@dataclass(slots=True)
+class Thread:
+    """The SMS conversation of one subscriber with one service number."""
+
+    session: str = ""
+    entry: str = ""
+    ended: bool = True
+    ids: list[str] = field(default_factory=list)
+
+    def dumps(self) -> bytes:
+        return orjson.dumps({"s": self.session, "e": self.entry, "x": self.ended, "i": self.ids})
+
+    @classmethod
+    def loads(cls, raw: bytes | None) -> Thread | None:
+        if raw is None:
+            return None
+        try:
+            data = orjson.loads(raw)
+            return cls(str(data["s"]), str(data["e"]), bool(data["x"]), [str(i) for i in data["i"]])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None  # unreadable: as if there were none
+
+    def saw(self, message_id: str | None) -> None:
+        if message_id is not None:
+            self.ids = [*self.ids, message_id][-RECENT_IDS:]
+
+
+def thread_key(env: str, receiver: str, pseudonym: str) -> str:
+    return f"hotline:{env}:sms:thread:{_UNSAFE.sub('', receiver)[:24]}:{pseudonym}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+_TABLE: list[tuple[tuple[Flow, ...], EntryTable]] = []
+
+
+def _table(flows: tuple[Flow, ...]) -> EntryTable:
+    """The entry table of the loaded flows, built again after a reload (the engine keeps
+    its own; this one only tells keywords from replies and lists them)."""
+    if (
+        _TABLE
+        and len(_TABLE[0][0]) == len(flows)
+        and all(a is b for a, b in zip(_TABLE[0][0], flows, strict=True))
+    ):
+        return _TABLE[0][1]
+    table = EntryTable((flow.id, entry) for flow in flows for entry in flow.entry_points())
+    _TABLE[:] = [(flows, table)]
+    return table
+
+
+def sms_keywords(table: EntryTable) -> list[str]:
+    """The SMS keywords of an entry table, as written, in flow and file order."""
+    return [pattern for channel, pattern, _flow, _state in table.rows() if channel == CHANNEL]
+
+
+async def answer(app: web.Application, sms: IncomingSms, layout: SmsLayout) -> SmsAnswer:
+    """The reply to one incoming message (see the module docstring for the cases)."""
+    settings = app[SETTINGS]
+    engine = app[ENGINE]
+    store = app[SESSIONS]
+    pseudonym = app[PSEUDONYM](sms.sender)
+    key = thread_key(settings.env, sms.receiver, pseudonym)
+    sub_key = subscriber_key(settings.env, pseudonym)
+    raw, prefs = await store.load(key, sub_key)
+    thread = Thread.loads(raw)
+    message_id = sms.message_id
+    if thread is not None and message_id is not None and message_id in thread.ids:
+        return SmsAnswer(None, "duplicate")
+
+    text = unicodedata.normalize("NFKC", sms.text).strip()
+    table = _table(tuple(engine.registry.flows()))
+    keyword = not table.rows() or table.resolve(CHANNEL, text) is not None
+    if keyword and text:
+        seed = message_id if message_id is not None else uuid.uuid4().hex
+        session = f"{_UNSAFE.sub('', sms.receiver)[:24]}.{pseudonym}.{_digest(seed)}"
+        thread = Thread(session=session, entry=text, ended=False, ids=thread.ids if thread else [])
+        event = ChannelEvent(
+            channel=CHANNEL,
+            dialect=sms.dialect,
+            session_id=session,
+            subscriber=sms.sender,
+            kind="start",
+            entry=text,
+            request_id=message_id,
+        )
+        outcome = "started"
+    elif thread is not None and not thread.ended:
+        event = ChannelEvent(
+            channel=CHANNEL,
+            dialect=sms.dialect,
+            session_id=thread.session,
+            subscriber=sms.sender,
+            kind="input",
+            text=text,
+            entry=thread.entry,
+            request_id=message_id,
+        )
+        outcome = "continued"
+    else:
+        language = prefs.get("lang", "")
+        if language not in settings.languages:
+            language = settings.default_language
+        return SmsAnswer(layout.help(sms_keywords(table), language), "help")
+
+    _, reply = await take_turn(app, event, layout.lay_out)
+    thread.saw(message_id)
+    thread.ended = reply.ends
+    await store.save(key, thread.dumps(), settings.sms.session_ttl, sub_key, None)
+    return SmsAnswer(reply, outcome)

@@ -1,0 +1,87 @@
+"""aiohttp routes of the SMS channel: smsbox's `get-url`/`post-url` and delivery reports.
+
+`GET|POST /sms/kannel` (`sms-kannel`): parse → answer → reply. A malformed call gets
+HTTP 400 with the reason; trouble on our side gets the apology SMS, never a 500.
+`GET /sms/kannel/dlr` (`sms-kannel-dlr`): a delivery report for an outbox row.
+The outbox's sender runs as a cleanup context (`sms.sender.sender_ctx`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.web.forms import read_body
+from hotline.web.guards import polite_sentence
+from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
+from sms.conversation import answer
+from sms.dialects import WireRequest, kannel
+from sms.render import SmsLayout, SmsText
+from sms.segments import segment
+from sms.sender import sender_ctx
+
+__all__ = ["SMS_LAYOUT", "polite_reply", "setup"]
+
+log = logging.getLogger(__name__)
+
+SMS_LAYOUT = web.AppKey("SMS_LAYOUT", SmsLayout)
+
+
+def setup(app: web.Application) -> None:
+    app.on_startup.append(_build_layout)
+    app.router.add_route("GET", "/sms/kannel", _kannel, name="sms-kannel")
+    app.router.add_route("POST", "/sms/kannel", _kannel)
+    app.router.add_get(kannel.REPORT_PATH, _kannel_report, name="sms-kannel-dlr")
+    app.cleanup_ctx.append(sender_ctx)
+
+
+async def _build_layout(app: web.Application) -> None:
+    app[SMS_LAYOUT] = SmsLayout.from_settings(app[ENGINE].catalogs, app[SETTINGS].sms)
+
+
+async def _wire(request: web.Request) -> WireRequest:
+    body = await read_body(request) if request.method == "POST" else b""
+    return WireRequest(request.method, request.rel_url.raw_query_string, request.headers, body)
+
+
+async def _kannel(request: web.Request) -> web.Response:
+    app = request.app
+    try:
+        incoming = kannel.parse(await _wire(request), app[SETTINGS].sms)
+    except BadGatewayRequest as exc:
+        return web.Response(status=exc.status_hint, text=exc.reason)
+    layout = app[SMS_LAYOUT]
+    try:
+        result = await answer(app, incoming, layout)
+        text = result.reply
+    except SessionStoreUnavailable as exc:
+        log.warning("sms: session store unavailable (%s); apologized", exc)
+        text = layout.lay_out(app[ENGINE].apology())
+    except Exception:
+        log.exception("sms: answer failed for subscriber %s", app[PSEUDONYM](incoming.sender))
+        text = layout.lay_out(app[ENGINE].apology())
+    body, headers = kannel.reply(text)
+    return web.Response(body=body, headers=headers)
+
+
+async def _kannel_report(request: web.Request) -> web.Response:
+    try:
+        report = kannel.parse_report(request.rel_url.raw_query_string)
+    except BadGatewayRequest as exc:
+        return web.Response(status=exc.status_hint, text=exc.reason)
+    known = await request.app[MESSAGES].record_report(report.ref, report.state, report.smsc_ref)
+    return web.Response(status=200 if known else 404, text="ok" if known else "unknown ref")
+
+
+async def polite_reply(request: web.Request, reason: str) -> web.StreamResponse:
+    """A guard's answer as an SMS the gateway sends (rate limited, busy)."""
+    _, sentence = polite_sentence(request.app, reason)
+    body, headers = kannel.reply(_as_text(sentence, request.app[SETTINGS].sms.signature))
+    return web.Response(body=body, headers=headers)
+
+
+def _as_text(sentence: str, signature: str) -> SmsText:
+    text = sentence + signature
+    return SmsText(text, segment(text))
