@@ -8,7 +8,9 @@ a flow's `call.transfer`) dials the number once it is spoken.
 Every sentence with a value (money, volume, minutes, count, date, time) is cut at its
 placeholders: the fixed text around the value is a static clip rendered ahead of time
 (`hotline prompts build`), only the value's words are a new clip. Labels and keys
-(`text` placeholders) are static, so a menu is entirely pre-rendered.
+(`text` placeholders) are static, so a menu is entirely pre-rendered. Every clip of a
+sentence but its last `joins` the next (`ClipSpec.joins`): its trailing silence is
+trimmed, so the value follows the fixed text without an audible gap.
 
 `VoiceLayout` lays a screen out after the engine's step: sync and pure, it computes clip
 URLs (sealed keys, see `ivr.clips`) and lets the dialect write the XML document.
@@ -41,6 +43,7 @@ __all__ = [
     "VoicePlan",
     "VoiceReply",
     "fragments",
+    "joined_fragments",
 ]
 
 KEY_OPTION = "voice.option"
@@ -92,6 +95,20 @@ def fragments(
     catalogs: CatalogSet, part: PromptPart, language: str, formatter: SpeechFormatter
 ) -> list[tuple[str, bool]]:
     """A catalog sentence as `(text, dynamic)` pieces; fixed text stays whole."""
+    return [
+        (text, dynamic)
+        for text, dynamic, _ in joined_fragments(catalogs, part, language, formatter)
+    ]
+
+
+def joined_fragments(
+    catalogs: CatalogSet, part: PromptPart, language: str, formatter: SpeechFormatter
+) -> list[tuple[str, bool, bool]]:
+    """`fragments` with a third flag: the piece `joins` the next piece of its sentence.
+
+    A piece joins when a value follows it — even a value without words (prompt
+    enumeration passes none), so warm-up and calls cut the same clips.
+    """
     sentence = catalogs[language].sentences.get(part.key)
     if sentence is None:
         raise KeyError(f"{language}: no prompt {part.key!r}")
@@ -123,7 +140,12 @@ def fragments(
         if not _speakable(text) and not dynamic:
             continue
         merged.append((text, dynamic))
-    return [(text, dynamic) for text, dynamic in merged if _speakable(text)]
+    found: list[tuple[str, bool, bool]] = []
+    for index, (text, dynamic) in enumerate(merged):
+        if _speakable(text):
+            joins = any(later or _speakable(rest) for rest, later in merged[index + 1 :])
+            found.append((text, dynamic, joins))
+    return found
 
 
 class Speaker:
@@ -147,18 +169,18 @@ class Speaker:
         self.formatter = formatter or SpeechFormatter()
         # (text, language) → (spec, sealed key). Clips repeat on every call: build each
         # spec (a sha256) and seal it (AES-SIV) once per worker — ~8 µs a clip (measured).
-        self._sealed: dict[tuple[str, str], tuple[ClipSpec, str]] = {}
+        self._sealed: dict[tuple[str, str, bool], tuple[ClipSpec, str]] = {}
 
-    def spec(self, text: str, language: str) -> ClipSpec:
+    def spec(self, text: str, language: str, joins: bool = False) -> ClipSpec:
         voice = self.voices.get(language) or self.voices.get(self.catalogs.default, "en-us")
-        return ClipSpec(text.strip(), voice, self.rate, self.audio_format)
+        return ClipSpec(text.strip(), voice, self.rate, self.audio_format, joins)
 
-    def sealed(self, text: str, language: str) -> tuple[ClipSpec, str]:
+    def sealed(self, text: str, language: str, joins: bool = False) -> tuple[ClipSpec, str]:
         """The clip spec of a piece of text and its URL key (remembered, bounded)."""
-        memo = (text, language)
+        memo = (text, language, joins)
         found = self._sealed.get(memo)
         if found is None:
-            spec = self.spec(text, language)
+            spec = self.spec(text, language, joins)
             if len(self._sealed) >= _SEALED_SIZE:
                 self._sealed.clear()  # bounded: value clips are unbounded over time
             found = self._sealed[memo] = (spec, self.sealer.seal(spec))
@@ -166,6 +188,10 @@ class Speaker:
 
     def part_texts(self, part: PromptPart, language: str) -> list[tuple[str, bool]]:
         return fragments(self.catalogs, part, language, self.formatter)
+
+    def part_pieces(self, part: PromptPart, language: str) -> list[tuple[str, bool, bool]]:
+        """`(text, dynamic, joins)` pieces of one sentence (`joined_fragments`)."""
+        return joined_fragments(self.catalogs, part, language, self.formatter)
 
     def option_part(self, label: PromptPart, key: str, language: str) -> PromptPart:
         label_text = self.catalogs[language].render(label, self.formatter)
@@ -194,10 +220,13 @@ class Speaker:
             pieces.extend(self.part_texts(part, screen.language))
         return pieces
 
-    def clips(self, pieces: list[tuple[str, bool]], language: str, prefix: str) -> tuple[Clip, ...]:
+    def clips(
+        self, pieces: list[tuple[str, bool, bool]], language: str, prefix: str
+    ) -> tuple[Clip, ...]:
+        """The clips of one sentence's `(text, dynamic, joins)` pieces."""
         out = []
-        for text, dynamic in pieces:
-            spec, key = self.sealed(text, language)
+        for text, dynamic, joins in pieces:
+            spec, key = self.sealed(text, language, joins)
             out.append(Clip(spec, f"{prefix}{key}.wav", dynamic))
         return tuple(out)
 
@@ -259,5 +288,5 @@ class VoiceLayout:
         return VoicePlan(tuple(clips), gather)
 
     def _clips(self, part: PromptPart, language: str) -> tuple[Clip, ...]:
-        pieces = self.speaker.part_texts(part, language)
+        pieces = self.speaker.part_pieces(part, language)
         return self.speaker.clips(pieces, language, self.audio_prefix)

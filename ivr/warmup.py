@@ -78,24 +78,26 @@ def static_specs(speaker: Speaker, flows: Iterable[Flow]) -> list[ClipSpec]:
     ordered: dict[str, ClipSpec] = {}
     flows = list(flows)
 
-    def add(pieces: list[tuple[str, bool]], language: str) -> None:
-        for text, dynamic in pieces:
+    def add(pieces: list[tuple[str, bool, bool]], language: str) -> None:
+        """The fixed clips of one sentence, cut (and joined) exactly as a call cuts them."""
+        for text, dynamic, joins in pieces:
             if not dynamic:
-                spec = speaker.spec(text, language)
+                spec = speaker.spec(text, language, joins)
                 ordered.setdefault(spec.digest, spec)
 
     for language in speaker.catalogs.languages:
         for key in FIRST_KEYS:
             if key in speaker.catalogs[language]:
-                add(speaker.part_texts(PromptPart(key), language), language)
+                add(speaker.part_pieces(PromptPart(key), language), language)
     for language in speaker.catalogs.languages:
         for flow in flows:
             for screen in _screens(flow, language):
-                add(speaker.sentences(screen), language)
+                for part in speaker.spoken_parts(screen):
+                    add(speaker.part_pieces(part, language), language)
         for key in speaker.catalogs[language].sentences:
             if key == KEY_REPEAT or key.startswith(("voice.option", "ussd.")):
                 continue  # spoken whole above, or another channel's wording
-            add(speaker.part_texts(PromptPart(key), language), language)
+            add(speaker.part_pieces(PromptPart(key), language), language)
     return list(ordered.values())
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -21,7 +22,7 @@ from hotline.base.config import Settings
 from hotline.web.admin import reload_flows
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
-from ivr.audio import wav_duration
+from ivr.audio import edge_silence, wav_duration
 from ivr.clips import ClipSealer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,6 +120,11 @@ class Call:
         return [child.tag for child in self.doc]
 
 
+def pcm_of(data: bytes) -> np.ndarray:
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+
+
 async def fetch_wav(client: Client, url: str) -> bytes:
     response = await client.get(URL(url).path)
     assert response.status == 200
@@ -158,6 +164,10 @@ async def test_call_start_menu_balance(client: Client) -> None:
         assert "1250" not in key and "12.50" not in key and "%" not in key
     seconds = wav_duration(await fetch_wav(client, call.plays[1]))
     assert 0.8 < seconds < 4.0
+    # No audible gap between the fixed text and the amount (was ~0.4 s of silence).
+    fixed, amount = [pcm_of(await fetch_wav(client, url)) for url in call.plays]
+    gap = edge_silence(fixed, 8000)[1] + edge_silence(amount, 8000)[0]
+    assert gap <= 0.04, gap
 
 
 async def test_owed_balance_and_english_after_choosing_it(client: Client) -> None:
