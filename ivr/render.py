@@ -1,8 +1,10 @@
 """Screens as voice: which sentences are spoken, cut into cacheable clips.
 
 A screen is spoken as: the notice ("invalid choice"), the prompt parts, then one
-sentence per option (`voice.option`: "话费余额，请按一。") and how to repeat
-(`voice.repeat`); an ending screen that hands the call over (`Screen.transfer`, set by
+sentence per option (`voice.option`: "话费余额，请按一。"), on a free-input screen how to
+finish (`voice.finish`: "输入完毕请按井号键。"), and how to repeat (`voice.repeat`). A
+free-input screen gathers up to its `max_input` keys and finishes by itself there, or
+earlier on `#`; an ending screen that hands the call over (`Screen.transfer`, set by
 a flow's `call.transfer`) dials the number once it is spoken.
 
 Every sentence with a value (money, volume, minutes, count, date, time) is cut at its
@@ -31,7 +33,9 @@ from ivr.audio import AudioFormat
 from ivr.clips import ClipSealer, ClipSpec
 
 __all__ = [
+    "FINISH_KEY",
     "KEY_AGENT",
+    "KEY_FINISH",
     "KEY_OPTION",
     "KEY_REPEAT",
     "KEY_TRANSFER",
@@ -50,9 +54,11 @@ KEY_OPTION = "voice.option"
 KEY_AGENT = "voice.agent"
 KEY_REPEAT = "voice.repeat"
 KEY_TRANSFER = "voice.transfer"
+KEY_FINISH = "voice.finish"
+FINISH_KEY = "#"
 #: Catalog keys the voice channel itself speaks; every language must have them.
 #: Keys every catalog must have for voice calls (`hotline flows check` requires them).
-VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER)
+VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER, KEY_FINISH)
 _SEALED_SIZE = 8192
 
 
@@ -67,12 +73,13 @@ class Clip:
 
 @dataclass(frozen=True, slots=True)
 class Gather:
-    """Collect keys: where to post them, how many, how long to wait."""
+    """Collect keys: where to post them, how many, how long to wait, which key finishes."""
 
     action: str
     timeout_url: str
     timeout: int
     num_digits: int | None
+    finish_on_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,8 @@ class Speaker:
         if not screen.ends:
             for choice in screen.options:
                 parts.append(self.option_part(choice.label, choice.key, language))
+            if screen.max_input is not None:
+                parts.append(PromptPart(KEY_FINISH))
             if screen.expects_input:
                 parts.append(PromptPart(KEY_REPEAT))
         return parts
@@ -279,6 +288,15 @@ class VoiceLayout:
         if screen.ends:
             return VoicePlan(tuple(clips), dial=screen.transfer)
         single = bool(screen.options) and all(len(option.key) == 1 for option in screen.options)
+        if screen.max_input is not None:
+            gather = Gather(
+                action=str(self.action_url),
+                timeout_url=self._timeout_url,
+                timeout=self.gather_timeout,
+                num_digits=screen.max_input,
+                finish_on_key=FINISH_KEY,
+            )
+            return VoicePlan(tuple(clips), gather)
         gather = Gather(
             action=str(self.action_url),
             timeout_url=self._timeout_url,

@@ -67,7 +67,7 @@ def _screens(flow: Flow, language: str) -> Iterable[Screen]:
             yield Screen(name, language, parts, options, expects_input=True)
         elif isinstance(state, InputState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
-            yield Screen(name, language, parts, expects_input=True)
+            yield Screen(name, language, parts, expects_input=True, max_input=state.max_length)
         elif isinstance(state, EndState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
             yield Screen(name, language, parts, ends=True)

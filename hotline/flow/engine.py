@@ -497,6 +497,7 @@ class Engine:
             can_go_home=depth > 1,
             expects_input=waits,
             transfer=transfer if isinstance(transfer, str) else None,
+            max_input=state.max_length if isinstance(state, InputState) else None,
         )
 
     def _values(

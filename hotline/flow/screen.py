@@ -48,6 +48,9 @@ class Screen:
     keeps the conversation open until its last page (it reports its page count to
     `Engine.commit`). `transfer` is a number the call is handed to after the screen is
     spoken (a flow's `call.transfer`); channels that cannot transfer ignore it.
+    `max_input` is set on a free-input screen (an `input` state): the longest input it
+    accepts, so a channel can finish the input by itself (voice: `numDigits`, with `#`
+    to finish earlier).
     """
 
     state: str
@@ -61,6 +64,7 @@ class Screen:
     can_go_home: bool = False
     expects_input: bool = False
     transfer: str | None = None
+    max_input: int | None = None
 
     @property
     def label(self) -> str:

@@ -67,10 +67,11 @@ async def client(
 class Call:
     """A phone call through a Twilio-style platform: follows the document's URLs."""
 
-    def __init__(self, client: Client, sid: str, phone: str = PHONE) -> None:
+    def __init__(self, client: Client, sid: str, phone: str = PHONE, to: str = "+8610000") -> None:
         self.client = client
         self.sid = sid
         self.phone = phone
+        self.to = to
         self.doc: ET.Element | None = None
 
     def _path(self, url: str) -> str:
@@ -79,7 +80,7 @@ class Call:
         return str(parsed.relative())
 
     async def post(self, path: str, **fields: str) -> ET.Element:
-        form = {"CallSid": self.sid, "From": self.phone, "To": "+8610000", **fields}
+        form = {"CallSid": self.sid, "From": self.phone, "To": self.to, **fields}
         response = await self.client.post(path, data=form)
         assert response.status == 200, await response.text()
         assert response.content_type == "application/xml"
@@ -532,3 +533,49 @@ async def test_a_call_sid_from_another_caller_gets_no_one_elses_call(client: Cli
     await owner.press("1")
     assert owner.spoken[0] == "您的话费余额为"  # the owner's call goes on, with the owner's balance
     assert "十二元五角" in "".join(owner.spoken)
+
+
+CARD_FLOW = """
+spec: 1
+id: card
+start: card
+entries:
+  - ivr: "+8610099"
+states:
+  card:
+    kind: input
+    prompt: main.title
+    var: card
+    min_length: 2
+    max_length: 4
+    error: nav.invalid
+    next: done
+  done:
+    kind: end
+    prompt: common.goodbye
+"""
+
+
+async def test_an_input_state_says_how_to_finish_and_finishes_at_max_length(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "balance.yaml").write_text((ROOT / "flows" / "balance.yaml").read_text("utf-8"))
+    (flows / "card.yaml").write_text(CARD_FLOW, encoding="utf-8")
+    settings = make_settings(tmp_path, redis_url, audio_dir)
+    client = await aiohttp_client(create_app(settings.model_copy(update={"flows_dir": flows})))
+    call = Call(client, "CA" + "9" * 32, to="+8610099")
+    await call.start()
+    assert call.spoken == ["话费查询", "输入完毕请按井号键。", "重听请按星号键。"]
+    gather = call.gather
+    assert gather is not None
+    assert gather.attrib["finishOnKey"] == "#" and gather.attrib["numDigits"] == "4"
+    await call.press("5#")  # finished early with #: one digit is too short
+    assert call.spoken[0] == "输入有误，请重新选择。"
+    await call.press("12#")  # finished early with #, long enough
+    assert call.spoken == ["感谢使用，再见。"]
+    again = Call(client, "CA" + "8" * 31 + "9", to="+8610099")
+    await again.start()
+    await again.press("1234")  # the platform finished at numDigits, no # needed
+    assert again.spoken == ["感谢使用，再见。"]
