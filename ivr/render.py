@@ -4,7 +4,10 @@ A screen is spoken as: the notice ("invalid choice"), the prompt parts, then one
 sentence per option (`voice.option`: "话费余额，请按一。"), on a free-input screen how to
 finish (`voice.finish`: "输入完毕请按井号键。"), and how to repeat (`voice.repeat`). A
 free-input screen gathers up to its `max_input` keys and finishes by itself there, or
-earlier on `#`; an ending screen that hands the call over (`Screen.transfer`, set by
+earlier on `#`. A flow's result (`Screen.after_result`) is followed by the offer to hear
+it again or go to the main menu (`voice.after_result`: "重听请按星号键，返回主菜单请按零。")
+and waits for a key — the engine says goodbye after the flow's `max_no_input` silences;
+any other ending screen hangs up once spoken; an ending screen that hands the call over (`Screen.transfer`, set by
 a flow's `call.transfer`) dials the number once it is spoken.
 
 Every sentence with a value (money, volume, minutes, count, date, time) is cut at its
@@ -34,6 +37,7 @@ from ivr.clips import ClipSealer, ClipSpec
 
 __all__ = [
     "FINISH_KEY",
+    "KEY_AFTER_RESULT",
     "KEY_AGENT",
     "KEY_FINISH",
     "KEY_OPTION",
@@ -55,10 +59,11 @@ KEY_AGENT = "voice.agent"
 KEY_REPEAT = "voice.repeat"
 KEY_TRANSFER = "voice.transfer"
 KEY_FINISH = "voice.finish"
+KEY_AFTER_RESULT = "voice.after_result"
 FINISH_KEY = "#"
 #: Catalog keys the voice channel itself speaks; every language must have them.
 #: Keys every catalog must have for voice calls (`hotline flows check` requires them).
-VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER, KEY_FINISH)
+VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER, KEY_FINISH, KEY_AFTER_RESULT)
 _SEALED_SIZE = 8192
 
 
@@ -220,6 +225,8 @@ class Speaker:
                 parts.append(PromptPart(KEY_FINISH))
             if screen.expects_input:
                 parts.append(PromptPart(KEY_REPEAT))
+        elif screen.after_result:
+            parts.append(PromptPart(KEY_AFTER_RESULT))
         return parts
 
     def sentences(self, screen: Screen) -> list[tuple[str, bool]]:
@@ -247,6 +254,11 @@ class VoiceReply:
     plan: VoicePlan
     document: str
     pages: int = 1  # speech is not paginated: the whole screen is spoken
+
+    @property
+    def ends(self) -> bool:
+        """Whether the call ends with this reply (nothing gathers keys after it)."""
+        return self.plan.gather is None
 
 
 class VoiceLayout:
@@ -285,9 +297,12 @@ class VoiceLayout:
         clips: list[Clip] = []
         for part in self.speaker.spoken_parts(screen):
             clips.extend(self._clips(part, language))
-        if screen.ends:
+        if screen.ends and not screen.after_result:
             return VoicePlan(tuple(clips), dial=screen.transfer)
-        single = bool(screen.options) and all(len(option.key) == 1 for option in screen.options)
+        # After a result the keys are the flow's one-key `repeat` and `back`.
+        single = screen.ends or (
+            bool(screen.options) and all(len(option.key) == 1 for option in screen.options)
+        )
         if screen.max_input is not None:
             gather = Gather(
                 action=str(self.action_url),

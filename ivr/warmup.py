@@ -70,7 +70,8 @@ def _screens(flow: Flow, language: str) -> Iterable[Screen]:
             yield Screen(name, language, parts, expects_input=True, max_input=state.max_length)
         elif isinstance(state, EndState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
-            yield Screen(name, language, parts, ends=True)
+            after = flow.after_result if state.after_result is None else state.after_result
+            yield Screen(name, language, parts, ends=True, after_result=after)
 
 
 def static_specs(speaker: Speaker, flows: Iterable[Flow]) -> list[ClipSpec]:

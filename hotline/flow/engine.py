@@ -105,6 +105,7 @@ class _Step:
     events: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
     values: dict[str, Value] = field(default_factory=dict)  # set this step, already decoded
+    arrived: str | None = None  # the waiting state `_enter` reached this step, if any
 
 
 class Engine:
@@ -175,11 +176,14 @@ class Engine:
         note_turn(record.flow, screen.state, screen.ends, events)
         return Turn(screen, events, pending)
 
-    async def commit(self, turn: Turn, pages: int = 1) -> None:
+    async def commit(self, turn: Turn, pages: int = 1, ends: bool | None = None) -> None:
         """Save the session of a turn, once the channel made `pages` pages of its screen.
 
-        An ending screen ends the session on its last page; before that, the session
-        stays open for the flow's `more`/`back` keys.
+        `ends` is whether the channel's reply closed the conversation (`END`, a hang-up):
+        then the session is over. A channel may keep an ending screen open — its earlier
+        pages, the last page of a many-page result, a result on a call followed by "press
+        * to hear it again" (`Screen.after_result`) — and the session stays open for the
+        flow's keys. Without `ends`, an ending screen ends the session on its last page.
         """
         pending = turn.pending
         if pending is None:
@@ -187,7 +191,9 @@ class Engine:
         record = pending.record
         record.pages = max(pages, 1)
         screen = turn.screen
-        if screen.ends and screen.page >= record.pages - 1:
+        if ends is None:
+            ends = screen.ends and screen.page >= record.pages - 1
+        if ends:
             record.ended = True
         await self.store.save(
             pending.key, record.dumps(), pending.ttl, pending.sub_key, pending.prefs
@@ -281,6 +287,7 @@ class Engine:
                 self._silence(step, flow)
             case "repeat":
                 record.notice = ""
+                record.no_input = 0  # a key was pressed: the run of silences is over
             case "start":
                 pass  # a restart of a live session shows the current screen again
             case "hangup":
@@ -346,6 +353,14 @@ class Engine:
                 record.page -= 1
                 record.notice = ""
                 return True
+            if isinstance(flow.states.get(record.state), EndState) and isinstance(
+                flow.states.get(flow.start), MenuState | InputState
+            ):
+                # After a result there is nothing to go back into (the state before was
+                # an action, an input already applied): back is the main menu.
+                record.back.clear()
+                _wait_at(record, flow.start)
+                return True
             if record.back:
                 _wait_at(record, record.back.pop())
                 return True
@@ -396,6 +411,7 @@ class Engine:
                     # Arriving home (after a language switch, say) leaves nothing to go back to.
                     step.record.back.clear()
                 _wait_at(step.record, name)
+                step.arrived = name
                 return
         log.error("flow %s: more than %d steps without waiting", flow.id, MAX_STEPS_PER_TURN)
         self._end_with(step, KEY_BUSY)
@@ -442,9 +458,9 @@ class Engine:
             return self._closing(record.final or KEY_SESSION, record.language)
         state = step.flow.states[record.state]
         assert isinstance(state, MenuState | InputState | EndState)
-        if isinstance(state, EndState):
+        if isinstance(state, EndState) and step.arrived == record.state:
             step.events.append(f"ended:{record.state}")
-        return self._screen(state, record, step.values)
+        return self._screen(step.flow, state, record, step.values)
 
     def _show(self, record: SessionRecord) -> Screen:
         """The screen a record last showed, built again from it (for a repeat)."""
@@ -453,7 +469,7 @@ class Engine:
             return self._closing(record.final or KEY_SESSION, record.language)
         state = flow.states[record.state]
         assert isinstance(state, MenuState | InputState | EndState)
-        return self._screen(state, record, {})
+        return self._screen(flow, state, record, {})
 
     def _language(self, prefs: dict[str, str]) -> str:
         """The subscriber's remembered language, if this deployment still offers it."""
@@ -469,22 +485,30 @@ class Engine:
         )
 
     def _screen(
-        self, state: WaitingState, record: SessionRecord, known: dict[str, Value]
+        self, flow: Flow, state: WaitingState, record: SessionRecord, known: dict[str, Value]
     ) -> Screen:
         variables = record.vars
-        parts = tuple(
-            PromptPart(ref.key, self._values(ref.key, variables, known))
-            for ref in state.prompt
-            if ref.shown(variables)
+        waits = not isinstance(state, EndState)
+        transfer = variables.get(TRANSFER_VAR) if not waits else None
+        after_result = (
+            isinstance(state, EndState)
+            and transfer is None
+            and (flow.after_result if state.after_result is None else state.after_result)
         )
+        parts: tuple[PromptPart, ...] = ()
+        if not (after_result and record.no_input):
+            # After a silence, a result is not said again: only the offer to hear it.
+            parts = tuple(
+                PromptPart(ref.key, self._values(ref.key, variables, known))
+                for ref in state.prompt
+                if ref.shown(variables)
+            )
         options: tuple[Option, ...] = ()
         if isinstance(state, MenuState):
             options = tuple(
                 Option(o.key, PromptPart(o.label)) for o in state.options if _offered(o, variables)
             )
         depth = len(record.back)
-        waits = not isinstance(state, EndState)
-        transfer = variables.get(TRANSFER_VAR) if not waits else None
         return Screen(
             state=record.state,
             language=record.language,
@@ -498,6 +522,7 @@ class Engine:
             expects_input=waits,
             transfer=transfer if isinstance(transfer, str) else None,
             max_input=state.max_length if isinstance(state, InputState) else None,
+            after_result=after_result,
         )
 
     def _values(

@@ -148,14 +148,17 @@ async def test_call_reaches_the_balance_prompt(
     assert "call failed" not in await page.inner_text("#display")  # type: ignore[attr-defined]
     speech_text = server.speech_text()
     assert speech_text is not None  # the in-process app publishes SPEECH_TEXT
-    # What the caller heard, clip by clip.
-    await page.locator("#screen[data-state=end]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
+    # What the caller heard, clip by clip: the balance, then the offer to hear it again.
+    await page.wait_for_function(  # type: ignore[attr-defined]
+        "n => window.hotlineSim.heard.length >= n + 3", arg=before, timeout=15_000
+    )
     heard = await page.evaluate("window.hotlineSim.heard")  # type: ignore[attr-defined]
     said = "".join(speech_text(url) or "?" for url in heard)
     # The key cut the menu short (barge-in), as on a real call.
     assert said.startswith("话费查询")
-    assert said.endswith("您的话费余额为十二元五角。")
-    assert await page.get_attribute("#screen", "data-state") == "end"  # type: ignore[attr-defined]
+    assert said.endswith("您的话费余额为十二元五角。重听请按星号键，返回主菜单请按零。")
+    # The call stays open for `*` (again) or `0` (main menu).
+    await page.locator("#screen[data-gather=open]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
 
 
 async def _log_lines(page: object) -> list[dict[str, object]]:

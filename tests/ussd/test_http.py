@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,31 +172,48 @@ async def test_more_pages_of_a_menu_and_back_a_page(
     await phone.dial()
     await phone.press("5")
     first = await phone.press("2")
-    assert first.startswith("CON Balance service\n") and first.endswith("\n98.More")
+    assert first.startswith("CON Balance service\n")
+    found = re.search(r"\n\(1/(\d)\) 98\.More$", first)
+    assert found, first
+    total = int(found.group(1))
     second = await phone.press("98")
-    assert second.startswith("CON ") and "0.Prev" in second
+    assert second.startswith("CON ") and f"\n(2/{total}) " in second and "0.Prev" in second
     assert await phone.press("0") == first
     pages = [first]
     while "98.More" in pages[-1]:
         pages.append(await phone.press("98"))
-    assert "6.Exit" in pages[-1]
-    for page in pages:
+    assert "6.Exit" in pages[-1] and len(pages) == total
+    for number, page in enumerate(pages, 1):
         assert fits(page.removeprefix("CON "), Limits(gsm7=60 - PREFIX_RESERVE, ucs2=80))
+        assert page.split("\n")[-1].startswith(f"({number}/{total})")  # where it is
     assert await phone.press("6") == "END Thank you. Goodbye."
 
 
-async def test_long_final_message_is_paged_and_ends_on_its_last_page(client: Client) -> None:
+async def test_long_final_message_says_where_it_is_and_pages_back(client: Client) -> None:
+    """A result of two pages: each page says which it is; the last one still offers the
+    previous page (the session lives until the subscriber leaves it), and `0` on the
+    first page goes back to the main menu."""
     phone = Phone(client, "s1")
     await phone.dial()
     first = await phone.press("4")
     assert first.startswith("CON 您的套餐摘要：\n您的话费余额为12.50元。")
-    assert first.endswith("\n98.更多 0.返回")
+    assert first.endswith("\n(1/2) 98.更多 0.返回")
     last = await phone.press("98")
-    assert last.startswith("END ") and "剩余短信100条" in last
+    assert last.startswith("CON ") and "剩余短信100条" in last
+    assert last.endswith("\n(2/2) 0.上页")
     # Nothing of the summary is lost at the page break.
-    joined = first.removeprefix("CON ").removesuffix("\n98.更多 0.返回") + last[4:]
+    joined = first[4:].removesuffix("\n(1/2) 98.更多 0.返回") + last[4:].removesuffix(
+        "\n(2/2) 0.上页"
+    )
     for sentence in ("剩余流量3.00GB", "剩余通话200分钟", "剩余短信100条"):
         assert sentence in joined.replace("\n", "")
+    for page in (first, last):
+        assert fits(page[4:], Limits(gsm7=182 - PREFIX_RESERVE, ucs2=80 - PREFIX_RESERVE))
+    assert await phone.press("0") == first  # back a page, identical
+    assert await phone.press("98") == last
+    assert await phone.press("0") == first
+    assert await phone.press("0") == MAIN_ZH  # back from the result: the main menu
+    assert await phone.press("1") == BALANCE_ZH  # a one-page result still ends at once
 
 
 async def test_a_typed_star_is_one_invalid_input_not_two(client: Client) -> None:
