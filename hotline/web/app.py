@@ -63,6 +63,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         pseudonym=app[PSEUDONYM],
         services=Services(balance=app.get(BALANCE), agent_number=settings.ivr.agent_number),
         session_ttls={"ussd": settings.ussd.session_ttl, "ivr": settings.ivr.session_ttl},
+        resume_windows={"ussd": settings.ussd.resume_window},
     )
     yield
 
