@@ -250,9 +250,12 @@ class Engine:
         if pending.resume is not None and (keep or clear):
             rkey, window = pending.resume
             resume = ResumeWrite(rkey, data if keep else None, window)
-        await self.store.save(
-            pending.key, data, pending.ttl, pending.sub_key, pending.prefs, resume
-        )
+        if resume is None:
+            await self.store.save(pending.key, data, pending.ttl, pending.sub_key, pending.prefs)
+        else:
+            await self.store.save(
+                pending.key, data, pending.ttl, pending.sub_key, pending.prefs, resume=resume
+            )
 
     # ------------------------------------------------------------ the session
 
