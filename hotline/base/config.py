@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -23,7 +31,10 @@ from hotline.web.ratelimit import parse_rate
 from hotline.web.security import parse_networks
 
 __all__ = [
+    "DEV_BILLING_KEY_ID",
+    "DEV_BILLING_SECRET",
     "BalanceSettings",
+    "HttpEndpointSettings",
     "IvrSettings",
     "SecuritySettings",
     "Settings",
@@ -33,6 +44,10 @@ __all__ = [
 
 DEFAULT_CONFIG_FILE = Path("hotline.yaml")
 DEV_PSEUDONYM_SECRET = "hotline-dev-only-secret-change-me"
+#: The signing pair `hotline billing-sim` uses when none is configured; the shipped
+#: `http_endpoints.topup` signs with it, so `make run` can top up against the simulator.
+DEV_BILLING_KEY_ID = "hotline-dev"
+DEV_BILLING_SECRET = "hotline-dev-billing-secret"
 _PATH_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 # ISO 4217 currencies whose minor unit is not 1/100. The v1 answer and `max_main_balance`
 # count in hundredths, so one of these would show a balance 100x (or 10x) off.
@@ -171,6 +186,62 @@ class BalanceSettings(_Section):
         return value
 
 
+class HttpEndpointSettings(_Section):
+    """One endpoint a flow's `http.request` may call: `http_endpoints.<name>`.
+
+    `auth: hmac` signs like the balance provider (`hotline.balance.signing`, with
+    `key_id` and `secret`), `bearer` sends `token`, `none` sends neither. `timeout` is the
+    whole call's budget (the deadline layer); a POST is never retried.
+    """
+
+    url: str = Field(description="the full URL the JSON is POSTed to")
+    auth: Literal["hmac", "bearer", "none"] = "none"
+    key_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    secret: SecretStr | None = None
+    token: SecretStr | None = None
+    timeout: float = Field(3.0, gt=0, le=9.0, description="overall seconds per call")
+    connect_timeout: float = Field(1.0, gt=0, le=30)
+    verify_tls: bool = True
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_reset: float = Field(10.0, gt=0, le=600)
+    max_concurrency: int = Field(32, ge=1, le=10000)
+    subscriber_rate: str = Field("10/minute", description="calls per subscriber")
+    max_body_bytes: int = Field(65536, ge=1024, le=10_485_760)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("subscriber_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        return BalanceSettings._rate(value)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> HttpEndpointSettings:
+        if self.auth == "hmac" and (not self.key_id or self.secret is None):
+            raise ValueError("auth hmac needs key_id and secret")
+        if self.auth == "bearer" and self.token is None:
+            raise ValueError("auth bearer needs token")
+        return self
+
+
+def _default_endpoints() -> dict[str, HttpEndpointSettings]:
+    """The top-up example's endpoint: `hotline billing-sim` on its default port."""
+    return {
+        "topup": HttpEndpointSettings(
+            url="http://127.0.0.1:8099/v1/topup",
+            auth="hmac",
+            key_id=DEV_BILLING_KEY_ID,
+            secret=SecretStr(DEV_BILLING_SECRET),
+            timeout=3.0,
+        )
+    }
+
+
 class SecuritySettings(_Section):
     """Gateway authentication and abuse limits (docs/operations.md)."""
 
@@ -247,6 +318,12 @@ class Settings(BaseSettings):
     ivr: IvrSettings = IvrSettings()
     balance: BalanceSettings = BalanceSettings()
     security: SecuritySettings = SecuritySettings()
+    http_endpoints: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
+    ] = Field(
+        default_factory=_default_endpoints,
+        description="endpoints flows may call with `http.request`, by name",
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -16,6 +16,8 @@ Nothing is configured at import; the CLI calls `setup_logging()` once.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextvars
 import json
 import logging
@@ -30,8 +32,10 @@ import orjson
 
 __all__ = [
     "THIRD_PARTY_LOGGERS",
+    "AccessLog",
     "JsonFormatter",
     "Scrubber",
+    "access_log",
     "bind_request",
     "current_fields",
     "note",
@@ -87,8 +91,24 @@ THIRD_PARTY_LOGGERS = (
     "redis",
     "py.warnings",
 )
-# Values of these fields are ours (numbers, names from a fixed vocabulary): not scrubbed.
-_TRUSTED_FIELDS = frozenset({"latency_ms", "status", "request_id", "pid", "hops", "bytes"})
+# Values of these fields are ours (numbers, names from a fixed vocabulary: the
+# route template, dialect and channel names, outcomes): not scrubbed. The method is
+# the client's to choose, so it is scrubbed like any text.
+_TRUSTED_FIELDS = frozenset(
+    {
+        "latency_ms",
+        "status",
+        "request_id",
+        "pid",
+        "hops",
+        "bytes",
+        "route",
+        "dialect",
+        "channel",
+        "outcome",
+        "session",
+    }
+)
 
 
 def _bytes_text(match: re.Match[str]) -> str:
@@ -248,6 +268,93 @@ class _HumanFormatter(logging.Formatter):
         return message
 
 
+class AccessLog:
+    """The access line's own way out: the JSON line `JsonFormatter` would write for it,
+    scrubbed as the root handler's `Scrubber` would, written once per event-loop turn.
+
+    Through `logging` the access line cost ~45 µs a request (a record, filters, the
+    handler's lock, formatting, one write and flush per line; py-spy: ~15 % of a USSD
+    step). Here it is the fields' scrub and one `orjson.dumps`; the lines of a loop turn go
+    out in one write. It serves only while the installed JSON handler is the root's only
+    handler — anything else attached (a test's capture, an operator's handler) gets the
+    ordinary record instead. Nothing is lost at shutdown: `flush` runs at the loop turn's
+    end, when the app stops and at exit.
+    """
+
+    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+        self._handler = handler
+        self._lines: list[bytes] = []
+        self._scheduled = False
+        self._second: tuple[int, str] = (-1, "")
+
+    def serves(self) -> bool:
+        """Whether `write` may be used now (our handler is the root's only one)."""
+        handlers = logging.root.handlers
+        return len(handlers) == 1 and handlers[0] is self._handler
+
+    def write(self, fields: Mapping[str, Any], created: float | None = None) -> None:
+        """One access line, `level` info, from the request's facts."""
+        now = time.time() if created is None else created
+        second, text = self._second
+        if int(now) != second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            self._second = (int(now), text)
+        entry: dict[str, Any] = {
+            "ts": f"{text}.{int((now % 1) * 1000):03d}Z",
+            "level": "info",
+            "logger": "hotline.access",
+            "msg": "request",
+        }
+        for key, value in fields.items():
+            entry[key] = _scrub_value(key, value)
+        try:
+            line = orjson.dumps(entry, default=str)
+        except TypeError:
+            line = _dumps(entry).encode("utf-8")
+        self._lines.append(line)
+        if not self._scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the lines waiting, in order, in one write (under the handler's lock)."""
+        self._scheduled = False
+        if not self._lines:
+            return
+        data = b"\n".join(self._lines) + b"\n"
+        self._lines.clear()
+        handler = self._handler
+        handler.acquire()
+        try:
+            stream = handler.stream
+            buffer = getattr(stream, "buffer", None)
+            if buffer is not None:
+                stream.flush()  # whatever the handler wrote before goes first
+                buffer.write(data)
+                buffer.flush()
+            else:
+                stream.write(data.decode("utf-8"))
+                stream.flush()
+        except (OSError, ValueError):  # a closed stream at exit: nothing left to tell
+            pass
+        finally:
+            handler.release()
+
+
+def access_log() -> AccessLog | None:
+    """The installed `AccessLog`, if `setup_logging` made a JSON handler."""
+    for handler in logging.root.handlers:
+        found = getattr(handler, "access_log", None)
+        if isinstance(found, AccessLog):
+            return found
+    return None
+
+
 def setup_logging(
     json_logs: bool | None = None, level: str = "INFO", stream: TextIO | None = None
 ) -> logging.Handler:
@@ -259,8 +366,12 @@ def setup_logging(
     use_json = (not out.isatty()) if json_logs is None else json_logs
     handler: logging.Handler
     if use_json:
-        handler = logging.StreamHandler(out)
-        handler.setFormatter(JsonFormatter())
+        stream_handler = logging.StreamHandler(out)
+        stream_handler.setFormatter(JsonFormatter())
+        lines = AccessLog(stream_handler)
+        stream_handler.access_log = lines  # type: ignore[attr-defined]
+        atexit.register(lines.flush)
+        handler = stream_handler
     else:
         from rich.console import Console  # only terminals pay for rich
         from rich.logging import RichHandler

@@ -1,4 +1,5 @@
-"""Typed values that prompts carry: money, data volumes, durations, counts, dates, times.
+"""Typed values that prompts carry: money, data volumes, durations, counts, dates, times,
+and what a subscriber typed: text, digit strings, phone numbers.
 
 Each renders per channel and language (`hotline.i18n`); inside hotline money is always
 integer minor units with a currency — floats never hold money. Values cross the session
@@ -12,16 +13,20 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 __all__ = [
+    "INPUT_KINDS",
     "Clock",
     "Count",
     "Date",
+    "Digits",
     "Duration",
     "Money",
+    "Msisdn",
     "Text",
     "Value",
     "Volume",
     "decode_value",
     "encode_value",
+    "input_value",
 ]
 
 
@@ -92,7 +97,37 @@ class Text:
     value: str
 
 
-Value: TypeAlias = Money | Volume | Duration | Count | Date | Clock | Text
+@dataclass(frozen=True, slots=True)
+class Digits:
+    """A digit string the subscriber typed (a card number): shown as typed, spoken digit
+    by digit — never as a quantity ("一二三四", not "一千二百三十四")."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Msisdn:
+    """A phone number: shown and spoken masked (`138****8000`, "尾号八零零零")."""
+
+    value: str
+
+
+Value: TypeAlias = Money | Volume | Duration | Count | Date | Clock | Text | Digits | Msisdn
+
+#: What an `input` state's value may be shown as (its `as:`), each a placeholder type.
+INPUT_KINDS = ("text", "digits", "msisdn")
+_INPUT_VALUES: dict[str, type[Text | Digits | Msisdn]] = {
+    "text": Text,
+    "digits": Digits,
+    "msisdn": Msisdn,
+}
+
+
+def input_value(typed: str, kind: str) -> Value | None:
+    """What a placeholder of type `kind` shows of an input state's stored string; None for
+    a type no input value can feed (`flows check` rejects such a placeholder)."""
+    make = _INPUT_VALUES.get(kind)
+    return None if make is None else make(typed)
 
 
 def encode_value(value: Value) -> dict[str, Any]:
@@ -112,6 +147,10 @@ def encode_value(value: Value) -> dict[str, Any]:
             return {"t": "time", "v": moment.isoformat()}
         case Text(text):
             return {"t": "text", "v": text}
+        case Digits(digits):
+            return {"t": "digits", "v": digits}
+        case Msisdn(number):
+            return {"t": "msisdn", "v": number}
     raise TypeError(f"not a value: {value!r}")
 
 
@@ -133,6 +172,10 @@ def decode_value(data: dict[str, Any]) -> Value:
             return Clock(dt.datetime.fromisoformat(str(data["v"])))
         if kind == "text":
             return Text(str(data["v"]))
+        if kind == "digits":
+            return Digits(str(data["v"]))
+        if kind == "msisdn":
+            return Msisdn(str(data["v"]))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed stored value: {exc}") from exc
     raise ValueError(f"unknown stored value type {kind!r}")

@@ -16,12 +16,13 @@ from pathlib import Path
 from aiohttp import web
 
 from hotline.balance.sim import create_sim_app
+from hotline.base.config import DEV_BILLING_KEY_ID, DEV_BILLING_SECRET
 from hotline.cli import settings_from_args
 
 __all__ = ["DEV_KEY_ID", "DEV_SECRET", "register"]
 
-DEV_KEY_ID = "hotline-dev"
-DEV_SECRET = "hotline-dev-billing-secret"
+DEV_KEY_ID = DEV_BILLING_KEY_ID
+DEV_SECRET = DEV_BILLING_SECRET
 
 
 async def _serve(app: web.Application, host: str, port: int) -> None:

@@ -100,6 +100,7 @@ def run_check(args: argparse.Namespace) -> int:
         catalogs,
         required=channels.prompt_keys(mounted),
         screens=channels.screen_checks(mounted, catalogs, settings),
+        endpoints=settings.http_endpoints.keys(),
     )
     for issue in issues:
         print(issue, file=sys.stderr)

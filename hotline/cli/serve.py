@@ -23,6 +23,11 @@ def register(sub: Any) -> None:
         default=30.0,
         help="seconds in-flight requests get to finish on SIGTERM (default 30)",
     )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="reload flows and prompts when their files change (one worker)",
+    )
     serve.set_defaults(func=run)
 
 
@@ -41,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 64:
         print("hotline serve: --workers must be between 1 and 64", file=sys.stderr)
         return 2
+    if args.dev and args.workers != 1:
+        print("hotline serve: --dev runs one worker (it reloads in process)", file=sys.stderr)
+        return 2
     setup_logging(settings.json_logs, settings.log_level)
     log = logging.getLogger("hotline")
     if settings.uses_dev_secret:
@@ -50,4 +58,8 @@ def run(args: argparse.Namespace) -> int:
             "--workers %d without redis_url: each worker keeps its own sessions", args.workers
         )
     log.info("hotline starting on http://%s:%d", settings.host, settings.port)
-    return serve(settings, workers=args.workers, shutdown_timeout=args.shutdown_timeout)
+    if args.dev:
+        log.info("--dev: flows and prompts reload when their files change")
+    return serve(
+        settings, workers=args.workers, shutdown_timeout=args.shutdown_timeout, dev=args.dev
+    )

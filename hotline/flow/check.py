@@ -1,5 +1,11 @@
 """`hotline flows check`: every rule DESIGN.md §5 and §12 name, as located issues.
 
+Placeholders are proved fed (`unfed-placeholder`): every `{name:type}` a shown prompt
+reads must be set, with a type that shows as asked, by a reachable `input` state (its
+`var` and `as:`) or action state (its spec's `sets`, or what its `args` declare). An
+action's own args check runs too (`http.request`: `[action-args]`, and
+`[unknown-service]` for an endpoint the configuration does not declare).
+
 A load error stops a file (it is reported alone); otherwise all issues of all files
 are collected, sorted and printed as `file:line: message`.
 
@@ -10,7 +16,7 @@ asks every one of them about each menu option in each language.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,10 +24,11 @@ from typing import Protocol
 from hotline.base.errors import FlowError
 from hotline.base.yamlsrc import Located, load_located
 from hotline.flow.actions import ACTIONS, ActionRegistry
+from hotline.flow.actions.base import CheckEnv
 from hotline.flow.engine import ENGINE_PROMPTS
 from hotline.flow.entries import entry_problems
 from hotline.flow.load import load_flow
-from hotline.flow.model import ActionState, Flow, MenuState, State
+from hotline.flow.model import ActionState, Flow, InputState, MenuState, State
 from hotline.i18n.catalog import Catalog, CatalogSet
 
 __all__ = [
@@ -113,7 +120,6 @@ def _where_named(state: State, name: str, key: str) -> list[tuple[str, tuple[str
     return [("", ("states", name))]
 
 
-
 class ScreenCheck(Protocol):
     """A channel's own measure of flow screens (its plug-in's `screen_checks` builds one)."""
 
@@ -130,9 +136,12 @@ def check_flow(
     catalogs: CatalogSet,
     actions: ActionRegistry = ACTIONS,
     screens: Sequence[ScreenCheck] = (),
+    endpoints: Collection[str] | None = None,
 ) -> Iterator[Issue]:
-    """Every located issue of one loaded flow; `screens` measure its menu options."""
+    """Every located issue of one loaded flow; `screens` measure its menu options;
+    `endpoints` are the configured `http_endpoints` (None: not known, not checked)."""
     path = located.path
+    env = CheckEnv(None if endpoints is None else frozenset(endpoints))
 
     def issue(code: str, message: str, *where: str | int) -> Issue:
         return Issue(path, located.line_of(*where), code, message)
@@ -181,6 +190,17 @@ def check_flow(
                 name,
                 "action",
             )
+        spec = actions.spec(state.action) if isinstance(state, ActionState) else None
+        if isinstance(state, ActionState) and spec is not None and spec.check_args is not None:
+            for problem in spec.check_args(state.args, env):
+                yield issue(
+                    problem.code,
+                    f"state {name!r}: {problem.message}",
+                    "states",
+                    name,
+                    "args",
+                    *problem.where,
+                )
         for key in state.prompt_keys():
             for catalog in catalogs.catalogs.values():
                 if key not in catalog:
@@ -204,6 +224,74 @@ def check_flow(
             "states",
             cycle[0],
         )
+    yield from _placeholder_issues(flow, reachable, catalogs, actions, issue)
+
+
+#: Which placeholder types a variable of each type feeds (besides its own type).
+_ALSO_SHOWS = {"digits": {"text"}}
+
+
+def _fed(flow: Flow, reachable: set[str], actions: ActionRegistry) -> dict[str, dict[str, str]]:
+    """Variable → {type it is set as → who sets it}, over the reachable states."""
+    fed: dict[str, dict[str, str]] = {}
+    for name in sorted(reachable):
+        state = flow.states[name]
+        if isinstance(state, InputState):
+            kind: str = "secret" if state.secret else state.as_
+            fed.setdefault(state.var, {}).setdefault(kind, f"input state {name!r}")
+        elif isinstance(state, ActionState):
+            spec = actions.spec(state.action)
+            if spec is None:
+                continue  # `unknown-action` says so
+            for var, kind in spec.sets_for(state.args).items():
+                fed.setdefault(var, {}).setdefault(kind, f"action {state.action!r} ({name!r})")
+    return fed
+
+
+def _placeholder_issues(
+    flow: Flow,
+    reachable: set[str],
+    catalogs: CatalogSet,
+    actions: ActionRegistry,
+    issue: Callable[..., Issue],
+) -> Iterator[Issue]:
+    """`unfed-placeholder`: a shown sentence reads a variable nothing reachable sets as
+    its type. Option labels and an input's `error` are shown without values."""
+    fed = _fed(flow, reachable, actions)
+    for name in sorted(reachable):
+        state = flow.states[name]
+        reads: list[tuple[str, bool, tuple[str | int, ...]]] = []  # key, gets values, where
+        prompt = getattr(state, "prompt", ())
+        for index, part in enumerate(prompt):
+            reads.append((part.key, True, ("states", name, "prompt", index)))
+        if isinstance(state, MenuState):
+            for index, option in enumerate(state.options):
+                reads.append((option.label, False, ("states", name, "options", index, "label")))
+        if isinstance(state, InputState):
+            reads.append((state.error, False, ("states", name, "error")))
+        for key, gets_values, where in reads:
+            for var, kind in sorted(catalogs.placeholder_types(key).items()):
+                reason = _unfed(var, kind, fed.get(var, {}), gets_values)
+                if reason is not None:
+                    yield issue(
+                        "unfed-placeholder",
+                        f"state {name!r}: prompt {key!r} reads {{{var}:{kind}}}, {reason}",
+                        *where,
+                    )
+
+
+def _unfed(var: str, kind: str, setters: dict[str, str], gets_values: bool) -> str | None:
+    """Why `{var:kind}` would show empty; None when some reachable state feeds it."""
+    if not gets_values:
+        return "but this prompt is shown without values"
+    if any(kind == have or kind in _ALSO_SHOWS.get(have, ()) for have in setters):
+        return None
+    if not setters:
+        return f"but no reachable state sets {var!r}"
+    if set(setters) == {"secret"}:
+        return f"but {setters['secret']} is secret: its value is never shown"
+    have, who = next((k, w) for k, w in setters.items() if k != "secret")
+    return f"but {who} sets it as {have}"
 
 
 def _screen_issues(
@@ -269,11 +357,13 @@ def load_and_check(
     actions: ActionRegistry = ACTIONS,
     required: tuple[str, ...] = (),
     screens: Sequence[ScreenCheck] = (),
+    endpoints: Collection[str] | None = None,
 ) -> tuple[list[Flow], list[Issue]]:
     """Load flow files and check them (and the catalogs) by every rule; load errors are
     issues too. `required` and `screens` come from the channels (prompt keys they say by
-    themselves, their screen measures). Returns the flows that loaded, so a reload
-    installs exactly what passed."""
+    themselves, their screen measures); `endpoints` from the configuration (the declared
+    `http_endpoints`). Returns the flows that loaded, so a reload installs exactly what
+    passed."""
     issues: list[Issue] = list(check_catalogs(catalogs, required))
     flows: list[Flow] = []
     ids: dict[str, str] = {}
@@ -295,7 +385,7 @@ def load_and_check(
                 )
             )
         ids[flow.id] = located.path
-        issues.extend(check_flow(flow, located, catalogs, actions, screens))
+        issues.extend(check_flow(flow, located, catalogs, actions, screens, endpoints))
     issues.extend(check_entries(flows))
     return flows, sorted(set(issues))
 
@@ -306,6 +396,7 @@ def check_files(
     actions: ActionRegistry = ACTIONS,
     required: tuple[str, ...] = (),
     screens: Sequence[ScreenCheck] = (),
+    endpoints: Collection[str] | None = None,
 ) -> list[Issue]:
     """Check flow files against the catalogs; load errors are issues too."""
-    return load_and_check(files, catalogs, actions, required, screens)[1]
+    return load_and_check(files, catalogs, actions, required, screens, endpoints)[1]

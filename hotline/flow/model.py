@@ -122,12 +122,22 @@ class MenuState(_StateBase):
 
 
 class InputState(_StateBase):
-    """Asks for free digits, validated by pattern and length; stores them in `var`."""
+    """Asks for free input, validated by pattern and length; stores it in `var`.
+
+    `as:` says what the value is when a prompt echoes it (`{card:digits}`).
+    """
 
     waits: ClassVar[bool] = True
     type: Literal["input"] = Field(alias="kind")
     prompt: tuple[PromptRef, ...]
     var: VarName
+    as_: Literal["text", "digits", "msisdn"] = Field(
+        "text",
+        alias="as",
+        description="what the value is when a prompt shows it: `text` (as typed), `digits` "
+        "(spoken digit by digit) or `msisdn` (masked, 138****8000); a placeholder "
+        "`{var:<as>}` reads it (a `digits` value may also be read as `text`)",
+    )
     pattern: str = Field(r"^[0-9]+$", description="a regular expression the whole input matches")
     min_length: int = Field(1, ge=1, le=64)
     max_length: int = Field(20, ge=1, le=64)
@@ -159,12 +169,20 @@ class InputState(_StateBase):
         return [p.key for p in self.prompt] + [self.error]
 
 
+#: One `args:` value of an action state.
+ArgValue = str | int | bool | list[str] | dict[str, str]
+
+
 class ActionState(_StateBase):
     """Runs a registered action; its outcome picks the next state."""
 
     type: Literal["action"] = Field(alias="kind")
     action: Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$")]
-    args: dict[str, str | int | bool] = Field(default_factory=dict)
+    args: dict[str, ArgValue] = Field(
+        default_factory=dict,
+        description="what the action reads (see `hotline actions`): scalars, or a list or "
+        "mapping of strings (`http.request`'s `send:`, `receive:`, `errors:`)",
+    )
     next: StateName = Field(description="where to go when the action succeeds")
     on: dict[str, StateName] = Field(
         default_factory=dict, description="outcome name → state, e.g. not_found: unknown_number"

@@ -9,8 +9,23 @@ prompts:
 ```
 
 Nested keys flatten with dots (`balance.main`). A placeholder is `{name:type}` with type
-one of `money volume duration int date time text`; `{{` and `}}` are literal braces.
-Sentences are data, never templates evaluated from user input.
+one of `money volume duration int date time text digits msisdn`; `{{` and `}}` are
+literal braces. Sentences are data, never templates evaluated from user input.
+
+Per-channel wording: a key may hold a `ussd:` and a `voice:` variant instead of one
+sentence — short on a screen, natural when spoken (both are required, with the same
+placeholders; a plain sentence serves both):
+
+```yaml
+  result:
+    balance:
+      ussd: "余额{balance:money}。"
+      voice: "您的话费余额为{balance:money}，感谢您的使用。"
+```
+
+`Catalog.sentences` holds what screens show (the `ussd:` variant or the plain
+sentence); `CatalogSet.for_channel("voice")` is the same set with the `voice:` variants
+in their place, which the voice channel speaks.
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ from hotline.flow.screen import PromptPart
 __all__ = [
     "PLACEHOLDER_TYPES",
     "PROMPT_RULES",
+    "VARIANTS",
     "Catalog",
     "CatalogFile",
     "CatalogSet",
@@ -45,7 +61,11 @@ __all__ = [
 ]
 
 MAX_SENTENCE_CHARS = 1000
-PLACEHOLDER_TYPES = frozenset({"money", "volume", "duration", "int", "date", "time", "text"})
+PLACEHOLDER_TYPES = frozenset(
+    {"money", "volume", "duration", "int", "date", "time", "text", "digits", "msisdn"}
+)
+#: The per-channel variants a key may hold instead of one sentence (screens, speech).
+VARIANTS = ("ussd", "voice")
 
 #: The rules a prompt file can break, as `hotline flows check` prints them (`[rule]`);
 #: a file that is not YAML at all breaks `yaml` (hotline.base.yamlsrc.YAML_RULE).
@@ -56,6 +76,7 @@ PROMPT_RULES: Mapping[str, str] = {
     "prompt-too-long": f"a sentence is at most {MAX_SENTENCE_CHARS} characters",
     "prompt-brace": "a literal { or } is written twice",
     "placeholder-type": "placeholders are {name:type} with a known type",
+    "placeholder-mismatch": "a key's `ussd:` and `voice:` variants have the same placeholders",
 }
 _TOKEN = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*):([a-z]+)\}|\{|\}")
 _KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
@@ -65,7 +86,8 @@ _SentenceText = Annotated[
     Field(
         max_length=MAX_SENTENCE_CHARS,
         description="a sentence; placeholders are {name:type}, type one of "
-        + ", ".join(sorted(PLACEHOLDER_TYPES)),
+        + ", ".join(sorted(PLACEHOLDER_TYPES))
+        + "; or `ussd:` and `voice:` variants of it",
     ),
 ]
 _KeyPart = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
@@ -162,6 +184,14 @@ class Catalog:
     name: str
     path: str
     sentences: Mapping[str, Sentence]
+    #: The keys with a `voice:` variant, and that variant (`sentences` holds the `ussd:` one).
+    voice: Mapping[str, Sentence] = field(default_factory=dict)
+
+    def for_channel(self, variant: str) -> Catalog:
+        """This catalog as a channel says it: `voice` puts the voice variants in place."""
+        if variant != "voice" or not self.voice:
+            return self
+        return Catalog(self.language, self.name, self.path, {**self.sentences, **self.voice})
 
     def __contains__(self, key: object) -> bool:
         return key in self.sentences
@@ -177,14 +207,34 @@ class Catalog:
         return sentence.line if sentence else 1
 
 
+def _is_variants(value: Any) -> bool:
+    """`{ussd: "…", voice: "…"}`: one key's per-channel wording, not two nested keys."""
+    return (
+        isinstance(value, Mapping)
+        and set(value) == set(VARIANTS)
+        and all(isinstance(text, str) for text in value.values())
+    )
+
+
 def _flatten(
     data: Mapping[str, Any], located: Located, prefix: tuple[str, ...]
-) -> Iterator[tuple[str, str, int]]:
+) -> Iterator[tuple[str, str, int, str]]:
+    """`(key, sentence, line, variant)`; variant is "" for a plain sentence."""
     for name, value in data.items():
         where = (*prefix, name)
         key = ".".join(where[1:])
         line = located.line_of(*where)
-        if isinstance(value, Mapping):
+        if _is_variants(value):
+            if not _KEY.match(key):
+                raise FlowError(
+                    located.path,
+                    line,
+                    f"prompt key {key!r}: use a-z, 0-9, _ and dots",
+                    "prompt-key",
+                )
+            for variant in VARIANTS:
+                yield key, value[variant], located.line_of(*where, variant), variant
+        elif isinstance(value, Mapping):
             yield from _flatten(value, located, where)
         elif isinstance(value, str):
             if not _KEY.match(key):
@@ -194,7 +244,7 @@ def _flatten(
                     f"prompt key {key!r}: use a-z, 0-9, _ and dots",
                     "prompt-key",
                 )
-            yield key, value, line
+            yield key, value, line, ""
         else:
             raise FlowError(
                 located.path, line, f"prompt {key!r}: expected a sentence (text)", "prompt-file"
@@ -272,8 +322,9 @@ def inspect_catalog(file: Path) -> tuple[Catalog | None, list[FlowError]]:
             )
         )
     sentences: dict[str, Sentence] = {}
+    voice: dict[str, Sentence] = {}
     try:
-        for key, text, line in _flatten(doc["prompts"], located, ("prompts",)):
+        for key, text, line, variant in _flatten(doc["prompts"], located, ("prompts",)):
             if len(text) > MAX_SENTENCE_CHARS:
                 problems.append(
                     FlowError(
@@ -285,14 +336,30 @@ def inspect_catalog(file: Path) -> tuple[Catalog | None, list[FlowError]]:
                 )
                 continue
             try:
-                sentences[key] = _parse_sentence(text, located.path, line, key)
+                sentence = _parse_sentence(text, located.path, line, key)
             except FlowError as exc:
                 problems.append(exc)
+                continue
+            if variant != "voice":
+                sentences[key] = sentence
+                continue
+            voice[key] = sentence
+            screen = sentences.get(key)
+            if screen is not None and screen.placeholders != sentence.placeholders:
+                problems.append(
+                    FlowError(
+                        located.path,
+                        line,
+                        f"prompt {key!r}: the voice variant has placeholders "
+                        f"{sentence.placeholders} but the ussd one has {screen.placeholders}",
+                        "placeholder-mismatch",
+                    )
+                )
     except FlowError as exc:  # a key or value the shape check let through: stops the walk
         problems.append(exc)
     if problems:
         return None, problems
-    return Catalog(language, shape.name or language, located.path, sentences), []
+    return Catalog(language, shape.name or language, located.path, sentences, voice), []
 
 
 def load_catalog(file: Path) -> Catalog:
@@ -313,6 +380,12 @@ class CatalogSet:
     _placeholders: dict[str, tuple[str, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _types: dict[str, dict[str, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _views: dict[str, CatalogSet] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __getitem__(self, language: str) -> Catalog:
         return self.catalogs.get(language) or self.catalogs[self.default]
@@ -325,13 +398,35 @@ class CatalogSet:
         """The variable names a sentence reads in any language (sorted; () if none)."""
         return self._placeholders.get(key, ())
 
+    def placeholder_types(self, key: str) -> Mapping[str, str]:
+        """Variable name → placeholder type a sentence reads, in any language or variant
+        (`flows check` makes them agree; where they do not, the default language wins)."""
+        return self._types.get(key, {})
+
+    def for_channel(self, variant: str) -> CatalogSet:
+        """The catalogs as a channel says them (`voice`: with the voice variants)."""
+        view = self._views.get(variant)
+        if view is None:
+            catalogs = {lang: c.for_channel(variant) for lang, c in self.catalogs.items()}
+            if all(catalogs[lang] is c for lang, c in self.catalogs.items()):
+                view = self
+            else:
+                view = CatalogSet(catalogs, self.default)
+                view._views[variant] = view
+            self._views[variant] = view
+        return view
+
     def __post_init__(self) -> None:
-        names: dict[str, set[str]] = {}
-        for catalog in self.catalogs.values():
-            for key, sentence in catalog.sentences.items():
-                names.setdefault(key, set()).update(sentence.placeholders)
-        found = {key: tuple(sorted(n)) for key, n in names.items() if n}
+        types: dict[str, dict[str, str]] = {}
+        ordered = sorted(self.catalogs.values(), key=lambda c: c.language == self.default)
+        for catalog in ordered:  # the default language last: it wins a disagreement
+            for sentences in (catalog.voice, catalog.sentences):
+                for key, sentence in sentences.items():
+                    if sentence.placeholders:
+                        types.setdefault(key, {}).update(sentence.placeholders)
+        found = {key: tuple(sorted(kinds)) for key, kinds in types.items()}
         object.__setattr__(self, "_placeholders", found)  # frozen: set once, here
+        object.__setattr__(self, "_types", types)
 
 
 def inspect_catalogs(

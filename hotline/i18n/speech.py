@@ -15,6 +15,9 @@ Decisions (docs/ivr.md):
 - 两 is used where Mandarin speakers say it: a quantity of exactly 2 before a measure
   word (两元, 两角, 两分钟, 两条) and 2 in the 百/千 places or before 万/亿 (两千, 两万);
   二 stays in 十二, 二十 and as a last digit (一百零二).
+- Typed digits (`{card:digits}`) are read digit by digit; a phone number
+  (`{number:msisdn}`) is masked as on screens, so only its last four digits are said:
+  zh `尾号八零零零`, en `ending in eight zero zero zero`.
 - Dates: zh `二零二六年十二月三十一日` (years digit by digit, as spoken),
   en `the thirty-first of December twenty twenty-six`. Times: zh `十四点零五分`,
   en `two oh five p m`.
@@ -26,9 +29,21 @@ import datetime as dt
 
 from num2words import num2words
 
-from hotline.base.values import Clock, Count, Date, Duration, Money, Text, Value, Volume
+from hotline.base.privacy import ascii_digits, mask_msisdn
+from hotline.base.values import (
+    Clock,
+    Count,
+    Date,
+    Digits,
+    Duration,
+    Money,
+    Msisdn,
+    Text,
+    Value,
+    Volume,
+)
 
-__all__ = ["SpeechFormatter", "spoken_key", "zh_number"]
+__all__ = ["SpeechFormatter", "spoken_digits", "spoken_key", "zh_number"]
 
 _MIB = 1024 * 1024
 _GIB = 1024 * _MIB
@@ -248,6 +263,20 @@ def spoken_key(key: str, language: str) -> str:
     return ("" if zh else " ").join(words)
 
 
+def spoken_digits(digits: str, language: str) -> str:
+    """A typed digit string digit by digit: `1234` → 一二三四 / one two three four."""
+    return spoken_key(ascii_digits(digits), language)
+
+
+def _spoken_msisdn(number: str, zh: bool, language: str) -> str:
+    """A masked phone number as heard: only its last four digits (尾号八零零零)."""
+    masked = mask_msisdn(number)
+    if "*" not in masked or masked.startswith("*"):
+        return "隐藏的号码" if zh else "a hidden number"
+    tail = spoken_digits(masked[-4:], language)
+    return f"尾号{tail}" if zh else f"ending in {tail}"
+
+
 class SpeechFormatter:
     """`ValueFormatter` for the voice channel: every value as words for its language."""
 
@@ -273,4 +302,8 @@ class SpeechFormatter:
                 return _clock(moment, zh)
             case Text(text):
                 return text
+            case Digits(digits):
+                return spoken_digits(digits, language)
+            case Msisdn(number):
+                return _spoken_msisdn(number, zh, language)
         raise TypeError(f"not a value: {value!r}")

@@ -1,4 +1,5 @@
-"""Values as short screen text (USSD): `12.50元`, `CNY 12.50`, `1.50GB`, `100分钟`.
+"""Values as short screen text (USSD): `12.50元`, `CNY 12.50`, `1.50GB`, `100分钟`,
+typed digits as typed, phone numbers masked (`138****8000`).
 
 Remaining quantities are floored, never rounded up: a subscriber must not be shown more
 than they have.
@@ -6,7 +7,19 @@ than they have.
 
 from __future__ import annotations
 
-from hotline.base.values import Clock, Count, Date, Duration, Money, Text, Value, Volume
+from hotline.base.privacy import mask_msisdn
+from hotline.base.values import (
+    Clock,
+    Count,
+    Date,
+    Digits,
+    Duration,
+    Money,
+    Msisdn,
+    Text,
+    Value,
+    Volume,
+)
 
 __all__ = ["TextFormatter", "format_money_plain"]
 
@@ -66,6 +79,8 @@ class TextFormatter:
                 return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
             case Clock(moment):
                 return f"{moment.hour:02d}:{moment.minute:02d}"
-            case Text(text):
+            case Text(text) | Digits(text):
                 return text
+            case Msisdn(number):
+                return mask_msisdn(number)
         raise TypeError(f"not a value: {value!r}")

@@ -21,7 +21,7 @@ from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet, load_catalogs
 from hotline.store.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from hotline.web import channels, ops
-from hotline.web.keys import BALANCE, ENGINE, METRICS, PSEUDONYM, SESSIONS, SETTINGS
+from hotline.web.keys import BALANCE, ENDPOINTS, ENGINE, METRICS, PSEUDONYM, SESSIONS, SETTINGS
 
 __all__ = ["CATALOGS", "FLOWS", "create_app"]
 
@@ -53,6 +53,14 @@ async def _balance_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hotline.endpoints import open_endpoints
+
+    async with open_endpoints(app[SETTINGS], app[PSEUDONYM], app[METRICS].registry) as found:
+        app[ENDPOINTS] = found
+        yield
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[ENGINE] = Engine(
@@ -61,7 +69,11 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         catalogs=app[CATALOGS],
         store=app[SESSIONS],
         pseudonym=app[PSEUDONYM],
-        services=Services(balance=app.get(BALANCE), agent_number=settings.ivr.agent_number),
+        services=Services(
+            balance=app.get(BALANCE),
+            agent_number=settings.ivr.agent_number,
+            http=app.get(ENDPOINTS),
+        ),
         session_ttls={"ussd": settings.ussd.session_ttl, "ivr": settings.ivr.session_ttl},
         resume_windows={"ussd": settings.ussd.resume_window},
     )
@@ -86,6 +98,7 @@ def create_app(settings: Settings) -> web.Application:
     ops.install(app, gateways, flows_loaded=lambda: bool(app[FLOWS].flows()))
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_balance_ctx)
+    app.cleanup_ctx.append(_endpoints_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     channels.mount(app, plugins)
     if settings.simulator:

@@ -14,7 +14,9 @@ from hotline.web.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from hotline.balance.provider import BalanceStack
+    from hotline.endpoints import Endpoints
     from hotline.flow.engine import Engine
+    from hotline.flow.events import ChannelEvent
     from hotline.flow.model import Flow
     from hotline.store.sessions import SessionStore
     from hotline.web.channels import ChannelPlugin
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BALANCE",
     "CHANNELS",
+    "ENDPOINTS",
     "ENGINE",
     "FLOWS_RELOADED",
     "METRICS",
@@ -32,6 +35,8 @@ __all__ = [
     "SETTINGS",
     "SPEECH_TEXT",
     "SUPERVISOR",
+    "TURN_OBSERVERS",
+    "TurnObserver",
 ]
 
 SETTINGS = web.AppKey("SETTINGS", Settings)
@@ -39,6 +44,8 @@ PSEUDONYM = web.AppKey("PSEUDONYM", Pseudonymizer)
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("SESSIONS")
 BALANCE: web.AppKey[BalanceStack] = web.AppKey("BALANCE")
 ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
+#: The declared `http_endpoints` inside their resilience layers (`Services.http`).
+ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("ENDPOINTS")
 #: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).
 CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")
 #: Async callbacks run in the background after a flow reload installed new flows (a
@@ -50,6 +57,13 @@ FLOWS_RELOADED: web.AppKey[list[Callable[[web.Application, list[Flow]], Awaitabl
 #: Set by a voice channel: clip URL → the sentence it speaks (None if not its clip).
 #: In-process dialogue runs use it to check `expect` against what a caller hears.
 SPEECH_TEXT: web.AppKey[Callable[[str], str | None]] = web.AppKey("SPEECH_TEXT")
+#: Told about every turn a channel took: the event, the engine's events of the step
+#: (`started`, `invalid:<state>`, `action:<name>:<outcome>`, …; `("apology",)` when the
+#: turn failed) and the state shown. Optional and absent by default: only a development
+#: tool registers one (the web simulator, when `simulator` is on), so nothing is kept
+#: about turns otherwise. An observer must be quick and must not raise.
+TurnObserver = Callable[["ChannelEvent", tuple[str, ...], str], None]
+TURN_OBSERVERS: web.AppKey[list[TurnObserver]] = web.AppKey("TURN_OBSERVERS")
 METRICS = web.AppKey("METRICS", Metrics)
 RATE_LIMITER = web.AppKey("RATE_LIMITER", RateLimiter)
 # name -> async check; /readyz passes when every one returns True.

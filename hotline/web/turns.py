@@ -18,7 +18,7 @@ from aiohttp import web
 from hotline.base.errors import SessionStoreUnavailable
 from hotline.flow.events import ChannelEvent
 from hotline.flow.screen import Screen
-from hotline.web.keys import ENGINE, PSEUDONYM
+from hotline.web.keys import ENGINE, PSEUDONYM, TURN_OBSERVERS
 
 __all__ = ["Laid", "take_turn"]
 
@@ -48,6 +48,7 @@ async def take_turn(
         turn = await engine.step(event)
         laid = lay_out(turn.screen)
         await engine.commit(turn, laid.pages, laid.ends)
+        _observe(app, event, turn.events, turn.screen.state)
         return turn.screen, laid
     except SessionStoreUnavailable as exc:
         log.warning("%s: session store unavailable (%s); apologized", event.channel, exc)
@@ -57,4 +58,16 @@ async def take_turn(
             "%s: turn failed for subscriber %s", event.channel, app[PSEUDONYM](event.subscriber)
         )
     screen = engine.apology()
+    _observe(app, event, ("apology",), screen.state)
     return screen, lay_out(screen)
+
+
+def _observe(
+    app: web.Application, event: ChannelEvent, events: tuple[str, ...], state: str
+) -> None:
+    """Tell the optional turn observers (none unless a development tool registered one)."""
+    for observer in app.get(TURN_OBSERVERS, ()):
+        try:
+            observer(event, events, state)
+        except Exception:
+            log.exception("a turn observer failed; the turn stands")

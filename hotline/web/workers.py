@@ -11,7 +11,8 @@ The supervisor only forwards signals and replaces crashed workers:
 - the supervisor killed outright (SIGKILL) still takes its workers with it (Linux
   parent-death signal), so no orphan keeps the port;
 - a worker that dies is started again; one that dies within `FAST_FAIL` seconds of
-  starting `MAX_FAST_FAILS` times in a row (port taken, bad config) stops the service.
+  starting, or reports a start-up error (exit status 2: a broken flow, a bad setting),
+  `MAX_FAST_FAILS` times in a row stops the service.
 A hand-written loop (not gunicorn) because the whole job is these three rules; gunicorn's
 aiohttp worker remains the documented alternative (docs/operations.md).
 """
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import gc
 import logging
 import multiprocessing
 import os
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 FAST_FAIL = 3.0
 MAX_FAST_FAILS = 3
+START_ERROR = 2  # a worker's exit status for a start-up error it reported (`file:line`)
 _POLL = 0.1
 _PR_SET_PDEATHSIG = 1
 
@@ -67,8 +70,10 @@ def run_worker(
     supervisor: int | None = None,
     shutdown_timeout: float = 30.0,
     configure_logging: bool = False,
+    dev: bool = False,
 ) -> int:
-    """Serve until SIGTERM/SIGINT in this process; SIGHUP reloads flows."""
+    """Serve until SIGTERM/SIGINT in this process; SIGHUP reloads flows and prompts, and
+    so does any change to their files with `dev`."""
     from hotline.web.admin import sighup_ctx
     from hotline.web.app import create_app
     from hotline.web.keys import SUPERVISOR
@@ -84,9 +89,18 @@ def run_worker(
     if supervisor is not None:
         app[SUPERVISOR] = supervisor
     app.cleanup_ctx.append(sighup_ctx)
+    if dev:
+        from hotline.web.admin import dev_reload_ctx
+
+        app.cleanup_ctx.append(dev_reload_ctx())
 
     def listening(_banner: str) -> None:
         # run_app "prints" once its sites are bound: only then is the worker listening.
+        # What start-up made (modules, flows, catalogs, the app) lives as long as the
+        # worker: move it out of the collector's generations, so a full collection
+        # under load walks only what requests made (shorter pauses in the tail).
+        gc.collect()
+        gc.freeze()
         log.info(
             "worker listening",
             extra={"fields": {"pid": os.getpid(), "host": settings.host, "port": settings.port}},
@@ -134,7 +148,7 @@ def _child(settings: Settings, supervisor: int, shutdown_timeout: float) -> None
         )
     except (ConfigError, FlowError) as exc:  # a broken flow: `file:line: message`, no traceback
         print(f"hotline: {exc}", file=sys.stderr, flush=True)
-        status = 2
+        status = START_ERROR
     raise SystemExit(status)
 
 
@@ -189,7 +203,12 @@ class Supervisor:
                 "worker exited, starting another",
                 extra={"fields": {"pid": process.pid, "exitcode": process.exitcode}},
             )
-            self._fast_fails = self._fast_fails + 1 if lived < FAST_FAIL else 0
+            # Exit status 2 is a start-up error the worker reported itself (a broken flow,
+            # a bad setting): it fails the same way however long loading took, so it
+            # counts like a fast failure even on a slow, loaded machine.
+            start_error = process.exitcode == START_ERROR
+            failed_fast = lived < FAST_FAIL or start_error
+            self._fast_fails = self._fast_fails + 1 if failed_fast else 0
             if self._fast_fails >= MAX_FAST_FAILS:
                 log.error("workers keep exiting right after start; giving up")
                 return False
@@ -254,10 +273,12 @@ class Supervisor:
         log.info("hotline supervisor stopped")
 
 
-def serve(settings: Settings, workers: int = 1, shutdown_timeout: float = 30.0) -> int:
+def serve(
+    settings: Settings, workers: int = 1, shutdown_timeout: float = 30.0, dev: bool = False
+) -> int:
     """Run one worker in this process, or a supervisor with `workers` processes."""
     if workers <= 1:
-        return run_worker(settings, shutdown_timeout=shutdown_timeout)
+        return run_worker(settings, shutdown_timeout=shutdown_timeout, dev=dev)
     return Supervisor(settings, workers, shutdown_timeout).run()
 
 

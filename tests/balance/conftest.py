@@ -62,6 +62,10 @@ class Sim:
         ) as resp:
             assert resp.status == 200, await resp.text()
 
+    async def put_card(self, card: str, doc: dict[str, Any]) -> None:
+        async with self.session.put(self.server.make_url(f"/_sim/cards/{card}"), json=doc) as resp:
+            assert resp.status == 200, await resp.text()
+
     async def stats(self) -> dict[str, Any]:
         async with self.session.get(self.server.make_url("/_sim/stats")) as resp:
             result: dict[str, Any] = await resp.json()

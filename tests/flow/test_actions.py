@@ -84,7 +84,14 @@ def test_specs_list_every_action_with_its_inputs_variables_and_outcomes() -> Non
         "balance.lookup",
         "call.agent_available",
         "call.transfer",
+        "http.request",
         "subscriber.set_language",
+    }
+    request = specs["http.request"]
+    assert request.all_outcomes == ("ok", "timeout", "limited", "error")
+    assert dict(request.sets_for({"receive": {"paid": "amount:money", "n": "x.y:int"}})) == {
+        "paid": "money",
+        "n": "int",
     }
     assert specs["call.transfer"].all_outcomes == ("ok", "unavailable", "error")
     assert dict(specs["call.agent_available"].sets) == {"agent": "flag"}

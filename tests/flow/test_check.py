@@ -21,7 +21,7 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_shipped_flow_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["flows", "check"]) == 0
-    assert "ok: 2 flow file(s), 2 language(s)" in capsys.readouterr().out
+    assert "ok: 3 flow file(s), 2 language(s)" in capsys.readouterr().out
 
 
 def broken(tmp_path: Path, old: str, new: str) -> Path:

@@ -642,3 +642,18 @@ async def test_a_flow_can_turn_the_offer_off(
     await call.press("1")
     assert call.verbs == ["Play", "Play", "Hangup"]
     assert call.spoken == ["您的话费余额为", "十二元五角。"]
+
+
+async def test_an_africastalking_voice_session_from_another_caller_is_refused(
+    client: Client,
+) -> None:
+    form = {"isActive": "1", "sessionId": "ATVId_bound", "callerNumber": PHONE}
+    assert (await client.post("/ivr/africastalking", data=form)).status == 200
+    other = {**form, "callerNumber": "+8613800138005", "dtmfDigits": "1"}
+    root = ET.fromstring(await (await client.post("/ivr/africastalking", data=other)).text())
+    texts = [SEALER.open(URL(p.attrib["url"]).name[:-4]).text for p in root]
+    assert texts == ["会话已失效，请重新拨打。"]
+    root = ET.fromstring(
+        await (await client.post("/ivr/africastalking", data={**form, "dtmfDigits": "1"})).text()
+    )
+    assert SEALER.open(URL(root[0][1].attrib["url"]).name[:-4]).text == "十二元五角。"

@@ -25,6 +25,7 @@ def test_shipped_entries_table(capsys: pytest.CaptureFixture[str]) -> None:
         "| USSD code | `*100#` | balance | main |",
         "| USSD code | `*100*1#` | balance | lookup_balance |",
         "| USSD code | `*101#` | data | lookup |",
+        "| USSD code | `*102#` | topup | ask_card |",
         "| called number | `+8610086`, `*` | balance | voice_start |",
         "| SMS keyword | `YE`, `CXYE`, `余额`, `balance`, `102` | balance | lookup_balance |",
         "| SMS keyword | `LL`, `CXLL`, `流量` | balance | lookup_data |",

@@ -107,7 +107,7 @@ def test_gsm7_extension_characters_fit_the_real_budget(
     # What the old copy did: non-ASCII → UCS-2, 150 units over its 80-unit screen.
     assert not line.isascii() and len(line) > 80
     assert main(["flows", "check"]) == 0, capsys.readouterr().err
-    assert "ok: 2 flow file(s)" in capsys.readouterr().out
+    assert "ok: 3 flow file(s)" in capsys.readouterr().out
 
 
 def test_an_option_over_the_configured_limit_is_rejected(
@@ -121,7 +121,7 @@ def test_an_option_over_the_configured_limit_is_rejected(
         f"flows/balance.yaml:{line}: state 'main': option '6' in en is 153 characters, over the "
         "138 a USSD screen has for it (150 GSM-7 septets less 4 for `CON ` and 8 for the "
         "`98.More` line) [option-too-long]",
-        "1 problem(s) in 2 flow file(s)",
+        "1 problem(s) in 3 flow file(s)",
     ]
 
 

@@ -182,7 +182,7 @@ def test_flows_check_requires_a_mounted_channels_prompt_keys(
     assert err == [
         "prompts/en.yaml:1: prompt 'echo.hi' is required [missing-prompt]",
         "prompts/zh-CN.yaml:1: prompt 'echo.hi' is required [missing-prompt]",
-        "2 problem(s) in 2 flow file(s)",
+        "2 problem(s) in 3 flow file(s)",
     ]
 
 

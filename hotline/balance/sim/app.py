@@ -2,8 +2,9 @@
 
 - `POST /balance-query/v1/query` ("balance-query v1", HMAC-signed, problem+json errors);
 - `GET /tmf-api/prepayBalanceManagement/v4/bucket?logicalResource.id=|relatedParty.id=`;
-- admin: `PUT /_sim/subscribers/{msisdn}`, `POST|DELETE /_sim/faults`, `GET /_sim/stats`,
-  `POST /_sim/reset`.
+- `POST /v1/topup` (recharge cards, HMAC-signed: `hotline.balance.sim.topup`);
+- admin: `PUT /_sim/subscribers/{msisdn}`, `PUT /_sim/cards/{card}`,
+  `POST|DELETE /_sim/faults`, `GET /_sim/stats`, `POST /_sim/reset`.
 
 Faults (reference §7.5) come from `FaultTable`. Stats count calls per subscriber, the most
 requests in flight at once, and attempts per `X-Request-Id`, so tests can prove
@@ -42,6 +43,7 @@ from hotline.balance.signing import (
 from hotline.balance.sim.bodies import BODY_FAULTS, mutate_tmf, mutate_v1
 from hotline.balance.sim.faults import FaultTable
 from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
+from hotline.balance.sim.topup import TOPUP_PATH, SimCard, card_from_doc, demo_cards, parse_topup
 from hotline.base.privacy import Pseudonymizer
 
 __all__ = ["SIM", "Simulator", "create_sim_app", "stats_key"]
@@ -118,6 +120,8 @@ class Simulator:
     inflight: int = 0
     max_inflight: int = 0
     nonces: dict[str, int] = field(default_factory=dict)
+    cards: dict[str, SimCard] = field(default_factory=dict)
+    topups: int = 0
     faults: FaultTable = field(init=False)
     pseudonym: Pseudonymizer = field(init=False)
 
@@ -128,6 +132,8 @@ class Simulator:
 
     def reset(self) -> None:
         self.subscribers = load_seed(self.seed_path, self.now().astimezone(LOCAL_TZ).date())
+        self.cards = demo_cards()
+        self.topups = 0
         self.faults.clear()
         self.calls.clear()
         self.attempts.clear()
@@ -146,6 +152,7 @@ class Simulator:
             "max_attempts": max(self.attempts.values(), default=0),
             "fault_hits": dict(self.fault_hits),
             "auth_failures": self.auth_failures,
+            "topups": self.topups,
             "rules": [rule.describe() for rule in self.faults.rules],
         }
 
@@ -371,6 +378,76 @@ async def tmf_buckets(request: web.Request) -> web.StreamResponse:
     return await _answer(request, "tmf654", msisdn, b"")
 
 
+def _money(minor: int, currency: str) -> dict[str, Any]:
+    return {"amount_minor": minor, "currency": currency}
+
+
+async def topup(request: web.Request) -> web.StreamResponse:
+    """`POST /v1/topup`: credit a recharge card to a subscriber (`sim.topup`)."""
+    sim = request.app[SIM]
+    body = await request.read()
+    problem = sim.check_auth(request, body)
+    if problem is not None:
+        sim.auth_failures += 1
+        return _problem(401, problem)
+    parsed = parse_topup(body)
+    if parsed is None:
+        return _problem(400)
+    msisdn, number = canonical_msisdn(parsed[0]), parsed[1]
+    sim.topups += 1
+    rule = sim.faults.pick(msisdn)
+    if rule is not None:
+        sim.fault_hits[rule.fault] += 1
+        match rule.fault:
+            case "latency":
+                await asyncio.sleep(rule.params.get("ms", 100) / 1000)
+            case "hang":
+                await _until_closed(request, 3600)
+                return _abort(request)
+            case "reset":
+                return _abort(request)
+            case "status" | "outage":
+                return _problem(rule.params.get("status", 503))
+            case "html_error":
+                return web.Response(
+                    status=rule.params.get("status", 502),
+                    content_type="text/html",
+                    text="<h1>x</h1>",
+                )
+            case "empty_body":
+                return _json(b"")
+    card = sim.cards.get(number)
+    if card is None:
+        return _problem(422, "INVALID_CARD")
+    if card.used:
+        return _problem(409, "CARD_USED")
+    sub = sim.subscribers.get(msisdn)
+    if sub is None:
+        return _problem(404)
+    card.used = True
+    sub.main_minor = (sub.main_minor or 0) + card.value_minor
+    answer: dict[str, Any] = {
+        "status": "ok",
+        "credited": _money(card.value_minor, sub.currency),
+        "balance": _money(sub.main_minor, sub.currency),
+        "request_id": request.headers.get("X-Request-Id", "sim")[:64],
+    }
+    if rule is not None and rule.fault == "wrong_types":
+        answer["balance"]["amount_minor"] = f"{sub.main_minor / 100:.2f}"
+    elif rule is not None and rule.fault == "missing_field":
+        del answer["balance"]
+    return _json(json.dumps(answer))
+
+
+async def put_card(request: web.Request) -> web.Response:
+    number = request.match_info["card"]
+    try:
+        request.app[SIM].cards[number] = card_from_doc(await _admin_json(request))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    return web.json_response({"ok": True})
+
+
 async def _admin_json(request: web.Request) -> Any:
     try:
         return await request.json()
@@ -438,7 +515,9 @@ def create_sim_app(
     )
     app.router.add_post(V1_PATH, query_v1)
     app.router.add_get(TMF654_PATH, tmf_buckets)
+    app.router.add_post(TOPUP_PATH, topup)
     app.router.add_put("/_sim/subscribers/{msisdn}", put_subscriber)
+    app.router.add_put("/_sim/cards/{card:[0-9]{16}}", put_card)
     app.router.add_post("/_sim/faults", post_fault)
     app.router.add_delete("/_sim/faults", delete_faults)
     app.router.add_get("/_sim/stats", get_stats)

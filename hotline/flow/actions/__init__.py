@@ -9,6 +9,7 @@ from hotline.flow.actions import (
     balance_lookup,
     call_agent_available,
     call_transfer,
+    http_request,
     set_language,
 )
 from hotline.flow.actions.balance_lookup import snapshot_variables
@@ -42,6 +43,7 @@ __all__ = [
     "balance_lookup",
     "call_agent_available",
     "call_transfer",
+    "http_request",
     "set_language",
     "snapshot_variables",
 ]

@@ -145,8 +145,8 @@ async def balance_lookup(ctx: ActionContext) -> str:
         return ERROR
     if snapshot.account_status in _SUSPENDED:
         return "suspended"
-    for name in _SETS:  # nothing left from an earlier lookup in this session
-        ctx.variables.pop(name, None)
+    for name in ctx.variables.keys() & _SETS.keys():  # nothing left from an earlier lookup
+        del ctx.variables[name]
         ctx.values.pop(name, None)
     stale = is_stale(snapshot, ctx.now(), service.fresh_for)
     for name, value in snapshot_variables(snapshot, ctx.timezone, stale=stale).items():

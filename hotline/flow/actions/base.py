@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -29,7 +29,11 @@ __all__ = [
     "ActionContext",
     "ActionRegistry",
     "ActionSpec",
+    "ArgIssue",
     "ArgSpec",
+    "ArgsCheck",
+    "ArgsSets",
+    "CheckEnv",
     "VariableType",
     "action",
 ]
@@ -41,8 +45,10 @@ ERROR = "error"
 
 #: The type of a variable an action sets: a placeholder type (`{balance:money}`), a
 #: `flag` that `when:`/`unless:` test, or `str`, a plain string the engine reads.
-VariableType = Literal["money", "volume", "duration", "int", "date", "time", "text", "flag", "str"]
-ArgType = Literal["str", "int", "bool", "language"]
+VariableType = Literal[
+    "money", "volume", "duration", "int", "date", "time", "text", "digits", "msisdn", "flag", "str"
+]
+ArgType = Literal["str", "int", "bool", "language", "list", "map"]
 
 
 @dataclass(slots=True)
@@ -88,11 +94,39 @@ class ArgSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckEnv:
+    """What `flows check` knows of the deployment when it checks a state's `args`.
+
+    `endpoints` are the configured `http_endpoints` names (None: not known here, so an
+    endpoint name is not checked).
+    """
+
+    endpoints: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArgIssue:
+    """A problem with a state's `args`: its rule, message and path under `args`."""
+
+    code: str
+    message: str
+    where: tuple[str | int, ...] = ()
+
+
+#: An action's own check of a state's `args` (`flows check` prints each issue located).
+ArgsCheck = Callable[[Mapping[str, Any], CheckEnv], Iterator[ArgIssue]]
+#: The variables an action sets as a state's `args` declare them (`http.request`'s
+#: `receive:`), beyond its fixed `sets`; {} for args it cannot read.
+ArgsSets = Callable[[Mapping[str, Any]], Mapping[str, VariableType]]
+
+
+@dataclass(frozen=True, slots=True)
 class ActionSpec:
     """What a flow author needs to know about an action, without running it.
 
     `sets` maps each variable the action may set to its type; `outcomes` are the names it
-    may answer besides `ok` and `error` (the keys a state's `on:` may use).
+    may answer besides `ok` and `error` (the keys a state's `on:` may use). An action
+    whose args declare more (`http.request`) gives `sets_of` and `check_args`.
     """
 
     name: str
@@ -100,6 +134,14 @@ class ActionSpec:
     args: tuple[ArgSpec, ...] = ()
     sets: Mapping[str, VariableType] = field(default_factory=lambda: MappingProxyType({}))
     outcomes: tuple[str, ...] = ()
+    sets_of: ArgsSets | None = None
+    check_args: ArgsCheck | None = None
+
+    def sets_for(self, args: Mapping[str, Any]) -> Mapping[str, VariableType]:
+        """Every variable a state with these `args` may set, with its type."""
+        if self.sets_of is None:
+            return self.sets
+        return {**self.sets, **self.sets_of(args)}
 
     @property
     def all_outcomes(self) -> tuple[str, ...]:
@@ -126,6 +168,8 @@ class ActionRegistry:
         args: tuple[ArgSpec, ...] = (),
         sets: Mapping[str, VariableType] | None = None,
         outcomes: tuple[str, ...] = (),
+        sets_of: ArgsSets | None = None,
+        check_args: ArgsCheck | None = None,
     ) -> Callable[[Action], Action]:
         """Register the decorated function under `name`; its docstring is the doc."""
 
@@ -136,6 +180,8 @@ class ActionRegistry:
                 args=args,
                 sets=MappingProxyType(dict(sets or {})),
                 outcomes=outcomes,
+                sets_of=sets_of,
+                check_args=check_args,
             )
             return self.register(func, spec)
 
@@ -174,6 +220,10 @@ def action(
     args: tuple[ArgSpec, ...] = (),
     sets: Mapping[str, VariableType] | None = None,
     outcomes: tuple[str, ...] = (),
+    sets_of: ArgsSets | None = None,
+    check_args: ArgsCheck | None = None,
 ) -> Callable[[Action], Action]:
     """`@action("balance.lookup", sets={...}, outcomes=(...))`: register into `ACTIONS`."""
-    return ACTIONS.action(name, args=args, sets=sets, outcomes=outcomes)
+    return ACTIONS.action(
+        name, args=args, sets=sets, outcomes=outcomes, sets_of=sets_of, check_args=check_args
+    )

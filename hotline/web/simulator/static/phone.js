@@ -4,11 +4,15 @@
 // Call: POST /ivr/twilio/voice like Twilio does, then follow the TwiML: <Play> URLs are
 // played in order, <Gather> collects keys and posts Digits to its action URL, <Redirect>
 // is followed, <Hangup> ends the call. Same origin, no libraries, no build step.
+// After every answer the page tells the inspector (inspector.js) which session to show
+// (a "hotline:turn" event); in a call, the transcript lists each clip's sentence (asked of
+// the simulator-only /simulator/api/speech, since clip URLs are sealed) and the keys.
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
   const screenEl = $("screen"), display = $("display"), entryEl = $("entry");
   const statusEl = $("status"), budgetEl = $("budget"), logEl = $("log"), audio = $("audio");
+  const transcriptEl = $("transcript"), transcriptCard = $("transcript-card");
   const GSM7 = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
   const GSM7_EXT = "^{}\\[~]|€\f";
@@ -36,6 +40,49 @@
     li.append(n, " ", text);
     logEl.appendChild(li);
     logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  // The inspector shows this session (inspector.js listens).
+  function turnTaken(channel, session) {
+    document.dispatchEvent(new CustomEvent("hotline:turn", { detail: { channel, session } }));
+  }
+
+  // ---- Call transcript: what is said (a line per clip) and the keys pressed ----------
+  function transcriptLine(kind, text) {
+    const li = document.createElement("li");
+    li.className = kind;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = kind === "said" ? "says" : kind === "keys" ? "keys" : "";
+    const body = document.createElement("span");
+    body.className = "what";
+    body.textContent = text;
+    li.append(who, " ", body);
+    transcriptEl.appendChild(li);
+    transcriptEl.scrollTop = transcriptEl.scrollHeight;
+    return li;
+  }
+
+  // A clip's sentence, asked of the server (the URL is sealed); shown when it arrives.
+  function transcriptClip(url, call) {
+    const li = transcriptLine("said", "…");
+    li.dataset.url = url;
+    const text = fetch(`/simulator/api/speech?url=${encodeURIComponent(url)}`)
+      .then((r) => (r.ok ? r.json() : { text: null }))
+      .then((j) => j.text, () => null)
+      .then((said) => {
+        li.querySelector(".what").textContent = said ?? "(a clip this server does not know)";
+        li.classList.toggle("unknown", said == null);
+        if (said != null && call.playingUrl === url && sim.call === call) callShow([call.clipLabel, "", `“${said}”`]);
+        return said;
+      });
+    return { li, text };
+  }
+
+  function transcriptKey(call, k) {
+    if (!call.keysLine) call.keysLine = transcriptLine("keys", "");
+    const what = call.keysLine.querySelector(".what");
+    what.textContent += k;
   }
 
   // The first line of a screen; "…" only when more of it follows.
@@ -97,6 +144,7 @@
     budgetEl.textContent = budget(body);
     setEntry("");
     setState(ends ? "end" : "ussd", `USSD ${sim.code} · ${ends ? "END" : "CON"}`);
+    turnTaken("ussd", fields.sessionId);
   }
 
   // A typed code as the Africa's Talking gateway splits it: the service code it is
@@ -169,6 +217,7 @@
       hangUp(false);
       return;
     }
+    turnTaken("ivr", call.sid);
     if (sim.call !== call) return; // hung up meanwhile
     tick(call);
     const xml = new DOMParser().parseFromString(answer.text, "application/xml");
@@ -186,13 +235,20 @@
       call.playing.push(url);
       sim.heard.push(url);
       const path = new URL(url, location.href).pathname;
-      callShow([`▶ playing clip ${index} of ${total}`, call.gather ? "Listening for keys…" : ""]);
+      call.playingUrl = url;
+      call.clipLabel = `▶ clip ${index} of ${total}${call.gather ? " · listening for keys" : ""}`;
+      callShow([call.clipLabel]);
+      const line = transcriptClip(url, call).li;
       log(`♪ ${path.length > 40 ? path.slice(0, 39) + "…" : path}`);
       audio.src = url;
-      const done = () => { audio.onended = audio.onerror = null; call.stop = null; resolve(); };
+      let ended = false;
+      const done = () => {
+        if (!ended) { line.classList.add("cut"); line.title = "cut short by a key or the hang-up"; }
+        audio.onended = audio.onerror = null; call.stop = null; call.playingUrl = null; resolve();
+      };
+      audio.onended = () => { ended = true; done(); };
       call.stop = done;
-      audio.onended = done;
-      audio.onerror = () => { log("♪ could not play that clip"); done(); };
+      audio.onerror = () => { ended = true; log("♪ could not play that clip"); done(); };
       audio.play().catch(() => done());
     });
   }
@@ -258,6 +314,7 @@
     call.gather = null;
     delete screenEl.dataset.gather;
     log("… no keys (timeout)");
+    transcriptLine("note", "(silence: no keys)");
     runVerbs(rest, baseUrl, call);
   }
 
@@ -268,12 +325,15 @@
     clearTimeout(call.timer);
     if (call.stop) { audio.pause(); call.stop(); }
     setEntry("");
+    if (!call.keysLine) transcriptLine("keys", "(send)"); // the green key, no digits
+    call.keysLine = null;
     return callFetch(gather.action, { Digits: gather.digits });
   }
 
   function callKey(key) {
     const call = sim.call;
     if (!call || !call.gather) { log(`(key ${key} ignored: not listening)`); return; }
+    transcriptKey(call, key);
     if (key === call.gather.finishOnKey) { gatherSubmit(call); return; }
     call.gather.digits += key;
     setEntry(call.gather.digits);
@@ -286,6 +346,7 @@
       started: Date.now(),
     };
     sim.heard = [];
+    transcriptEl.replaceChildren();
     setState("call", "Calling…");
     budgetEl.textContent = "";
     callShow(["Ringing…"]);
@@ -303,6 +364,7 @@
       if (call.stop) call.stop();
       sim.call = null;
       log(byUser ? "☎ you hung up" : "☎ call ended");
+      transcriptLine("note", byUser ? "(you hung up)" : "(call ended)");
       display.textContent += "\n\nCall ended.";
     }
     delete screenEl.dataset.gather;
@@ -328,6 +390,7 @@
   }
 
   function reset() {
+    transcriptCard.hidden = mode() !== "call";
     sim.session = null;
     sim.inputs = [];
     setEntry("");
@@ -359,6 +422,7 @@
   }));
   document.addEventListener("keydown", (ev) => {
     if (ev.target instanceof HTMLInputElement) return;
+    if (ev.target instanceof Element && ev.target.closest("#inspector")) return; // its own keys
     if (/^[0-9*#]$/.test(ev.key)) key(ev.key);
     else if (ev.key === "Enter") green();
     else if (ev.key === "Escape") red();
