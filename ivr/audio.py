@@ -1,5 +1,12 @@
 """Telephony WAV: eSpeak's 22 050 Hz output → 8 kHz mono (16-bit PCM or G.711 μ-law).
 
+Edges are trimmed (`trim_silence`): eSpeak opens a clip with up to ~15 ms and closes it
+with ~0.39 s of silence. The leading silence of every clip is cut to `LEAD_KEEP`; the
+trailing silence only of a clip that runs straight into the next piece of its sentence
+(`ClipSpec.joins`, e.g. "您的话费余额为" before the amount), to `JOIN_TAIL_KEEP` — so
+"您的话费余额为 | 十二元五角" is heard as one sentence, while the pause after a sentence
+stays (docs/ivr.md, "The gap before a value").
+
 Resampling is soxr (a real anti-aliasing resampler: eSpeak puts 1–3 % of its energy
 above 4 kHz, which naive interpolation would alias). The stdlib `wave` module cannot
 write μ-law and `audioop` is gone in 3.13, so the μ-law encoder (a numpy port of
@@ -24,8 +31,10 @@ __all__ = [
     "TELEPHONY_RATE",
     "AudioCache",
     "AudioFormat",
+    "edge_silence",
     "lin2ulaw",
     "to_telephony_wav",
+    "trim_silence",
     "wav_duration",
     "write_atomic",
 ]
@@ -34,6 +43,10 @@ TELEPHONY_RATE = 8000
 AudioFormat = Literal["pcm16", "ulaw"]
 _SEG_UEND = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
 _HEADROOM = 0.89  # ≈ -1 dB so the resampler's overshoot does not clip
+#: Quieter than this is silence at a clip's edge: -40 dBFS (of a 16-bit sample).
+SILENCE_THRESHOLD = 328
+LEAD_KEEP = 0.010  # seconds of silence kept before the first sound of every clip
+JOIN_TAIL_KEEP = 0.020  # seconds kept after the last sound of a clip that joins the next
 
 
 def lin2ulaw(pcm16: np.ndarray) -> bytes:
@@ -60,8 +73,45 @@ def _ulaw_wav(data: bytes, rate: int) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def to_telephony_wav(wav_bytes: bytes, fmt: AudioFormat = "pcm16") -> bytes:
-    """Convert a mono 16-bit WAV at any rate into an 8 kHz telephony WAV."""
+def edge_silence(
+    pcm16: np.ndarray, rate: int, threshold: int = SILENCE_THRESHOLD
+) -> tuple[float, float]:
+    """Seconds of silence (|sample| ≤ threshold) before the first and after the last sound."""
+    loud = np.flatnonzero(np.abs(pcm16.astype(np.int32)) > threshold)
+    if loud.size == 0:
+        return pcm16.size / rate, pcm16.size / rate
+    return float(loud[0]) / rate, float(pcm16.size - 1 - loud[-1]) / rate
+
+
+def trim_silence(
+    pcm16: np.ndarray,
+    rate: int,
+    *,
+    lead_keep: float = LEAD_KEEP,
+    tail_keep: float | None = None,
+    threshold: int = SILENCE_THRESHOLD,
+) -> np.ndarray:
+    """`pcm16` with edge silence cut down to `lead_keep` / `tail_keep` seconds.
+
+    `tail_keep=None` leaves the trailing silence as it is (a sentence's natural pause).
+    A clip with no sound above the threshold is returned unchanged.
+    """
+    loud = np.flatnonzero(np.abs(pcm16.astype(np.int32)) > threshold)
+    if loud.size == 0:
+        return pcm16
+    start = max(int(loud[0]) - round(lead_keep * rate), 0)
+    stop = pcm16.size
+    if tail_keep is not None:
+        stop = min(int(loud[-1]) + 1 + round(tail_keep * rate), pcm16.size)
+    return pcm16[start:stop]
+
+
+def to_telephony_wav(wav_bytes: bytes, fmt: AudioFormat = "pcm16", *, joins: bool = False) -> bytes:
+    """Convert a mono 16-bit WAV at any rate into an 8 kHz telephony WAV.
+
+    Leading silence is trimmed to `LEAD_KEEP`; with `joins` (the clip runs into the next
+    one of its sentence) the trailing silence too, to `JOIN_TAIL_KEEP`.
+    """
     with wave.open(io.BytesIO(wav_bytes), "rb") as src:
         if src.getsampwidth() != 2 or src.getnchannels() != 1:
             raise ValueError("expected mono 16-bit PCM from the synthesizer")
@@ -72,6 +122,7 @@ def to_telephony_wav(wav_bytes: bytes, fmt: AudioFormat = "pcm16") -> bytes:
     floats = samples.astype(np.float32) * (_HEADROOM / 32768.0)
     out = soxr.resample(floats, rate, TELEPHONY_RATE, quality="HQ")
     pcm = np.clip(np.round(out * 32768.0), -32768, 32767).astype("<i2")
+    pcm = trim_silence(pcm, TELEPHONY_RATE, tail_keep=JOIN_TAIL_KEEP if joins else None)
     if fmt == "ulaw":
         return _ulaw_wav(lin2ulaw(pcm), TELEPHONY_RATE)
     buffer = io.BytesIO()

@@ -1,6 +1,7 @@
 """What a clip is and how its URL names it.
 
-A clip is `(text, voice, rate, format)`. On disk it is content-addressed by
+A clip is `(text, voice, rate, format, joins)` — `joins`: it runs straight into the next
+clip of its sentence, so its trailing silence is trimmed (`ivr.audio`). On disk it is content-addressed by
 `sha256` of that tuple. Its URL key must let *any* worker re-render it (a worker
 that never saw the call), so the key has to carry the text — but a spoken balance is
 financial data and must not sit in clear in URLs, platform logs or proxies. The key is
@@ -45,7 +46,9 @@ class ClipSpec:
     voice: str
     rate: int
     format: AudioFormat = "pcm16"
-    #: The on-disk content address: sha256(version, voice, rate, format, text).
+    #: The clip runs straight into the next one of its sentence (no trailing pause).
+    joins: bool = False
+    #: The on-disk content address: sha256(version, voice, rate, format, text[, joins]).
     digest: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -56,7 +59,10 @@ class ClipSpec:
         object.__setattr__(self, "digest", hashlib.sha256(self.canonical()).hexdigest())
 
     def canonical(self) -> bytes:
-        doc = [_VERSION, self.voice, self.rate, self.format, self.text]
+        doc: list[object] = [_VERSION, self.voice, self.rate, self.format, self.text]
+        if self.joins:
+            # Appended only when set: clips that end a sentence keep their keys.
+            doc.append(True)
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -84,10 +90,13 @@ class ClipSealer:
         try:
             raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
             plain = self._aead.decrypt(raw, None)
-            version, voice, rate, fmt, text = json.loads(plain)
-            if version != _VERSION or not isinstance(rate, int):
+            doc = json.loads(plain)
+            if not isinstance(doc, list) or len(doc) not in (5, 6):
                 raise InvalidClipKey("unsupported clip key")
-            return ClipSpec(str(text), str(voice), rate, fmt)
+            version, voice, rate, fmt, text, *rest = doc
+            if version != _VERSION or not isinstance(rate, int) or rest not in ([], [True]):
+                raise InvalidClipKey("unsupported clip key")
+            return ClipSpec(str(text), str(voice), rate, fmt, joins=bool(rest))
         except InvalidClipKey:
             raise
         except (InvalidTag, binascii.Error, ValueError, TypeError) as exc:

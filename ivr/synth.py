@@ -10,7 +10,8 @@ by spawning a fresh interpreter (never fork after init) and fed one job at a tim
 - the driver `print()`s "Audio saved to …": stdout is the job protocol, so Python's
   stdout is pointed at stderr and replies go to the saved real stdout.
 
-Protocol: one JSON object per line. Request `{"text", "voice", "rate", "format", "out"}`;
+Protocol: one JSON object per line. Request `{"text", "voice", "rate", "format", "joins",
+"out"}` (`joins`: trim the trailing silence, see `ivr.audio`);
 reply `{"ok": true, "seconds": s}` or `{"ok": false, "error": "..."}`. The parent owns
 the timeout and kills this process when a job hangs.
 """
@@ -128,7 +129,9 @@ def synthesize(engine: Any, job: dict[str, Any], scratch: Path) -> float:
             break
     else:
         raise RuntimeError("no clean audio (empty file, or voice/rate not applied)")
-    data = to_telephony_wav(raw.read_bytes(), job.get("format", "pcm16"))
+    data = to_telephony_wav(
+        raw.read_bytes(), job.get("format", "pcm16"), joins=bool(job.get("joins", False))
+    )
     write_atomic(Path(job["out"]), data)
     return wav_duration(data)
 

@@ -104,6 +104,7 @@ class Synthesizer:
             "voice": spec.voice,
             "rate": spec.rate,
             "format": spec.format,
+            "joins": spec.joins,
             "out": str(out),
         }
         async with self._lock:

@@ -67,10 +67,11 @@ def _screens(flow: Flow, language: str) -> Iterable[Screen]:
             yield Screen(name, language, parts, options, expects_input=True)
         elif isinstance(state, InputState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
-            yield Screen(name, language, parts, expects_input=True)
+            yield Screen(name, language, parts, expects_input=True, max_input=state.max_length)
         elif isinstance(state, EndState):
             parts = tuple(PromptPart(ref.key) for ref in state.prompt)
-            yield Screen(name, language, parts, ends=True)
+            after = flow.after_result if state.after_result is None else state.after_result
+            yield Screen(name, language, parts, ends=True, after_result=after)
 
 
 def static_specs(speaker: Speaker, flows: Iterable[Flow]) -> list[ClipSpec]:
@@ -78,24 +79,26 @@ def static_specs(speaker: Speaker, flows: Iterable[Flow]) -> list[ClipSpec]:
     ordered: dict[str, ClipSpec] = {}
     flows = list(flows)
 
-    def add(pieces: list[tuple[str, bool]], language: str) -> None:
-        for text, dynamic in pieces:
+    def add(pieces: list[tuple[str, bool, bool]], language: str) -> None:
+        """The fixed clips of one sentence, cut (and joined) exactly as a call cuts them."""
+        for text, dynamic, joins in pieces:
             if not dynamic:
-                spec = speaker.spec(text, language)
+                spec = speaker.spec(text, language, joins)
                 ordered.setdefault(spec.digest, spec)
 
     for language in speaker.catalogs.languages:
         for key in FIRST_KEYS:
             if key in speaker.catalogs[language]:
-                add(speaker.part_texts(PromptPart(key), language), language)
+                add(speaker.part_pieces(PromptPart(key), language), language)
     for language in speaker.catalogs.languages:
         for flow in flows:
             for screen in _screens(flow, language):
-                add(speaker.sentences(screen), language)
+                for part in speaker.spoken_parts(screen):
+                    add(speaker.part_pieces(part, language), language)
         for key in speaker.catalogs[language].sentences:
             if key == KEY_REPEAT or key.startswith(("voice.option", "ussd.")):
                 continue  # spoken whole above, or another channel's wording
-            add(speaker.part_texts(PromptPart(key), language), language)
+            add(speaker.part_pieces(PromptPart(key), language), language)
     return list(ordered.values())
 
 

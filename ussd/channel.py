@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hotline.web.channels import ChannelPlugin
-from ussd.render import NAV_KEYS
+from ussd.render import NAV_KEYS, PAGE_KEY
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -66,6 +66,6 @@ PLUGIN = ChannelPlugin(
     name=CHANNEL,
     setup=setup,
     gateways=gateways,
-    prompt_keys=NAV_KEYS,
+    prompt_keys=(*NAV_KEYS, PAGE_KEY),
     screen_checks=screen_checks,
 )

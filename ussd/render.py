@@ -2,13 +2,15 @@
 
 A page is, one item per line: the notice (e.g. "输入有误，请重新选择。") if any, the prompt
 sentences, the options as `1.话费余额`, then one navigation line such as
-`98.更多 0.上页 00.主页` built from the catalog keys `ussd.more`, `ussd.back`, `ussd.prev`
-and `ussd.home`, each shown only when it means something here:
+`(2/3) 98.更多 0.上页 00.主页` built from the catalog keys `ussd.page`, `ussd.more`,
+`ussd.back`, `ussd.prev` and `ussd.home`, each shown only when it means something here:
 
+- `(2/3)` where this page is (`ussd.page`, `{page:int}`/`{pages:int}`): on every page of
+  a screen of more than one page, the last included;
 - `98` more: on every page but the last;
 - `0` previous page on pages after the first, else `0` back when `screen.can_go_back`;
 - `00` home when `screen.can_go_home`;
-- nothing at all on the last page of an ending screen (it goes out as `END`).
+- nothing else on the last page of an ending screen that goes out as `END`.
 
 Budget. Every page is measured whole, in the encoding that page ends up in (one Chinese
 character makes it UCS-2), against the configured limits less `PREFIX_RESERVE` (4): the
@@ -16,6 +18,9 @@ wire body is `CON `/`END ` + page, and no source says whether gateways count the
 so we budget as if they do (178 GSM-7 septets / 76 UCS-2 units with the defaults).
 
 Pagination. A screen that does not fit becomes several pages; the notice repeats on each.
+The page count is not known before the pages are cut, and the indicator takes room, so
+the pages are cut for a total of 9 (then 99, …) and cut again with the real total: its
+indicator is exactly as wide, so the pages come out the same.
 An option line is never split; a sentence that fits a page of its own moves to the next
 page whole; a longer one is broken only at a space, after CJK
 punctuation or between two CJK ideographs (never inside `12.50元` or a date), preferring
@@ -24,9 +29,13 @@ single word cannot fit even an empty page is it cut between characters: over-bud
 worse than an ugly break, and `hotline flows check` rejects such prompts.
 
 Ending screens. A long ending screen is paginated too: every page but the last is a
-`CON` page with `98`, and `lay_out` says `ends` only for the last one. The engine learns
-the page count after the step (`Engine.commit`) and keeps the session open until the
-last page was shown.
+`CON` page with `98`. Its last page goes out as `CON` with `0.上页` (and `00.主页` where
+it means something) when the screen is a flow's result (`screen.after_result`): the
+subscriber can page back, and the session lives until they leave it (the handset's
+cancel, or the gateway's session timeout). A closing sentence (an error, too many
+invalid choices) or a flow with `after_result: false` ends on its last page (`END`, the
+indicator kept). A screen of one page ends as it always did. `lay_out` says whether its
+page ends the session; the engine learns it after the step (`Engine.commit`).
 
 Speed. This runs on every request: text of sentences without placeholders is cached per
 language, the pages of screens whose sentences have no placeholders are cached per
@@ -42,16 +51,19 @@ from functools import partial
 
 from hotline.base.config import UssdSettings
 from hotline.base.errors import FlowError
+from hotline.base.values import Count
 from hotline.flow.screen import PromptPart, Screen
 from hotline.i18n.catalog import Catalog, CatalogSet, ValueFormatter
 from hotline.i18n.text import TextFormatter
 from ussd.budget import Limits, fits
 from ussd.page import UssdPage
 
-__all__ = ["NAV_KEYS", "PREFIX_RESERVE", "UssdLayout", "break_points"]
+__all__ = ["NAV_KEYS", "PAGE_KEY", "PREFIX_RESERVE", "UssdLayout", "break_points", "page_mark"]
 
 PREFIX_RESERVE = 4
 NAV_KEYS = ("ussd.more", "ussd.back", "ussd.prev", "ussd.home")
+#: Where a page is: `({page:int}/{pages:int})`; every catalog must have it.
+PAGE_KEY = "ussd.page"
 _CACHE_MAX = 4096
 _PREFER_PUNCTUATION_WITHIN = 6
 
@@ -99,12 +111,22 @@ class _Nav:
     home: str
 
 
+#: A page before it is written out: header lines, content lines, navigation entries.
+_Page = tuple[list[str], list[str], list[str]]
+
+
 @dataclass(slots=True)
 class _Unit:
     """One line of page content; options are never split."""
 
     text: str
     splittable: bool
+
+
+def page_mark(catalog: Catalog, page: int, pages: int) -> str:
+    """The page indicator, e.g. `(2/3)`, for page `page` (from 1) of `pages`."""
+    part = PromptPart(PAGE_KEY, {"page": Count(page), "pages": Count(pages)})
+    return catalog.render(part, TextFormatter())
 
 
 def _compose(header: list[str], lines: list[str], footer: list[str]) -> str:
@@ -142,6 +164,7 @@ class UssdLayout:
         self._sentences = {lang: catalogs[lang].sentences for lang in catalogs.languages}
         self._texts: dict[tuple[str, str], str] = {}
         self._pages: dict[Hashable, tuple[str, ...]] = {}
+        self._catalogs = {lang: catalogs[lang] for lang in catalogs.languages}
 
     @classmethod
     def from_settings(cls, catalogs: CatalogSet, settings: UssdSettings) -> UssdLayout:
@@ -153,7 +176,7 @@ class UssdLayout:
 
     @staticmethod
     def _nav_of(catalog: Catalog) -> _Nav:
-        missing = [key for key in NAV_KEYS if key not in catalog]
+        missing = [key for key in (*NAV_KEYS, PAGE_KEY) if key not in catalog]
         if missing:
             raise FlowError(catalog.path, 1, f"prompt {missing[0]!r} is missing (USSD navigation)")
         fmt = TextFormatter()
@@ -167,7 +190,8 @@ class UssdLayout:
         pages = self.pages(screen)
         last = len(pages) - 1
         number = min(max(screen.page, 0), last)
-        return UssdPage(pages[number], screen.ends and number == last, len(pages))
+        ends = screen.ends and number == last and not (last > 0 and screen.after_result)
+        return UssdPage(pages[number], ends, len(pages))
 
     def render(self, screen: Screen) -> str:
         """The text of the page `screen.page` asks for (clamped), without `CON `/`END `."""
@@ -206,6 +230,7 @@ class UssdLayout:
             tuple((option.key, option.label.key) for option in screen.options),
             notice.key if notice is not None else None,
             screen.ends,
+            screen.after_result,
             screen.can_go_back,
             screen.can_go_home,
         )
@@ -222,10 +247,27 @@ class UssdLayout:
             self._texts[(lang, part.key)] = text
         return text
 
-    def _footer(self, nav: _Nav, screen: Screen, page: int, last: bool) -> list[str]:
-        if last and screen.ends:
-            return []
-        entries = [] if last else [nav.more]
+    def _footer(
+        self,
+        nav: _Nav,
+        screen: Screen,
+        lang: str,
+        page: int,
+        last: bool,
+        pages: int,
+        mark: str | None = None,
+    ) -> list[str]:
+        """The navigation line's entries; with more than one page, the indicator first
+        (`mark`, or page `page + 1` of `pages`)."""
+        entries = []
+        if pages > 1:
+            entries.append(
+                mark if mark is not None else page_mark(self._catalogs[lang], page + 1, pages)
+            )
+        if last and screen.ends and not (pages > 1 and screen.after_result):
+            return entries
+        if not last:
+            entries.append(nav.more)
         if page > 0:
             entries.append(nav.prev)
         elif screen.can_go_back:
@@ -249,56 +291,89 @@ class UssdLayout:
         for option in screen.options:
             lines.append(f"{option.key}.{text(lang, option.label)}")
 
-        whole = _compose(header, lines, self._footer(nav, screen, 0, True))
+        whole = _compose(header, lines, self._footer(nav, screen, lang, 0, True, 1))
         if fits(whole, self.page_limits):
             return (whole,)
 
         units = [_Unit(line, n < splittable) for n, line in enumerate(lines)]
-        pages: list[str] = []
+        catalog = self._catalogs[lang]
+        # Cut with room for the widest indicator of `width` digits — `(9/9)`, `(99/99)` —
+        # until the page count fits that width; then each page gets its real `(n/N)`,
+        # never wider than the room it was cut for.
+        width = 1
+        while True:
+            widest = 10**width - 1
+            room = page_mark(catalog, widest, widest)
+            cut = self._cut(nav, screen, lang, header, units, room)
+            if len(str(len(cut))) <= width:
+                break
+            width += 1
+        total = len(cut)
+        pages = []
+        for number, (head, taken, foot) in enumerate(cut):
+            if foot and foot[0] is room:
+                foot = [page_mark(catalog, number + 1, total), *foot[1:]]
+            pages.append(_compose(head, taken, foot))
+        return tuple(pages)
+
+    def _cut(
+        self,
+        nav: _Nav,
+        screen: Screen,
+        lang: str,
+        header: list[str],
+        units: list[_Unit],
+        room: str,
+    ) -> list[_Page]:
+        """The pages of a many-page screen, each with `room` for its indicator."""
+        pages: list[_Page] = []
         while True:
             number = len(pages)
-            last = self._last_page(header, units, self._footer(nav, screen, number, True))
+            footer = self._footer(nav, screen, lang, number, True, 2, mark=room)
+            last = self._last_page(header, units, footer)
             if last is not None:
                 pages.append(last)
-                return tuple(pages)
-            page, units = self._fill(header, units, self._footer(nav, screen, number, False))
+                return pages
+            footer = self._footer(nav, screen, lang, number, False, 2, mark=room)
+            page, units = self._fill(header, units, footer, kept=2)
             pages.append(page)
 
-    def _last_page(self, header: list[str], units: list[_Unit], footer: list[str]) -> str | None:
+    def _last_page(self, header: list[str], units: list[_Unit], footer: list[str]) -> _Page | None:
         """The remaining units as the last page, if they fit on one."""
         lines = [u.text for u in units]
-        page = _compose(header, lines, footer)
-        if fits(page, self.page_limits):
-            return page
+        if fits(_compose(header, lines, footer), self.page_limits):
+            return header, lines, footer
         if lines:
             return None
         # Only the chrome is left (odd limits, a huge notice): shed it until it fits.
         shed: tuple[tuple[list[str], list[str]], ...] = (([], footer), ([], footer[:1]), ([], []))
         for head, foot in shed:
-            page = _compose(head, [], foot)
-            if fits(page, self.page_limits):
-                return page
-        return ""
+            if fits(_compose(head, [], foot), self.page_limits):
+                return head, [], foot
+        return [], [], []
 
     def _fill(
-        self, header: list[str], units: list[_Unit], footer: list[str]
-    ) -> tuple[str, list[_Unit]]:
+        self, header: list[str], units: list[_Unit], footer: list[str], kept: int = 1
+    ) -> tuple[_Page, list[_Unit]]:
         """One non-final page: as many units as fit; returns the page and the rest.
 
         If the chrome leaves no room for the next unit, shed what can go — the notice,
-        then all navigation but `98` (without it the other pages are unreachable) —
-        before cutting anything between characters.
+        then all navigation but the first `kept` entries (the indicator and `98`), then
+        the indicator too, keeping `98` (without it the other pages are unreachable) —
+        before cutting anything between characters. So an option line that fits beside
+        `98` is never split (what `flows check` measures, `ussd.measure`).
         """
         levels: tuple[tuple[list[str], list[str]], ...] = (
             (header, footer),
             ([], footer),
-            ([], footer[:1]),
+            ([], footer[:kept]),
+            ([], footer[kept - 1 : kept]),
         )
         for cut in (False, True):
             for head, foot in levels:
                 taken, rest = self._take(head, units, foot, cut=cut)
                 if taken:
-                    return _compose(head, taken, foot), rest
+                    return (head, taken, foot), rest
         raise ValueError("USSD limits too small for even one character and the 98 line")
 
     def _take(

@@ -81,6 +81,12 @@ class UssdSettings(_Section):
     max_inputs_per_request: int = Field(
         12, ge=1, le=64, description="inputs replayed from a first request (direct dial *100*1#)"
     )
+    resume_window: int = Field(
+        120,
+        ge=0,
+        le=3600,
+        description="seconds a dropped session can be continued from a new dial (0: off)",
+    )
 
 
 class IvrSettings(_Section):

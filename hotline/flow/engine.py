@@ -14,6 +14,16 @@ the event's entry (service code, called number, keyword), at the entry's state, 
 the inputs typed along with the dial replayed. A session is bound to the channel,
 dialect, entry and subscriber that started it: a request for the same session id from
 anyone else is refused politely and changes nothing.
+
+Resume. On a channel with a resume window (`resume_windows`, USSD: `ussd.resume_window`)
+and a flow with `resume: true`, every step that waits at a menu or an input the
+subscriber navigated to (the back stack is not empty) leaves a copy of the session under
+the subscriber's resume key, for the window; a step anywhere else (a result, the main
+menu) deletes it. A plain dial that finds a copy of the same owner (channel, dialect,
+entry, subscriber), on a flow version still loaded, offers "1. 继续上次操作 2. 重新开始"
+(`resume.*`): `1` lands where the subscriber was (state, variables, back stack), `2`
+starts as a plain dial would. The copy is read in the dial's `MGET` and written in the
+step's pipeline: a step still costs two round trips.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,7 +58,14 @@ from hotline.flow.registry import FlowRegistry
 from hotline.flow.screen import Option, PromptPart, Screen, Turn
 from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet
-from hotline.store.sessions import SessionRecord, SessionStore, session_key, subscriber_key
+from hotline.store.sessions import (
+    ResumeWrite,
+    SessionRecord,
+    SessionStore,
+    resume_key,
+    session_key,
+    subscriber_key,
+)
 
 __all__ = ["ENGINE_PROMPTS", "TRANSFER_VAR", "Engine", "PendingSave"]
 
@@ -65,6 +82,9 @@ KEY_GOODBYE = "common.goodbye"
 KEY_SESSION = "error.session"
 KEY_BUSY = "error.busy"
 KEY_NO_ENTRY = "error.no_entry"
+KEY_RESUME_TITLE = "resume.title"
+KEY_RESUME_CONTINUE = "resume.continue"
+KEY_RESUME_RESTART = "resume.restart"
 #: Catalog keys the engine itself may show; `flows check` requires them in every language.
 ENGINE_PROMPTS = (
     KEY_INVALID,
@@ -73,7 +93,14 @@ ENGINE_PROMPTS = (
     KEY_SESSION,
     KEY_BUSY,
     KEY_NO_ENTRY,
+    KEY_RESUME_TITLE,
+    KEY_RESUME_CONTINUE,
+    KEY_RESUME_RESTART,
 )
+RESUME_STATE = "_resume"  # the offer's screen state (a label: the record keeps its own)
+RESUME_CONTINUE, RESUME_RESTART = "1", "2"
+# What `SessionRecord.resume` says the resume key holds.
+_SAVED, _OFFERED = "saved", "offered"
 #: The session variable a `call.transfer` action sets; an end screen carries it as
 #: `Screen.transfer`, so the call is handed over after the screen is spoken.
 TRANSFER_VAR = "transfer_to"
@@ -92,6 +119,7 @@ class PendingSave:
     record: SessionRecord
     ttl: int
     prefs: dict[str, str] | None
+    resume: tuple[str, int] | None = None  # (resume key, window): save or clear a copy
 
 
 @dataclass(slots=True)
@@ -106,6 +134,8 @@ class _Step:
     events: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
     values: dict[str, Value] = field(default_factory=dict)  # set this step, already decoded
+    arrived: str | None = None  # the waiting state `_enter` reached this step, if any
+    saved: bytes | None = None  # the resume key's record, read with a plain dial
 
 
 class Engine:
@@ -121,6 +151,7 @@ class Engine:
         pseudonym: Pseudonymizer,
         services: Services,
         session_ttls: Mapping[str, int] | None = None,
+        resume_windows: Mapping[str, int] | None = None,
         actions: ActionRegistry = ACTIONS,
     ) -> None:
         self.settings = settings
@@ -131,6 +162,7 @@ class Engine:
         self.services = services
         self.actions = actions
         self.session_ttls = dict(session_ttls or {})
+        self.resume_windows = {k: v for k, v in (resume_windows or {}).items() if v > 0}
         self._zone = ZoneInfo(settings.timezone)
         self._languages = tuple(settings.languages)
         self._max_replay = settings.ussd.max_inputs_per_request
@@ -153,7 +185,14 @@ class Engine:
         pseudonym = self.pseudonym(event.subscriber)
         skey = session_key(self.settings.env, event.channel, event.session_id)
         sub_key = subscriber_key(self.settings.env, pseudonym)
-        raw, prefs = await self.store.load(skey, sub_key)
+        window = self.resume_windows.get(event.channel, 0)
+        rkey = resume_key(self.settings.env, event.channel, pseudonym) if window else ""
+        saved = None
+        if rkey and event.kind == "start" and not event.inputs:
+            # A plain dial: the resume key comes in the same round trip.
+            raw, prefs, saved = await self.store.load_step(skey, sub_key, rkey)
+        else:
+            raw, prefs = await self.store.load(skey, sub_key)
         owner = f"{event.channel}/{event.dialect}/{event.entry}/{pseudonym}"
         record = self._parse(raw)
 
@@ -168,24 +207,32 @@ class Engine:
             note_turn(record.flow, screen.state, screen.ends, ("repeated",))
             return Turn(screen, ("repeated",))
 
-        step = await self._advance(event, record, prefs, owner)
+        step = await self._advance(event, record, prefs, owner, saved)
         screen = self._finish(step)
         record = step.record
         if event.request_id is not None:
             record.request_id = event.request_id
         ttl = self.session_ttls.get(event.channel, DEFAULT_TTL)
         pending = PendingSave(
-            skey, sub_key, record, ttl, step.prefs if step.prefs_changed else None
+            skey,
+            sub_key,
+            record,
+            ttl,
+            step.prefs if step.prefs_changed else None,
+            (rkey, window) if rkey and step.flow is not None and step.flow.resume else None,
         )
         events = tuple(step.events)
         note_turn(record.flow, screen.state, screen.ends, events)
         return Turn(screen, events, pending)
 
-    async def commit(self, turn: Turn, pages: int = 1) -> None:
+    async def commit(self, turn: Turn, pages: int = 1, ends: bool | None = None) -> None:
         """Save the session of a turn, once the channel made `pages` pages of its screen.
 
-        An ending screen ends the session on its last page; before that, the session
-        stays open for the flow's `more`/`back` keys.
+        `ends` is whether the channel's reply closed the conversation (`END`, a hang-up):
+        then the session is over. A channel may keep an ending screen open — its earlier
+        pages, the last page of a many-page result, a result on a call followed by "press
+        * to hear it again" (`Screen.after_result`) — and the session stays open for the
+        flow's keys. Without `ends`, an ending screen ends the session on its last page.
         """
         pending = turn.pending
         if pending is None:
@@ -193,11 +240,28 @@ class Engine:
         record = pending.record
         record.pages = max(pages, 1)
         screen = turn.screen
-        if screen.ends and screen.page >= record.pages - 1:
+        if ends is None:
+            ends = screen.ends and screen.page >= record.pages - 1
+        if ends:
             record.ended = True
-        await self.store.save(
-            pending.key, record.dumps(), pending.ttl, pending.sub_key, pending.prefs
-        )
+        keep = clear = False
+        if pending.resume is not None and record.resume != _OFFERED:
+            # Waiting somewhere a plain dial would not land: keep a copy to resume from.
+            keep = not screen.ends and bool(record.back) and not record.final
+            # Finished, or back where a dial lands: the copy goes (if there is one).
+            clear = not keep and record.resume == _SAVED
+            record.resume = _SAVED if keep else ""
+        data = record.dumps()
+        resume = None
+        if pending.resume is not None and (keep or clear):
+            rkey, window = pending.resume
+            resume = ResumeWrite(rkey, data if keep else None, window)
+        if resume is None:
+            await self.store.save(pending.key, data, pending.ttl, pending.sub_key, pending.prefs)
+        else:
+            await self.store.save(
+                pending.key, data, pending.ttl, pending.sub_key, pending.prefs, resume=resume
+            )
 
     # ------------------------------------------------------------ the session
 
@@ -257,9 +321,17 @@ class Engine:
         record: SessionRecord | None,
         prefs: dict[str, str],
         owner: str,
+        saved: bytes | None = None,
     ) -> _Step:
         if record is None or (record.ended and event.kind == "start"):
+            offer = self._resumable(saved, owner)
+            if offer is not None:
+                step = _Step(event, offer, self.registry.get(offer.flow, offer.version), prefs)
+                step.events.extend(("started", "resume_offered"))
+                return step
             step, state, inputs = self._new_session(event, prefs, owner)
+            if saved is not None:
+                step.record.resume = _SAVED  # a copy is there: cleared when this one ends
             step.events.append("started")
             if step.flow is None or state is None:
                 return step
@@ -282,6 +354,9 @@ class Engine:
             self._end_with(step, KEY_SESSION)
             return step
 
+        if record.resume == _OFFERED and event.kind == "input":
+            await self._answer_offer(step, flow, event.text, owner)
+            return step
         match event.kind:
             case "input":
                 await self._apply(step, flow, event.text)
@@ -289,11 +364,70 @@ class Engine:
                 self._silence(step, flow)
             case "repeat":
                 record.notice = ""
+                record.no_input = 0  # a key was pressed: the run of silences is over
             case "start":
                 pass  # a restart of a live session shows the current screen again
             case "hangup":
                 record.ended = True
         return step
+
+    # ------------------------------------------------------------------ resume
+
+    def _resumable(self, saved: bytes | None, owner: str) -> SessionRecord | None:
+        """The saved session as an offer to continue it, if it may be continued."""
+        if saved is None:
+            return None
+        try:
+            record = SessionRecord.loads(saved)
+        except ValueError:
+            return None
+        flow = self.registry.get(record.flow, record.version)
+        if (
+            record.owner != owner
+            or flow is None
+            or not flow.resume
+            or record.final
+            or record.ended
+            or not isinstance(flow.states.get(record.state), MenuState | InputState)
+        ):
+            return None
+        record.resume = _OFFERED
+        record.request_id = None
+        record.notice, record.invalid, record.no_input, record.page = "", 0, 0, 0
+        return record
+
+    async def _answer_offer(self, step: _Step, flow: Flow, value: str, owner: str) -> None:
+        """`1` continues where the subscriber was; `2` starts as a plain dial would."""
+        record = step.record
+        if value == RESUME_CONTINUE:
+            record.resume = _SAVED
+            record.notice, record.invalid = "", 0
+            step.events.append("resumed")
+            return
+        if value == RESUME_RESTART:
+            event = replace(step.event, kind="start", text="", inputs=())
+            fresh, state, _ = self._new_session(event, step.prefs, owner)
+            fresh.record.resume = _SAVED  # the old copy goes once this one moves on
+            step.record, step.flow = fresh.record, fresh.flow
+            step.events.append("restarted")
+            if fresh.flow is not None and state is not None:
+                await self._enter(step, state)
+            return
+        self._invalid(step, flow, KEY_INVALID)
+
+    def _offer(self, record: SessionRecord) -> Screen:
+        """The dial's question: continue the dropped session, or start over."""
+        return Screen(
+            state=RESUME_STATE,
+            language=record.language,
+            parts=(PromptPart(KEY_RESUME_TITLE),),
+            options=(
+                Option(RESUME_CONTINUE, PromptPart(KEY_RESUME_CONTINUE)),
+                Option(RESUME_RESTART, PromptPart(KEY_RESUME_RESTART)),
+            ),
+            notice=PromptPart(record.notice) if record.notice else None,
+            expects_input=True,
+        )
 
     # ------------------------------------------------------------ transitions
 
@@ -354,6 +488,14 @@ class Engine:
                 record.page -= 1
                 record.notice = ""
                 return True
+            if isinstance(flow.states.get(record.state), EndState) and isinstance(
+                flow.states.get(flow.start), MenuState | InputState
+            ):
+                # After a result there is nothing to go back into (the state before was
+                # an action, an input already applied): back is the main menu.
+                record.back.clear()
+                _wait_at(record, flow.start)
+                return True
             if record.back:
                 _wait_at(record, record.back.pop())
                 return True
@@ -404,6 +546,7 @@ class Engine:
                     # Arriving home (after a language switch, say) leaves nothing to go back to.
                     step.record.back.clear()
                 _wait_at(step.record, name)
+                step.arrived = name
                 return
         log.error("flow %s: more than %d steps without waiting", flow.id, MAX_STEPS_PER_TURN)
         self._end_with(step, KEY_BUSY)
@@ -448,20 +591,24 @@ class Engine:
         if record.final or step.flow is None:
             record.ended = True
             return self._closing(record.final or KEY_SESSION, record.language)
+        if record.resume == _OFFERED:
+            return self._offer(record)
         state = step.flow.states[record.state]
         assert isinstance(state, MenuState | InputState | EndState)
-        if isinstance(state, EndState):
+        if isinstance(state, EndState) and step.arrived == record.state:
             step.events.append(f"ended:{record.state}")
-        return self._screen(state, record, step.values)
+        return self._screen(step.flow, state, record, step.values)
 
     def _show(self, record: SessionRecord) -> Screen:
         """The screen a record last showed, built again from it (for a repeat)."""
         flow = self.registry.get(record.flow, record.version)
         if record.final or flow is None or record.state not in flow.states:
             return self._closing(record.final or KEY_SESSION, record.language)
+        if record.resume == _OFFERED:
+            return self._offer(record)
         state = flow.states[record.state]
         assert isinstance(state, MenuState | InputState | EndState)
-        return self._screen(state, record, {})
+        return self._screen(flow, state, record, {})
 
     def _language(self, prefs: dict[str, str]) -> str:
         """The subscriber's remembered language, if this deployment still offers it."""
@@ -477,20 +624,30 @@ class Engine:
         )
 
     def _screen(
-        self, state: WaitingState, record: SessionRecord, known: dict[str, Value]
+        self, flow: Flow, state: WaitingState, record: SessionRecord, known: dict[str, Value]
     ) -> Screen:
         variables = record.vars
-        parts = tuple(
-            self._part(ref.key, variables, known) for ref in state.prompt if ref.shown(variables)
+        waits = not isinstance(state, EndState)
+        transfer = variables.get(TRANSFER_VAR) if not waits else None
+        after_result = (
+            isinstance(state, EndState)
+            and transfer is None
+            and (flow.after_result if state.after_result is None else state.after_result)
         )
+        parts: tuple[PromptPart, ...] = ()
+        if not (after_result and record.no_input):
+            # After a silence, a result is not said again: only the offer to hear it.
+            parts = tuple(
+                self._part(ref.key, variables, known)
+                for ref in state.prompt
+                if ref.shown(variables)
+            )
         options: tuple[Option, ...] = ()
         if isinstance(state, MenuState):
             options = tuple(
                 self._option(o.key, o.label) for o in state.options if _offered(o, variables)
             )
         depth = len(record.back)
-        waits = not isinstance(state, EndState)
-        transfer = variables.get(TRANSFER_VAR) if not waits else None
         return Screen(
             state=record.state,
             language=record.language,
@@ -503,6 +660,8 @@ class Engine:
             can_go_home=depth > 1,
             expects_input=waits,
             transfer=transfer if isinstance(transfer, str) else None,
+            max_input=state.max_length if isinstance(state, InputState) else None,
+            after_result=after_result,
         )
 
     def _part(self, key: str, variables: dict[str, Any], known: dict[str, Value]) -> PromptPart:

@@ -217,11 +217,19 @@ class SwitchState(_StateBase):
 
 
 class EndState(_StateBase):
-    """The final word: shown, then the session ends."""
+    """The final word: shown, then the session ends.
+
+    On a channel that can keep the line open (voice), a result is followed by an offer to
+    hear it again or go to the main menu (`Flow.after_result`); `after_result: false`
+    here hangs up at once after this state (an exit, a goodbye).
+    """
 
     waits: ClassVar[bool] = True
     type: Literal["end"] = Field(alias="kind")
     prompt: tuple[PromptRef, ...]
+    after_result: bool | None = Field(
+        None, description="offer repeat / main menu after this state (default: the flow's)"
+    )
 
     _parts = field_validator("prompt", mode="before", json_schema_input_type=PromptInput)(_as_parts)
 
@@ -344,6 +352,16 @@ class Flow(_Model):
     )
     max_invalid: int = Field(3, ge=1, le=10, description="invalid choices before a polite end")
     max_no_input: int = Field(3, ge=1, le=10, description="voice: silences before goodbye")
+    after_result: bool = Field(
+        True,
+        description="after an end state, voice offers to hear it again (*) or go to the main "
+        "menu (0) before a goodbye on silence; USSD keeps a many-page result open to page back",
+    )
+    resume: bool = Field(
+        True,
+        description="a subscriber whose USSD session dropped and who dials again within "
+        "`ussd.resume_window` seconds may continue where they were",
+    )
     navigation: Navigation = Navigation()
     states: dict[Annotated[str, Field(pattern=_NAME)], State] = Field(
         min_length=1, max_length=MAX_STATES

@@ -48,6 +48,15 @@ class Screen:
     keeps the conversation open until its last page (it reports its page count to
     `Engine.commit`). `transfer` is a number the call is handed to after the screen is
     spoken (a flow's `call.transfer`); channels that cannot transfer ignore it.
+    `after_result` marks an ending screen of a flow's end state after which the
+    subscriber may still act — hear it again (`repeat`), page back, go to the main menu
+    (the flow's `back` key) — if the channel keeps the session open: voice offers it
+    (and, after a silence, the screen comes without its parts: the result is not said
+    again, only the offer); USSD does for the last page of a many-page screen. It is
+    False for closings (`_goodbye`, errors), transfers and flows that turn it off.
+    `max_input` is set on a free-input screen (an `input` state): the longest input it
+    accepts, so a channel can finish the input by itself (voice: `numDigits`, with `#`
+    to finish earlier).
     """
 
     state: str
@@ -61,6 +70,8 @@ class Screen:
     can_go_home: bool = False
     expects_input: bool = False
     transfer: str | None = None
+    max_input: int | None = None
+    after_result: bool = False
 
     @property
     def label(self) -> str:

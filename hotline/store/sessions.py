@@ -4,6 +4,12 @@ A step costs at most two round trips: one read of the session and the subscriber
 preferences (`MGET`; a pipeline on Redis Cluster, where the two keys live in different
 hash slots), one write (a plain `SET … EX` unless the preferences changed). Keys never hold a phone number:
 `hotline:{env}:sess:{channel}:{gateway session id}` and `hotline:{env}:sub:{pseudonym}`.
+
+Resume (a dropped USSD session continued from a new dial): the last resumable step of a
+subscriber's session on a channel is kept under `hotline:{env}:resume:{channel}:{pseudonym}`
+for the resume window. A dial reads it in the same `MGET` (`load_step`), a step writes or
+deletes it in the same pipeline as the session (`save(…, resume=…)`): still two round
+trips.
 Network failures become `SessionStoreUnavailable` here, at the store's edge.
 """
 
@@ -25,8 +31,10 @@ from hotline.store.redisurl import AnyRedis, open_redis
 __all__ = [
     "MemorySessionStore",
     "RedisSessionStore",
+    "ResumeWrite",
     "SessionRecord",
     "SessionStore",
+    "resume_key",
     "session_key",
     "subscriber_key",
 ]
@@ -48,6 +56,19 @@ def subscriber_key(env: str, pseudonym: str) -> str:
     return f"hotline:{env}:sub:{pseudonym}"
 
 
+def resume_key(env: str, channel: str, pseudonym: str) -> str:
+    return f"hotline:{env}:resume:{channel}:{pseudonym}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeWrite:
+    """What a save does to the resume key: set `record` for `ttl` seconds, or delete it."""
+
+    key: str
+    record: bytes | None  # None: delete
+    ttl: int = 0
+
+
 @dataclass(slots=True)
 class SessionRecord:
     """Everything the engine needs to continue a conversation; stored as compact JSON.
@@ -56,7 +77,9 @@ class SessionRecord:
     language, notice — never wire text: a repeated request is rendered again from it.
     `pages` is how many pages the channel made of the last screen (so `more` on the
     last page is an invalid choice). `owner` binds the session to the channel, dialect,
-    entry and subscriber (a pseudonym) that started it.
+    entry and subscriber (a pseudonym) that started it. `resume` says what the resume key
+    holds for this session: `""` nothing known, `"saved"` a copy of a resumable step (or
+    one found at the dial), `"offered"` the dial is offering to continue it.
     """
 
     flow: str
@@ -75,6 +98,7 @@ class SessionRecord:
     ended: bool = False
     owner: str = ""
     started: float = field(default_factory=time.time)
+    resume: str = ""
 
     def dumps(self) -> bytes:
         """The stored form: compact JSON as UTF-8 bytes."""
@@ -137,6 +161,7 @@ _KINDS: tuple[tuple[type, ...], ...] = (
     (bool,),  # ended
     (str,),  # owner
     (float, int),  # started
+    (str,),  # resume
 )
 _ACCEPTED = frozenset(itertools.product(*_KINDS))
 
@@ -151,10 +176,23 @@ class SessionStore(Protocol):
         """The session record as stored (or None) and the subscriber's preferences."""
         ...
 
+    async def load_step(
+        self, key: str, sub_key: str, resume: str
+    ) -> tuple[bytes | None, Prefs, bytes | None]:
+        """`load`, and the resume key's record (or None), in the same round trip."""
+        ...
+
     async def save(
-        self, key: str, record: bytes, ttl: int, sub_key: str, prefs: Prefs | None
+        self,
+        key: str,
+        record: bytes,
+        ttl: int,
+        sub_key: str,
+        prefs: Prefs | None,
+        resume: ResumeWrite | None = None,
     ) -> None:
-        """Write the session record with a TTL and, when given, replace the preferences."""
+        """Write the session record with a TTL and, when given, replace the preferences
+        and set or delete the resume key (one round trip)."""
         ...
 
     async def ping(self) -> bool: ...
@@ -168,6 +206,7 @@ class MemorySessionStore:
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._sessions: dict[str, tuple[float, bytes]] = {}
         self._prefs: dict[str, tuple[float, Prefs]] = {}
+        self._resume: dict[str, tuple[float, bytes]] = {}
         self._clock = clock
         self._sweep_above = SWEEP_ABOVE
 
@@ -184,8 +223,24 @@ class MemorySessionStore:
             return record, {}
         return record, dict(prefs[1])
 
+    async def load_step(
+        self, key: str, sub_key: str, resume: str
+    ) -> tuple[bytes | None, Prefs, bytes | None]:
+        record, prefs = await self.load(key, sub_key)
+        entry = self._resume.get(resume)
+        if entry is None or entry[0] <= self._clock():
+            self._resume.pop(resume, None)
+            return record, prefs, None
+        return record, prefs, entry[1]
+
     async def save(
-        self, key: str, record: bytes, ttl: int, sub_key: str, prefs: Prefs | None
+        self,
+        key: str,
+        record: bytes,
+        ttl: int,
+        sub_key: str,
+        prefs: Prefs | None,
+        resume: ResumeWrite | None = None,
     ) -> None:
         now = self._clock()
         if len(self._sessions) > self._sweep_above:
@@ -194,16 +249,23 @@ class MemorySessionStore:
             # once more than SWEEP_ABOVE sessions were live made each save O(sessions).
             self._sessions = {k: v for k, v in self._sessions.items() if v[0] > now}
             self._prefs = {k: v for k, v in self._prefs.items() if v[0] > now}
+            self._resume = {k: v for k, v in self._resume.items() if v[0] > now}
             self._sweep_above = max(SWEEP_ABOVE, 2 * len(self._sessions))
         self._sessions[key] = (now + ttl, record)
         if prefs is not None:
             self._prefs[sub_key] = (now + PREFS_TTL, dict(prefs))
+        if resume is not None:
+            if resume.record is None:
+                self._resume.pop(resume.key, None)
+            else:
+                self._resume[resume.key] = (now + resume.ttl, resume.record)
 
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         self._sessions.clear()
+        self._resume.clear()
 
 
 class RedisSessionStore:
@@ -238,20 +300,33 @@ class RedisSessionStore:
         return cls(client)
 
     async def load(self, key: str, sub_key: str) -> tuple[bytes | None, Prefs]:
+        raw, prefs, _ = await self._load(key, sub_key, None)
+        return raw, prefs
+
+    async def load_step(
+        self, key: str, sub_key: str, resume: str
+    ) -> tuple[bytes | None, Prefs, bytes | None]:
+        return await self._load(key, sub_key, resume)
+
+    async def _load(
+        self, key: str, sub_key: str, resume: str | None
+    ) -> tuple[bytes | None, Prefs, bytes | None]:
+        keys = (key, sub_key) if resume is None else (key, sub_key, resume)
         try:
             if self._link is not None:
-                raw, raw_prefs = await self._link.execute("MGET", key, sub_key)
+                found = await self._link.execute("MGET", *keys)
             elif self._cluster:
                 assert self._redis is not None
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.get(key)
-                    pipe.get(sub_key)
-                    raw, raw_prefs = await pipe.execute()
+                    for name in keys:
+                        pipe.get(name)
+                    found = await pipe.execute()
             else:
                 assert self._redis is not None
-                raw, raw_prefs = await self._redis.mget(key, sub_key)
+                found = await self._redis.mget(*keys)
         except _FAILURES as exc:
             raise SessionStoreUnavailable(type(exc).__name__) from exc
+        raw, raw_prefs = found[0], found[1]
         prefs: Prefs = {}
         if raw_prefs:
             try:
@@ -261,28 +336,39 @@ class RedisSessionStore:
             except orjson.JSONDecodeError:
                 prefs = {}
         # Bytes as stored: `SessionRecord.loads` reads them, and refuses corrupt ones.
-        return raw, prefs
+        return raw, prefs, (found[2] if resume is not None else None)
 
     async def save(
-        self, key: str, record: bytes, ttl: int, sub_key: str, prefs: Prefs | None
+        self,
+        key: str,
+        record: bytes,
+        ttl: int,
+        sub_key: str,
+        prefs: Prefs | None,
+        resume: ResumeWrite | None = None,
     ) -> None:
+        commands: list[tuple[str | bytes | int, ...]] = [("SET", key, record, "EX", ttl)]
+        if prefs is not None:
+            commands.append(("SET", sub_key, orjson.dumps(prefs), "EX", PREFS_TTL))
+        if resume is not None:
+            if resume.record is None:
+                commands.append(("DEL", resume.key))
+            else:
+                commands.append(("SET", resume.key, resume.record, "EX", resume.ttl))
         try:
             if self._link is not None:
-                if prefs is None:
-                    await self._link.execute("SET", key, record, "EX", ttl)
+                if len(commands) == 1:
+                    await self._link.execute(*commands[0])
                 else:
-                    await self._link.execute_many(
-                        ("SET", key, record, "EX", ttl),
-                        ("SET", sub_key, orjson.dumps(prefs), "EX", PREFS_TTL),
-                    )
+                    await self._link.execute_many(*commands)
                 return
             assert self._redis is not None
-            if prefs is None:
+            if len(commands) == 1:
                 await self._redis.set(key, record, ex=ttl)
                 return
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, record, ex=ttl)
-                pipe.set(sub_key, orjson.dumps(prefs), ex=PREFS_TTL)
+                for command in commands:
+                    pipe.execute_command(*command)
                 await pipe.execute()
         except _FAILURES as exc:
             raise SessionStoreUnavailable(type(exc).__name__) from exc

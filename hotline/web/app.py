@@ -105,6 +105,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
             "ivr": settings.ivr.session_ttl,
             "sms": settings.sms.session_ttl,
         },
+        resume_windows={"ussd": settings.ussd.resume_window},
     )
     yield
 

@@ -26,10 +26,14 @@ log = logging.getLogger(__name__)
 
 
 class Laid(Protocol):
-    """What a renderer made of a screen; the engine only needs its page count."""
+    """What a renderer made of a screen: its page count, and whether the reply closes
+    the conversation (`END`, a hang-up)."""
 
     @property
     def pages(self) -> int: ...
+
+    @property
+    def ends(self) -> bool: ...
 
 
 L = TypeVar("L", bound=Laid)
@@ -43,7 +47,7 @@ async def take_turn(
     try:
         turn = await engine.step(event)
         laid = lay_out(turn.screen)
-        await engine.commit(turn, laid.pages)
+        await engine.commit(turn, laid.pages, laid.ends)
         _observe(app, event, turn.events, turn.screen.state)
         return turn.screen, laid
     except SessionStoreUnavailable as exc:

@@ -49,6 +49,7 @@ def write(plan: VoicePlan) -> str:
         gather = plan.gather
         attrs = {
             "callbackUrl": gather.action,
+            "finishOnKey": gather.finish_on_key,
             "numDigits": gather.num_digits,
             "timeout": gather.timeout,
         }

@@ -45,6 +45,7 @@ def write(plan: VoicePlan) -> str:
         gather = plan.gather
         attrs = {
             "action": gather.action,
+            "finishOnKey": gather.finish_on_key,
             "input": "dtmf",
             "method": "POST",
             "numDigits": gather.num_digits,

@@ -88,7 +88,9 @@ async def test_a_package_of_unknown_status_is_neither_shown_nor_denied(
     first = await ussd(client, DEMO, "b", "4")
     assert first.startswith(f"CON 您的套餐摘要：\n您的话费余额为12.50元。\n{DATA_UNKNOWN}\n")
     rest = await ussd(client, DEMO, "b", "4*98")
-    assert rest.startswith("END 剩余通话") and "剩余短信100条" in rest, rest
+    # The last page of a many-page result stays open to page back (issue 14).
+    assert rest.startswith("CON 剩余通话") and "剩余短信100条" in rest, rest
+    assert rest.endswith("\n(2/2) 0.上页"), rest
 
 
 async def test_voice_speaks_a_sentence_for_a_sparse_answer(
@@ -99,8 +101,9 @@ async def test_voice_speaks_a_sentence_for_a_sparse_answer(
     call = Call(await aiohttp_client(create_app(settings)), "CA-sparse", SPARSE)
     await call.start()
     await call.press("1")
-    assert call.verbs == ["Play", "Hangup"]
-    assert call.spoken == [BALANCE_UNKNOWN]
+    # After the result, the offer to hear it again (issue 14).
+    assert call.verbs == ["Gather", "Redirect"]
+    assert call.spoken == [BALANCE_UNKNOWN, "重听请按星号键，返回主菜单请按零。"]
 
 
 def _minute(moment: dt.datetime) -> str:
@@ -131,5 +134,7 @@ async def test_an_old_answer_is_labelled_on_voice_too(
     await call.start()
     await call.press("1")
     assert call.spoken[:2] == ["您的话费余额为", "十二元五角。"]
-    assert len(call.spoken) == 5, call.spoken  # the time is spoken as words: 十一点十三分
+    # The time is spoken as words (十一点十三分); then the offer to hear it again.
+    assert len(call.spoken) == 6, call.spoken
     assert call.spoken[2] == "以上是截至" and call.spoken[4] == "的数据。", call.spoken  # voice: variant
+    assert call.spoken[5] == "重听请按星号键，返回主菜单请按零。"

@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.audio import AudioCache, lin2ulaw, to_telephony_wav, wav_duration, write_atomic
+from ivr.audio import (
+    AudioCache,
+    edge_silence,
+    lin2ulaw,
+    to_telephony_wav,
+    trim_silence,
+    wav_duration,
+    write_atomic,
+)
 from ivr.clips import ClipSealer, ClipSpec, InvalidClipKey
 
 
@@ -115,3 +123,52 @@ def test_forged_clip_keys_are_refused(mutate: str) -> None:
         key = ""
     with pytest.raises(InvalidClipKey):
         sealer.open(key)
+
+
+def _padded_tone(lead: float, tone: float, tail: float, rate: int = 22050) -> bytes:
+    t = np.arange(int(tone * rate)) / rate
+    sound = (np.sin(2 * np.pi * 440.0 * t) * 20000).astype("<i2")
+    pcm = np.concatenate(
+        [np.zeros(int(lead * rate), "<i2"), sound, np.zeros(int(tail * rate), "<i2")]
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def _samples(data: bytes) -> np.ndarray:
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+
+
+def test_leading_silence_is_trimmed_and_a_sentence_keeps_its_pause() -> None:
+    pcm = _samples(to_telephony_wav(_padded_tone(0.2, 0.5, 0.4)))
+    lead, tail = edge_silence(pcm, 8000)
+    assert lead <= 0.012 and tail == pytest.approx(0.4, abs=0.01)
+
+
+def test_a_joining_clip_loses_its_trailing_silence() -> None:
+    pcm = _samples(to_telephony_wav(_padded_tone(0.2, 0.5, 0.4), joins=True))
+    lead, tail = edge_silence(pcm, 8000)
+    assert lead <= 0.012 and tail <= 0.022
+    assert pcm.size / 8000 == pytest.approx(0.5, abs=0.04)  # the sound itself is whole
+
+
+def test_silence_only_is_left_alone() -> None:
+    quiet = np.zeros(800, "<i2")
+    assert trim_silence(quiet, 8000, tail_keep=0.0) is quiet
+
+
+def test_joining_clips_have_their_own_keys() -> None:
+    sealer = ClipSealer("k")
+    plain, joined = (
+        ClipSpec("您的话费余额为", "cmn", 150),
+        ClipSpec("您的话费余额为", "cmn", 150, joins=True),
+    )
+    assert plain.digest != joined.digest
+    assert sealer.open(sealer.seal(joined)) == joined
+    assert sealer.open(sealer.seal(plain)) == plain

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -21,7 +22,7 @@ from hotline.base.config import Settings
 from hotline.web.admin import reload_flows
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
-from ivr.audio import wav_duration
+from ivr.audio import edge_silence, wav_duration
 from ivr.clips import ClipSealer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,7 @@ MAIN_ZH = [
     "退出，请按六。",
     "重听请按星号键。",
 ]
+AFTER_RESULT_ZH = "重听请按星号键，返回主菜单请按零。"
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -66,10 +68,11 @@ async def client(
 class Call:
     """A phone call through a Twilio-style platform: follows the document's URLs."""
 
-    def __init__(self, client: Client, sid: str, phone: str = PHONE) -> None:
+    def __init__(self, client: Client, sid: str, phone: str = PHONE, to: str = "+8610000") -> None:
         self.client = client
         self.sid = sid
         self.phone = phone
+        self.to = to
         self.doc: ET.Element | None = None
 
     def _path(self, url: str) -> str:
@@ -78,7 +81,7 @@ class Call:
         return str(parsed.relative())
 
     async def post(self, path: str, **fields: str) -> ET.Element:
-        form = {"CallSid": self.sid, "From": self.phone, "To": "+8610000", **fields}
+        form = {"CallSid": self.sid, "From": self.phone, "To": self.to, **fields}
         response = await self.client.post(path, data=form)
         assert response.status == 200, await response.text()
         assert response.content_type == "application/xml"
@@ -119,6 +122,11 @@ class Call:
         return [child.tag for child in self.doc]
 
 
+def pcm_of(data: bytes) -> np.ndarray:
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+
+
 async def fetch_wav(client: Client, url: str) -> bytes:
     response = await client.get(URL(url).path)
     assert response.status == 200
@@ -151,13 +159,17 @@ async def test_call_start_menu_balance(client: Client) -> None:
         assert wav_duration(await fetch_wav(client, url)) > 0.3
 
     await call.press("1")
-    assert call.verbs == ["Play", "Play", "Hangup"]
-    assert call.spoken == ["您的话费余额为", "十二元五角。"]
+    assert call.verbs == ["Gather", "Redirect"]  # the result, then "* again, 0 main menu"
+    assert call.spoken == ["您的话费余额为", "十二元五角。", AFTER_RESULT_ZH]
     for url in call.plays:  # the amount is audio only, never in the URL
         key = URL(url).name
         assert "1250" not in key and "12.50" not in key and "%" not in key
     seconds = wav_duration(await fetch_wav(client, call.plays[1]))
     assert 0.8 < seconds < 4.0
+    # No audible gap between the fixed text and the amount (was ~0.4 s of silence).
+    fixed, amount = [pcm_of(await fetch_wav(client, url)) for url in call.plays[:2]]
+    gap = edge_silence(fixed, 8000)[1] + edge_silence(amount, 8000)[0]
+    assert gap <= 0.04, gap
 
 
 async def test_owed_balance_and_english_after_choosing_it(client: Client) -> None:
@@ -172,7 +184,12 @@ async def test_owed_balance_and_english_after_choosing_it(client: Client) -> Non
     await second.start()
     assert second.spoken[0] == "Balance service"
     await second.press("1")
-    assert second.spoken == ["You owe", "three yuan and twenty fen.", "Please top up."]
+    assert second.spoken == [
+        "You owe",
+        "three yuan and twenty fen.",
+        "Please top up.",
+        "To hear it again, press star. For the main menu, press zero.",
+    ]
     response = await client.post(
         "/ussd/africastalking",
         data={"sessionId": "ussd-1", "serviceCode": "*100#", "phoneNumber": OWING,
@@ -302,8 +319,10 @@ async def test_africastalking_call(client: Client) -> None:
     assert [SEALER.open(URL(u).name[:-4]).text for u in urls] == MAIN_ZH
     response = await client.post("/ivr/africastalking", data={**form, "dtmfDigits": "1"})
     root = ET.fromstring(await response.text())
-    assert [c.tag for c in root] == ["Play", "Play"]
-    assert SEALER.open(URL(root[1].attrib["url"]).name[:-4]).text == "十二元五角。"
+    assert [c.tag for c in root] == ["GetDigits", "Redirect"]
+    assert root[0].attrib["numDigits"] == "1"
+    said = [SEALER.open(URL(play.attrib["url"]).name[:-4]).text for play in root[0]]
+    assert said == ["您的话费余额为", "十二元五角。", AFTER_RESULT_ZH]
     response = await client.post(
         "/ivr/africastalking", data={**form, "isActive": "0", "durationInSeconds": "12"}
     )
@@ -524,6 +543,107 @@ async def test_a_call_sid_from_another_caller_gets_no_one_elses_call(client: Cli
     assert "十二元五角" in "".join(owner.spoken)
 
 
+CARD_FLOW = """
+spec: 1
+id: card
+start: card
+after_result: false
+entries:
+  - ivr: "+8610099"
+states:
+  card:
+    kind: input
+    prompt: main.title
+    var: card
+    min_length: 2
+    max_length: 4
+    error: nav.invalid
+    next: done
+  done:
+    kind: end
+    prompt: common.goodbye
+"""
+
+
+async def test_an_input_state_says_how_to_finish_and_finishes_at_max_length(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "balance.yaml").write_text((ROOT / "flows" / "balance.yaml").read_text("utf-8"))
+    (flows / "card.yaml").write_text(CARD_FLOW, encoding="utf-8")
+    settings = make_settings(tmp_path, redis_url, audio_dir)
+    client = await aiohttp_client(create_app(settings.model_copy(update={"flows_dir": flows})))
+    call = Call(client, "CA" + "9" * 32, to="+8610099")
+    await call.start()
+    assert call.spoken == ["话费查询", "输入完毕请按井号键。", "重听请按星号键。"]
+    gather = call.gather
+    assert gather is not None
+    assert gather.attrib["finishOnKey"] == "#" and gather.attrib["numDigits"] == "4"
+    await call.press("5#")  # finished early with #: one digit is too short
+    assert call.spoken[0] == "输入有误，请重新选择。"
+    await call.press("12#")  # finished early with #, long enough
+    assert call.spoken == ["感谢使用，再见。"]
+    again = Call(client, "CA" + "8" * 31 + "9", to="+8610099")
+    await again.start()
+    await again.press("1234")  # the platform finished at numDigits, no # needed
+    assert again.spoken == ["感谢使用，再见。"]
+
+
+async def test_after_the_balance_star_repeats_zero_goes_home_silence_says_goodbye(
+    client: Client,
+) -> None:
+    """A result is followed by "press * to hear it again, 0 for the main menu"; `*` says
+    the result again, `0` is the main menu; a silence says only the offer again (not the
+    balance), and the flow's `max_no_input` silences end with a goodbye."""
+    call = Call(client, "CA" + "3" * 32)
+    await call.start()
+    await call.press("1")
+    result = ["您的话费余额为", "十二元五角。", AFTER_RESULT_ZH]
+    assert call.spoken == result
+    await call.press("*")
+    assert call.verbs == ["Gather", "Redirect"] and call.spoken == result
+    await call.press("0")
+    assert call.spoken == MAIN_ZH
+    await call.press("1")
+    assert call.spoken == result
+    await call.silence()
+    assert call.verbs == ["Gather", "Redirect"] and call.spoken == [AFTER_RESULT_ZH]
+    await call.press("*")  # a key ends the run of silences: the result again
+    assert call.spoken == result
+    for _ in range(2):
+        await call.silence()
+        assert call.spoken == [AFTER_RESULT_ZH]
+    await call.silence()  # the third silence in a row (max_no_input: 3)
+    assert call.verbs == ["Play", "Hangup"] and call.spoken == ["感谢使用，再见。"]
+
+
+async def test_choosing_exit_hangs_up_at_once(client: Client) -> None:
+    call = Call(client, "CA" + "4" * 32)
+    await call.start()
+    await call.press("6")  # goodbye is an end state with `after_result: false`
+    assert call.verbs == ["Play", "Hangup"] and call.spoken == ["感谢使用，再见。"]
+
+
+async def test_a_flow_can_turn_the_offer_off(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, audio_dir: Path
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    source = (ROOT / "flows" / "balance.yaml").read_text(encoding="utf-8")
+    assert "\nafter_result: true\n" in source
+    (flows / "balance.yaml").write_text(
+        source.replace("\nafter_result: true\n", "\nafter_result: false\n"), encoding="utf-8"
+    )
+    settings = make_settings(tmp_path, redis_url, audio_dir)
+    client = await aiohttp_client(create_app(settings.model_copy(update={"flows_dir": flows})))
+    call = Call(client, "CA" + "5" * 32)
+    await call.start()
+    await call.press("1")
+    assert call.verbs == ["Play", "Play", "Hangup"]
+    assert call.spoken == ["您的话费余额为", "十二元五角。"]
+
+
 async def test_an_africastalking_voice_session_from_another_caller_is_refused(
     client: Client,
 ) -> None:
@@ -536,4 +656,4 @@ async def test_an_africastalking_voice_session_from_another_caller_is_refused(
     root = ET.fromstring(
         await (await client.post("/ivr/africastalking", data={**form, "dtmfDigits": "1"})).text()
     )
-    assert SEALER.open(URL(root[1].attrib["url"]).name[:-4]).text == "十二元五角。"
+    assert SEALER.open(URL(root[0][1].attrib["url"]).name[:-4]).text == "十二元五角。"

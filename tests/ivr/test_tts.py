@@ -8,9 +8,10 @@ import sys
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ivr.audio import AudioCache, wav_duration
+from ivr.audio import AudioCache, edge_silence, wav_duration
 from ivr.clips import ClipSpec
 from ivr.tts import SpeechService, Synthesizer, TtsError, voice_for
 
@@ -146,3 +147,29 @@ async def test_fresh_engines_all_speak_at_the_asked_rate(tmp_path: Path) -> None
     lengths = await asyncio.gather(*(first_clip(n) for n in range(6)))
     assert max(lengths) - min(lengths) < 0.02, lengths
     assert 1.7 < lengths[0] < 2.3
+
+
+def _edges(path: Path) -> tuple[float, float]:
+    with wave.open(str(path), "rb") as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return edge_silence(samples, 8000)
+
+
+async def test_no_audible_gap_between_fixed_text_and_the_amount(tmp_path: Path) -> None:
+    """Measured on real eSpeak NG output: the fixed clip before a value ends within a few
+    ms of its last sound, the value starts within a few ms of its first; a sentence's
+    last clip keeps its pause. Before trimming: 391 ms + 14 ms of silence between
+    "您的话费余额为" and "十二元五角。" (docs/ivr.md)."""
+    synth = Synthesizer(timeout=10)
+    try:
+        await synth.render(ClipSpec("您的话费余额为", "cmn", 150, joins=True), tmp_path / "a.wav")
+        await synth.render(ClipSpec("十二元五角。", "cmn", 150), tmp_path / "b.wav")
+    finally:
+        await synth.close()
+    lead_a, tail_a = _edges(tmp_path / "a.wav")
+    lead_b, tail_b = _edges(tmp_path / "b.wav")
+    assert tail_a <= 0.025 and lead_a <= 0.015, (lead_a, tail_a)
+    assert lead_b <= 0.015, lead_b
+    assert tail_a + lead_b <= 0.04  # the gap a caller hears between the two clips
+    assert 0.2 < tail_b < 0.6, tail_b  # the sentence's own pause is kept
+    _check_wav(tmp_path / "a.wav", 1.2, 3.0)  # the words themselves are all there

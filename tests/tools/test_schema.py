@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,17 @@ class _Loader(yaml.SafeLoader):
     """Safe YAML as an editor's YAML 1.2 server reads it: `on:` stays a string key."""
 
 
-# YAML 1.1 resolves on/off/yes/no to booleans; the YAML language server (1.2) does not.
+# YAML 1.1 resolves on/off/yes/no to booleans; the YAML language server (1.2) does not,
+# but it does read true/false (any case) as booleans (the YAML 1.2 core schema).
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def _load(path: Path) -> Any:

@@ -155,14 +155,17 @@ async def test_call_reaches_the_balance_prompt(
     assert "call failed" not in await page.inner_text("#display")  # type: ignore[attr-defined]
     speech_text = server.speech_text()
     assert speech_text is not None  # the in-process app publishes SPEECH_TEXT
-    # What the caller heard, clip by clip.
-    await page.locator("#screen[data-state=end]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
+    # What the caller heard, clip by clip: the balance, then the offer to hear it again.
+    await page.wait_for_function(  # type: ignore[attr-defined]
+        "n => window.hotlineSim.heard.length >= n + 3", arg=before, timeout=15_000
+    )
     heard = await page.evaluate("window.hotlineSim.heard")  # type: ignore[attr-defined]
     said = "".join(speech_text(url) or "?" for url in heard)
     # The key cut the menu short (barge-in), as on a real call.
     assert said.startswith("话费查询")
-    assert said.endswith("您的话费余额为十二元五角。")
-    assert await page.get_attribute("#screen", "data-state") == "end"  # type: ignore[attr-defined]
+    assert said.endswith("您的话费余额为十二元五角。重听请按星号键，返回主菜单请按零。")
+    # The call stays open for `*` (again) or `0` (main menu).
+    await page.locator("#screen[data-gather=open]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
 
 
 async def _log_lines(page: object) -> list[dict[str, object]]:
@@ -657,8 +660,9 @@ async def test_call_transcript_shows_sentences_and_keys(
     assert await first.inner_text() == "话费查询"
     await page.locator("#inspector[data-state=main]").wait_for()  # type: ignore[attr-defined]
     await _press(page, "1")
-    await page.locator("#screen[data-state=end]").wait_for(timeout=15_000)  # type: ignore[attr-defined]
     await page.locator("#inspector[data-state=show_balance]").wait_for()  # type: ignore[attr-defined]
+    # The balance, then the offer to hear it again: the call stays open (issue 14).
+    await page.locator("#transcript li.said", has_text="重听请按星号键").wait_for(timeout=15_000)  # type: ignore[attr-defined]
     await page.wait_for_function(  # every clip's sentence has arrived
         """() => Array.from(document.querySelectorAll("#transcript li.said .what"))
           .every((w) => w.textContent !== "…")"""
@@ -672,8 +676,8 @@ async def test_call_transcript_shows_sentences_and_keys(
     assert lines[keys] == ["keys", "1"]
     assert all(kind == "said" for kind in kinds[:keys])
     after = "".join(text for kind, text in lines[keys + 1 :] if kind == "said")
-    assert after == "您的话费余额为十二元五角。"
-    assert lines[-1] == ["note", "(call ended)"]
+    assert after == "您的话费余额为十二元五角。重听请按星号键，返回主菜单请按零。"
+    assert lines[-1][0] == "said"  # no "(call ended)": the call waits for * or 0
     # Each line is the sentence of the clip the phone played, in order.
     speech_text = server.speech_text()
     assert speech_text is not None

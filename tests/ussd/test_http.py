@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,31 +172,48 @@ async def test_more_pages_of_a_menu_and_back_a_page(
     await phone.dial()
     await phone.press("5")
     first = await phone.press("2")
-    assert first.startswith("CON Balance service\n") and first.endswith("\n98.More")
+    assert first.startswith("CON Balance service\n")
+    found = re.search(r"\n\(1/(\d)\) 98\.More$", first)
+    assert found, first
+    total = int(found.group(1))
     second = await phone.press("98")
-    assert second.startswith("CON ") and "0.Prev" in second
+    assert second.startswith("CON ") and f"\n(2/{total}) " in second and "0.Prev" in second
     assert await phone.press("0") == first
     pages = [first]
     while "98.More" in pages[-1]:
         pages.append(await phone.press("98"))
-    assert "6.Exit" in pages[-1]
-    for page in pages:
+    assert "6.Exit" in pages[-1] and len(pages) == total
+    for number, page in enumerate(pages, 1):
         assert fits(page.removeprefix("CON "), Limits(gsm7=60 - PREFIX_RESERVE, ucs2=80))
+        assert page.split("\n")[-1].startswith(f"({number}/{total})")  # where it is
     assert await phone.press("6") == "END Thank you. Goodbye."
 
 
-async def test_long_final_message_is_paged_and_ends_on_its_last_page(client: Client) -> None:
+async def test_long_final_message_says_where_it_is_and_pages_back(client: Client) -> None:
+    """A result of two pages: each page says which it is; the last one still offers the
+    previous page (the session lives until the subscriber leaves it), and `0` on the
+    first page goes back to the main menu."""
     phone = Phone(client, "s1")
     await phone.dial()
     first = await phone.press("4")
     assert first.startswith("CON 您的套餐摘要：\n您的话费余额为12.50元。")
-    assert first.endswith("\n98.更多 0.返回")
+    assert first.endswith("\n(1/2) 98.更多 0.返回")
     last = await phone.press("98")
-    assert last.startswith("END ") and "剩余短信100条" in last
+    assert last.startswith("CON ") and "剩余短信100条" in last
+    assert last.endswith("\n(2/2) 0.上页")
     # Nothing of the summary is lost at the page break.
-    joined = first.removeprefix("CON ").removesuffix("\n98.更多 0.返回") + last[4:]
+    joined = first[4:].removesuffix("\n(1/2) 98.更多 0.返回") + last[4:].removesuffix(
+        "\n(2/2) 0.上页"
+    )
     for sentence in ("剩余流量3.00GB", "剩余通话200分钟", "剩余短信100条"):
         assert sentence in joined.replace("\n", "")
+    for page in (first, last):
+        assert fits(page[4:], Limits(gsm7=182 - PREFIX_RESERVE, ucs2=80 - PREFIX_RESERVE))
+    assert await phone.press("0") == first  # back a page, identical
+    assert await phone.press("98") == last
+    assert await phone.press("0") == first
+    assert await phone.press("0") == MAIN_ZH  # back from the result: the main menu
+    assert await phone.press("1") == BALANCE_ZH  # a one-page result still ends at once
 
 
 async def test_a_typed_star_is_one_invalid_input_not_two(client: Client) -> None:
@@ -646,3 +664,132 @@ async def test_direct_dial_applies_what_applies_then_shows_where_the_subscriber_
 ) -> None:
     reply = await Phone(client, "direct").send(typed)
     assert reply.startswith(expected) and "输入有误" not in reply
+
+
+# ------------------------------------------------------------------ resume
+
+OFFER_ZH = "CON 您上次的操作尚未完成\n1.继续上次操作\n2.重新开始"
+LANGUAGE_ZH = "CON 请选择语言\n1.中文\n2.English\n0.返回"
+
+
+async def test_a_dropped_session_can_be_continued_from_a_new_dial(client: Client) -> None:
+    phone = Phone(client, "drop-1")
+    await phone.dial()
+    assert await phone.press("5") == LANGUAGE_ZH
+    # The network drops the session; the subscriber dials again (a new gateway session).
+    again = Phone(client, "drop-2")
+    assert await again.dial() == OFFER_ZH
+    assert await again.press("1") == LANGUAGE_ZH  # where they were, back stack and all
+    assert await again.press("0") == MAIN_ZH
+    # Back where a dial lands: nothing to continue any more.
+    assert await Phone(client, "drop-3").dial() == MAIN_ZH
+
+
+async def test_start_over_forgets_the_dropped_session(client: Client) -> None:
+    phone = Phone(client, "over-1")
+    await phone.dial()
+    await phone.press("5")
+    again = Phone(client, "over-2")
+    assert await again.dial() == OFFER_ZH
+    assert await again.press("9") == "CON 输入有误，请重新选择。\n" + OFFER_ZH[4:]
+    assert await again.press("2") == MAIN_ZH
+    assert await Phone(client, "over-3").dial() == MAIN_ZH
+    # Another subscriber never sees the offer, and a direct dial goes where it says.
+    await Phone(client, "over-4").press("5")  # a direct dial *100*5#: the language menu
+    assert await Phone(client, "other", phone="+8613800138005").dial() == MAIN_ZH
+    assert await Phone(client, "over-5").send("1") == BALANCE_ZH
+
+
+RESUME_FLOW = """
+spec: 1
+id: deep
+start: main
+entries:
+  - ussd: "*102#"
+resume: {resume}
+states:
+  main:
+    kind: menu
+    prompt: main.title
+    options:
+      - {{ key: "1", label: main.language, next: sub }}
+  sub:
+    kind: menu
+    prompt: language.title
+    options:
+      - {{ key: "1", label: main.exit, next: done }}
+  done:
+    kind: end
+    prompt: common.goodbye
+"""
+
+
+def _deep_app(tmp_path: Path, store_url: str | None, resume: bool, **extra: Any) -> web.Application:
+    flows = tmp_path / "flows"
+    flows.mkdir(parents=True, exist_ok=True)
+    (flows / "balance.yaml").write_text((ROOT / "flows" / "balance.yaml").read_text("utf-8"))
+    (flows / "deep.yaml").write_text(
+        RESUME_FLOW.format(resume="true" if resume else "false"), encoding="utf-8"
+    )
+    return create_app(make_settings(tmp_path, store_url, flows_dir=flows, **extra))
+
+
+async def test_reaching_an_end_clears_what_could_be_resumed(
+    aiohttp_client: MakeClient, tmp_path: Path, store_url: str | None
+) -> None:
+    client = await aiohttp_client(_deep_app(tmp_path, store_url, resume=True))
+    phone = Phone(client, "end-1", code="*102#")
+    await phone.dial()
+    sub = await phone.press("1")
+    assert sub.startswith("CON 请选择语言\n1.退出")
+    again = Phone(client, "end-2", code="*102#")
+    assert await again.dial() == OFFER_ZH
+    assert await again.press("1") == sub
+    assert await again.press("1") == "END 感谢使用，再见。"  # the flow's end
+    assert (await Phone(client, "end-3", code="*102#").dial()).startswith("CON 话费查询\n1.")
+    # The offer is per entry: a dropped *102# session is not offered on *100#.
+    await Phone(client, "end-4", code="*102#").dial()
+    await Phone(client, "end-4", code="*102#").send("1")
+    assert await Phone(client, "end-5").dial() == MAIN_ZH
+
+
+async def test_a_flow_or_a_window_of_zero_turns_resume_off(
+    aiohttp_client: MakeClient, tmp_path: Path, store_url: str | None
+) -> None:
+    off = await aiohttp_client(_deep_app(tmp_path / "flow", store_url, resume=False))
+    await Phone(off, "off-1", code="*102#").dial()
+    await Phone(off, "off-1", code="*102#").send("1")
+    assert (await Phone(off, "off-2", code="*102#").dial()).startswith("CON 话费查询\n1.")
+    zero = await aiohttp_client(
+        _deep_app(tmp_path / "window", store_url, resume=True, ussd={"resume_window": 0})
+    )
+    await Phone(zero, "zero-1", code="*102#").dial()
+    await Phone(zero, "zero-1", code="*102#").send("1")
+    assert (await Phone(zero, "zero-2", code="*102#").dial()).startswith("CON 话费查询\n1.")
+
+
+async def test_resume_in_redis_one_read_a_pseudonymous_key_and_the_window_as_ttl(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str
+) -> None:
+    client = await aiohttp_client(
+        create_app(make_settings(tmp_path, redis_url, ussd={"resume_window": 90}))
+    )
+    phone = Phone(client, "ttl-1")
+    await phone.dial()
+    await phone.press("5")
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        keys = [key.decode() for key in raw.scan_iter("hotline:*:resume:*")]
+        assert len(keys) == 1 and keys[0].startswith("hotline:") and ":resume:ussd:" in keys[0]
+        assert "13800138000" not in keys[0] and "8613800138000" not in keys[0]
+        assert 0 < raw.ttl(keys[0]) <= 90
+        raw.config_resetstat()
+        assert await Phone(client, "ttl-2").dial() == OFFER_ZH
+        stats = raw.info("commandstats")
+        # The dial read session, preferences and resume copy in one MGET, nothing else.
+        assert stats["cmdstat_mget"]["calls"] == 1
+        assert "cmdstat_get" not in stats and "cmdstat_exists" not in stats
+        assert await Phone(client, "ttl-2").send("2") == MAIN_ZH
+        assert list(raw.scan_iter("hotline:*:resume:*")) == []
+    finally:
+        raw.close()

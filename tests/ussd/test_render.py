@@ -61,8 +61,8 @@ def _menu(language: str, **kw: object) -> Screen:
 
 
 def _catalogs(tmp_path: Path, extra_zh: str = "", extra_en: str = "") -> CatalogSet:
-    nav_zh = "  ussd:\n    more: 98.更多\n    back: 0.返回\n    prev: 0.上页\n    home: 00.主页\n"
-    nav_en = "  ussd:\n    more: 98.More\n    back: 0.Back\n    prev: 0.Prev\n    home: 00.Home\n"
+    nav_zh = "  ussd:\n    more: 98.更多\n    back: 0.返回\n    prev: 0.上页\n    home: 00.主页\n    page: ({page:int}/{pages:int})\n"
+    nav_en = "  ussd:\n    more: 98.More\n    back: 0.Back\n    prev: 0.Prev\n    home: 00.Home\n    page: ({page:int}/{pages:int})\n"
     (tmp_path / "zh-CN.yaml").write_text(
         f"language: zh-CN\nprompts:\n{nav_zh}{extra_zh}", encoding="utf-8"
     )

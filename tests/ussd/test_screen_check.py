@@ -23,8 +23,8 @@ from ussd.render import UssdLayout
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGS = ("zh-CN", "en")
-NAV_ZH = "  ussd:\n    more: 98.更多\n    back: 0.返回\n    prev: 0.上页\n    home: 00.主页\n"
-NAV_EN = "  ussd:\n    more: 98.More\n    back: 0.Back\n    prev: 0.Prev\n    home: 00.Home\n"
+NAV_ZH = "  ussd:\n    more: 98.更多\n    back: 0.返回\n    prev: 0.上页\n    home: 00.主页\n    page: ({page:int}/{pages:int})\n"
+NAV_EN = "  ussd:\n    more: 98.More\n    back: 0.Back\n    prev: 0.Prev\n    home: 00.Home\n    page: ({page:int}/{pages:int})\n"
 
 
 def _catalogs(tmp_path: Path, label_zh: str, label_en: str) -> CatalogSet:

@@ -19,6 +19,8 @@ from hotline.web.app import create_app
 from tests.web.conftest import AT, ROOT, at_form, sample
 
 ADMIN = "admin-token-for-tests-0123"
+# The line of flows/balance.yaml's goodbye state after its prompt (no offer after it).
+GOODBYE_AFTER_RESULT = '    after_result: false       # the caller chose to leave: hang up, no "press * to hear it again"\n'
 
 
 async def test_admin_endpoint_is_off_by_default(
@@ -51,7 +53,9 @@ async def test_reload_needs_the_bearer_token_and_keeps_live_sessions(
     without_exit = re.sub(
         r'^ *- \{ key: "6", label: main.exit, next: goodbye \}\n', "", original, flags=re.M
     )
-    goodbye_state = "  goodbye:\n    kind: end\n    prompt: common.goodbye\n\n"
+    goodbye_state = (
+        "  goodbye:\n    kind: end\n    prompt: common.goodbye\n" + GOODBYE_AFTER_RESULT + "\n"
+    )
     assert goodbye_state in without_exit  # the state nothing leads to any more goes too
     (flows / "balance.yaml").write_text(without_exit.replace(goodbye_state, ""), encoding="utf-8")
     ok = await client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
@@ -187,7 +191,9 @@ async def test_sighup_with_an_invalid_flow_keeps_the_loaded_one(
     fixed = re.sub(
         r'^ *- \{ key: "6", label: main.exit, next: goodbye \}\n', "", original, flags=re.M
     )
-    fixed = fixed.replace("  goodbye:\n    kind: end\n    prompt: common.goodbye\n\n", "")
+    fixed = fixed.replace(
+        "  goodbye:\n    kind: end\n    prompt: common.goodbye\n" + GOODBYE_AFTER_RESULT + "\n", ""
+    )
     balance.write_text(fixed, encoding="utf-8")
     await _sighup_and_wait(client, "ok", 1)
     new = await client.post(AT, data=at_form("after-fix"))

@@ -161,6 +161,7 @@ async def test_a_channel_from_another_package_mounts_with_its_gateway(
         "ussd.back",
         "ussd.prev",
         "ussd.home",
+        "ussd.page",
         "echo.hi",
     )
     client = await aiohttp_client(app)
