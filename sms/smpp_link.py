@@ -78,6 +78,7 @@ async def handle_deliver(app: web.Application, event: smpp34.DeliverSmEvent) -> 
         sender=event.source_addr,
         receiver=event.destination_addr or settings.source_address,
         text=text,
+        message_id=smpp.mo_reference(event.tlvs),
     )
     layout = _layout(app)
     reply: SmsText | None

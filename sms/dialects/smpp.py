@@ -47,6 +47,7 @@ __all__ = [
     "decode_text",
     "encode_part",
     "gsm7_octets",
+    "mo_reference",
     "parse_receipt",
     "submit_outcome",
 ]
@@ -70,6 +71,7 @@ RETRY_STATUSES = frozenset(
     }
 )
 
+TLV_USER_MESSAGE_REFERENCE = 0x0204
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 ESM_UDHI = 0x40
@@ -206,6 +208,16 @@ def parse_receipt(short_message: bytes, esm_class: int, tlvs: list[smpp34.Tlv]) 
     if not ref or state is None:
         return None
     return Receipt(ref, state)
+
+
+def mo_reference(tlvs: list[smpp34.Tlv]) -> str | None:
+    """An MO's id for the conversation's duplicate check: its `user_message_reference`
+    TLV (0x0204) when the SMSC sends one (a redelivery carries the same); else None.
+    (`smpp34` does not expose the PDU's sequence number.)"""
+    value = _tlv(tlvs, TLV_USER_MESSAGE_REFERENCE)
+    if value is None or not value:
+        return None
+    return "umr:" + value.hex()
 
 
 def submit_outcome(status: int, message_id: str | None) -> SendOutcome:

@@ -80,6 +80,9 @@ async def _serve(port: int) -> None:
                 bytes.fromhex(command["hex"]),
                 source_addr=command["source"],
                 data_coding=int(command.get("data_coding", 0)),
+                tlvs=[
+                    smpp34.Tlv(tag, bytes.fromhex(value)) for tag, value in command.get("tlvs", [])
+                ],
             )
             _emit(mo_resp=resp.command_status)
 
@@ -206,7 +209,9 @@ class SmscPeer:
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
 
-    def send_mo(self, source: str, dest: str, text: str) -> None:
+    def send_mo(
+        self, source: str, dest: str, text: str, tlvs: tuple[tuple[int, bytes], ...] = ()
+    ) -> None:
         from sms.segments import encoding_of
 
         coding = 0 if encoding_of(text) == "gsm7" else 8
@@ -218,6 +223,7 @@ class SmscPeer:
                 "dest": dest,
                 "hex": encode_part(text, coding).hex(),
                 "data_coding": coding,
+                "tlvs": [(tag, value.hex()) for tag, value in tlvs],
             }
         )
 

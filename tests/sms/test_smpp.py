@@ -271,6 +271,19 @@ def test_a_bad_smpp_setting_is_one_line(tmp_path: Path, yaml: str, message: str)
     assert "s3cret" not in str(caught.value)
 
 
+async def test_a_redelivered_mo_gets_one_answer(smsc: SmscPeer, hotline: web.Application) -> None:
+    reference = ((smpp.TLV_USER_MESSAGE_REFERENCE, b"\x00\x2a"),)
+    smsc.send_mo(PHONE, SERVICE, "YE", reference)
+    await smsc.count(lambda e: "submit" in e, 1)
+    smsc.send_mo(PHONE, SERVICE, "YE", reference)  # the SMSC delivers it again
+    await smsc.count(lambda e: "mo_resp" in e, 2)
+    smsc.send_mo(PHONE, SERVICE, "YE")  # a new message: answered
+    await smsc.count(lambda e: "submit" in e, 2)
+    await asyncio.sleep(1.0)
+    assert [e["mo_resp"] for e in smsc.events if "mo_resp" in e] == [0, 0, 0]
+    assert [s.text for s in smsc.submits()] == ["您的话费余额为12.50元。" + SIG] * 2
+
+
 class NackingSmsc:
     """The one peer written here, because `smpp34.Server` never sends a `generic_nack`:
     raw SMPP over asyncio streams that answers binds, enquire_link and unbind, nacks the
