@@ -291,7 +291,11 @@ class SmppSettings(_Section):
     system_type: str = Field("", max_length=12)
     window: int = Field(10, ge=1, le=1000, description="submit_sm PDUs outstanding at most")
     enquire_link: float = Field(
-        30.0, ge=1, le=3600, description="seconds between enquire_link keepalives"
+        30.0,
+        ge=1,
+        le=3600,
+        description="seconds between checks that the session is alive (smpp34 itself "
+        "sends an enquire_link every 30 s; its Python API does not take an interval)",
     )
     reconnect_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay, seconds")
     reconnect_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay")
