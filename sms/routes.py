@@ -3,7 +3,8 @@
 `GET|POST /sms/kannel` (`sms-kannel`): parse → answer → reply. A malformed call gets
 HTTP 400 with the reason; trouble on our side gets the apology SMS, never a 500.
 `GET /sms/kannel/dlr` (`sms-kannel-dlr`): a delivery report for an outbox row.
-The outbox's sender runs as a cleanup context (`sms.sender.sender_ctx`).
+The outbox's sender runs as a cleanup context (`sms.sender.sender_ctx`), after the
+SMPP session's (`sms.smpp_link.smpp_ctx`, when `sms.transport` is smpp).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sms.dialects import WireRequest, kannel
 from sms.render import SmsLayout, SmsText
 from sms.segments import segment
 from sms.sender import sender_ctx
+from sms.smpp_link import smpp_ctx
 
 __all__ = ["SMS_LAYOUT", "polite_reply", "setup"]
 
@@ -34,6 +36,7 @@ def setup(app: web.Application) -> None:
     app.router.add_route("GET", "/sms/kannel", _kannel, name="sms-kannel")
     app.router.add_route("POST", "/sms/kannel", _kannel)
     app.router.add_get(kannel.REPORT_PATH, _kannel_report, name="sms-kannel-dlr")
+    app.cleanup_ctx.append(smpp_ctx)  # before the sender, which may deliver through it
     app.cleanup_ctx.append(sender_ctx)
 
 

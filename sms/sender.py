@@ -86,6 +86,19 @@ class KannelTransport:
             await self._session.close()
 
 
+class _Shared:
+    """A transport the sender uses but does not own (closing it is a no-op)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    async def submit(self, row: OutboxRow, segments: Segments) -> SendOutcome:
+        return await self.inner.submit(row, segments)
+
+    async def close(self) -> None:
+        return None
+
+
 @dataclass(slots=True)
 class Sender:
     """Delivers the outbox through one transport."""
@@ -155,7 +168,13 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     from sms.routes import SMS_LAYOUT
 
-    transport = KannelTransport(settings)
+    transport: Transport
+    if settings.transport == "smpp":
+        from sms.smpp_link import SMPP_TRANSPORT
+
+        transport = _Shared(app[SMPP_TRANSPORT])  # the session is smpp_ctx's to close
+    else:
+        transport = KannelTransport(settings)
     layout = app.get(SMS_LAYOUT)
     if layout is None:  # on_startup (which builds it) runs after the cleanup contexts
         from hotline.web.keys import ENGINE

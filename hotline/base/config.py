@@ -286,6 +286,35 @@ class SecuritySettings(_Section):
         return value
 
 
+class SmppSettings(_Section):
+    """The SMPP 3.4 session to the SMSC (`sms.transport: smpp`): hotline binds as a
+    transceiver ESME; MOs and delivery receipts arrive on the same session."""
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(2775, ge=1, le=65535)
+    system_id: str = Field(..., min_length=1, max_length=15)
+    password: SecretStr = Field(..., description="never logged")
+    system_type: str = Field("", max_length=12)
+    window: int = Field(10, ge=1, le=1000, description="submit_sm PDUs outstanding at most")
+    enquire_link: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="seconds between checks that the session is alive (smpp34 itself "
+        "sends an enquire_link every 30 s; its Python API does not take an interval)",
+    )
+    reconnect_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay, seconds")
+    reconnect_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay")
+    submit_timeout: float = Field(10.0, gt=0, le=120, description="seconds for a submit_sm_resp")
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) > 8:
+            raise ValueError("SMPP 3.4 passwords are at most 8 characters")
+        return value
+
+
 class SmsSettings(_Section):
     """SMS channel: wording, sessions, the Kannel gateway and the outbox (docs/sms.md)."""
 
@@ -318,9 +347,13 @@ class SmsSettings(_Section):
     public_base_url: str | None = Field(
         None, description="hotline's base URL as smsbox reaches it, for delivery reports"
     )
-    sender: Literal["none", "kannel"] = Field(
+    sender: Literal["none", "kannel", "smpp"] = Field(
         "none", description="who delivers the outbox; none = messages queue until one is set"
     )
+    transport: Literal["kannel", "smpp"] = Field(
+        "kannel", description="the SMSC link: smsbox over HTTP, or hotline's own SMPP session"
+    )
+    smpp: SmppSettings | None = Field(None, description="the SMPP session (transport: smpp)")
     source_address: str = Field(
         "10086", pattern=r"^\+?[0-9A-Za-z]{1,20}$", description="the sender of outgoing SMS"
     )
@@ -343,6 +376,14 @@ class SmsSettings(_Section):
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _transport(self) -> SmsSettings:
+        if self.transport == "smpp" and self.smpp is None:
+            raise ValueError("transport smpp needs an smpp section (host, port, system_id, …)")
+        if self.sender not in ("none", self.transport):
+            raise ValueError(f"sender {self.sender} does not match transport {self.transport}")
+        return self
 
 
 class Settings(BaseSettings):

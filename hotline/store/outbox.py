@@ -327,6 +327,18 @@ class Outbox:
 
         return await self._run(work)
 
+    async def find_smsc_ref(self, smsc_ref: str) -> int | None:
+        """The row the SMSC named `smsc_ref` (an SMPP receipt names only the SMSC's id)."""
+        t = outbox_table
+
+        def work(conn: Connection) -> int | None:
+            row = conn.execute(
+                select(t.c.id).where(t.c.smsc_ref == smsc_ref).order_by(t.c.id.desc()).limit(1)
+            ).first()
+            return None if row is None else int(row.id)
+
+        return await self._run(work)
+
     async def recover(self, doubt_grace: float) -> dict[str, int]:
         """Leases that ran out: `claimed` rows go back to the queue (they were never
         submitted), `sending` rows become `doubt`; a `doubt` row no report resolved

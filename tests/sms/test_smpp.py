@@ -1,0 +1,354 @@
+"""hotline as an SMPP 3.4 ESME against an SMSC not written by this project (`smpp34`'s
+server, in its own process: `tests/sms/smsc.py`): bind_transceiver, an MO `YE` answered
+with the balance (UCS-2 intact), outbox messages with delivery receipts, concatenation,
+the SMSC killed and started again (reconnect; queued messages out once), throttling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import smpp34
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hotline.base.config import load_settings
+from hotline.base.errors import ConfigError
+from hotline.base.values import Money, Text
+from hotline.web.app import create_app
+from hotline.web.keys import MESSAGES
+from sms.dialects import smpp
+from tests.conftest import free_port
+from tests.sms.conftest import sms_settings
+from tests.sms.smsc import SmscPeer
+
+SIG = "【hotline】"
+SERVICE = "10086"
+PHONE = "8613800138000"
+PASSWORD = "pw-8chr"
+MakeServer = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[SmscPeer]:
+    peer = SmscPeer(free_port())
+    await peer.start()
+    yield peer
+    await peer.stop()
+
+
+def _settings(tmp_path: Path, redis_url: str, port: int, **sms: Any) -> Any:
+    return sms_settings(
+        tmp_path,
+        redis_url,
+        sms={
+            "transport": "smpp",
+            "sender": "smpp",
+            "smpp": {
+                "host": "127.0.0.1",
+                "port": port,
+                "system_id": "hotline",
+                "password": PASSWORD,
+                "system_type": "VMA",
+                "window": 4,
+                "enquire_link": 1.0,
+                "reconnect_min": 0.1,
+                "reconnect_max": 0.5,
+                "submit_timeout": 3.0,
+            },
+            "signatures": {"en": " [hotline]"},  # GSM-7 in English
+            "send_rate": 200,
+            "retry_base": 0.3,
+            "outbox_path": tmp_path / "outbox.sqlite3",
+            **sms,
+        },
+    )
+
+
+async def _settled(outbox: Any, states: dict[str, int], timeout: float = 15) -> None:
+    counts: dict[str, int] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            while (counts := await outbox.counts()) != states:
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"outbox {counts} after {timeout}s, expected {states}") from None
+
+
+@pytest.fixture
+async def hotline(
+    aiohttp_server: MakeServer, smsc: SmscPeer, tmp_path: Path, redis_url: str
+) -> AsyncIterator[web.Application]:
+    app = create_app(_settings(tmp_path, redis_url, smsc.port))
+    await aiohttp_server(app)
+    await smsc.wait_for(lambda e: e.get("bound") == "hotline")
+    yield app
+
+
+async def test_ye_over_smpp_balance_receipts_and_a_restarted_smsc(
+    smsc: SmscPeer, hotline: web.Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    messages = hotline[MESSAGES]
+
+    # An MO `YE`: acknowledged, answered with the balance in UCS-2 from the service number.
+    smsc.send_mo(PHONE, SERVICE, "YE")
+    await smsc.wait_for(lambda e: "mo_resp" in e)
+    assert [e["mo_resp"] for e in smsc.events if "mo_resp" in e] == [0]
+    await smsc.count(lambda e: "submit" in e, 1)
+    (reply,) = smsc.submits()
+    assert (reply.destination, reply.source, reply.data_coding, reply.esm_class) == (
+        PHONE,
+        SERVICE,
+        8,
+        0,
+    )
+    assert reply.text == "您的话费余额为12.50元。" + SIG
+    assert reply.registered_delivery == 0  # a conversation's reply asks no receipt
+
+    # Outbox messages: GSM-7 and UCS-2, one in three concatenated parts; receipts recorded.
+    long_zh = "您的话费余额为12.50元。" * 10  # 150 characters: three UCS-2 parts
+    ids = [
+        await messages.send(PHONE, "result.balance", {"balance": Money(1250, "CNY")}, "zh-CN"),
+        await messages.send(
+            PHONE, "result.balance", {"balance": Money(99, "CNY")}, "en", kind="receipt"
+        ),
+        await messages.send(PHONE, "sms.help", {"keywords": Text(long_zh)}, "zh-CN", kind="otp"),
+    ]
+    await _settled(messages, {"delivered": 3})
+    submits = smsc.submits()[1:]
+    assert len(submits) == 5
+    single_zh, single_en, *parts = submits
+    assert (single_zh.data_coding, single_zh.text) == (8, "您的话费余额为12.50元。" + SIG)
+    assert (single_en.data_coding, single_en.text) == (
+        0,
+        "Your main balance is CNY 0.99. [hotline]",
+    )
+    assert all(p.data_coding == 8 and p.esm_class == 0x40 for p in parts)
+    udhs = [p.udh for p in parts]
+    assert [u[:3] for u in udhs] == [b"\x05\x00\x03"] * 3
+    assert len({u[3] for u in udhs}) == 1  # one reference for the three parts
+    assert [(u[4], u[5]) for u in udhs] == [(3, 1), (3, 2), (3, 3)]
+    assert "".join(p.text for p in parts) == "未识别的指令。发送以下指令查询：" + long_zh + SIG
+    rows = await messages.rows(ids)
+    assert [row["smsc_ref"] for row in rows] == [
+        single_zh.message_id,
+        single_en.message_id,
+        parts[0].message_id,
+    ]
+    assert all(row["attempts"] == 1 for row in rows)
+    assert all(e["receipt_resp"] == 0 for e in smsc.events if "receipt_resp" in e)
+    assert [e for e in smsc.events if "error" in e] == []
+
+    # A second long message to the same number takes the next reference.
+    more = await messages.send(PHONE, "sms.help", {"keywords": Text(long_zh)}, "zh-CN")
+    await _settled(messages, {"delivered": 4})
+    next_parts = smsc.submits()[6:]
+    assert len(next_parts) == 3
+    assert next_parts[0].udh[3] == (udhs[0][3] + 1) % 256
+
+    # The SMSC dies; messages queued meanwhile go out, once each, after hotline rebinds.
+    before = len(smsc.submits())
+    await smsc.stop()
+    queued = [
+        await messages.send("8613900139000", "common.goodbye", {}, "en"),
+        await messages.send("8613900139001", "common.goodbye", {}, "zh-CN"),
+    ]
+    await asyncio.sleep(1.5)  # hotline tries to rebind against a closed port meanwhile
+    await smsc.start()
+    await smsc.count(lambda e: e.get("bound") == "hotline", 2)
+    await _settled(messages, {"delivered": 6}, timeout=30)
+    after = smsc.submits()[before:]
+    assert sorted(s.destination for s in after) == ["8613900139000", "8613900139001"]
+    rows = await messages.rows([more, *queued])
+    assert all(row["smsc_ref"] for row in rows)
+    await asyncio.sleep(1.0)
+    assert len(smsc.submits()) == before + 2  # nothing twice
+
+    # Privacy: no number, no text, no password in hotline's logs.
+    logged = "\n".join(
+        r.getMessage() for r in caplog.records if r.name.startswith(("sms", "hotline"))
+    )
+    for secret in (PHONE, "8613900139000", "余额", "12.50", PASSWORD):
+        assert secret not in logged
+    assert "bound as transceiver" in logged
+
+
+async def test_throttling_is_retried_and_a_refusal_fails_without_retry(
+    smsc: SmscPeer, hotline: web.Application
+) -> None:
+    messages = hotline[MESSAGES]
+    smsc.command(refuse=smpp.ESME_RTHROTTLED, times=1)
+    first = await messages.send(PHONE, "common.goodbye", {}, "en")
+    await _settled(messages, {"delivered": 1})
+    (row,) = await messages.rows([first])
+    assert row["attempts"] == 2
+    assert [s.status for s in smsc.submits()] == [0x58, None]
+
+    smsc.command(refuse=smpp.ESME_RMSGQFUL, times=1)
+    second = await messages.send(PHONE, "common.goodbye", {}, "en")
+    await _settled(messages, {"delivered": 2})
+    (row,) = await messages.rows([second])
+    assert row["attempts"] == 2
+
+    smsc.command(refuse=0x0B, times=1)  # ESME_RINVDSTADR: permanent
+    third = await messages.send(PHONE, "common.goodbye", {}, "en")
+    await _settled(messages, {"delivered": 2, "failed": 1})
+    (row,) = await messages.rows([third])
+    assert row["attempts"] == 1
+    assert row["last_error"] == "submit_sm_resp 0x0000000B"
+
+
+def test_receipts_read_from_text_or_tlvs() -> None:
+    text = b"id:ABC123 sub:001 dlvrd:000 submit date:2612060000 done date:2612060001 stat:UNDELIV err:001 text:"
+    assert smpp.parse_receipt(text, 0x04, []) == smpp.Receipt("ABC123", "failed")
+    tlvs = [
+        smpp34.Tlv(smpp.TLV_RECEIPTED_MESSAGE_ID, b"XYZ\x00"),
+        smpp34.Tlv(smpp.TLV_MESSAGE_STATE, b"\x02"),
+    ]
+    assert smpp.parse_receipt(b"", 0x04, tlvs) == smpp.Receipt("XYZ", "delivered")
+    assert smpp.parse_receipt(b"", 0x00, tlvs) == smpp.Receipt("XYZ", "delivered")
+    assert smpp.parse_receipt(b"YE", 0x00, []) is None
+    assert smpp.parse_receipt(b"id:1 stat:ENROUTE", 0x04, []) == smpp.Receipt("1", "buffered")
+
+
+@pytest.mark.parametrize(
+    ("status", "result"),
+    [(0x00, "accepted"), (0x58, "retry"), (0x14, "retry"), (0x0B, "permanent"), (0x45, "retry")],
+)
+def test_submit_sm_resp_statuses(status: int, result: str) -> None:
+    assert smpp.submit_outcome(status, "m1").result == result
+
+
+def test_gsm7_octets_and_mo_texts() -> None:
+    text = "Hi @£ {€} ü"
+    octets = smpp.gsm7_octets(text)
+    assert octets[:3] == b"Hi " and octets[3] == 0x00 and octets[4] == 0x01
+    assert smpp.gsm7_text(octets) == text
+    assert smpp.decode_text(octets, 0, 0) == text
+    assert smpp.decode_text("余额".encode("utf-16-be"), 8, 0) == "余额"
+    udh = smpp.concat_udh(7, 2, 1)
+    assert smpp.decode_text(udh + "ye".encode("utf-16-be"), 8, 0x40) == "ye"
+    with pytest.raises(ValueError):
+        smpp.gsm7_octets("余")
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        (
+            "sms: {transport: smpp}",
+            "config sms (HOTLINE_SMS): Value error, transport smpp needs an smpp section "
+            "(host, port, system_id, …)",
+        ),
+        (
+            "sms: {transport: smpp, smpp: {system_id: h, password: s3cret, port: 0}}",
+            "config sms.smpp.port (HOTLINE_SMS__SMPP__PORT): "
+            "Input should be greater than or equal to 1, got 0",
+        ),
+        (
+            "sms: {transport: smpp, smpp: {system_id: h, password: s3cret-too-long}}",
+            "config sms.smpp.password (HOTLINE_SMS__SMPP__PASSWORD): Value error, "
+            "SMPP 3.4 passwords are at most 8 characters",
+        ),
+        (
+            "sms: {transport: kannel, sender: smpp}",
+            "config sms (HOTLINE_SMS): Value error, sender smpp does not match transport kannel",
+        ),
+    ],
+)
+def test_a_bad_smpp_setting_is_one_line(tmp_path: Path, yaml: str, message: str) -> None:
+    config = tmp_path / "hotline.yaml"
+    config.write_text(yaml + "\n", "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(caught.value) == message
+    assert "s3cret" not in str(caught.value)
+
+
+async def test_a_redelivered_mo_gets_one_answer(smsc: SmscPeer, hotline: web.Application) -> None:
+    reference = ((smpp.TLV_USER_MESSAGE_REFERENCE, b"\x00\x2a"),)
+    smsc.send_mo(PHONE, SERVICE, "YE", reference)
+    await smsc.count(lambda e: "submit" in e, 1)
+    smsc.send_mo(PHONE, SERVICE, "YE", reference)  # the SMSC delivers it again
+    await smsc.count(lambda e: "mo_resp" in e, 2)
+    smsc.send_mo(PHONE, SERVICE, "YE")  # a new message: answered
+    await smsc.count(lambda e: "submit" in e, 2)
+    await asyncio.sleep(1.0)
+    assert [e["mo_resp"] for e in smsc.events if "mo_resp" in e] == [0, 0, 0]
+    assert [s.text for s in smsc.submits()] == ["您的话费余额为12.50元。" + SIG] * 2
+
+
+class NackingSmsc:
+    """The one peer written here, because `smpp34.Server` never sends a `generic_nack`:
+    raw SMPP over asyncio streams that answers binds, enquire_link and unbind, nacks the
+    first `submit_sm` (ESME_RINVCMDID) and accepts the others."""
+
+    def __init__(self) -> None:
+        self.binds = 0
+        self.submits = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def pdu(command: int, status: int, sequence: int, body: bytes = b"") -> bytes:
+            return struct.pack(">IIII", 16 + len(body), command, status, sequence) + body
+
+        try:
+            while True:
+                length, command, _status, sequence = struct.unpack(
+                    ">IIII", await reader.readexactly(16)
+                )
+                await reader.readexactly(length - 16)
+                if command == 0x09:  # bind_transceiver
+                    self.binds += 1
+                    writer.write(pdu(0x80000009, 0, sequence, b"NACKER\x00"))
+                elif command == 0x15:  # enquire_link
+                    writer.write(pdu(0x80000015, 0, sequence))
+                elif command == 0x06:  # unbind
+                    writer.write(pdu(0x80000006, 0, sequence))
+                    await writer.drain()
+                    break
+                elif command == 0x04:  # submit_sm
+                    self.submits += 1
+                    if self.submits == 1:
+                        writer.write(pdu(0x80000000, 0x03, sequence))  # generic_nack
+                    else:
+                        writer.write(pdu(0x80000004, 0, sequence, b"N%d\x00" % self.submits))
+                else:
+                    writer.write(pdu(0x80000000, 0x03, sequence))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_generic_nack_rebinds_and_the_message_goes_out_once(
+    aiohttp_server: MakeServer, tmp_path: Path, redis_url: str
+) -> None:
+    smsc = NackingSmsc()
+    port = await smsc.start()
+    try:
+        app = create_app(_settings(tmp_path, redis_url, port))
+        await aiohttp_server(app)
+        ident = await app[MESSAGES].send(PHONE, "common.goodbye", {}, "en")
+        await _settled(app[MESSAGES], {"sent": 1})
+        (row,) = await app[MESSAGES].rows([ident])
+        assert (row["attempts"], row["smsc_ref"]) == (2, "N2")
+        assert (smsc.binds, smsc.submits) == (2, 2)
+    finally:
+        await smsc.stop()
