@@ -63,9 +63,15 @@ def body_errors(request: web.Request) -> Iterator[None]:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """`request.read()` (cached after the first call) under `body_errors`."""
-    with body_errors(request):
+    """`request.read()` (cached after the first call), refused as `body_errors` says.
+
+    Runs on every gateway request, so the cheap path has no context manager around it."""
+    try:
         return await request.read()
+    except (web.RequestPayloadError, HttpProcessingError, ConnectionError):
+        with body_errors(request):
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 _Memo = tuple[FormReader, GatewayForm | BadGatewayRequest]
