@@ -77,12 +77,15 @@ def _menu_action(body: str) -> str | None:
 
 
 def _is_balance(body: str) -> bool:
+    """The balance spoken: then a hang-up, or (the flow's `after_result`, on by default)
+    a short Gather offering `*` again / `0` main menu — not the seven-option menu."""
     root = _xml(body)
-    return (
-        root is not None
-        and [c.tag for c in root][-1:] == ["Hangup"]
-        and len(root.findall("Play")) >= 1
-    )
+    if root is None:
+        return False
+    tags = [c.tag for c in root]
+    if tags[-1:] == ["Hangup"]:
+        return len(root.findall("Play")) >= 1
+    return tags == ["Gather", "Redirect"] and 2 <= len(root[0].findall("Play")) < 7
 
 
 async def _load(

@@ -12,6 +12,7 @@ documents are a handful of flat elements whose names are our constants.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from xml.sax.saxutils import escape
 
@@ -25,14 +26,20 @@ _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 _ATTRIBUTE_ENTITIES = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#09;"}
 
 
+#: Characters either escape may change: text without any is written as it is (clip URLs,
+#: numbers — nearly every value), which skips seven `str.replace` passes per string
+#: (measured, min of 3 alternating runs: a balance screen's lay-out 39 → 33 µs).
+_SPECIAL = re.compile(r'[&<>"\r\n\t]')
+
+
 def escape_text(text: str) -> str:
     """Character data escaped as ElementTree does (`&`, `<`, `>`)."""
-    return escape(text)
+    return escape(text) if _SPECIAL.search(text) else text
 
 
 def escape_attribute(value: str) -> str:
     """An attribute value escaped as ElementTree does (also `"` and CR, LF, TAB)."""
-    return escape(value, _ATTRIBUTE_ENTITIES)
+    return escape(value, _ATTRIBUTE_ENTITIES) if _SPECIAL.search(value) else value
 
 
 def element(
