@@ -50,9 +50,10 @@ run: setup
 test: system-deps setup
 	$(BIN)/pytest
 
-## lint: ruff + mypy
+## lint: ruff (rules and formatting) + mypy
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## bench: the load scripts, one after another (figures: docs/benchmarks.md; a few minutes)

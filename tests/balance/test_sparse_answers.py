@@ -136,5 +136,7 @@ async def test_an_old_answer_is_labelled_on_voice_too(
     assert call.spoken[:2] == ["您的话费余额为", "十二元五角。"]
     # The time is spoken as words (十一点十三分); then the offer to hear it again.
     assert len(call.spoken) == 6, call.spoken
-    assert call.spoken[2] == "以上是截至" and call.spoken[4] == "的数据。", call.spoken  # voice: variant
+    assert call.spoken[2] == "以上是截至" and call.spoken[4] == "的数据。", (
+        call.spoken
+    )  # voice: variant
     assert call.spoken[5] == "重听请按星号键，返回主菜单请按零。"
