@@ -33,7 +33,6 @@ from aiohttp import web
 
 from hotline.flow.entries import EntryTable
 from hotline.flow.events import ChannelEvent
-from hotline.flow.model import Flow
 from hotline.store.sessions import subscriber_key
 from hotline.web.keys import ENGINE, PSEUDONYM, SESSIONS, SETTINGS
 from hotline.web.turns import take_turn
@@ -104,23 +103,6 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
-_TABLE: list[tuple[tuple[Flow, ...], EntryTable]] = []
-
-
-def _table(flows: tuple[Flow, ...]) -> EntryTable:
-    """The entry table of the loaded flows, built again after a reload (the engine keeps
-    its own; this one only tells keywords from replies and lists them)."""
-    if (
-        _TABLE
-        and len(_TABLE[0][0]) == len(flows)
-        and all(a is b for a, b in zip(_TABLE[0][0], flows, strict=True))
-    ):
-        return _TABLE[0][1]
-    table = EntryTable((flow.id, entry) for flow in flows for entry in flow.entry_points())
-    _TABLE[:] = [(flows, table)]
-    return table
-
-
 def sms_keywords(table: EntryTable) -> list[str]:
     """The SMS keywords of an entry table, as written, in flow and file order."""
     return [pattern for channel, pattern, _flow, _state in table.rows() if channel == CHANNEL]
@@ -141,7 +123,7 @@ async def answer(app: web.Application, sms: IncomingSms, layout: SmsLayout) -> S
         return SmsAnswer(None, "duplicate")
 
     text = unicodedata.normalize("NFKC", sms.text).strip()
-    table = _table(tuple(engine.registry.flows()))
+    table = engine.registry.entries
     keyword = not table.rows() or table.resolve(CHANNEL, text) is not None
     if keyword and text:
         seed = message_id if message_id is not None else uuid.uuid4().hex

@@ -42,7 +42,6 @@ from hotline.base.logs import note, note_turn
 from hotline.base.privacy import Pseudonymizer
 from hotline.base.values import Value, decode_value, input_value
 from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry
-from hotline.flow.entries import EntryTable
 from hotline.flow.events import ChannelEvent
 from hotline.flow.model import (
     MAX_STEPS_PER_TURN,
@@ -166,7 +165,6 @@ class Engine:
         self._zone = ZoneInfo(settings.timezone)
         self._languages = tuple(settings.languages)
         self._max_replay = settings.ussd.max_inputs_per_request
-        self._entries: tuple[tuple[Flow, ...], EntryTable] | None = None
         # Screens are built from immutable flow definitions: the sentences without values
         # and the options are the same objects every time (measured, min of 4 alternating
         # runs: step + lay-out + commit 68 → 61 µs a request).
@@ -280,13 +278,6 @@ class Engine:
     def _is_repeat(record: SessionRecord, event: ChannelEvent) -> bool:
         return event.request_id is not None and event.request_id == record.request_id
 
-    def _entry_table(self) -> EntryTable:
-        flows = tuple(self.registry.flows())
-        cached = self._entries
-        if cached is None or cached[0] != flows:  # rebuilt after a flow reload
-            cached = self._entries = (flows, EntryTable.from_flows(flows))
-        return cached[1]
-
     def _new_session(
         self, event: ChannelEvent, prefs: dict[str, str], owner: str
     ) -> tuple[_Step, str | None, tuple[str, ...]]:
@@ -294,7 +285,7 @@ class Engine:
         language = self._language(prefs)
         record = SessionRecord(flow="", version="", state="", language=language, owner=owner)
         inputs = event.inputs
-        table = self._entry_table()
+        table = self.registry.entries  # rebuilt by the registry when flows are installed
         if not table.rows():
             # No flow declares entries (a one-flow deployment from before entries
             # existed): the default flow serves every entry.
