@@ -23,6 +23,7 @@ Nothing here logs a number or a text; the pseudonym is the only subscriber name 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
 import uuid
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
+from hotline.base.errors import SessionStoreUnavailable
 from hotline.flow.entries import EntryTable
 from hotline.flow.events import ChannelEvent
 from hotline.store.sessions import subscriber_key
@@ -38,7 +40,18 @@ from hotline.web.keys import ENGINE, PSEUDONYM, SESSIONS, SETTINGS
 from hotline.web.turns import take_turn
 from sms.render import SmsLayout, SmsText
 
-__all__ = ["CHANNEL", "IncomingSms", "SmsAnswer", "Thread", "answer", "sms_keywords", "thread_key"]
+__all__ = [
+    "CHANNEL",
+    "IncomingSms",
+    "SmsAnswer",
+    "Thread",
+    "answer",
+    "answer_or_apology",
+    "sms_keywords",
+    "thread_key",
+]
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "sms"
 RECENT_IDS = 8
@@ -101,6 +114,20 @@ def thread_key(env: str, receiver: str, pseudonym: str) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+async def answer_or_apology(
+    app: web.Application, sms: IncomingSms, layout: SmsLayout
+) -> SmsText | None:
+    """`answer`'s reply, or the engine's apology when something on our side failed (the
+    subscriber still gets a sentence); None when there is nothing to send (a repeat)."""
+    try:
+        return (await answer(app, sms, layout)).reply
+    except SessionStoreUnavailable as exc:
+        log.warning("sms: session store unavailable (%s); apologized", exc)
+    except Exception:
+        log.exception("sms: answer failed for subscriber %s", app[PSEUDONYM](sms.sender))
+    return layout.lay_out(app[ENGINE].apology())
 
 
 def sms_keywords(table: EntryTable) -> list[str]:

@@ -13,11 +13,11 @@ import logging
 
 from aiohttp import web
 
-from hotline.base.errors import BadGatewayRequest, SessionStoreUnavailable
+from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import read_body
 from hotline.web.guards import polite_sentence
-from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
-from sms.conversation import answer
+from hotline.web.keys import ENGINE, MESSAGES, SETTINGS
+from sms.conversation import answer_or_apology
 from sms.dialects import WireRequest, kannel
 from sms.render import SmsLayout, SmsText
 from sms.segments import segment
@@ -55,16 +55,7 @@ async def _kannel(request: web.Request) -> web.Response:
         incoming = kannel.parse(await _wire(request), app[SETTINGS].sms)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    layout = app[SMS_LAYOUT]
-    try:
-        result = await answer(app, incoming, layout)
-        text = result.reply
-    except SessionStoreUnavailable as exc:
-        log.warning("sms: session store unavailable (%s); apologized", exc)
-        text = layout.lay_out(app[ENGINE].apology())
-    except Exception:
-        log.exception("sms: answer failed for subscriber %s", app[PSEUDONYM](incoming.sender))
-        text = layout.lay_out(app[ENGINE].apology())
+    text = await answer_or_apology(app, incoming, app[SMS_LAYOUT])
     body, headers = kannel.reply(text)
     return web.Response(body=body, headers=headers)
 

@@ -21,11 +21,10 @@ from collections.abc import AsyncIterator
 import smpp34
 from aiohttp import web
 
-from hotline.base.errors import SessionStoreUnavailable
 from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
-from sms.conversation import IncomingSms, answer
+from sms.conversation import IncomingSms, answer_or_apology
 from sms.dialects import smpp
-from sms.render import SmsLayout, SmsText
+from sms.render import SmsLayout
 
 __all__ = ["SMPP_TRANSPORT", "handle_deliver", "smpp_ctx"]
 
@@ -80,16 +79,7 @@ async def handle_deliver(app: web.Application, event: smpp34.DeliverSmEvent) -> 
         text=text,
         message_id=smpp.mo_reference(event.tlvs),
     )
-    layout = _layout(app)
-    reply: SmsText | None
-    try:
-        reply = (await answer(app, incoming, layout)).reply
-    except SessionStoreUnavailable as exc:
-        log.warning("sms: session store unavailable (%s); apologized", exc)
-        reply = layout.lay_out(app[ENGINE].apology())
-    except Exception:
-        log.exception("sms: answer failed for subscriber %s", app[PSEUDONYM](incoming.sender))
-        reply = layout.lay_out(app[ENGINE].apology())
+    reply = await answer_or_apology(app, incoming, _layout(app))
     if reply is None:
         return
     outcome = await app[SMPP_TRANSPORT].send(
