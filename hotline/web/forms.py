@@ -20,7 +20,15 @@ from multidict import MultiDictProxy
 
 from hotline.base.errors import BadGatewayRequest, ClientAborted
 
-__all__ = ["FormReader", "GatewayForm", "body_errors", "gateway_form", "read_body"]
+__all__ = [
+    "BODY_FAILURES",
+    "FormReader",
+    "GatewayForm",
+    "body_errors",
+    "gateway_form",
+    "read_body",
+    "refusal",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,37 +49,41 @@ class GatewayForm:
 FormReader = Callable[[web.Request], Awaitable[GatewayForm]]
 
 
+#: What reading a body can raise because of the client (see `refusal`).
+BODY_FAILURES = (web.RequestPayloadError, HttpProcessingError, ConnectionError)
+
+
+def refusal(request: web.Request, exc: BaseException) -> Exception:
+    """What the client broke while its body was read, named: a body that cannot be
+    decoded (corrupt `Content-Encoding: gzip`, broken chunked framing) is a
+    `BadGatewayRequest` with the reason, for a 400; a client that hung up mid-body is
+    `ClientAborted`."""
+    if isinstance(exc, ConnectionError):
+        return ClientAborted()
+    if isinstance(exc, web.RequestPayloadError) and isinstance(exc.__cause__, ContentEncodingError):
+        encoding = request.headers.get("Content-Encoding", "")[:20]
+        return BadGatewayRequest(f"body cannot be decoded as Content-Encoding {encoding!r}")
+    return BadGatewayRequest("body framing is malformed")
+
+
 @contextlib.contextmanager
 def body_errors(request: web.Request) -> Iterator[None]:
-    """Around any read of the request body (`read()`, `post()`): what the client broke,
-    named. A body that cannot be decoded (corrupt `Content-Encoding: gzip`, broken chunked
-    framing) raises `BadGatewayRequest` with the reason, for a 400; a client that hung up
-    mid-body raises `ClientAborted`. `HTTPRequestEntityTooLarge` passes through."""
+    """Around any read of the request body (`post()`): `refusal` of what the client
+    broke. `HTTPRequestEntityTooLarge` passes through."""
     try:
         yield
-    except web.RequestPayloadError as exc:
-        if isinstance(exc.__cause__, ContentEncodingError):
-            encoding = request.headers.get("Content-Encoding", "")[:20]
-            raise BadGatewayRequest(
-                f"body cannot be decoded as Content-Encoding {encoding!r}"
-            ) from None
-        raise BadGatewayRequest("body framing is malformed") from None
-    except HttpProcessingError:
-        raise BadGatewayRequest("body framing is malformed") from None
-    except ConnectionError:
-        raise ClientAborted() from None
+    except BODY_FAILURES as exc:
+        raise refusal(request, exc) from None
 
 
 async def read_body(request: web.Request) -> bytes:
-    """`request.read()` (cached after the first call), refused as `body_errors` says.
+    """`request.read()` (cached after the first call); a client's failure is its `refusal`.
 
-    Runs on every gateway request, so the cheap path has no context manager around it."""
+    Runs on every gateway request, so there is no context manager around it."""
     try:
         return await request.read()
-    except (web.RequestPayloadError, HttpProcessingError, ConnectionError):
-        with body_errors(request):
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    except BODY_FAILURES as exc:
+        raise refusal(request, exc) from None
 
 
 _Memo = tuple[FormReader, GatewayForm | BadGatewayRequest]
