@@ -7,15 +7,17 @@ character is outside the alphabet (any Chinese character switches the whole stri
 
 Hand-written rather than taken from the `gsm0338` codec (which the tests use as an
 independent cross-check): the codec encodes character by character in Python and signals
-"not GSM" by exception, while this module answers with two precompiled regular
-expressions, which matters because every reply on the hot path is measured.
+"not GSM" by exception, while `hotline.i18n.gsm7` (the alphabet, shared with the SMS
+channel) answers with two precompiled regular expressions, which matters because every
+reply on the hot path is measured.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
+
+from hotline.i18n.gsm7 import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, septets
 
 __all__ = [
     "GSM7_BASIC",
@@ -28,20 +30,6 @@ __all__ = [
 ]
 
 Encoding = Literal["gsm7", "ucs2"]
-
-# GSM 03.38 default alphabet in code order 0x00..0x7F, without 0x1B (ESC), which is
-# the escape to the extension table, not a character anyone sends.
-GSM7_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ"
-    " !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-# The extension table: each costs two septets (ESC + character).
-GSM7_EXTENSION = "\f^{}\\[~]|€"
-
-_NOT_GSM7 = re.compile("[^" + re.escape(GSM7_BASIC + GSM7_EXTENSION) + "]")
-_EXTENSION = re.compile("[" + re.escape(GSM7_EXTENSION) + "]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +53,7 @@ class Limits:
 
 def encoding_of(text: str) -> Encoding:
     """`gsm7` if every character is in the GSM 03.38 alphabet, else `ucs2`."""
-    return "ucs2" if _NOT_GSM7.search(text) else "gsm7"
+    return "gsm7" if is_gsm7(text) else "ucs2"
 
 
 def cost(text: str, encoding: Encoding | None = None) -> int:
@@ -76,7 +64,7 @@ def cost(text: str, encoding: Encoding | None = None) -> int:
     if encoding is None:
         encoding = encoding_of(text)
     if encoding == "gsm7":
-        return len(text) + len(_EXTENSION.findall(text))
+        return septets(text)
     if text.isascii():
         return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) >> 1
