@@ -33,6 +33,7 @@ from hotline.base.values import decode_value
 from hotline.flow.events import ChannelEvent
 from hotline.flow.graph import GraphvizError, build, to_svg
 from hotline.flow.model import Flow, InputState
+from hotline.flow.screen import Turn
 from hotline.i18n.text import TextFormatter
 from hotline.store.sessions import SessionRecord, session_key, subscriber_key
 from hotline.web.app import FLOWS
@@ -113,7 +114,8 @@ class StepLog:
     _sessions: OrderedDict[tuple[str, str], deque[Step]] = field(default_factory=OrderedDict)
     _counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def __call__(self, event: ChannelEvent, events: tuple[str, ...], state: str) -> None:
+    def __call__(self, event: ChannelEvent, turn: Turn, ends: bool = False) -> None:
+        events, state = turn.events, turn.screen.state
         key = (event.channel, event.session_id)
         steps = self._sessions.get(key)
         if steps is None:
