@@ -150,7 +150,9 @@ class Recorder:
         open_seconds = 0.0
         for family in self.registry.collect():
             name = family.name
-            if not name.startswith("hotline_") or "_cache_" not in name and "_breaker_" not in name:
+            if not name.startswith("hotline_") or (
+                "_cache_" not in name and "_breaker_" not in name
+            ):
                 continue
             for sample in family.samples:
                 if sample.name.endswith("_cache_hits_total"):

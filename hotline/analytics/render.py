@@ -29,8 +29,17 @@ def _pct(value: float | None) -> str:
 def _sessions(title: str, rows: list[Row]) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("day", "channel", "flow", "version", "contacts", "result", "error"):
-        table.add_column(name, justify="right" if name in ("contacts", "result", "error") else "left")
-    for name in ("transfer", "abandoned", "self-service", "deflection", "steps p50/p95", "secs p50/p95"):
+        table.add_column(
+            name, justify="right" if name in ("contacts", "result", "error") else "left"
+        )
+    for name in (
+        "transfer",
+        "abandoned",
+        "self-service",
+        "deflection",
+        "steps p50/p95",
+        "secs p50/p95",
+    ):
         table.add_column(name, justify="right")
     for r in rows:
         if r.suppressed:
@@ -67,10 +76,14 @@ def print_report(report: Report, console: Console | None = None) -> None:
     console.print(_sessions("Whole range, per flow version", report.totals))
     funnel = Table(title="Funnels", title_justify="left")
     for name in ("channel", "flow", "version", "state", "visits", "inputs", "invalid", "drop-offs"):
-        funnel.add_column(name, justify="right" if name in ("visits", "inputs", "drop-offs") else "left")
+        funnel.add_column(
+            name, justify="right" if name in ("visits", "inputs", "drop-offs") else "left"
+        )
     for f in report.funnels:
         if f.suppressed:
-            funnel.add_row(f.channel, f.flow, short_version(f.version), f.state, f"[dim]{f.suppressed}[/dim]")
+            funnel.add_row(
+                f.channel, f.flow, short_version(f.version), f.state, f"[dim]{f.suppressed}[/dim]"
+            )
             continue
         funnel.add_row(
             f.channel,

@@ -43,7 +43,7 @@ __all__ = [
 OUTCOMES = ("result", "error", "transfer", "exit", "abandoned")
 
 
-def SUPPRESSED(n: int) -> str:  # noqa: N802 - reads as a constant sentence
+def SUPPRESSED(n: int) -> str:  # reads as the constant sentence it is
     return f"fewer than {n} subscribers: suppressed"
 
 
@@ -220,7 +220,7 @@ async def build_report(
     rated_n = counts[len(counts) - len(rated_keys) :]
 
     for ((day, prefix), metrics), n in zip(groups.items(), day_n, strict=True):
-        row = Row(day, *prefix.split("|"))
+        row = Row(day, *_split(prefix))
         if n < min_group:
             row.suppressed = SUPPRESSED(min_group)
         else:
@@ -231,14 +231,14 @@ async def build_report(
         for metric, value in metrics.items():
             totals[prefix][metric] += value
     for (prefix, _), n in zip(by_prefix.items(), range_n, strict=True):
-        row = Row("all", *prefix.split("|"))
+        row = Row("all", *_split(prefix))
         if n < min_group:
             row.suppressed = SUPPRESSED(min_group)
         else:
             _fill(row, totals[prefix])
         report.totals.append(row)
     for (prefix, state), n in zip(states, state_n, strict=True):
-        funnel = FunnelRow(*prefix.split("|"), state)  # type: ignore[misc]
+        funnel = FunnelRow(*_split(prefix), state)
         m = totals[prefix]
         if n < min_group:
             funnel.suppressed = SUPPRESSED(min_group)
@@ -271,6 +271,11 @@ async def build_report(
     report.rows.sort(key=lambda r: (r.day, r.channel, r.flow, r.version))
     report.totals.sort(key=lambda r: (r.channel, r.flow, r.version))
     return report
+
+
+def _split(prefix: str) -> tuple[str, str, str]:
+    channel, flow, version = prefix.split("|")
+    return channel, flow, version
 
 
 def _upstream(days: list[str]) -> list[UpstreamRow]:

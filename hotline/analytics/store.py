@@ -91,7 +91,7 @@ class AnalyticsStore:
     async def claim_due(self, now: float, limit: int = 500) -> list[list[Fact]]:
         """Take the sessions due by `now` (each claimed by one caller only) with their
         facts; their lists are deleted."""
-        due: list[bytes] = await self.redis.zrangebyscore(
+        due: list[Any] = await self.redis.zrangebyscore(
             self._open_key, "-inf", now, start=0, num=limit
         )
         if not due:

@@ -192,12 +192,17 @@ class AnalyticsSettings(_Section):
     """Operator analytics (docs/analytics.md): turn events rolled up in Redis, off the
     request path. Off by default; needs `redis_url` (every worker adds to the same rollups)."""
 
-    enabled: bool = Field(False, description="record turns for `hotline report` and /admin/analytics")
+    enabled: bool = Field(
+        False, description="record turns for `hotline report` and /admin/analytics"
+    )
     flush_interval: float = Field(
         0.25, gt=0, le=60, description="seconds between writes of buffered turns to Redis"
     )
     buffer: int = Field(
-        100_000, ge=100, le=10_000_000, description="turns buffered at most (more are dropped, counted)"
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="turns buffered at most (more are dropped, counted)",
     )
     settle_after: float = Field(
         5.0,
@@ -206,7 +211,10 @@ class AnalyticsSettings(_Section):
         description="seconds after a session's last reply closed it before it is counted",
     )
     min_group: int = Field(
-        5, ge=1, le=1000, description="fewest subscribers a figure may describe (smaller: suppressed)"
+        5,
+        ge=1,
+        le=1000,
+        description="fewest subscribers a figure may describe (smaller: suppressed)",
     )
     retention_days: int = Field(400, ge=1, le=3650, description="days rollups are kept")
 

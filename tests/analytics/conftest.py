@@ -104,7 +104,9 @@ class Call:
 
 
 async def sms(client: Client, phone: str, text: str) -> str:
-    query = f"from={quote(phone, safe='')}&to=10086&text={quote(text, safe='')}&coding=0&charset=UTF-8"
+    query = (
+        f"from={quote(phone, safe='')}&to=10086&text={quote(text, safe='')}&coding=0&charset=UTF-8"
+    )
     response = await client.get("/sms/kannel?" + query)
     assert response.status == 200, await response.text()
     return await response.text()

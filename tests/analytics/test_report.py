@@ -23,7 +23,11 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 
 def _row(report: Report, channel: str, flow: str, *, totals: bool = False) -> object:
-    rows = [r for r in (report.totals if totals else report.rows) if (r.channel, r.flow) == (channel, flow)]
+    rows = [
+        r
+        for r in (report.totals if totals else report.rows)
+        if (r.channel, r.flow) == (channel, flow)
+    ]
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -56,7 +60,12 @@ async def test_ussd_day_self_service_rate_funnel_and_steps(make_client: MakeClie
     row = _row(report, "ussd", "balance")
     assert not row.suppressed  # type: ignore[attr-defined]
     assert (row.contacts, row.result, row.error, row.exit, row.abandoned, row.transfer) == (  # type: ignore[attr-defined]
-        10, 5, 2, 1, 2, 0,
+        10,
+        5,
+        2,
+        1,
+        2,
+        0,
     )
     assert row.self_service_rate == 0.5 and row.deflection == 1.0  # type: ignore[attr-defined]
     assert (row.steps_median, row.steps_p95) == (2.0, 2.0)  # type: ignore[attr-defined]

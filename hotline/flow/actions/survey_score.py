@@ -59,7 +59,9 @@ async def survey_score(ctx: ActionContext) -> str:
     """
     name = ctx.args.get("var")
     scale = ctx.args.get("scale", 5)
-    raw = ctx.variables.get(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return "invalid"
+    raw = ctx.variables.get(name)
     if not isinstance(scale, int) or not isinstance(raw, str) or not raw.isascii():
         return "invalid"
     if not raw.isdigit() or not 1 <= int(raw) <= scale:
