@@ -137,8 +137,8 @@ def create_app(settings: Settings) -> web.Application:
 
         simulator.setup(app)
     if settings.analytics.enabled:
-        from hotline.analytics import recorder
+        from hotline.analytics import web as analytics
 
-        recorder.setup(app)
+        analytics.setup(app)
     ops.mount_token_routes(app, gateways)
     return app
