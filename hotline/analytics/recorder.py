@@ -46,6 +46,8 @@ __all__ = ["RECORDER", "Recorder", "setup"]
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+REQUEUE_WITHIN = 120.0  # seconds a session without its first turn may wait for it
+REQUEUE_DELAY = 1.0  # seconds until such a session is looked at again
 _BREAKER_OPEN = 1.0  # hotline_<service>_breaker_state: 0 closed, 1 open, 2 half-open
 
 
@@ -127,15 +129,30 @@ class Recorder:
         return len(facts)
 
     async def settle(self, now: float | None = None) -> int:
-        """Roll up the sessions due by `now` (default: the clock); returns how many."""
+        """Roll up the sessions due by `now` (default: the clock); returns how many.
+
+        A claimed session whose first turn is missing is put back for a moment: another
+        worker has not flushed it yet (its facts are dropped once they are older than
+        `REQUEUE_WITHIN`: that first turn was lost)."""
         now = self.clock() if now is None else now
         settled = 0
         while True:
             claimed = await self.store.claim_due(now)
             if not claimed:
                 return settled
-            summaries = [s for s in (summarize(f, self.zone) for f in claimed) if s is not None]
+            summaries = []
+            done = []
+            for session, facts in claimed:
+                summary = summarize(facts, self.zone)
+                if summary is not None:
+                    summaries.append(summary)
+                    done.append(session)
+                elif max(f.ts for f in facts) > self.clock() - REQUEUE_WITHIN:
+                    await self.store.requeue(session, facts, self.clock() + REQUEUE_DELAY)
+                else:
+                    done.append(session)
             await self.store.add_summaries(summaries)
+            await self.store.forget(done)
             if self.metrics is not None:
                 for summary in summaries:
                     self.metrics.count(summary)

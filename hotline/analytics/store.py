@@ -34,6 +34,20 @@ __all__ = ["AnalyticsStore"]
 
 FACTS_MARGIN = 600  # seconds a fact list outlives its settle time (a stuck settle)
 
+# Append one fact; the session's due time follows its newest turn by the turn's own
+# clock, not by which worker flushed last (two workers flush in any order).
+# KEYS: turns list, open zset, newest zset. ARGV: session, fact, due, ts, expire seconds.
+_ADD = """
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+local newest = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if (not newest) or tonumber(ARGV[4]) >= tonumber(newest) then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
 
 class AnalyticsStore:
     """The analytics keys of one deployment (`env`) on one Redis."""
@@ -42,6 +56,7 @@ class AnalyticsStore:
         self.redis = redis
         self.prefix = f"hotline:{env}:an"
         self.retention = retention_days * 86400
+        self._add = redis.register_script(_ADD)
 
     # ------------------------------------------------------------------ keys
 
@@ -54,12 +69,17 @@ class AnalyticsStore:
     def rated_key(self, day: str, row: str) -> str:
         return f"{self.prefix}:rated:{day}:{row}"
 
+    # The live keys share one hash slot (`{live}`): the add script touches three at once.
     def _turns_key(self, session: str) -> str:
-        return f"{self.prefix}:turns:{session}"
+        return f"{self.prefix}:{{live}}:turns:{session}"
 
     @property
     def _open_key(self) -> str:
-        return f"{self.prefix}:open"
+        return f"{self.prefix}:{{live}}:open"
+
+    @property
+    def _newest_key(self) -> str:
+        return f"{self.prefix}:{{live}}:newest"
 
     # ----------------------------------------------------------------- write
 
@@ -70,11 +90,28 @@ class AnalyticsStore:
             return
         pipe = self.redis.pipeline(transaction=False)
         for session, fact, due in facts:
-            key = self._turns_key(session)
-            pipe.rpush(key, orjson.dumps(fact.dump()))
-            pipe.expire(key, int(due - fact.ts) + FACTS_MARGIN)
-            pipe.zadd(self._open_key, {session: due})
+            await self._add(
+                keys=[self._turns_key(session), self._open_key, self._newest_key],
+                args=[
+                    session,
+                    orjson.dumps(fact.dump()),
+                    due,
+                    fact.ts,
+                    int(due - fact.ts) + FACTS_MARGIN,
+                ],
+                client=pipe,  # type: ignore[arg-type]  # redis-py queues a script in a pipeline
+            )
         await pipe.execute()
+
+    async def requeue(self, session: str, facts: list[Fact], due: float) -> None:
+        """Put a claimed session's facts back, due again at `due` (its first turn is
+        still on its way from another worker)."""
+        for fact in facts:
+            await self._add(
+                keys=[self._turns_key(session), self._open_key, self._newest_key],
+                args=[session, orjson.dumps(fact.dump()), due, fact.ts, FACTS_MARGIN * 2],
+            )
+        await self.redis.zadd(self._open_key, {session: due})
 
     async def add_upstream(self, day: str, figures: dict[str, float]) -> None:
         """Add sampled upstream figures (`up|<metric>`) to a day."""
@@ -88,7 +125,7 @@ class AnalyticsStore:
         pipe.expire(key, self.retention)
         await pipe.execute()
 
-    async def claim_due(self, now: float, limit: int = 500) -> list[list[Fact]]:
+    async def claim_due(self, now: float, limit: int = 500) -> list[tuple[str, list[Fact]]]:
         """Take the sessions due by `now` (each claimed by one caller only) with their
         facts; their lists are deleted."""
         due: list[Any] = await self.redis.zrangebyscore(
@@ -99,17 +136,17 @@ class AnalyticsStore:
         pipe = self.redis.pipeline(transaction=False)
         for session in due:
             pipe.zrem(self._open_key, session)
-        won = [s for s, n in zip(due, await pipe.execute(), strict=True) if n]
+        won = [_text(s) for s, n in zip(due, await pipe.execute(), strict=True) if n]
         if not won:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for session in won:
-            key = self._turns_key(session.decode())
+            key = self._turns_key(session)
             pipe.lrange(key, 0, -1)
             pipe.delete(key)
         replies = await pipe.execute()
-        found: list[list[Fact]] = []
-        for raw_list in replies[0::2]:
+        found: list[tuple[str, list[Fact]]] = []
+        for session, raw_list in zip(won, replies[0::2], strict=True):
             facts = []
             for raw in raw_list:
                 try:
@@ -117,8 +154,13 @@ class AnalyticsStore:
                 except (ValueError, orjson.JSONDecodeError):
                     continue
             if facts:
-                found.append(facts)
+                found.append((session, facts))
         return found
+
+    async def forget(self, sessions: Sequence[str]) -> None:
+        """Drop settled sessions from the newest-turn index."""
+        if sessions:
+            await self.redis.zrem(self._newest_key, *sessions)
 
     async def add_summaries(self, summaries: Iterable[Summary]) -> None:
         """Roll settled sessions up into their days' counters and distinct counts."""

@@ -11,13 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.analytics.conftest import ADMIN_TOKEN, ACTIVE, ROOT, Client, Ussd, sms
+from tests.analytics.conftest import ACTIVE, ADMIN_TOKEN, ROOT, Client, Ussd, sms
 from tests.analytics.test_report import _ussd_day
 
 MakeClient = Callable[..., Awaitable[Client]]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -79,9 +86,9 @@ async def test_page_draws_a_scripted_day(make_client: MakeClient, tmp_path: Path
         assert int(await page.get_attribute(".bar-result", "data-n") or 0) == 10  # 5 + 5 surveys
         main_bar = page.locator(".funnel-bar[data-state='main']")
         assert await main_bar.count() == 1
-        assert [await b.get_attribute("data-n") for b in await page.locator(".score-bar").all()] == [
-            "0", "0", "1", "2", "2"
-        ]
+        assert [
+            await b.get_attribute("data-n") for b in await page.locator(".score-bar").all()
+        ] == ["0", "0", "1", "2", "2"]
         text = await page.inner_text("main")
         assert "suppressed" in text
         assert not re.search(r"13800138|12\.50", text)
