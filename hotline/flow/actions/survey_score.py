@@ -34,20 +34,13 @@ def _check(args: Mapping[str, Any], env: CheckEnv) -> Iterator[ArgIssue]:
 async def survey_score(ctx: ActionContext) -> str:
     """Keep the answer to a one-question satisfaction survey (1 to `scale`).
 
-    The question is an `input` state (one key: USSD "1-5", voice "press 1 to 5", an SMS
-    reply); this action checks the answer and keeps it as `survey_score`, which
-    `hotline report` and `/admin/analytics` count per flow version. An answer outside
-    1..scale is `invalid`.
+    The question is an `input` state before it (one key: USSD "1-5", voice "press 1 to
+    5", an SMS reply) with `var: answer`, `pattern: "^[1-5]$"`, `max_length: 1` and
+    `next:` this state. The action checks the answer and keeps it as `survey_score`
+    (the typed answer is dropped), which `hotline report` and `/admin/analytics` count
+    per flow version. An answer outside 1..scale is `invalid`.
 
     ```yaml
-    survey_ask:
-      kind: input
-      prompt: survey.question
-      var: answer
-      pattern: "^[1-5]$"
-      max_length: 1
-      error: survey.invalid
-      next: survey_keep
     survey_keep:
       kind: action
       action: survey.score
