@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 from hotline.analytics.recorder import RECORDER
@@ -161,3 +162,39 @@ async def test_recorder_off_by_default_and_with_no_redis(
     assert RECORDER not in app and TURN_OBSERVERS not in app
     app = create_app(load_settings(analytics=AnalyticsSettings(enabled=True)))  # no redis_url
     assert RECORDER not in app
+
+
+async def test_redis_holds_no_number_before_or_after_settling(
+    make_client: MakeClient, redis_url: str
+) -> None:
+    import redis.asyncio as aioredis
+
+    client = await make_client()
+    await _ussd_day(client)
+    recorder = client.app[RECORDER]
+    await recorder.flush()
+    raw = aioredis.from_url(redis_url)
+
+    async def dump() -> bytes:
+        found = b""
+        async for key in raw.scan_iter("hotline:*:an:*"):
+            found += key
+            kind = (await raw.type(key)).decode()
+            if kind == "list":
+                found += b"".join(await raw.lrange(key, 0, -1))
+            elif kind == "hash":
+                found += b"".join(k + v for k, v in (await raw.hgetall(key)).items())
+            elif kind == "zset":
+                found += b"".join(await raw.zrange(key, 0, -1))
+        return found
+
+    live = await dump()
+    assert b":turns:" in live  # the facts are there, by pseudonym
+    await recorder.settle(now=time.time() + 100_000)
+    settled = await dump()
+    assert b":day:" in settled and b":turns:" not in settled
+    for blob in (live, settled):
+        for phone in (*ACTIVE, SUSPENDED, unknown(1)):
+            assert phone.lstrip("+").encode() not in blob and phone[3:].encode() not in blob
+        assert b"12.50" not in blob  # the balance the active subscriber saw
+    await raw.aclose()
