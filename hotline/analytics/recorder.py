@@ -30,7 +30,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
-from hotline.analytics.facts import Captured, Fact, Outcome, end_outcomes, make_fact
+from hotline.analytics.facts import Captured, Fact, Outcome, capture, end_outcomes, make_fact
 from hotline.analytics.metrics import AnalyticsMetrics
 from hotline.analytics.rollup import summarize
 from hotline.analytics.store import AnalyticsStore
@@ -86,10 +86,10 @@ class Recorder:
     # ------------------------------------------------------- the request path
 
     def observe(self, event: ChannelEvent, turn: Turn, ends: bool) -> None:
-        """The turn observer: keep references, nothing else (measured in bench/analytics.py)."""
+        """The turn observer: a flat tuple into the buffer, nothing else (bench/analytics.py)."""
         buffer = self._buffer
         if len(buffer) < self._limit:
-            buffer.append((self.clock(), event, turn, ends))
+            buffer.append(capture(self.clock(), event, turn, ends))
         else:
             self.dropped += 1
 
@@ -119,7 +119,7 @@ class Recorder:
         for captured in taken:
             fact = make_fact(captured, self.pseudonym, self._outcomes_of)
             if fact is not None:
-                session = f"{captured[1].channel}:{captured[1].session_id}"
+                session = f"{captured[1]}:{captured[2]}"
                 facts.append((session, fact, self._due(fact)))
         try:
             await self.store.add_facts(facts)

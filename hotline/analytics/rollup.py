@@ -18,13 +18,12 @@ under `up|<metric>`.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from hotline.analytics.facts import Fact, Outcome
 
-__all__ = ["MAX_SECONDS", "MAX_STEPS", "Group", "Summary", "increments", "summarize"]
+__all__ = ["MAX_SECONDS", "MAX_STEPS", "Group", "Summary", "add_counts", "increments", "summarize"]
 
 MAX_STEPS = 50  # steps to an outcome are kept exactly up to this, beyond it as 50
 MAX_SECONDS = 3600  # seconds likewise (one hour: a call's session lifetime)
@@ -54,12 +53,12 @@ class Summary:
     outcome: Outcome = ""
     steps: int = 0
     seconds: int = 0
-    visits: Counter[str] = field(default_factory=Counter)
-    inputs: Counter[str] = field(default_factory=Counter)
-    invalid: Counter[str] = field(default_factory=Counter)
+    visits: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, int] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
     left_at: str = ""
     score: int = 0
-    lookups: Counter[str] = field(default_factory=Counter)
+    lookups: dict[str, int] = field(default_factory=dict)
     stale: int = 0
 
 
@@ -84,13 +83,13 @@ def summarize(facts: list[Fact], zone: ZoneInfo) -> Summary | None:
     before = ""
     for step, fact in enumerate(facts, start=1):
         if before and fact.kind == "i":
-            summary.inputs[before] += 1
+            _add(summary.inputs, before)
         for state in fact.invalid:
-            summary.invalid[state] += 1
+            _add(summary.invalid, state)
         if fact.state != before and not fact.state.startswith("_"):
-            summary.visits[fact.state] += 1
+            _add(summary.visits, fact.state)
         for outcome in fact.lookups:
-            summary.lookups[outcome] += 1
+            _add(summary.lookups, outcome)
         summary.stale += fact.stale
         if fact.score:
             summary.score = fact.score
@@ -107,27 +106,35 @@ def summarize(facts: list[Fact], zone: ZoneInfo) -> Summary | None:
     return summary
 
 
-def increments(summary: Summary) -> Counter[str]:
+def increments(summary: Summary) -> dict[str, int]:
     """The hash-field increments of one session (fields as the module doc says)."""
     p = summary.group.prefix
-    found: Counter[str] = Counter({f"{p}|contacts": 1})
-    outcome = summary.outcome or "abandoned"
-    found[f"{p}|{outcome}"] += 1
+    found: dict[str, int] = {f"{p}|contacts": 1, f"{p}|{summary.outcome or 'abandoned'}": 1}
     if summary.outcome == "result":
-        found[f"{p}|steps:{summary.steps}"] += 1
-        found[f"{p}|secs:{summary.seconds}"] += 1
+        found[f"{p}|steps:{summary.steps}"] = 1
+        found[f"{p}|secs:{summary.seconds}"] = 1
     if summary.left_at and summary.outcome in ("", "exit"):
-        found[f"{p}|drop:{summary.left_at}"] += 1
-    for state, n in summary.visits.items():
-        found[f"{p}|visit:{state}"] += n
-    for state, n in summary.inputs.items():
-        found[f"{p}|input:{state}"] += n
-    for state, n in summary.invalid.items():
-        found[f"{p}|invalid:{state}"] += n
-    for outcome_name, n in summary.lookups.items():
-        found[f"{p}|lookup:{outcome_name}"] += n
+        found[f"{p}|drop:{summary.left_at}"] = 1
+    for metric, counts in (
+        ("visit", summary.visits),
+        ("input", summary.inputs),
+        ("invalid", summary.invalid),
+        ("lookup", summary.lookups),
+    ):
+        for name, n in counts.items():
+            found[f"{p}|{metric}:{name}"] = n
     if summary.stale:
-        found[f"{p}|stale"] += summary.stale
+        found[f"{p}|stale"] = summary.stale
     if summary.score:
-        found[f"{p}|score:{summary.score}"] += 1
+        found[f"{p}|score:{summary.score}"] = 1
     return found
+
+
+def _add(counts: dict[str, int], key: str, n: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+def add_counts(into: dict[str, int], more: dict[str, int]) -> None:
+    """Add one table of counts into another."""
+    for key, n in more.items():
+        into[key] = into.get(key, 0) + n

@@ -13,40 +13,63 @@ keyed pseudonym inside HyperLogLogs only):
   `…:an:rated:{day}:{channel}|{flow}|{version}` — HyperLogLogs of the subscribers each
   row and each funnel state describe, and of survey respondents (the minimum group size).
 
-Every worker writes the same keys: counts add up across workers and hosts. Settling is
-claimed per session with `ZREM` (exactly one worker gets 1), so a session is rolled up
-once.
+Every worker writes the same keys: counts add up across workers and hosts. Facts go in
+and sessions are claimed by two Lua scripts: a claim is atomic (exactly one worker gets a
+session), so a session is rolled up once. The live keys share one hash slot (`{live}`),
+as a script's keys must on Redis Cluster.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
 from hotline.analytics.facts import Fact
-from hotline.analytics.rollup import Summary, increments
+from hotline.analytics.rollup import Summary, add_counts, increments
 from hotline.store.redisurl import AnyRedis
 
 __all__ = ["AnalyticsStore"]
 
 FACTS_MARGIN = 600  # seconds a fact list outlives its settle time (a stuck settle)
 
-# Append one fact; the session's due time follows its newest turn by the turn's own
-# clock, not by which worker flushed last (two workers flush in any order).
-# KEYS: turns list, open zset, newest zset. ARGV: session, fact, due, ts, expire seconds.
+# Append facts (one call per flush); a session's due time follows its newest turn by the
+# turn's own clock, not by which worker flushed last (two workers flush in any order).
+# KEYS: open zset, newest zset. ARGV: turns key prefix, then one JSON array of
+# [session, fact (JSON text), due, ts, expire seconds] (one argument: redis-py encodes
+# each argument on its own, which cost more than the script). The turns keys share the
+# zsets' hash slot (`{live}`).
 _ADD = """
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-local newest = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if (not newest) or tonumber(ARGV[4]) >= tonumber(newest) then
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local prefix = ARGV[1]
+for _, item in ipairs(cjson.decode(ARGV[2])) do
+  local session, ts = item[1], item[4]
+  local key = prefix .. session
+  redis.call('RPUSH', key, item[2])
+  redis.call('EXPIRE', key, item[5])
+  local newest = redis.call('ZSCORE', KEYS[2], session)
+  if (not newest) or ts >= tonumber(newest) then
+    redis.call('ZADD', KEYS[2], ts, session)
+    redis.call('ZADD', KEYS[1], item[3], session)
+  end
 end
 return 1
 """
+# Claim the sessions due by now, atomically (one caller gets each), with their facts.
+# KEYS: open zset. ARGV: now, limit, turns key prefix. Returns session, facts, session, …
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local out = {}
+for _, session in ipairs(due) do
+  redis.call('ZREM', KEYS[1], session)
+  local key = ARGV[3] .. session
+  out[#out + 1] = session
+  out[#out + 1] = redis.call('LRANGE', key, 0, -1)
+  redis.call('DEL', key)
+end
+return out
+"""
+BATCH = 1000  # facts per script call (Redis runs a call whole: keep each short)
 
 
 class AnalyticsStore:
@@ -57,6 +80,7 @@ class AnalyticsStore:
         self.prefix = f"hotline:{env}:an"
         self.retention = retention_days * 86400
         self._add = redis.register_script(_ADD)
+        self._claim = redis.register_script(_CLAIM)
 
     # ------------------------------------------------------------------ keys
 
@@ -70,8 +94,12 @@ class AnalyticsStore:
         return f"{self.prefix}:rated:{day}:{row}"
 
     # The live keys share one hash slot (`{live}`): the add script touches three at once.
+    @property
+    def _turns_prefix(self) -> str:
+        return f"{self.prefix}:{{live}}:turns:"
+
     def _turns_key(self, session: str) -> str:
-        return f"{self.prefix}:{{live}}:turns:{session}"
+        return self._turns_prefix + session
 
     @property
     def _open_key(self) -> str:
@@ -84,33 +112,22 @@ class AnalyticsStore:
     # ----------------------------------------------------------------- write
 
     async def add_facts(self, facts: Sequence[tuple[str, Fact, float]]) -> None:
-        """Append `(session, fact, due)` in one pipeline: the fact to the session's list,
-        the session to the open set at its due time."""
-        if not facts:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for session, fact, due in facts:
+        """Append `(session, fact, due)`: the fact to the session's list, the session to
+        the open set at its due time (one script call per `BATCH` facts)."""
+        for at in range(0, len(facts), BATCH):
+            items = [
+                (session, orjson.dumps(fact.dump()).decode(), due, fact.ts, _ttl(fact, due))
+                for session, fact, due in facts[at : at + BATCH]
+            ]
             await self._add(
-                keys=[self._turns_key(session), self._open_key, self._newest_key],
-                args=[
-                    session,
-                    orjson.dumps(fact.dump()),
-                    due,
-                    fact.ts,
-                    int(due - fact.ts) + FACTS_MARGIN,
-                ],
-                client=pipe,  # type: ignore[arg-type]  # redis-py queues a script in a pipeline
+                keys=[self._open_key, self._newest_key],
+                args=[self._turns_prefix, orjson.dumps(items)],
             )
-        await pipe.execute()
 
     async def requeue(self, session: str, facts: list[Fact], due: float) -> None:
         """Put a claimed session's facts back, due again at `due` (its first turn is
         still on its way from another worker)."""
-        for fact in facts:
-            await self._add(
-                keys=[self._turns_key(session), self._open_key, self._newest_key],
-                args=[session, orjson.dumps(fact.dump()), due, fact.ts, FACTS_MARGIN * 2],
-            )
+        await self.add_facts([(session, fact, due) for fact in facts])
         await self.redis.zadd(self._open_key, {session: due})
 
     async def add_upstream(self, day: str, figures: dict[str, float]) -> None:
@@ -128,25 +145,11 @@ class AnalyticsStore:
     async def claim_due(self, now: float, limit: int = 500) -> list[tuple[str, list[Fact]]]:
         """Take the sessions due by `now` (each claimed by one caller only) with their
         facts; their lists are deleted."""
-        due: list[Any] = await self.redis.zrangebyscore(
-            self._open_key, "-inf", now, start=0, num=limit
+        reply: list[Any] = await self._claim(
+            keys=[self._open_key], args=[now, limit, self._turns_prefix]
         )
-        if not due:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for session in due:
-            pipe.zrem(self._open_key, session)
-        won = [_text(s) for s, n in zip(due, await pipe.execute(), strict=True) if n]
-        if not won:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for session in won:
-            key = self._turns_key(session)
-            pipe.lrange(key, 0, -1)
-            pipe.delete(key)
-        replies = await pipe.execute()
         found: list[tuple[str, list[Fact]]] = []
-        for session, raw_list in zip(won, replies[0::2], strict=True):
+        for session, raw_list in zip(reply[0::2], reply[1::2], strict=True):
             facts = []
             for raw in raw_list:
                 try:
@@ -154,7 +157,7 @@ class AnalyticsStore:
                 except (ValueError, orjson.JSONDecodeError):
                     continue
             if facts:
-                found.append((session, facts))
+                found.append((_text(session), facts))
         return found
 
     async def forget(self, sessions: Sequence[str]) -> None:
@@ -164,11 +167,11 @@ class AnalyticsStore:
 
     async def add_summaries(self, summaries: Iterable[Summary]) -> None:
         """Roll settled sessions up into their days' counters and distinct counts."""
-        fields: dict[str, Counter[str]] = {}
+        fields: dict[str, dict[str, int]] = {}
         distinct: dict[str, set[str]] = {}
         for summary in summaries:
             group = summary.group
-            fields.setdefault(group.day, Counter()).update(increments(summary))
+            add_counts(fields.setdefault(group.day, {}), increments(summary))
             row = group.prefix
             distinct.setdefault(self.subs_key(group.day, row), set()).add(summary.subscriber)
             for state in summary.visits:
@@ -214,6 +217,10 @@ class AnalyticsStore:
         """Sessions seen but not settled yet."""
         n: int = await self.redis.zcard(self._open_key)
         return n
+
+
+def _ttl(fact: Fact, due: float) -> int:
+    return max(int(due - fact.ts), 0) + FACTS_MARGIN
 
 
 def _text(value: bytes | str) -> str:
