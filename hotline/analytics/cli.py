@@ -1,10 +1,11 @@
 """`hotline report`: the analytics figures in the terminal, or as CSV / JSON.
 
     hotline report [--since 7d | --since 2026-12-01] [--until 2026-12-06] [--csv | --json]
-                   [--part rows|totals|funnels|surveys|upstream] [--config FILE]
+                   [--part rows|totals|funnels|surveys|upstream] [--settle] [--config FILE]
 
-Days are local days (`timezone`). Before reading, sessions that are due are settled
-(the same step every worker runs), so the figures are current even with no worker up.
+Days are local days (`timezone`). The workers settle sessions as they become due;
+`--settle` does it here first, for when no worker runs (those sessions are then missing
+from the Prometheus series, which the workers count).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     fmt.add_argument("--csv", action="store_true", help="CSV of one part (see --part)")
     fmt.add_argument("--json", action="store_true", help="everything as JSON")
     report.add_argument("--part", choices=PARTS, default="rows", help="what --csv writes")
+    report.add_argument(
+        "--settle", action="store_true", help="count the sessions that are due first"
+    )
     report.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
     report.set_defaults(func=run_report)
 
@@ -70,12 +74,12 @@ def run_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hotline report: {exc}", file=sys.stderr)
         return 2
-    if last < first or (last - first).days > 3660:
-        print("hotline report: --until must be on or after --since (at most ten years)")
+    if last < first or (last - first).days > 3660:  # ten years of days at most
+        print("hotline report: --until must be on or after --since", file=sys.stderr)
         return 2
     from hotline.analytics.report import Report
 
-    report: Report = asyncio.run(_gather(settings, first, last))
+    report: Report = asyncio.run(_gather(settings, first, last, settle=args.settle))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     elif args.csv:
@@ -87,7 +91,7 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _gather(settings: Any, first: dt.date, last: dt.date) -> Any:
+async def _gather(settings: Any, first: dt.date, last: dt.date, *, settle: bool) -> Any:
     from hotline.analytics.recorder import Recorder
     from hotline.analytics.report import build_report
     from hotline.analytics.store import AnalyticsStore
@@ -98,13 +102,14 @@ async def _gather(settings: Any, first: dt.date, last: dt.date) -> Any:
     redis = open_redis(settings.redis_url)
     try:
         store = AnalyticsStore(redis, settings.env, settings.analytics.retention_days)
-        recorder = Recorder(
-            settings=settings,
-            store=store,
-            flows=FlowRegistry([]),
-            pseudonym=Pseudonymizer(settings.pseudonym_secret.get_secret_value()),
-        )
-        await recorder.settle()
+        if settle:
+            recorder = Recorder(
+                settings=settings,
+                store=store,
+                flows=FlowRegistry([]),  # end states were classified when turns were written
+                pseudonym=Pseudonymizer(settings.pseudonym_secret.get_secret_value()),
+            )
+            await recorder.settle()
         return await build_report(store, first, last, settings.analytics.min_group)
     finally:
         await redis.aclose()

@@ -198,3 +198,19 @@ async def test_redis_holds_no_number_before_or_after_settling(
             assert phone.lstrip("+").encode() not in blob and phone[3:].encode() not in blob
         assert b"12.50" not in blob  # the balance the active subscriber saw
     await raw.aclose()
+
+
+async def test_survey_by_voice_press_one_to_five(make_client: MakeClient) -> None:
+    client = await make_client()
+    for i, (phone, score) in enumerate(zip(ACTIVE, "54321", strict=True)):
+        call = Call(client, f"CA{i:032d}", phone, to="+8610087")
+        await call.start()
+        gather = call.doc.find("Gather") if call.doc is not None else None
+        assert gather is not None and gather.attrib.get("numDigits") == "1"
+        await call.press(score)
+        await call.hang_up()
+    report = await settle_and_report(client.app)
+    (survey,) = report.surveys
+    assert survey.flow == "data" and survey.scores == {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1}
+    row = _row(report, "ivr", "data")
+    assert (row.contacts, row.result) == (5, 5)  # type: ignore[attr-defined]
