@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 REQUEUE_WITHIN = 120.0  # seconds a session without its first turn may wait for it
 REQUEUE_DELAY = 1.0  # seconds until such a session is looked at again
+WARN_EVERY = 60.0  # seconds between two warnings that turns were not recorded
 _BREAKER_OPEN = 1.0  # hotline_<service>_breaker_state: 0 closed, 1 open, 2 half-open
 
 
@@ -82,6 +83,7 @@ class Recorder:
         self._outcomes: dict[tuple[str, str], dict[str, Outcome]] = {}
         self._upstream: dict[str, float] = {}
         self._sampled_at = clock()
+        self._warned_at = float("-inf")
 
     # ------------------------------------------------------- the request path
 
@@ -148,7 +150,9 @@ class Recorder:
                     summaries.append(summary)
                     done.append(session)
                 elif max(f.ts for f in facts) > self.clock() - REQUEUE_WITHIN:
-                    await self.store.requeue(session, facts, self.clock() + REQUEUE_DELAY)
+                    # Due after `now`: this call does not claim it again.
+                    due = max(now, self.clock()) + REQUEUE_DELAY
+                    await self.store.requeue(session, facts, due)
                 else:
                     done.append(session)
             await self.store.add_summaries(summaries)
@@ -201,7 +205,10 @@ class Recorder:
         self.dropped += n
         if self.metrics is not None:
             self.metrics.dropped.inc(n)
-        log.warning("analytics: %d turns not recorded (%s)", n, type(exc).__name__)
+        now = self.clock()
+        if now - self._warned_at >= WARN_EVERY:  # Redis down: one line a minute, not 4 a second
+            self._warned_at = now
+            log.warning("analytics: %d turns not recorded (%s)", n, type(exc).__name__)
 
     async def tick(self) -> None:
         """One round of the background work."""

@@ -34,7 +34,7 @@ def _sessions(title: str, rows: list[Row]) -> Table:
         )
     for name in (
         "transfer",
-        "abandoned",
+        "abandoned+exit",
         "self-service",
         "deflection",
         "steps p50/p95",

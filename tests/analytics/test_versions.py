@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -105,4 +106,31 @@ async def test_upstream_cache_answers_and_breaker_open_time(redis_url: str, tmp_
     (up,) = report.upstream
     assert (up.cache_fresh, up.cache_stale, up.cache_miss) == (3, 1, 6)
     assert up.cache_hit_rate == 0.4 and up.breaker_open_seconds == 30.0
+    await redis.aclose()
+
+
+async def test_redis_down_drops_and_counts_the_turns_never_the_request(
+    stoppable_redis: Any,
+) -> None:
+    from hotline.analytics.metrics import AnalyticsMetrics
+    from hotline.flow.events import ChannelEvent
+    from hotline.flow.screen import Screen, Turn
+
+    settings = Settings(redis_url=stoppable_redis.url, analytics={"enabled": True})  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    redis = open_redis(stoppable_redis.url, socket_connect_timeout=0.5)
+    recorder = Recorder(
+        settings=settings,
+        store=AnalyticsStore(redis, settings.env),
+        flows=FlowRegistry([]),
+        pseudonym=Pseudonymizer("x"),
+        metrics=AnalyticsMetrics(registry),
+    )
+    event = ChannelEvent("ussd", "africastalking", "s1", "+8613800138000", "start", entry="*100#")
+    stoppable_redis.stop()
+    recorder.observe(event, Turn(Screen("main", "zh-CN", ()), ("started",)), False)
+    assert await recorder.flush() == 0
+    assert recorder.dropped == 1
+    assert registry.get_sample_value("hotline_analytics_dropped_turns_total") == 1
+    await recorder.tick()  # the background round survives it too
     await redis.aclose()

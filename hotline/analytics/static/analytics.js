@@ -41,7 +41,7 @@ function sessionCells(r) {
     `${num(r.steps_median)} / ${num(r.steps_p95)}`, `${num(r.seconds_median)} / ${num(r.seconds_p95)}`];
 }
 const SESSION_HEADERS = ["day", "channel", "flow", "version", "contacts", "result", "error",
-  "transfer", "abandoned", "self-service", "deflection", "steps p50/p95", "secs p50/p95"];
+  "transfer", "abandoned+exit", "self-service", "deflection", "steps p50/p95", "secs p50/p95"];
 
 function kpis(data) {
   const shown = data.totals.filter((r) => !r.suppressed);
