@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 REQUEUE_WITHIN = 120.0  # seconds a session without its first turn may wait for it
 REQUEUE_DELAY = 1.0  # seconds until such a session is looked at again
+FLUSH_CHUNK = 2000  # turns made into facts between two awaits
 WARN_EVERY = 60.0  # seconds between two warnings that turns were not recorded
 _BREAKER_OPEN = 1.0  # hotline_<service>_breaker_state: 0 closed, 1 open, 2 half-open
 
@@ -114,21 +115,27 @@ class Recorder:
         return fact.ts + self.session_ttls.get(fact.channel, 3600) + self.settle_after
 
     async def flush(self) -> int:
-        """Write the buffered turns to Redis; returns how many were written."""
+        """Write the buffered turns to Redis; returns how many were written.
+
+        In chunks of `FLUSH_CHUNK`: the loop serves requests between two (each chunk's
+        Redis call is an await), so a backlog never holds the loop for long."""
         buffer = self._buffer
-        taken = [buffer.popleft() for _ in range(len(buffer))]
-        facts: list[tuple[str, Fact, float]] = []
-        for captured in taken:
-            fact = make_fact(captured, self.pseudonym, self._outcomes_of)
-            if fact is not None:
-                session = f"{captured[1]}:{captured[2]}"
-                facts.append((session, fact, self._due(fact)))
-        try:
-            await self.store.add_facts(facts)
-        except (RedisError, OSError) as exc:
-            self._lost(len(facts), exc)
-            return 0
-        return len(facts)
+        written = 0
+        while buffer:
+            taken = [buffer.popleft() for _ in range(min(len(buffer), FLUSH_CHUNK))]
+            facts: list[tuple[str, Fact, float]] = []
+            for captured in taken:
+                fact = make_fact(captured, self.pseudonym, self._outcomes_of)
+                if fact is not None:
+                    session = f"{captured[1]}:{captured[2]}"
+                    facts.append((session, fact, self._due(fact)))
+            try:
+                await self.store.add_facts(facts)
+            except (RedisError, OSError) as exc:
+                self._lost(len(facts), exc)
+                continue
+            written += len(facts)
+        return written
 
     async def settle(self, now: float | None = None) -> int:
         """Roll up the sessions due by `now` (default: the clock); returns how many.
