@@ -31,7 +31,7 @@ def test_shipped_entries_table(capsys: pytest.CaptureFixture[str]) -> None:
         "| called number | `+8610087` | data | survey_ask |",
         "| SMS keyword | `YE`, `CXYE`, `余额`, `balance`, `102` | balance | lookup_balance |",
         "| SMS keyword | `LL`, `CXLL`, `流量` | balance | lookup_data |",
-        "| SMS keyword | `PJ`, `RATE`, `评价` | data | survey_ask |",
+        "| SMS keyword | `PJ` | data | survey_ask |",
     ]
 
 
