@@ -77,9 +77,16 @@ def run_report(args: argparse.Namespace) -> int:
     if last < first or (last - first).days > 3660:  # ten years of days at most
         print("hotline report: --until must be on or after --since", file=sys.stderr)
         return 2
+    from redis.exceptions import RedisError
+
     from hotline.analytics.report import Report
 
-    report: Report = asyncio.run(_gather(settings, first, last, settle=args.settle))
+    try:
+        report: Report = asyncio.run(_gather(settings, first, last, settle=args.settle))
+    except (RedisError, OSError) as exc:
+        # The class only: a message can quote the URL, and a URL can carry a password.
+        print(f"hotline report: cannot read Redis ({type(exc).__name__})", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     elif args.csv:

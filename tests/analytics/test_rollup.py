@@ -157,3 +157,22 @@ async def test_survey_score_keeps_one_to_scale(answer: str, outcome: str, kept: 
     assert variables.get("survey_score") == kept
     if kept is not None:
         assert "answer" not in variables  # kept once, as a number
+
+
+def test_report_cli_refuses_bad_input_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotline.cli import main
+
+    monkeypatch.delenv("HOTLINE_REDIS_URL", raising=False)
+    monkeypatch.chdir(ROOT / "docs")  # no hotline.yaml here
+    assert main(["report"]) == 2
+    assert capsys.readouterr().err == "hotline report: analytics live in Redis; set redis_url\n"
+    monkeypatch.setenv("HOTLINE_REDIS_URL", "redis://user:secret@127.0.0.1:1/0")
+    assert main(["report", "--since", "yesterday"]) == 2
+    assert "expected like 7d or 2026-12-01" in capsys.readouterr().err
+    assert main(["report", "--since", "1d", "--until", "2000-01-01"]) == 2
+    assert "on or after --since" in capsys.readouterr().err
+    assert main(["report", "--since", "1d"]) == 1  # nothing listens there
+    err = capsys.readouterr().err
+    assert err == "hotline report: cannot read Redis (ConnectionError)\n" and "secret" not in err
