@@ -38,7 +38,6 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
     """One gateway per dialect: `/ussd/<NAME>`, answered politely with `END …`."""
     from hotline.web.guards import Gateway
     from ussd.dialects import dialects
-    from ussd.form import read_form
     from ussd.polite import polite_reply
 
     return [
@@ -49,7 +48,7 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
                 channel=CHANNEL,
                 dialect=dialect.NAME,
                 polite=polite_reply,
-                form=read_form,
+                form=dialect.read,
             ),
         )
         for dialect in dialects()

@@ -87,6 +87,16 @@ class UssdSettings(_Section):
         le=3600,
         description="seconds a dropped session can be continued from a new dial (0: off)",
     )
+    service_codes: dict[str, Annotated[str, Field(pattern=r"^\*[0-9*]{1,30}#$")]] = Field(
+        default_factory=dict,
+        description="the code each aggregator dialect that does not send it serves "
+        "(arkesel, nalo), e.g. {arkesel: '*928*44#'}; unset: *100#",
+    )
+    path_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="secret path segment per aggregator dialect (hubtel, arkesel, nalo, "
+        "beem): only /ussd/<dialect>/<token> is served; none of them signs its callbacks",
+    )
 
 
 class IvrSettings(_Section):
@@ -386,6 +396,29 @@ class SmsSettings(_Section):
         return self
 
 
+class UssdSmppSettings(_Section):
+    """USSD over SMPP (docs/ussd-operators.md): hotline as an ESME of the operator's USSD
+    gateway, on its own bind; the vendor profile names the op codes and session TLVs."""
+
+    profile: Literal["3gpp", "sixdee"] = Field(
+        "3gpp", description="3gpp: ussd_service_op 1/2/17/18; sixdee: the 6D vendor scheme"
+    )
+    link: SmppSettings = Field(..., description="the bind to the USSD gateway")
+    service_type: str = Field("USSD", max_length=5, description="service_type of replies")
+    source_address: str = Field("100", max_length=20, description="source_addr of replies")
+    abort_op: int | None = Field(
+        None,
+        ge=0,
+        le=255,
+        description="3gpp profile: the vendor ussd_service_op the gateway sends for a "
+        "subscriber's abort (SMPP 3.4 defines none); sixdee aborts with 0x81",
+    )
+    gsm7_limit: int = Field(
+        182, ge=40, le=182, description="GSM-7 characters per screen (no CON/END to reserve)"
+    )
+    ucs2_limit: int = Field(80, ge=20, le=80, description="UCS-2 units per screen")
+
+
 class Settings(BaseSettings):
     """Everything hotline can be told; frozen once built."""
 
@@ -420,6 +453,7 @@ class Settings(BaseSettings):
     balance: BalanceSettings = BalanceSettings()
     security: SecuritySettings = SecuritySettings()
     sms: SmsSettings = SmsSettings()
+    ussd_smpp: UssdSmppSettings | None = Field(None, description="USSD over SMPP (unset: no bind)")
     http_endpoints: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
     ] = Field(
