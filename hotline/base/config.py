@@ -98,6 +98,14 @@ class UssdSettings(_Section):
         "beem): only /ussd/<dialect>/<token> is served; none of them signs its callbacks",
     )
 
+    @field_validator("path_tokens")
+    @classmethod
+    def _path_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, token in value.items():
+            if not _PATH_TOKEN.fullmatch(token.get_secret_value()):
+                raise ValueError(f"{name}: expected 16-128 characters of A-Z a-z 0-9 _ -")
+        return value
+
 
 class IvrSettings(_Section):
     """Voice channel: sessions, public URLs, TTS."""
