@@ -31,7 +31,7 @@ import smpp34
 from cachetools import LRUCache
 
 from hotline.base.config import SmsSettings
-from hotline.i18n.gsm7 import GSM7_BASIC, GSM7_EXTENSION
+from hotline.i18n.gsm7 import gsm7_octets, gsm7_text
 from hotline.links.smpp import DeliverHandler, SmppLink
 from hotline.store.outbox import OutboxRow
 from sms.dialects.base import SendOutcome
@@ -77,15 +77,6 @@ ESM_RECEIPT_MASK = 0x3C  # bits 2-5: message type
 ESM_RECEIPT = 0x04  # SMSC delivery receipt
 REGISTERED_DELIVERY = 0x01  # a receipt on final success or failure
 
-_GSM7_CODE: dict[str, int] = {
-    char: (index if index < 0x1B else index + 1) for index, char in enumerate(GSM7_BASIC)
-}
-_GSM7_EXT_CODE: dict[str, int] = dict(
-    zip(GSM7_EXTENSION, (0x0A, 0x14, 0x28, 0x29, 0x2F, 0x3C, 0x3D, 0x3E, 0x40, 0x65), strict=True)
-)
-_GSM7_CHAR = {code: char for char, code in _GSM7_CODE.items()}
-_GSM7_EXT_CHAR = {code: char for char, code in _GSM7_EXT_CODE.items()}
-
 #: SMPP `message_state` values (§5.2.28) and the `stat:` words of receipts (Appendix B).
 _STATES: dict[int, Literal["delivered", "failed", "accepted", "buffered"]] = {
     1: "buffered",  # ENROUTE
@@ -110,37 +101,6 @@ _STAT_WORDS: dict[str, Literal["delivered", "failed", "accepted", "buffered"]] =
 _STATUS = re.compile(r"\(0x([0-9A-Fa-f]{8})\)")
 _RECEIPT_ID = re.compile(rb"\bid:([^\s]{1,64})", re.IGNORECASE)
 _RECEIPT_STAT = re.compile(rb"\bstat:([A-Za-z]{7})", re.IGNORECASE)
-
-
-def gsm7_octets(text: str) -> bytes:
-    """`text` in the GSM 03.38 default alphabet, one septet per octet (SMPP's unpacked
-    `data_coding` 0); extension characters as ESC (0x1B) + code."""
-    out = bytearray()
-    for char in text:
-        code = _GSM7_CODE.get(char)
-        if code is not None:
-            out.append(code)
-            continue
-        ext = _GSM7_EXT_CODE.get(char)
-        if ext is None:
-            raise ValueError("not in the GSM 03.38 alphabet")
-        out += bytes((0x1B, ext))
-    return bytes(out)
-
-
-def gsm7_text(octets: bytes) -> str:
-    """The inverse of `gsm7_octets` (unknown codes become `?`)."""
-    chars: list[str] = []
-    escape = False
-    for octet in octets:
-        if escape:
-            chars.append(_GSM7_EXT_CHAR.get(octet, "?"))
-            escape = False
-        elif octet == 0x1B:
-            escape = True
-        else:
-            chars.append(_GSM7_CHAR.get(octet & 0x7F, "?"))
-    return "".join(chars)
 
 
 def encode_part(part: str, data_coding: int) -> bytes:
