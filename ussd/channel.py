@@ -1,8 +1,8 @@
 """The USSD channel as a plug-in (`hotline.channels` entry point `ussd`).
 
 Mounts `POST /ussd/<dialect>` for every dialect in `ussd.dialects` and Africa's Talking's
-end-of-session events, binds to an operator's USSD gateway over SMPP when configured
-(`ussd.smpp_link`), guards each dialect's route as the dialect describes, needs the
+end-of-session events, binds to an operator's USSD gateway over SMPP (`ussd.smpp_link`) and to
+osmo-hlr as an External USSD Entity (`ussd.gsup_link`) when configured, guards each dialect's route as the dialect describes, needs the
 navigation prompts (`98.更多`, `0.返回` …) in every language, and measures flow screens
 with the USSD budget (`ussd.measure`). The routes load when the app is built.
 """
@@ -29,11 +29,12 @@ CHANNEL = "ussd"
 
 
 def setup(app: web.Application) -> None:
-    from ussd import events, routes, smpp_link
+    from ussd import events, gsup_link, routes, smpp_link
 
     routes.setup(app)
     events.setup(app)
     smpp_link.setup(app)
+    gsup_link.setup(app)
 
 
 def gateways(settings: Settings) -> Sequence[Gateway]:

@@ -427,6 +427,32 @@ class UssdSmppSettings(_Section):
     ucs2_limit: int = Field(80, ge=20, le=80, description="UCS-2 units per screen")
 
 
+class UssdGsupSettings(_Section):
+    """Osmocom (docs/ussd-operators.md): hotline as an External USSD Entity of osmo-hlr,
+    over GSUP. osmo-hlr's GSUP, VTY and CTRL ports are fixed; bind it to its own
+    loopback address when NATS holds 127.0.0.1:4222."""
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(4222, ge=1, le=65535, description="osmo-hlr's GSUP port")
+    euse: str = Field(
+        "hotline",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="the name in osmo-hlr's `euse NAME` (we identify as EUSE-NAME)",
+    )
+    ctrl_port: int = Field(
+        4259, ge=0, le=65535, description="osmo-hlr's CTRL port: IMSI → MSISDN (0: off)"
+    )
+    reconnect_min: float = Field(0.5, gt=0, le=60)
+    reconnect_max: float = Field(10.0, gt=0, le=3600)
+    gsm7_limit: int = Field(
+        128,
+        ge=40,
+        le=182,
+        description="GSM-7 characters per screen: libosmocore drops a reply over 112 octets",
+    )
+    ucs2_limit: int = Field(56, ge=20, le=80, description="UCS-2 units per screen (112 octets)")
+
+
 class Settings(BaseSettings):
     """Everything hotline can be told; frozen once built."""
 
@@ -462,6 +488,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     sms: SmsSettings = SmsSettings()
     ussd_smpp: UssdSmppSettings | None = Field(None, description="USSD over SMPP (unset: no bind)")
+    ussd_gsup: UssdGsupSettings | None = Field(
+        None, description="the Osmocom EUSE link to osmo-hlr (unset: none)"
+    )
     http_endpoints: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
     ] = Field(
