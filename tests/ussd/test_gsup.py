@@ -134,7 +134,7 @@ def _read(message: wire.GsupMessage) -> tuple[int | None, wire.Component, int]:
     component = wire.decode_component(message.ss_info)
     facility = SS.SS_Facility.Facility
     facility.from_ber(message.ss_info)
-    kind, value = facility.get_val()
+    _, value = facility.get_val()
     dcs = -1
     parameters = value.get("parameters") or value.get("sequence", {}).get("parameters")
     if parameters:
@@ -187,7 +187,7 @@ def test_gsup_decoding_refuses_what_it_cannot_read() -> None:
         wire.GsupMessage.decode(bytes.fromhex("20300400000001"))
     with pytest.raises(ValueError, match="cut short"):
         wire.GsupMessage.decode(bytes.fromhex("200108000101"))
-    with pytest.raises(ValueError, match="not a GSM 04.80 component"):
+    with pytest.raises(ValueError, match=r"not a GSM 04\.80 component"):
         wire.decode_component(b"\x30\x00")
 
 
