@@ -2,7 +2,8 @@
 
 The bind is `hotline.links.smpp.SmppLink` (the same session machinery as the SMS
 channel's SMSC bind: reconnect with backoff, `enquire_link` checks), on its own system
-id. Each `deliver_sm` carrying `ussd_service_op` is read by the configured vendor
+id — or, with `share_sms_bind`, the SMS channel's bind itself, whose `deliver_sm`s
+carrying `ussd_service_op` are diverted here. Each `deliver_sm` carrying `ussd_service_op` is read by the configured vendor
 profile (`ussd.smpp_profiles`) and takes the same turn as an HTTP request — the same
 flows, entries, pagination (`98`, `0`, `00`) and navigation — laid out within this
 bearer's budget (`ussd_smpp.gsm7_limit` / `ucs2_limit`: no `CON `/`END ` to reserve);
@@ -39,7 +40,7 @@ from hotline.base.config import UssdSmppSettings
 from hotline.flow.events import ChannelEvent, EventKind
 from hotline.flow.screen import Screen
 from hotline.i18n.gsm7 import gsm7_octets, gsm7_text, is_gsm7
-from hotline.links.smpp import SmppLink
+from hotline.links.smpp import SMPP_LINK, SmppLink
 from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.web.turns import take_turn
 from ussd.budget import Limits
@@ -53,7 +54,7 @@ from ussd.smpp_profiles import (
     profile_named,
 )
 
-__all__ = ["USSD_SMPP", "UssdSmppLink", "decode_text", "encode_text", "setup"]
+__all__ = ["USSD_SMPP", "UssdSmppLink", "decode_text", "encode_text", "is_ussd", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,19 @@ class UssdSmppLink:
         self.app = app
         self.settings = settings
         self.profile: Profile = profile_named(settings.profile, settings.abort_op)
-        self.link = SmppLink(settings.link, self.on_deliver, name="ussd-smpp")
+        #: Our own bind, or (share_sms_bind) the SMS channel's, found at startup.
+        self.link: SmppLink | None = None
+        self.owns_link = settings.link is not None
+        if settings.link is not None:
+            self.link = SmppLink(settings.link, self.on_deliver, name="ussd-smpp")
         ttl = app[SETTINGS].ussd.session_ttl
         self.entries: TTLCache[str, str] = TTLCache(maxsize=MAX_DIALOGUES, ttl=ttl)
         self._layout: UssdLayout | None = None
+
+    @property
+    def _submit_timeout(self) -> float:
+        link = self.link
+        return link.smpp.submit_timeout if link is not None else 10.0
 
     def layout(self) -> UssdLayout:
         """This bearer's layout of the engine's catalogs (built again after a reload)."""
@@ -176,12 +186,12 @@ class UssdSmppLink:
         if info is not None:
             tlvs.append(smpp34.Tlv(TLV_ITS_SESSION_INFO, info))
         body, coding = encode_text(text)
-        smsc = self.link.smsc
+        smsc = self.link.smsc if self.link is not None else None
         if smsc is None:
             log.warning("ussd-smpp: not bound; a screen was not sent")
             return
         try:
-            async with asyncio.timeout(self.settings.link.submit_timeout):
+            async with asyncio.timeout(self._submit_timeout):
                 resp = await smsc.submit_sm(
                     pdu.source_addr,
                     body,
@@ -196,7 +206,8 @@ class UssdSmppLink:
             log.warning("ussd-smpp: submit_sm_resp timed out; the screen may be lost")
             return
         except smpp34.SmppError:
-            self.link.reset()
+            if self.link is not None:
+                self.link.reset()
             log.warning("ussd-smpp: generic_nack or session lost; binding again")
             return
         except Exception as exc:
@@ -214,14 +225,35 @@ async def _ussd_smpp_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings is None:
         yield
         return
-    link = UssdSmppLink(app, settings)
-    app[USSD_SMPP] = link
-    link.link.start()
+    ussd = UssdSmppLink(app, settings)
+    app[USSD_SMPP] = ussd
+    if ussd.link is not None:
+        ussd.link.start()
     yield
-    await link.link.close()
+    if ussd.link is not None and ussd.owns_link:
+        await ussd.link.close()
+
+
+async def _share_sms_bind(app: web.Application) -> None:
+    """On startup (after every cleanup context): take the dialogue steps off the SMS
+    channel's SMSC bind (`ussd_smpp.share_sms_bind`)."""
+    ussd = app.get(USSD_SMPP)
+    if ussd is None or ussd.owns_link:
+        return
+    shared = app.get(SMPP_LINK)
+    if shared is None:
+        raise RuntimeError("ussd_smpp.share_sms_bind: the SMS channel has no SMPP bind")
+    ussd.link = shared
+    shared.divert(is_ussd, ussd.on_deliver)
+
+
+def is_ussd(pdu: smpp34.DeliverSmEvent) -> bool:
+    """A dialogue step of a USSD gateway: it carries `ussd_service_op`."""
+    return any(tlv.tag == TLV_USSD_SERVICE_OP for tlv in pdu.tlvs)
 
 
 def setup(app: web.Application) -> None:
     """Bind to the USSD gateway for the app's lifetime when `ussd_smpp` is configured
     (a cleanup context: it runs after the engine's)."""
     app.cleanup_ctx.append(_ussd_smpp_ctx)
+    app.on_startup.append(_share_sms_bind)

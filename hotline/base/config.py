@@ -411,7 +411,14 @@ class UssdSmppSettings(_Section):
     profile: Literal["3gpp", "sixdee"] = Field(
         "3gpp", description="3gpp: ussd_service_op 1/2/17/18; sixdee: the 6D vendor scheme"
     )
-    link: SmppSettings = Field(..., description="the bind to the USSD gateway")
+    link: SmppSettings | None = Field(
+        None, description="the bind to the USSD gateway (its own system id)"
+    )
+    share_sms_bind: bool = Field(
+        False,
+        description="use the SMS channel's SMSC bind (sms.transport: smpp) instead of one of "
+        "its own: deliver_sm carrying ussd_service_op come here",
+    )
     service_type: str = Field("USSD", max_length=5, description="service_type of replies")
     source_address: str = Field("100", max_length=20, description="source_addr of replies")
     abort_op: int | None = Field(
@@ -425,6 +432,12 @@ class UssdSmppSettings(_Section):
         182, ge=40, le=182, description="GSM-7 characters per screen (no CON/END to reserve)"
     )
     ucs2_limit: int = Field(80, ge=20, le=80, description="UCS-2 units per screen")
+
+    @model_validator(mode="after")
+    def _one_bind(self) -> UssdSmppSettings:
+        if (self.link is None) == (not self.share_sms_bind):
+            raise ValueError("set either ussd_smpp.link or ussd_smpp.share_sms_bind: true")
+        return self
 
 
 class UssdGsupSettings(_Section):
@@ -506,6 +519,12 @@ class Settings(BaseSettings):
 
             check_redis_url(value)
         return value
+
+    @model_validator(mode="after")
+    def _ussd_smpp_shares(self) -> Settings:
+        if self.ussd_smpp and self.ussd_smpp.share_sms_bind and self.sms.transport != "smpp":
+            raise ValueError("ussd_smpp.share_sms_bind needs sms.transport: smpp")
+        return self
 
     @classmethod
     def settings_customise_sources(

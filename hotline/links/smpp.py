@@ -10,7 +10,10 @@ and the USSD channel's bind to a USSD gateway (`ussd.smpp`):
   unbind ends it too), and checks the link is alive every `enquire_link` seconds;
 - each inbound `deliver_sm` handed to `on_deliver` in its own task, at most `window` at
   a time (the library has already answered it with `deliver_sm_resp`);
-- `smsc`, the bound session (None while there is none), for the owner's `submit_sm`.
+- `smsc`, the bound session (None while there is none), for the owner's `submit_sm`;
+- `divert(claims, handler)`: another channel's `deliver_sm`s on a shared bind (the USSD
+  channel's dialogue steps on the SMS channel's SMSC session, `ussd_smpp.share_sms_bind`)
+  go to that channel's handler instead of the owner's.
 
 The password is never logged; neither is a number or a text.
 """
@@ -25,16 +28,19 @@ import time
 from collections.abc import Awaitable, Callable
 
 import smpp34
+from aiohttp import web
 
 from hotline.base.config import SmppSettings
 
-__all__ = ["STABLE", "DeliverHandler", "SmppLink", "backoff"]
+__all__ = ["SMPP_LINK", "STABLE", "Claims", "DeliverHandler", "SmppLink", "backoff"]
 
 log = logging.getLogger(__name__)
 
 STABLE = 30.0  # seconds a session must last for the reconnect backoff to start over
 
 DeliverHandler = Callable[[smpp34.DeliverSmEvent], Awaitable[None]]
+#: Whether a `deliver_sm` is for a diverted handler (e.g. it carries `ussd_service_op`).
+Claims = Callable[[smpp34.DeliverSmEvent], bool]
 
 
 def backoff(attempt: int, low: float, high: float) -> float:
@@ -59,6 +65,7 @@ class SmppLink:
         self._inbound = asyncio.Semaphore(smpp.window)
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._diverts: list[tuple[Claims, DeliverHandler]] = []
         self.binds = 0
 
     def start(self) -> None:
@@ -73,6 +80,10 @@ class SmppLink:
     def smsc(self) -> smpp34.Smsc | None:
         """The bound session, or None between sessions."""
         return self._smsc
+
+    def divert(self, claims: Claims, handler: DeliverHandler) -> None:
+        """Hand the `deliver_sm`s that `claims` to `handler` (a channel sharing this bind)."""
+        self._diverts.append((claims, handler))
 
     def reset(self) -> None:
         """Drop the session and bind again (after a `generic_nack`)."""
@@ -177,17 +188,17 @@ class SmppLink:
                 return
             if isinstance(event, smpp34.Disconnected):
                 return
-            if self.on_deliver is None:
+            handler = next((h for claims, h in self._diverts if claims(event)), self.on_deliver)
+            if handler is None:
                 continue
             await self._inbound.acquire()
-            task = asyncio.create_task(self._handle(event))
+            task = asyncio.create_task(self._handle(event, handler))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
 
-    async def _handle(self, event: smpp34.DeliverSmEvent) -> None:
+    async def _handle(self, event: smpp34.DeliverSmEvent, handler: DeliverHandler) -> None:
         try:
-            assert self.on_deliver is not None
-            await self.on_deliver(event)
+            await handler(event)
         except Exception:
             log.exception("%s: handling a deliver_sm failed", self.name)
         finally:
@@ -204,3 +215,8 @@ class SmppLink:
         for handler in list(self._handlers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await handler
+
+
+#: The app's bind to the operator's SMSC, published by the channel that owns it (the SMS
+#: channel, `sms.transport: smpp`) so another channel can share it through `divert`.
+SMPP_LINK = web.AppKey("SMPP_LINK", SmppLink)

@@ -7,6 +7,7 @@ sessions, and a gateway restart."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -117,8 +118,6 @@ class Dialogue:
 
 async def _quiet(gateway: SmscPeer, submits: int, seconds: float = 1.0) -> None:
     """Nothing more was sent within `seconds`."""
-    import asyncio
-
     await asyncio.sleep(seconds)
     assert sum(1 for e in gateway.events if "submit" in e) == submits
 
@@ -318,10 +317,66 @@ async def test_the_bind_comes_back_after_the_gateway_restarts(
 ) -> None:
     app = await _hotline(aiohttp_server, gateway, tmp_path, redis_url)
     link = app[USSD_SMPP].link
-    assert link.binds == 1
+    assert link is not None and link.binds == 1
     await gateway.stop()
     await gateway.start()
     await gateway.wait_for(lambda e: e.get("bound") == SYSTEM_ID)
     assert await link.wait_bound(10)
     assert link.binds == 2
     assert await Dialogue(gateway).step("*100*1#", 1) == (17, None, BALANCE)
+
+
+# ------------------------------------------------------------------ one bind, two channels
+
+
+async def test_ussd_shares_the_sms_bind(
+    aiohttp_server: MakeServer, gateway: SmscPeer, tmp_path: Path, redis_url: str
+) -> None:
+    """`share_sms_bind`: one SMSC session; MOs stay the SMS channel's, dialogue steps
+    (they carry ussd_service_op) come to the USSD channel."""
+    from hotline.links.smpp import SMPP_LINK
+    from tests.sms.conftest import sms_settings
+
+    settings = sms_settings(
+        tmp_path,
+        redis_url,
+        sms={
+            "transport": "smpp",
+            "sender": "smpp",
+            "smpp": {
+                "host": "127.0.0.1",
+                "port": gateway.port,
+                "system_id": "hotline",
+                "password": "pw-8chr",
+                "enquire_link": 1.0,
+                "reconnect_min": 0.1,
+                "reconnect_max": 0.5,
+                "submit_timeout": 3.0,
+            },
+            "outbox_path": tmp_path / "outbox.sqlite3",
+        },
+        ussd_smpp={"share_sms_bind": True},
+    )
+    app = create_app(settings)
+    await aiohttp_server(app)
+    await gateway.wait_for(lambda e: e.get("bound") == "hotline")
+    assert app[USSD_SMPP].link is app[SMPP_LINK]
+    phone = Dialogue(gateway)
+    assert await phone.step("*100#", 1) == (2, None, MAIN)
+    # An SMS MO on the same bind is the SMS channel's: answered as an SMS, no USSD TLV.
+    gateway.send_mo(PHONE, "10086", "YE")
+    await gateway.count(lambda e: "submit" in e, 2)
+    sms = [e["submit"] for e in gateway.events if "submit" in e][1]
+    assert sms["service_type"] == "" and not [t for t in sms["tlvs"] if t[0] == OP]
+    assert decode_text(bytes.fromhex(sms["hex"]), sms["data_coding"]).startswith(BALANCE)
+    assert await phone.step("1", 18) == (17, None, BALANCE)
+    assert sum(1 for e in gateway.events if "bound" in e) == 1  # one session for both
+
+
+def test_the_bind_is_one_or_the_other(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"either ussd_smpp\.link or"):
+        make_settings(tmp_path, None, ussd_smpp={})
+    with pytest.raises(ValidationError, match=r"needs sms\.transport: smpp"):
+        make_settings(tmp_path, None, ussd_smpp={"share_sms_bind": True})
