@@ -488,3 +488,26 @@ async def test_subscriber_rate_limit_answers_in_the_gateways_shape(
     limited = await _post(client, "arkesel", {**body, "newSession": False, "userData": "1"})
     assert limited["continueSession"] is False and limited["sessionID"] == "ark-9"
     assert BALANCE not in limited["message"]
+
+
+async def test_a_gateway_release_closes_the_session(client: Client) -> None:
+    """Hubtel's `Release` (the subscriber ended) and Beem's `terminate` close our session:
+    a later request on it gets the closing sentence, not the menu."""
+    base = {"Mobile": DIGITS, "SessionId": "hub-9", "ServiceCode": "100"}
+    await _post(client, "hubtel", {**base, "Type": "Initiation", "Message": "*100#", "Sequence": 1})
+    await _post(client, "hubtel", {**base, "Type": "Release", "Message": "", "Sequence": 2})
+    late = await _post(
+        client, "hubtel", {**base, "Type": "Response", "Message": "1", "Sequence": 3}
+    )
+    assert late["Type"] == "Release" and BALANCE not in late["Message"]
+
+    beem_base = {"session_id": "beem-9", "msisdn": DIGITS, "serviceCode": "*100#"}
+    start = {"request_id": "b1", "response": ""}
+    await _post(client, "beem", {**beem_base, "command": "initiate", "payload": start})
+    await _post(
+        client, "beem", {**beem_base, "command": "terminate", "payload": {"request_id": "b2"}}
+    )
+    after = {"request_id": "b3", "response": "1"}
+    late_beem = await _post(client, "beem", {**beem_base, "command": "continue", "payload": after})
+    assert late_beem["command"] == "terminate"
+    assert BALANCE not in late_beem["payload"]["request"]
