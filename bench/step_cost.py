@@ -376,7 +376,12 @@ async def _profile(target: Target, args: argparse.Namespace) -> None:
     await _drive(target, args.requests, args.concurrency)
     profiler.disable()
     stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
-    stats.print_stats(args.top)
+    if args.callees:
+        stats.print_callees(args.callees)
+    elif args.callers:
+        stats.print_callers(args.callers)
+    else:
+        stats.print_stats(args.top)
 
 
 def _report(targets: list[Target], args: argparse.Namespace) -> None:
@@ -408,32 +413,43 @@ def _report(targets: list[Target], args: argparse.Namespace) -> None:
 
 def _callgrind(args: argparse.Namespace) -> None:
     """Instructions per request: each target run twice under callgrind (warm-up only, then
-    warm-up + `--requests`), the difference divided by the requests."""
+    warm-up + `--requests`), the difference divided by the requests. The runs go in
+    parallel, on a copy of the checkout taken now (edit freely while they run)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    counts: dict[str, float] = {}
+    names = [t for t in args.targets.split(",") if t]
     with tempfile.TemporaryDirectory(prefix="step-cost-cg-") as tmp:
-        for name in [t for t in args.targets.split(",") if t]:
-            totals = []
+        tree = Path(tmp) / "tree"
+        shutil.copytree(
+            ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "var", "__pycache__")
+        )
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        runs: dict[tuple[str, int], tuple[subprocess.Popen[str], Path]] = {}
+        for name in names:
             for requests in (0, args.requests):
                 out = Path(tmp) / f"{name}-{requests}.out"
                 cmd = [
                     valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
-                    sys.executable, __file__, "--targets", name, "--rounds", "1",
-                    "--requests", str(requests), "--warmup", str(args.warmup),
-                    "--concurrency", str(args.concurrency), "--quiet",
+                    sys.executable, str(tree / "bench" / "step_cost.py"), "--targets", name,
+                    "--rounds", "1", "--requests", str(requests), "--warmup",
+                    str(args.warmup), "--concurrency", str(args.concurrency), "--quiet",
                 ]  # fmt: skip
-                run = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                found = re.search(r"Collected : (\d+)", run.stderr)
-                if run.returncode != 0 or found is None:
-                    raise SystemExit(f"callgrind run failed:\n{run.stderr[-2000:]}")
-                totals.append(int(found.group(1)))
-            counts[name] = (totals[1] - totals[0]) / max(1, args.requests)
-            print(f"{name:<10}{counts[name] / 1000:>10.1f} k instructions per request", flush=True)
-    if "min-step" in counts:
-        for name, value in counts.items():
-            print(f"{name:<10} r_min_step (instructions) {counts['min-step'] / value:.3f}")
+                proc = subprocess.Popen(
+                    cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                )
+                runs[(name, requests)] = (proc, out)
+        totals: dict[tuple[str, int], int] = {}
+        for key, (proc, _out) in runs.items():
+            _, err = proc.communicate()
+            found = re.search(r"Collected : (\d+)", err)
+            if proc.returncode != 0 or found is None:
+                raise SystemExit(f"callgrind run {key} failed:\n{err[-2000:]}")
+            totals[key] = int(found.group(1))
+    counts = {n: (totals[(n, args.requests)] - totals[(n, 0)]) / args.requests for n in names}
+    for name, value in counts.items():
+        ratio = counts["min-step"] / value if "min-step" in counts else float("nan")
+        print(f"{name:<10}{value / 1000:>10.1f} k instructions per request  r_min_step {ratio:.3f}")
 
 
 def main() -> None:
@@ -446,12 +462,16 @@ def main() -> None:
     parser.add_argument("--profile", choices=TARGETS, help="cProfile one target instead")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--callees", metavar="REGEX", help="with --profile: what these call")
+    parser.add_argument("--callers", metavar="REGEX", help="with --profile: who calls these")
     parser.add_argument("--callgrind", action="store_true", help="count instructions")
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.profile:
         args.targets = args.profile
     if args.callgrind:
+        if args.requests <= 0:
+            raise SystemExit("--callgrind needs --requests > 0")
         _callgrind(args)
         return
     if args.requests <= 0:
