@@ -22,7 +22,8 @@ import smpp34
 from aiohttp import web
 
 from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
-from sms.conversation import IncomingSms, answer_or_apology
+from sms.conversation import IncomingSms
+from sms.dedupe import reply_once
 from sms.dialects import smpp
 from sms.render import SmsLayout
 
@@ -79,7 +80,7 @@ async def handle_deliver(app: web.Application, event: smpp34.DeliverSmEvent) -> 
         text=text,
         message_id=smpp.mo_reference(event.tlvs),
     )
-    reply = await answer_or_apology(app, incoming, _layout(app))
+    reply = await reply_once(app, incoming, _layout(app))  # a redelivery: nothing
     if reply is None:
         return
     outcome = await app[SMPP_TRANSPORT].send(

@@ -331,6 +331,12 @@ class SmsSettings(_Section):
     max_text_chars: int = Field(
         640, ge=10, le=4096, description="longest incoming message accepted, in characters"
     )
+    mo_dedupe_ttl: int = Field(
+        900,
+        ge=10,
+        le=86400,
+        description="seconds a gateway's redelivery of the same MO (same id) gets no second answer",
+    )
     kannel_allowed_cidrs: tuple[str, ...] = Field(
         ("127.0.0.0/8", "::1/128"), description="smsbox addresses allowed on /sms/kannel"
     )
