@@ -1,7 +1,8 @@
 """aiohttp routes of the SMS channel: smsbox's `get-url`/`post-url` and delivery reports.
 
 `GET|POST /sms/kannel` (`sms-kannel`): parse → answer → reply. A malformed call gets
-HTTP 400 with the reason; trouble on our side gets the apology SMS, never a 500.
+HTTP 400 with the reason; a message the subscriber made unreadable (too long) gets a
+polite SMS; trouble on our side gets the apology SMS, never a 500.
 `GET /sms/kannel/dlr` (`sms-kannel-dlr`): a delivery report for an outbox row.
 The MO ledger (`sms.dedupe.ledger_ctx`: one answer per gateway message id), the SMPP
 session (`sms.smpp_link.smpp_ctx`, when `sms.transport` is smpp) and the outbox's
@@ -18,6 +19,7 @@ from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import read_body
 from hotline.web.guards import polite_sentence
 from hotline.web.keys import ENGINE, MESSAGES, SETTINGS
+from sms.conversation import RefusedMo, refusal
 from sms.dedupe import ledger_ctx, reply_once
 from sms.dialects import WireRequest, kannel
 from sms.render import SmsLayout, SmsText
@@ -57,6 +59,9 @@ async def _kannel(request: web.Request) -> web.Response:
         incoming = kannel.parse(await _wire(request), app[SETTINGS].sms)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
+    except RefusedMo as refused:  # the subscriber's doing: told by SMS, not Kannel by a 400
+        body, headers = kannel.reply(await refusal(app, refused, app[SMS_LAYOUT]))
+        return web.Response(body=body, headers=headers)
     # smsbox gives up on a slow answer and calls again: a reply it never read goes to
     # the retry (sms.dedupe), not to nobody.
     text = await reply_once(app, incoming, app[SMS_LAYOUT], lambda: _gone(request))
