@@ -96,6 +96,14 @@ class SmsLayout:
     def lay_out(self, screen: Screen) -> SmsText:
         """The SMS of a screen."""
         language = self._language(screen.language)
+        return self._finish(self._body(screen, language), language, ends=screen.ends)
+
+    def measure(self, screen: Screen) -> Segments:
+        """The parts a screen's SMS takes before any shortening (`flows check`)."""
+        language = self._language(screen.language)
+        return segment(self._body(screen, language) + self.signature_of(language))
+
+    def _body(self, screen: Screen, language: str) -> str:
         lines: list[str] = []
         sentences = [self._say(screen.notice, language)] if screen.notice else []
         sentences += [self._say(part, language) for part in screen.parts]
@@ -106,7 +114,7 @@ class SmsLayout:
             lines.append(f"{option.key}.{self._say(option.label, language)}")
         if screen.options:
             lines.append(self._say(PromptPart(REPLY_HINT_KEY), language))
-        return self._finish("\n".join(lines), language, ends=screen.ends)
+        return "\n".join(lines)
 
     def message(self, part: PromptPart, language: str) -> SmsText:
         """One catalog sentence as an SMS of its own (the outbox's messages)."""
