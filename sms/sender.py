@@ -150,7 +150,7 @@ class Sender:
             return "lost"  # the claim ran out; someone else has it now
         outcome = await self.transport.submit(row, text.segments)
         if outcome.result == "accepted":
-            await self.outbox.sent(row.id, outcome.smsc_ref)
+            await self.outbox.sent(row.id, outcome.smsc_ref, outcome.parts)
             return "sent"
         if outcome.result == "retry":
             log.warning("outbox %d: transient refusal (%s); retrying", row.id, outcome.reason)

@@ -49,17 +49,14 @@ def _layout(app: web.Application) -> SmsLayout:
 
 
 async def _record_receipt(app: web.Application, receipt: smpp.Receipt) -> bool:
-    transport = app[SMPP_TRANSPORT]
+    """Record a receipt on its message (a part's on its part: a long message is
+    delivered when all its parts are, `Outbox.record_receipt`)."""
     outbox = app[MESSAGES]
     for wait in (0.0, *RECEIPT_WAITS):
         if wait:
             await asyncio.sleep(wait)
-        # A row is named by its first part's id; a later part's receipt keeps it.
-        row, first = transport.submitted.get(receipt.smsc_ref, (None, receipt.smsc_ref))
-        if row is None:
-            row = await outbox.find_smsc_ref(receipt.smsc_ref)
-        if row is not None:
-            return await outbox.record_report(row, receipt.state, first)
+        if await outbox.record_receipt(receipt.smsc_ref, receipt.state) is not None:
+            return True
     log.info("smpp: receipt for an unknown message id (%s)", receipt.state)
     return False
 

@@ -95,13 +95,38 @@ outbox_table = Table(
     Column("done_at", Float, nullable=True),
     Index("sms_outbox_due", "state", "due_at"),
 )
+#: SMPP receipts name the SMSC's id only: found by it without a scan.
+smsc_ref_index = Index("sms_outbox_smsc_ref", outbox_table.c.smsc_ref)
+#: The parts of a message sent in several (their SMSC ids and what each receipt said):
+#: a long message is delivered when every part is, failed when one part failed.
+parts_table = Table(
+    "sms_outbox_parts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("row_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("smsc_ref", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Index("sms_outbox_parts_ref", "smsc_ref"),
+    Index("sms_outbox_parts_row", "row_id"),
+)
 
 
 def _create_outbox(conn: Connection) -> None:
     metadata.create_all(conn, tables=[outbox_table])
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("outbox-1-create", _create_outbox),)
+def _add_parts(conn: Connection) -> None:
+    smsc_ref_index.create(conn, checkfirst=True)
+    parts_table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("outbox-1-create", _create_outbox),
+    Migration("outbox-2-parts", _add_parts),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,16 +288,28 @@ class Outbox:
 
         return await self._run(work)
 
-    async def sent(self, ident: int, smsc_ref: str = "") -> None:
+    async def sent(self, ident: int, smsc_ref: str = "", parts: Sequence[str] = ()) -> None:
+        """The SMSC took the message: `smsc_ref` is its id (the first part's), `parts`
+        the ids of every part of a message sent in several (their receipts decide)."""
         now = self.clock()
-        await self._set(
-            ident,
-            ("sending", "doubt"),
-            state="sent",
-            sent_at=now,
-            smsc_ref=smsc_ref or None,
-            lease_owner=None,
-        )
+        t = outbox_table
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(t)
+                .where(t.c.id == ident, t.c.state.in_(("sending", "doubt")))
+                .values(state="sent", sent_at=now, smsc_ref=smsc_ref or None, lease_owner=None)
+            )
+            if len(parts) > 1:
+                conn.execute(
+                    insert(parts_table),
+                    [
+                        {"row_id": ident, "number": n, "smsc_ref": ref[:64], "state": "sent"}
+                        for n, ref in enumerate(parts, start=1)
+                    ],
+                )
+
+        await self._run(work)
 
     async def retry(self, ident: int, reason: str, attempts: int) -> str:
         """A transient refusal: queued again after a backoff, or failed past the limit."""
@@ -326,6 +363,46 @@ class Outbox:
             return True
 
         return await self._run(work)
+
+    async def record_receipt(self, smsc_ref: str, state: ReportState) -> int | None:
+        """A receipt that names only the SMSC's id (SMPP): for a part of a long message,
+        recorded on the part, and the message is delivered once every part is, failed
+        once one part failed; else the row whose id it is. The row's id, or None when
+        no message has that SMSC id (yet: a receipt can overtake `sent`)."""
+        t, pt = outbox_table, parts_table
+
+        def work(conn: Connection) -> tuple[int, ReportState] | None:
+            part = conn.execute(
+                select(pt.c.id, pt.c.row_id).where(pt.c.smsc_ref == smsc_ref).limit(1)
+            ).first()
+            if part is None:
+                row = conn.execute(
+                    select(t.c.id).where(t.c.smsc_ref == smsc_ref).order_by(t.c.id.desc()).limit(1)
+                ).first()
+                return None if row is None else (int(row.id), state)
+            if state in ("delivered", "failed"):
+                conn.execute(
+                    update(pt)
+                    .where(pt.c.id == part.id, pt.c.state.notin_(("delivered", "failed")))
+                    .values(state=state)
+                )
+            states = [
+                s for (s,) in conn.execute(select(pt.c.state).where(pt.c.row_id == part.row_id))
+            ]
+            if "failed" in states:
+                whole: ReportState = "failed"
+            elif all(s == "delivered" for s in states):
+                whole = "delivered"
+            else:
+                whole = "accepted"  # some parts still on their way
+            return int(part.row_id), whole
+
+        found = await self._run(work)
+        if found is None:
+            return None
+        ident, whole = found
+        await self.record_report(ident, whole)
+        return ident
 
     async def find_smsc_ref(self, smsc_ref: str) -> int | None:
         """The row the SMSC named `smsc_ref` (an SMPP receipt names only the SMSC's id)."""

@@ -467,6 +467,7 @@ class SmppTransport:
         total = segments.count
         reference = self._reference(to) if total > 1 else 0
         first_ref = ""
+        refs: list[str] = []
         for number, part in enumerate(segments.parts, start=1):
             body = encode_part(part, coding)
             esm_class = 0
@@ -484,9 +485,10 @@ class SmppTransport:
                 )
             if number == 1:
                 first_ref = outcome.smsc_ref
+            refs.append(outcome.smsc_ref)
             if row is not None and outcome.smsc_ref:
                 self.submitted[outcome.smsc_ref] = (row, first_ref)  # before its receipt
-        return SendOutcome("accepted", smsc_ref=first_ref)
+        return SendOutcome("accepted", smsc_ref=first_ref, parts=tuple(refs))
 
     async def _submit_one(
         self, to: str, body: bytes, coding: int, esm_class: int, source: str, receipt: bool
