@@ -22,6 +22,7 @@ from hotline.web.keys import ENGINE, MESSAGES, SETTINGS
 from sms.conversation import RefusedMo, refusal
 from sms.dedupe import ledger_ctx, reply_once
 from sms.dialects import WireRequest, kannel
+from sms.metrics import outbox_metrics_ctx
 from sms.render import SmsLayout, SmsText
 from sms.segments import segment
 from sms.sender import sender_ctx
@@ -39,6 +40,7 @@ def setup(app: web.Application) -> None:
     app.router.add_route("GET", "/sms/kannel", _kannel, name="sms-kannel")
     app.router.add_route("POST", "/sms/kannel", _kannel)
     app.router.add_get(kannel.REPORT_PATH, _kannel_report, name="sms-kannel-dlr")
+    app.cleanup_ctx.append(outbox_metrics_ctx)
     app.cleanup_ctx.append(ledger_ctx)  # before the SMPP session, whose MOs use it
     app.cleanup_ctx.append(smpp_ctx)  # before the sender, which may deliver through it
     app.cleanup_ctx.append(sender_ctx)

@@ -8,6 +8,7 @@ die), submit, and record what the gateway said — `sent`, a retry with backoff,
 permanent failure. Between rounds it waits for new rows (`Outbox.wakeup`, set by
 `send` in this process) or a short poll, for rows other workers queued.
 
+Once an hour it purges messages finished longer ago than `sms.outbox_keep_days`.
 Transport errors (the gateway unreachable, a timeout) are transient: retried. Nothing
 here logs a number or a text; rows are named by their outbox id.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +40,7 @@ __all__ = ["KannelTransport", "Sender", "Transport", "sender_ctx"]
 log = logging.getLogger(__name__)
 
 POLL = 0.5  # seconds between looks for rows other workers queued
+PURGE_EVERY = 3600.0  # seconds between purges of finished messages (`sms.outbox_keep_days`)
 SUBMIT_TIMEOUT = 10.0
 
 
@@ -109,11 +112,22 @@ class Sender:
     rate: float
     lease: float
     doubt_grace: float
+    keep_days: float = 0.0
 
     async def run(self) -> None:
         limiter = AsyncLimiter(self.rate, 1.0)
         batch = max(1, min(500, int(self.rate)))
+        purged_at = 0.0
         while True:
+            now = time.monotonic()
+            if self.keep_days and now - purged_at >= PURGE_EVERY:
+                purged_at = now
+                try:
+                    gone = await self.outbox.purge(self.keep_days * 86400)
+                    if gone:
+                        log.info("outbox: purged %d finished message(s)", gone)
+                except Exception:
+                    log.exception("outbox: purging failed; next time")
             try:
                 moved = await self.outbox.recover(self.doubt_grace)
                 if any(moved.values()):
@@ -187,6 +201,7 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
         rate=settings.send_rate,
         lease=settings.lease_seconds,
         doubt_grace=settings.doubt_grace,
+        keep_days=settings.outbox_keep_days,
     )
     task = asyncio.create_task(sender.run(), name="sms-sender")
     yield

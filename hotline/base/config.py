@@ -376,6 +376,12 @@ class SmsSettings(_Section):
     doubt_grace: float = Field(
         60.0, ge=1, le=86400, description="seconds to wait for a report of an in-doubt send"
     )
+    outbox_keep_days: float = Field(
+        30.0,
+        ge=0,
+        le=3650,
+        description="days a delivered or failed message is kept; 0 = forever (`hotline sms purge`)",
+    )
 
     @field_validator("kannel_allowed_cidrs")
     @classmethod

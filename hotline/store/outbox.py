@@ -19,6 +19,10 @@ otherwise never sent again: a duplicate SMS (a second OTP, a second receipt) is 
 than a flagged one, and `doubt` rows are counted for operators. Transient refusals are
 retried with exponential backoff up to `max_attempts`; permanent ones fail at once.
 
+Every change of state is told to the `observers` (`(event)` with event one of
+`EVENTS`: the SMS channel counts them as metrics). `purge` deletes messages finished
+(delivered or failed) longer ago than a given age, and their parts.
+
 All methods are coroutines running the synchronous SQLAlchemy work in a worker thread.
 """
 
@@ -46,6 +50,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     func,
     insert,
     select,
@@ -57,6 +62,7 @@ from hotline.base.values import Value, decode_value, encode_value
 from hotline.store.db import Migration, migrate, open_database, sqlite_url
 
 __all__ = [
+    "EVENTS",
     "MIGRATIONS",
     "MessageKind",
     "Outbox",
@@ -68,6 +74,10 @@ __all__ = [
 MessageKind = Literal["service", "otp", "receipt"]
 ReportState = Literal["delivered", "failed", "accepted", "buffered"]
 KINDS: tuple[MessageKind, ...] = ("service", "otp", "receipt")
+#: What observers are told: a message queued, submitted (`sent`), queued again after a
+#: transient refusal (`retried`), `failed`, `delivered`, in `doubt` after a crash,
+#: `abandoned` (in doubt too long; failed, not resent), `requeued` (claimed, never sent).
+EVENTS = ("queued", "sent", "retried", "failed", "delivered", "doubt", "abandoned", "requeued")
 T = TypeVar("T")
 
 metadata = MetaData()
@@ -167,6 +177,12 @@ class Outbox:
             max_workers=1 if self._sqlite else 8, thread_name_prefix="outbox"
         )
         self.wakeup = asyncio.Event()
+        self.observers: list[Callable[[str], None]] = []
+
+    def _tell(self, event: str, times: int = 1) -> None:
+        for observer in self.observers:
+            for _ in range(times):
+                observer(event)
 
     # ------------------------------------------------------------- plumbing
 
@@ -210,7 +226,10 @@ class Outbox:
         vals = orjson.dumps({k: encode_value(v) for k, v in values.items()}).decode()
         now = self.clock()
 
+        new = False
+
         def work(conn: Connection) -> int:
+            nonlocal new
             if dedupe is not None:
                 found = conn.execute(
                     select(outbox_table.c.id).where(outbox_table.c.dedupe == dedupe)
@@ -233,6 +252,7 @@ class Outbox:
                 )
                 .returning(outbox_table.c.id)
             )
+            new = True
             return int(result.scalar_one())
 
         try:
@@ -241,6 +261,8 @@ class Outbox:
             if dedupe is None:
                 raise
             ident = await self._run(work)  # a concurrent twin inserted it first
+        if new:
+            self._tell("queued")
         self.wakeup.set()
         return ident
 
@@ -294,12 +316,12 @@ class Outbox:
         now = self.clock()
         t = outbox_table
 
-        def work(conn: Connection) -> None:
-            conn.execute(
+        def work(conn: Connection) -> int:
+            changed = conn.execute(
                 update(t)
                 .where(t.c.id == ident, t.c.state.in_(("sending", "doubt")))
                 .values(state="sent", sent_at=now, smsc_ref=smsc_ref or None, lease_owner=None)
-            )
+            ).rowcount
             if len(parts) > 1:
                 conn.execute(
                     insert(parts_table),
@@ -308,8 +330,10 @@ class Outbox:
                         for n, ref in enumerate(parts, start=1)
                     ],
                 )
+            return int(changed)
 
-        await self._run(work)
+        if await self._run(work):
+            self._tell("sent")
 
     async def retry(self, ident: int, reason: str, attempts: int) -> str:
         """A transient refusal: queued again after a backoff, or failed past the limit."""
@@ -317,6 +341,7 @@ class Outbox:
             await self.fail(ident, f"gave up after {attempts} attempts: {reason}")
             return "failed"
         delay = min(self.retry_max, self.retry_base * 2 ** max(attempts - 1, 0))
+        self._tell("retried")
         await self._set(
             ident,
             ("sending",),
@@ -328,6 +353,7 @@ class Outbox:
         return "queued"
 
     async def fail(self, ident: int, reason: str) -> None:
+        self._tell("failed")
         await self._set(
             ident,
             ("sending", "claimed", "doubt"),
@@ -347,10 +373,10 @@ class Outbox:
         now = self.clock()
         t = outbox_table
 
-        def work(conn: Connection) -> bool:
+        def work(conn: Connection) -> tuple[bool, str]:
             row = conn.execute(select(t.c.state).where(t.c.id == ident)).first()
             if row is None:
-                return False
+                return False, ""
             values: dict[str, Any] = {}
             if smsc_ref:
                 values["smsc_ref"] = smsc_ref
@@ -360,9 +386,12 @@ class Outbox:
                 values.update(state="sent", sent_at=now)
             if values:
                 conn.execute(update(t).where(t.c.id == ident).values(**values))
-            return True
+            return True, str(row.state)
 
-        return await self._run(work)
+        known, before = await self._run(work)
+        if known and state in ("delivered", "failed") and before != state:
+            self._tell(state)
+        return known
 
     async def record_receipt(self, smsc_ref: str, state: ReportState) -> int | None:
         """A receipt that names only the SMSC's id (SMPP): for a part of a long message,
@@ -444,6 +473,30 @@ class Outbox:
                 )
             ).rowcount
             return {"requeued": requeued, "doubt": doubted, "abandoned": abandoned}
+
+        moved = await self._run(work)
+        for event, count in moved.items():
+            self._tell(event, count)
+        return moved
+
+    async def purge(self, older_than: float) -> int:
+        """Delete messages finished (delivered or failed) more than `older_than` seconds
+        ago, with their parts; how many."""
+        cutoff = self.clock() - older_than
+        t, pt = outbox_table, parts_table
+
+        def work(conn: Connection) -> int:
+            done = (
+                select(t.c.id)
+                .where(t.c.state.in_(("delivered", "failed")), t.c.done_at < cutoff)
+                .scalar_subquery()
+            )
+            conn.execute(delete(pt).where(pt.c.row_id.in_(done)))
+            return int(
+                conn.execute(
+                    delete(t).where(t.c.state.in_(("delivered", "failed")), t.c.done_at < cutoff)
+                ).rowcount
+            )
 
         return await self._run(work)
 

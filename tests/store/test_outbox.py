@@ -229,3 +229,51 @@ def test_workers_migrating_at_once_apply_each_migration_once(database_url: str) 
         )
     finally:
         engine.dispose()
+
+
+async def test_purge_deletes_only_long_finished_messages(outbox: Outbox, clock: Clock) -> None:
+    old_done = await outbox.send(PHONE, "x", {}, "en")
+    old_failed = await outbox.send(PHONE, "x", {}, "en")
+    await outbox.claim(10, 30)
+    for ident in (old_done, old_failed):
+        assert await outbox.begin(ident, 30)
+    await outbox.sent(old_done, "p1", ["p1", "p2"])
+    await outbox.record_receipt("p1", "delivered")
+    await outbox.record_receipt("p2", "delivered")
+    await outbox.fail(old_failed, "refused")
+    clock.now += 40 * 86400
+    recent = await outbox.send(PHONE, "x", {}, "en")
+    await outbox.claim(10, 30)
+    assert await outbox.begin(recent, 30)
+    await outbox.sent(recent, "r1")
+    await outbox.record_report(recent, "delivered")
+    waiting = await outbox.send(PHONE, "x", {}, "en")  # queued long: never purged
+    clock.now += 86400
+    assert await outbox.purge(30 * 86400) == 2
+    assert [r["id"] for r in await outbox.rows()] == [recent, waiting]
+    assert await outbox.record_receipt("p1", "delivered") is None  # its parts went too
+    assert await outbox.purge(30 * 86400) == 0
+
+
+async def test_observers_are_told_each_change_once(outbox: Outbox, clock: Clock) -> None:
+    told: list[str] = []
+    outbox.observers.append(told.append)
+    first = await outbox.send(PHONE, "x", {}, "en", dedupe="o-1")
+    await outbox.send(PHONE, "x", {}, "en", dedupe="o-1")  # the same: not queued again
+    second = await outbox.send(PHONE, "x", {}, "en")
+    await outbox.claim(10, 30)
+    assert await outbox.begin(first, 30) and await outbox.begin(second, 30)
+    assert await outbox.retry(second, "throttled", 1) == "queued"
+    await outbox.sent(first, "s1")
+    await outbox.record_report(first, "delivered")
+    await outbox.record_report(first, "delivered")  # a repeated report: counted once
+    clock.now += 10
+    (row,) = await outbox.claim(10, 30)
+    assert await outbox.begin(row.id, 30)
+    clock.now += 31  # the worker died mid-send: in doubt, then abandoned
+    await outbox.recover(doubt_grace=5)
+    clock.now += 6
+    await outbox.recover(doubt_grace=5)
+    assert told == [
+        "queued", "queued", "retried", "sent", "delivered", "doubt", "abandoned"
+    ]  # fmt: skip
