@@ -369,6 +369,12 @@ class SmsSettings(_Section):
     )
     outbox_path: Path = Field(Path("var/outbox.sqlite3"), description="the embedded outbox")
     send_rate: float = Field(50.0, gt=0, le=10000, description="messages per second to the SMSC")
+    send_window: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="messages submitted at once; a crash leaves at most this many in doubt",
+    )
     max_attempts: int = Field(6, ge=1, le=50)
     retry_base: float = Field(2.0, gt=0, le=600, description="first retry delay, seconds")
     retry_max: float = Field(300.0, gt=0, le=86400, description="longest retry delay, seconds")

@@ -310,30 +310,61 @@ class Outbox:
 
         return await self._run(work)
 
-    async def sent(self, ident: int, smsc_ref: str = "", parts: Sequence[str] = ()) -> None:
-        """The SMSC took the message: `smsc_ref` is its id (the first part's), `parts`
-        the ids of every part of a message sent in several (their receipts decide)."""
+    async def begin_many(self, idents: Sequence[int], lease: float) -> list[int]:
+        """`begin` for several claimed rows in one transaction (a sender submitting a
+        window's worth at once); the ids whose claim still held."""
+        now = self.clock()
+        t = outbox_table
+
+        def work(conn: Connection) -> list[int]:
+            held = [
+                int(i)
+                for (i,) in conn.execute(
+                    select(t.c.id).where(
+                        t.c.id.in_(list(idents)), t.c.state == "claimed", t.c.lease_until >= now
+                    )
+                )
+            ]
+            if held:
+                conn.execute(
+                    update(t)
+                    .where(t.c.id.in_(held), t.c.state == "claimed")
+                    .values(state="sending", attempts=t.c.attempts + 1, lease_until=now + lease)
+                )
+            return held
+
+        return await self._run(work)
+
+    async def sent_many(self, sent: Sequence[tuple[int, str, Sequence[str]]]) -> None:
+        """`sent` for several rows in one transaction: (id, smsc_ref, part refs) each."""
         now = self.clock()
         t = outbox_table
 
         def work(conn: Connection) -> int:
-            changed = conn.execute(
-                update(t)
-                .where(t.c.id == ident, t.c.state.in_(("sending", "doubt")))
-                .values(state="sent", sent_at=now, smsc_ref=smsc_ref or None, lease_owner=None)
-            ).rowcount
-            if len(parts) > 1:
-                conn.execute(
-                    insert(parts_table),
-                    [
-                        {"row_id": ident, "number": n, "smsc_ref": ref[:64], "state": "sent"}
-                        for n, ref in enumerate(parts, start=1)
-                    ],
-                )
-            return int(changed)
+            changed = 0
+            for ident, smsc_ref, parts in sent:
+                changed += conn.execute(
+                    update(t)
+                    .where(t.c.id == ident, t.c.state.in_(("sending", "doubt")))
+                    .values(state="sent", sent_at=now, smsc_ref=smsc_ref or None, lease_owner=None)
+                ).rowcount
+                if len(parts) > 1:
+                    conn.execute(
+                        insert(parts_table),
+                        [
+                            {"row_id": ident, "number": n, "smsc_ref": ref[:64], "state": "sent"}
+                            for n, ref in enumerate(parts, start=1)
+                        ],
+                    )
+            return changed
 
-        if await self._run(work):
-            self._tell("sent")
+        if sent:
+            self._tell("sent", await self._run(work))
+
+    async def sent(self, ident: int, smsc_ref: str = "", parts: Sequence[str] = ()) -> None:
+        """The SMSC took the message: `smsc_ref` is its id (the first part's), `parts`
+        the ids of every part of a message sent in several (their receipts decide)."""
+        await self.sent_many([(ident, smsc_ref, parts)])
 
     async def retry(self, ident: int, reason: str, attempts: int) -> str:
         """A transient refusal: queued again after a backoff, or failed past the limit."""

@@ -449,3 +449,21 @@ def test_concatenation_read_from_udh_or_sar_tlvs(
             part_of(udh, tlvs)
     else:
         assert part_of(udh, tlvs) == expected
+
+
+async def test_a_send_window_submits_concurrently_each_message_once(
+    aiohttp_server: MakeServer, smsc: SmscPeer, tmp_path: Path, redis_url: str
+) -> None:
+    app = create_app(_settings(tmp_path, redis_url, smsc.port, send_window=8, send_rate=1000))
+    await aiohttp_server(app)
+    await smsc.wait_for(lambda e: e.get("bound") == "hotline")
+    messages = app[MESSAGES]
+    for n in range(40):
+        await messages.send(PHONE, "result.balance", {"balance": Money(n, "CNY")}, "en")
+    await _settled(messages, {"delivered": 40})
+    texts = [s.text for s in smsc.submits()]
+    assert sorted(texts) == sorted(
+        f"Your main balance is CNY {n // 100}.{n % 100:02d}. [hotline]" for n in range(40)
+    )
+    rows = await messages.rows()
+    assert all(row["attempts"] == 1 and row["smsc_ref"] for row in rows)
