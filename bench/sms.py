@@ -12,7 +12,8 @@ A private redis-server on a free port; each target is its own process on its own
   body. Targets: `hotline` (`hotline serve`, Redis sessions, the SQLite ledger, the real
   flow and layout) and `minimal`, an aiohttp handler doing the unavoidable work of an SMS
   keyword answer — read the query, one Redis GET and one SET with a TTL (the thread),
-  a fixed UCS-2 reply with `X-Kannel-Coding: 2`.
+  a fixed UCS-2 reply with `X-Kannel-Coding: 2`. (`--no-ids`, a diagnostic: calls without
+  an id, so hotline skips its redelivery ledger — what that ledger costs.)
 - `smpp`: MO → MT through SMPP. This process is the SMSC (`smpp34.Server`, the library
   the tests use as a peer): it sends `deliver_sm` `YE` and times each until the
   `submit_sm` reply to that subscriber arrives (replies matched first in, first out per
@@ -270,7 +271,7 @@ def _smpp_env(base: dict[str, str], smsc_port: int, window: int) -> dict[str, st
 
 
 async def _kannel_load(
-    port: int, *, duration: float, warmup: float, concurrency: int
+    port: int, *, duration: float, warmup: float, concurrency: int, no_ids: bool = False
 ) -> tuple[int, int, list[float], float]:
     """smsbox's get-url calls on raw keep-alive connections (a cheap client)."""
     latencies: list[float] = []
@@ -290,7 +291,7 @@ async def _kannel_load(
                         "text": "YE",
                         "coding": "0",
                         "charset": "UTF-8",
-                        "id": f"b{worker}x{n}",
+                        **({} if no_ids else {"id": f"b{worker}x{n}"}),
                     }
                 )
                 n += concurrency
@@ -342,7 +343,11 @@ async def _part_kannel(args: argparse.Namespace, redis_url: str, work: Path) -> 
         env = hotline_env(redis_url, work, HOTLINE_SMS__OUTBOX_PATH=str(work / "k.sqlite3"))
         with process(command, env, port, cpu=0):
             run = await _kannel_load(
-                port, duration=args.duration, warmup=args.warmup, concurrency=args.concurrency
+                port,
+                duration=args.duration,
+                warmup=args.warmup,
+                concurrency=args.concurrency,
+                no_ids=args.no_ids,
             )
         results.append(_result("kannel", target, run))
     return results
@@ -476,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--no-ids", action="store_true", help="kannel: no message ids (diagnostic: no MO ledger)"
+    )
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:

@@ -8,7 +8,7 @@ is *claimed* atomically (`SET NX` with a TTL, `sms.mo_dedupe_ttl`) under a key n
 keyed hash of the subscriber's pseudonym, the service number, the id and the text —
 no number, no text in clear:
 
-    hotline:{env}:sms:mo:{digest}   P (being answered) │ S (answered) │ L<reply> (lost)
+    hotline:{env}:sms:mo:{digest}   P… (being answered) │ S (answered) │ L<reply> (lost)
 
 - The first delivery wins the claim, answers, and records `S` — or `L` with the reply
   when the gateway hung up before it was done (smsbox gave up on a slow answer: that
@@ -27,13 +27,15 @@ import asyncio
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from hotline.store.redislink import RedisLink, RedisReplyError, link_address
 from hotline.store.redisurl import AnyRedis, open_redis
 from hotline.web.keys import PSEUDONYM, SETTINGS
 from sms.conversation import IncomingSms, answer_or_apology
@@ -133,27 +135,52 @@ class MemoryMoLedger:
 
 
 class RedisMoLedger:
-    """Claims in Redis (`SET NX EX`; the hand-out of a lost reply is one Lua script)."""
+    """Claims in Redis (`SET NX EX`; the hand-out of a lost reply is one Lua script).
 
-    def __init__(self, client: AnyRedis) -> None:
-        self._redis = client
+    A plain `redis://` or `unix://` server is spoken to over hotline's pipelined link
+    (`hotline.store.redislink`, as the sessions are: measured cheaper per call); TLS,
+    Sentinel and Cluster URLs through redis-py. The pending mark carries a token of its
+    own and is read back in the same round trip, so a claim the link re-sent after a
+    dropped connection is still recognised as ours.
+    """
+
+    def __init__(self, client: AnyRedis | RedisLink) -> None:
+        self._link = client if isinstance(client, RedisLink) else None
+        self._redis = None if isinstance(client, RedisLink) else client
 
     @classmethod
     def from_url(cls, url: str) -> RedisMoLedger:
+        address = link_address(url)
+        if address is not None:
+            return cls(RedisLink(address, timeout=2.0, connect_timeout=2.0))
         return cls(open_redis(url, socket_timeout=2.0, socket_connect_timeout=2.0))
 
+    async def _many(self, *commands: tuple[str | bytes | int, ...]) -> list[Any]:
+        if self._link is not None:
+            return await self._link.execute_many(*commands)
+        assert self._redis is not None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+
     async def claim(self, key: str, ttl: int) -> bool:
-        return bool(await self._redis.set(key, PENDING, nx=True, ex=ttl))
+        mark = PENDING + uuid.uuid4().bytes
+        _, value = await self._many(("SET", key, mark, "NX", "EX", ttl), ("GET", key))
+        return bool(value == mark)
 
     async def record(self, key: str, value: bytes, ttl: int) -> None:
-        await self._redis.set(key, value, ex=ttl)
+        await self._many(("SET", key, value, "EX", ttl))
 
     async def take(self, key: str) -> bytes | None:
-        value = await self._redis.eval(_TAKE_LOST, 1, key)  # type: ignore[misc]
+        (value,) = await self._many(("EVAL", _TAKE_LOST, 1, key))
         return value if isinstance(value, bytes) else None
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self._link is not None:
+            await self._link.close()
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
 def open_ledger(redis_url: str | None) -> MoLedger:
@@ -197,7 +224,7 @@ async def answer_once(
             reply = await produce()
             try:
                 await ledger.record(key, _dump(reply) if gone() else ANSWERED, ttl)
-            except (ConnectionError, OSError, TimeoutError, RedisError) as exc:
+            except (ConnectionError, OSError, TimeoutError, RedisError, RedisReplyError) as exc:
                 # The claim stays pending until its TTL: a redelivery answers nothing.
                 log.warning("sms: MO ledger unavailable (%s) recording an answer", type(exc))
             return reply
@@ -208,7 +235,7 @@ async def answer_once(
         value = await ledger.take(key)
         if value is not None and value.startswith(LOST):
             return _load(value), "retry"
-        if value != PENDING or time.monotonic() >= deadline:
+        if value is None or not value.startswith(PENDING) or time.monotonic() >= deadline:
             return None, "duplicate"
         await asyncio.sleep(POLL)
 
@@ -246,7 +273,7 @@ async def reply_once(
             lambda: answer_or_apology(app, sms, layout),
             gone,
         )
-    except (ConnectionError, OSError, TimeoutError, RedisError) as exc:
+    except (ConnectionError, OSError, TimeoutError, RedisError, RedisReplyError) as exc:
         log.warning("sms: MO ledger unavailable (%s); answering without it", type(exc).__name__)
         return await answer_or_apology(app, sms, layout)
     if outcome != "first":

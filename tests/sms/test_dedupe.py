@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.balance.sim import create_sim_app
+from hotline.store.redisurl import open_redis
 from hotline.web.app import create_app
 from sms.dedupe import MemoryMoLedger, RedisMoLedger, answer_once, mo_key
 from sms.render import SmsText
@@ -125,15 +126,15 @@ async def test_mo_keys_are_pseudonymous(
     assert PHONE.lstrip("+")[-8:] not in keys[0] and "priv-1" not in keys[0]
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
+@pytest.mark.parametrize("kind", ["memory", "redis-link", "redis-py"])
 async def test_answer_once_hands_a_lost_reply_out_once(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    ledger = (
-        MemoryMoLedger()
-        if kind == "memory"
-        else RedisMoLedger.from_url(request.getfixturevalue("redis_url"))
-    )
+    ledger: MemoryMoLedger | RedisMoLedger = MemoryMoLedger()
+    if kind == "redis-link":  # hotline's pipelined link (plain redis:// URLs)
+        ledger = RedisMoLedger.from_url(request.getfixturevalue("redis_url"))
+    elif kind == "redis-py":  # what TLS, Sentinel and Cluster URLs use
+        ledger = RedisMoLedger(open_redis(request.getfixturevalue("redis_url")))
     key = mo_key("test", "pseudo", "10086", "id-1", "YE")
     release = asyncio.Event()
     produced = 0
