@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 import smpp34
 from aiohttp import web
 
+from hotline.links.smpp import SMPP_LINK
 from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
 from sms.concat import PARTS, open_reassembly, part_of, parts_key
 from sms.conversation import IncomingSms, RefusedMo, refusal
@@ -135,6 +136,7 @@ async def smpp_ctx(app: web.Application) -> AsyncIterator[None]:
     transport = smpp.SmppTransport(settings, on_deliver)
     app[SMPP_TRANSPORT] = transport
     app[PARTS] = open_reassembly(app[SETTINGS].redis_url)
+    app[SMPP_LINK] = transport  # the USSD channel may share the bind (ussd_smpp)
     transport.start()
     yield
     await transport.close()
