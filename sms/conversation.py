@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
+from hotline.base.config import SmsSettings
 from hotline.base.errors import SessionStoreUnavailable
 from hotline.flow.entries import EntryTable
 from hotline.flow.events import ChannelEvent
@@ -49,6 +50,7 @@ __all__ = [
     "answer",
     "answer_or_apology",
     "refusal",
+    "serves",
     "sms_keywords",
     "thread_key",
 ]
@@ -163,6 +165,14 @@ async def refusal(app: web.Application, refused: RefusedMo, layout: SmsLayout) -
     if prefs.get("lang", "") in settings.languages:
         language = str(prefs["lang"])
     return layout.help(sms_keywords(app[ENGINE].registry.entries), language, refused.key)
+
+
+def serves(settings: SmsSettings, receiver: str) -> bool:
+    """Whether `receiver` is one of `sms.service_numbers` (any when none are set; a
+    leading `+` does not matter)."""
+    if not settings.service_numbers:
+        return True
+    return receiver.lstrip("+") in {n.lstrip("+") for n in settings.service_numbers}
 
 
 def sms_keywords(table: EntryTable) -> list[str]:

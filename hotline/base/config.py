@@ -349,6 +349,11 @@ class SmsSettings(_Section):
     max_text_chars: int = Field(
         640, ge=10, le=4096, description="longest incoming message accepted, in characters"
     )
+    service_numbers: tuple[str, ...] = Field(
+        (),
+        description="numbers subscribers write to (10086, 1065…); an MO to another is refused; "
+        "empty = any",
+    )
     mo_dedupe_ttl: int = Field(
         900,
         ge=10,

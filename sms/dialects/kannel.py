@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from hotline.base.config import SmsSettings
 from hotline.base.errors import BadGatewayRequest
-from sms.conversation import IncomingSms, RefusedMo
+from sms.conversation import IncomingSms, RefusedMo, serves
 from sms.dialects.base import DeliveryReport, SendOutcome, WireRequest
 from sms.render import TOO_LONG_KEY, SmsText
 from sms.segments import Segments
@@ -129,6 +129,8 @@ def parse(request: WireRequest, settings: SmsSettings) -> IncomingSms:
         raise BadGatewayRequest("from must be a phone number (+ and 3-20 digits 0-9)")
     if not _RECEIVER.fullmatch(receiver.strip()):
         raise BadGatewayRequest("to must be 1-20 letters or digits")
+    if settings.service_numbers and not serves(settings, receiver.strip()):
+        raise BadGatewayRequest("to is not one of this deployment's sms.service_numbers")
     if coding_text not in ("0", "1", "2"):
         raise BadGatewayRequest("coding must be 0 (text), 1 (binary) or 2 (UCS-2)")
     coding = int(coding_text)

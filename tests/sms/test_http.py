@@ -191,3 +191,16 @@ async def test_a_source_outside_the_allow_list_is_refused(
     client = await aiohttp_client(create_app(settings))
     response = await client.get("/sms/kannel?" + kannel_query("YE"))
     assert response.status == 403
+
+
+async def test_a_number_not_served_here_is_refused_with_a_reason(
+    aiohttp_client: MakeClient, tmp_path: Path
+) -> None:
+    settings = sms_settings(tmp_path, sms={"service_numbers": ["10086", "+106588"]})
+    client = await aiohttp_client(create_app(settings))
+    for to in ("10086", "106588", "+106588"):
+        response = await client.get("/sms/kannel?" + kannel_query("YE", receiver=to))
+        assert response.status == 200 and await response.text() == BALANCE_ZH, to
+    response = await client.get("/sms/kannel?" + kannel_query("YE", receiver="10010"))
+    assert response.status == 400
+    assert "to is not one of this deployment's sms.service_numbers" in await response.text()

@@ -467,3 +467,15 @@ async def test_a_send_window_submits_concurrently_each_message_once(
     )
     rows = await messages.rows()
     assert all(row["attempts"] == 1 and row["smsc_ref"] for row in rows)
+
+
+async def test_an_mo_to_a_number_not_served_here_is_acknowledged_not_answered(
+    aiohttp_server: MakeServer, smsc: SmscPeer, tmp_path: Path, redis_url: str
+) -> None:
+    app = create_app(_settings(tmp_path, redis_url, smsc.port, service_numbers=[SERVICE]))
+    await aiohttp_server(app)
+    await smsc.wait_for(lambda e: e.get("bound") == "hotline")
+    smsc.send_mo(PHONE, "10010", "YE")  # the SMSC routed another operator's number here
+    smsc.send_mo(PHONE, SERVICE, "YE")
+    assert await _mo_answers(smsc, 2, 1) == ["您的话费余额为12.50元。" + SIG]
+    assert smsc.submits()[0].source == SERVICE
