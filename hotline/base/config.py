@@ -349,6 +349,17 @@ class SmsSettings(_Section):
     max_text_chars: int = Field(
         640, ge=10, le=4096, description="longest incoming message accepted, in characters"
     )
+    service_numbers: tuple[str, ...] = Field(
+        (),
+        description="numbers subscribers write to (10086, 1065…); an MO to another is refused; "
+        "empty = any",
+    )
+    mo_dedupe_ttl: int = Field(
+        900,
+        ge=10,
+        le=86400,
+        description="seconds a gateway's redelivery of the same MO (same id) gets no second answer",
+    )
     kannel_allowed_cidrs: tuple[str, ...] = Field(
         ("127.0.0.0/8", "::1/128"), description="smsbox addresses allowed on /sms/kannel"
     )
@@ -381,12 +392,24 @@ class SmsSettings(_Section):
     )
     outbox_path: Path = Field(Path("var/outbox.sqlite3"), description="the embedded outbox")
     send_rate: float = Field(50.0, gt=0, le=10000, description="messages per second to the SMSC")
+    send_window: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="messages submitted at once; a crash leaves at most this many in doubt",
+    )
     max_attempts: int = Field(6, ge=1, le=50)
     retry_base: float = Field(2.0, gt=0, le=600, description="first retry delay, seconds")
     retry_max: float = Field(300.0, gt=0, le=86400, description="longest retry delay, seconds")
     lease_seconds: float = Field(30.0, ge=1, le=3600, description="a claim's lifetime")
     doubt_grace: float = Field(
         60.0, ge=1, le=86400, description="seconds to wait for a report of an in-doubt send"
+    )
+    outbox_keep_days: float = Field(
+        30.0,
+        ge=0,
+        le=3650,
+        description="days a delivered or failed message is kept; 0 = forever (`hotline sms purge`)",
     )
 
     @field_validator("kannel_allowed_cidrs")
