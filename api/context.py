@@ -1,0 +1,89 @@
+"""What the API's handlers share for one app: settings, services, stores, metrics.
+
+Built by the channel's cleanup context (`api.channel`) once the core's resources exist;
+the balance and messages services are the engine's own `Services`, so the API reads
+the very provider, cache and freshness bound USSD reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from api.state import ApiState, Window
+from api.store import ApiStore, AuditWriter
+from api.tokens import Tokens
+from hotline.base.config import ApiSettings, Settings
+from hotline.base.metrics import LATENCY_BUCKETS
+from hotline.base.privacy import Pseudonymizer
+from hotline.flow.services import Services
+from hotline.i18n.catalog import CatalogSet
+
+__all__ = ["ApiContext", "ApiMetrics", "choose_language"]
+
+
+class ApiMetrics:
+    """Per-client series; the only label beyond the outcome is the client's name, and
+    names are the operator's (a bounded set), never a subscriber's."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "hotline_api_requests",
+            "API requests by client name, endpoint and outcome (ok or an error code).",
+            ["client", "endpoint", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "hotline_api_request_duration_seconds",
+            "Time to answer an API request, by client name.",
+            ["client"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+
+@dataclass(slots=True)
+class ApiContext:
+    settings: Settings
+    tokens: Tokens
+    state: ApiState | None  # None: no Redis configured, the API answers 503
+    store: ApiStore
+    audit: AuditWriter
+    metrics: ApiMetrics
+    catalogs: CatalogSet
+    services: Services
+    pseudonym: Pseudonymizer
+    client_window: Window
+    subscriber_window: Window
+    h5_window: Window
+
+    @property
+    def api(self) -> ApiSettings:
+        return self.settings.api
+
+
+def choose_language(header: str, languages: tuple[str, ...], default: str) -> str:
+    """The best of `languages` for an `Accept-Language` header (RFC 9110 §12.5.4):
+    highest q first, a match on the primary subtag counts (`zh-TW` → `zh-CN`)."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, item in enumerate(header.split(",")[:16]):
+        tag, _, params = item.strip().partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        if tag and q > 0:
+            ranked.append((-q, index, tag.strip().lower()))
+    for _, _, tag in sorted(ranked):
+        for language in languages:
+            if language.lower() == tag:
+                return language
+        primary = tag.split("-")[0]
+        for language in languages:
+            if language.lower().split("-")[0] == primary:
+                return language
+    return default
