@@ -37,7 +37,7 @@ ERRORS: Mapping[str, ErrorCode] = {
         400, "That is not a phone number.", "手机号码格式有误。", "Send 5-15 digits, e.g. +8613800138000."
     ),
     "invalid_code": ErrorCode(
-        400,
+        401,
         "The code is wrong or has expired.",
         "验证码错误或已过期。",
         "Ask the subscriber to retype it, or request a new code.",
@@ -170,7 +170,7 @@ def problem_response(error: ApiError, *, language: str, instance: str) -> web.Re
     if error.retry_after is not None:
         body["retry_after"] = error.retry_after
         headers["Retry-After"] = str(error.retry_after)
-    if row.status == 401:
+    if error.code == "unauthorized":
         headers.setdefault("WWW-Authenticate", 'Bearer realm="hotline"')
     return web.Response(
         status=row.status,

@@ -28,6 +28,10 @@ __all__ = [
 ]
 
 
+_PHONE = r"^\+?[1-9][0-9]{4,14}$"
+_PHONE_TEXT = "E.164 digits with an optional +: +8613800138000 (8613800138000, 13800138000)"
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -47,7 +51,7 @@ class ClientTokenRequest(_Request):
 class OtpRequest(_Request):
     """Send a sign-in code by SMS to this number."""
 
-    phone: str = Field(min_length=5, max_length=32, examples=["+8613800138000"])
+    phone: str = Field(pattern=_PHONE, examples=["+8613800138000"], description=_PHONE_TEXT)
     language: str | None = Field(
         None, max_length=16, description="language of the SMS; default Accept-Language"
     )
@@ -56,7 +60,7 @@ class OtpRequest(_Request):
 class TokenRequest(_Request):
     """Exchange the SMS code for a subscriber token."""
 
-    phone: str = Field(min_length=5, max_length=32, examples=["+8613800138000"])
+    phone: str = Field(pattern=_PHONE, examples=["+8613800138000"], description=_PHONE_TEXT)
     code: str = Field(pattern=r"^[0-9]{6}$", examples=["123456"])
 
 

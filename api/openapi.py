@@ -22,13 +22,17 @@ SCOPES: dict[str, str] = {
     "plan:read": "read the signed-in subscriber's plan and buckets",
 }
 _BODY_ERRORS = ("bad_request", "payload_too_large", "unsupported_media_type")
+#: Any call with a token may meet these (api.pipeline's checks).
+_AUTH_ERRORS = ("unauthorized", "wrong_token_type", "invalid_client", "token_revoked", "rate_limited")
 
 
 def route_errors(route: ApiRoute) -> tuple[str, ...]:
     """Every error code this operation may answer with."""
     codes: list[str] = ["internal", "service_unavailable"]
     if route.auth != "none":
-        codes.append("unauthorized")
+        codes.extend(_AUTH_ERRORS)
+    if route.scope is not None:
+        codes.append("insufficient_scope")
     if route.body is not None:
         codes.extend(_BODY_ERRORS)
     codes.extend(route.errors)

@@ -26,6 +26,7 @@ from api.routing import PREFIX, ApiCall, ApiRoute
 from api.state import Window
 from api.store import AuditRow
 from api.tokens import Claims, TokenError
+from hotline.web.keys import SETTINGS
 
 __all__ = ["API", "api_errors", "endpoint", "read_body"]
 
@@ -48,16 +49,18 @@ def _bearer(request: web.Request) -> str:
     return token.strip()
 
 
-def _authenticate(request: web.Request, ctx: ApiContext, route: ApiRoute) -> Claims:
+def _authenticate(request: web.Request, ctx: ApiContext) -> Claims:
     try:
-        claims = ctx.tokens.verify(_bearer(request))
+        return ctx.tokens.verify(_bearer(request))
     except TokenError as exc:
         raise ApiError("unauthorized", "the token is invalid or has expired") from exc
+
+
+def _authorize(claims: Claims, route: ApiRoute) -> None:
     if claims.typ != route.auth:
         raise ApiError("wrong_token_type", f"this endpoint needs a {route.auth} token")
     if route.scope is not None and route.scope not in claims.scopes:
         raise ApiError("insufficient_scope", f"needs scope {route.scope}")
-    return claims
 
 
 async def read_body(request: web.Request, model: type[BaseModel], limit: int) -> BaseModel:
@@ -132,9 +135,10 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
             if ctx.state is None:
                 raise ApiError("service_unavailable", "no redis_url configured")
             if route.auth != "none":
-                call.claims = _authenticate(request, ctx, route)
+                call.claims = _authenticate(request, ctx)
                 if call.claims.msisdn is not None:
                     call.subscriber = ctx.pseudonym(call.claims.msisdn)
+                _authorize(call.claims, route)
                 await _gate(call, call.claims)
             if route.body is not None:
                 call.body = await read_body(request, route.body, ctx.api.max_body_bytes)
@@ -154,13 +158,13 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
                 ApiError("internal"), language=language, instance=request_id or "-"
             )
         claims = call.claims
-        client = claims.client_name if claims is not None else "-"
+        client = claims.client_name if claims is not None else call.client_name or "-"
         ctx.metrics.requests.labels(client, route.name, outcome).inc()
         ctx.metrics.latency.labels(client).observe(time.perf_counter() - started)
         ctx.audit.add(
             AuditRow(
                 at=time.time(),
-                client=claims.client if claims is not None else "-",
+                client=claims.client if claims is not None else call.client_id or "-",
                 subscriber=call.subscriber,
                 endpoint=route.name,
                 method=route.method,
@@ -186,10 +190,11 @@ def api_errors() -> Callable[..., Awaitable[web.StreamResponse]]:
     ) -> web.StreamResponse:
         if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
             return await handler(request)
+        settings = request.app[SETTINGS]
         language = choose_language(
             request.headers.get("Accept-Language", ""),
-            request.app[API].settings.languages if API in request.app else ("en",),
-            "en",
+            settings.languages,
+            settings.default_language,
         )
         instance = _request_id(request) or "-"
         try:

@@ -46,6 +46,9 @@ class ApiCall:
     body: BaseModel | None = None
     #: The subscriber's pseudonym, once known (audit, limits).
     subscriber: str | None = None
+    #: The client a token-less call is about (client credentials), once verified.
+    client_id: str | None = None
+    client_name: str | None = None
 
     @property
     def msisdn(self) -> str:

@@ -124,7 +124,7 @@ def _allowance(kind: str, values: Mapping[str, Value | bool], catalog: Catalog) 
             unit=_UNITS[kind],  # type: ignore[arg-type]
             display=_FORMAT.format(figure, language),
         ),
-        expires=until.day.isoformat() if until is not None else None,
+        expires=until.value.isoformat() if until is not None else None,
         expires_display=_FORMAT.format(until, language) if until is not None else None,
         text=_say(catalog, f"result.{kind}_until" if until else f"result.{kind}", values),
     )

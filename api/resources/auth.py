@@ -71,6 +71,7 @@ async def client_token(call: ApiCall) -> ClientTokenBody:
     expected = record.secret_sha256 if record is not None else hash_secret("-")
     if record is None or not hmac.compare_digest(given, expected) or record.revoked_at:
         raise ApiError("invalid_client")
+    call.client_id, call.client_name = record.id, record.name
     token, claims = ctx.tokens.issue(
         "client",
         client=record.id,
@@ -100,6 +101,7 @@ async def h5_token(call: ApiCall) -> ClientTokenBody:
         raise ApiError("invalid_client", "the H5 client was revoked")
     if gate.client_over:
         raise ApiError("rate_limited", "over the client rate", retry_after=gate.client_over)
+    call.client_id = call.client_name = H5_CLIENT
     token, _ = ctx.tokens.issue(
         "client",
         client=H5_CLIENT,
