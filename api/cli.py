@@ -19,7 +19,13 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+    from api.store import ApiStore
+    from hotline.base.config import Settings
 
 __all__ = ["register"]
 
@@ -50,7 +56,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         parser.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace) -> tuple[Settings, ApiStore]:
     from api.store import ApiStore
     from hotline.cli import settings_from_args
 
@@ -73,10 +79,12 @@ def run_add(args: argparse.Namespace) -> int:
     unknown = set(scopes) - _known_scopes()
     if not scopes or unknown:
         known = ", ".join(sorted(_known_scopes()))
-        print(f"unknown scope(s) {', '.join(sorted(unknown)) or '(none given)'}; known: {known}",
-              file=sys.stderr)
+        print(
+            f"unknown scope(s) {', '.join(sorted(unknown)) or '(none given)'}; known: {known}",
+            file=sys.stderr,
+        )
         return 2
-    settings, store = _store(args)
+    _, store = _store(args)
     ident = "cl_" + secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     try:
@@ -104,7 +112,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _redis(settings: Any):  # type: ignore[no-untyped-def]
+def _redis(settings: Settings) -> redis.Redis | None:
     if not settings.redis_url:
         return None
     import redis

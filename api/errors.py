@@ -34,7 +34,10 @@ ERRORS: Mapping[str, ErrorCode] = {
         400, "The request is malformed.", "请求格式有误。", "Fix the fields named in `errors`."
     ),
     "invalid_phone": ErrorCode(
-        400, "That is not a phone number.", "手机号码格式有误。", "Send 5-15 digits, e.g. +8613800138000."
+        400,
+        "That is not a phone number.",
+        "手机号码格式有误。",
+        "Send 5-15 digits, e.g. +8613800138000.",
     ),
     "invalid_code": ErrorCode(
         401,

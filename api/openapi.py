@@ -23,7 +23,13 @@ SCOPES: dict[str, str] = {
 }
 _BODY_ERRORS = ("bad_request", "payload_too_large", "unsupported_media_type")
 #: Any call with a token may meet these (api.pipeline's checks).
-_AUTH_ERRORS = ("unauthorized", "wrong_token_type", "invalid_client", "token_revoked", "rate_limited")
+_AUTH_ERRORS = (
+    "unauthorized",
+    "wrong_token_type",
+    "invalid_client",
+    "token_revoked",
+    "rate_limited",
+)
 
 
 def route_errors(route: ApiRoute) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ docs and the H5 page work on a network that reaches only hotline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -34,7 +34,7 @@ async def _openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
-def _page(name: str):  # type: ignore[no-untyped-def]
+def _page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     body = (STATIC / name).read_bytes()
 
     async def page(request: web.Request) -> web.Response:

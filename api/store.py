@@ -146,9 +146,7 @@ def _client(row: object) -> ClientRecord:
 class ApiStore:
     """The API's tables; every method runs the SQL in a worker thread."""
 
-    def __init__(
-        self, url: str | None = None, *, path: Path = Path("var/api.sqlite3")
-    ) -> None:
+    def __init__(self, url: str | None = None, *, path: Path = Path("var/api.sqlite3")) -> None:
         self.url = url or sqlite_url(path)
         self._engine: Engine | None = None
         sqlite = self.url.startswith("sqlite")
@@ -169,9 +167,7 @@ class ApiStore:
             return work(conn)
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self.run_sync, work
-        )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.run_sync, work)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)

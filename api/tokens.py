@@ -36,7 +36,9 @@ class TokenError(Exception):
 
 def derive_secret(base: str, purpose: str) -> bytes:
     """A key for one purpose from a configured secret (HMAC-SHA256 as a KDF)."""
-    return hmac.new(base.encode("utf-8"), f"hotline-api:{purpose}".encode(), hashlib.sha256).digest()
+    return hmac.new(
+        base.encode("utf-8"), f"hotline-api:{purpose}".encode(), hashlib.sha256
+    ).digest()
 
 
 @dataclass(frozen=True, slots=True)

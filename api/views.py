@@ -72,9 +72,7 @@ def _say(catalog: Catalog, key: str, values: Mapping[str, Value | bool]) -> str:
     return catalog.render(PromptPart(key, typed), _FORMAT)
 
 
-def balance_body(
-    snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog
-) -> BalanceBody:
+def balance_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> BalanceBody:
     values, language = fresh.values, catalog.language
     money = snapshot.main_balance
     if money is None:

@@ -242,4 +242,3 @@ ROUTES: tuple[ApiRoute, ...] = (
         tag="auth",
     ),
 )
-

@@ -44,8 +44,12 @@ async def test_document_is_valid_openapi_31_and_lists_every_route(api: Api) -> N
 
 def test_docs_error_table_matches_the_code() -> None:
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \|", text, flags=re.M)
-    assert dict(rows) == {code: str(row.status) for code, row in ERRORS.items()}
+    rows = re.findall(
+        r"^\| `([a-z_]+)` \| (\d{3}) \| (.+?) \| (.+?) \| (.+?) \|$", text, flags=re.M
+    )
+    assert {code: rest for code, *rest in rows} == {
+        code: [str(row.status), row.en, row.zh, row.action] for code, row in ERRORS.items()
+    }
 
 
 async def test_docs_page_and_h5_are_offline(api: Api) -> None:

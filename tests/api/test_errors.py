@@ -63,13 +63,20 @@ async def test_missing_and_bad_credentials(api: Api) -> None:
     r = await get("/api/v1/me/balance")
     await _problem(r, 401, "unauthorized")
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    await _problem(await get("/api/v1/me/balance", headers={"Authorization": "Basic eDp5"}), 401, "unauthorized")
     await _problem(
-        await get("/api/v1/me/balance", headers={"Authorization": "Bearer a.b.c"}), 401, "unauthorized"
+        await get("/api/v1/me/balance", headers={"Authorization": "Basic eDp5"}),
+        401,
+        "unauthorized",
+    )
+    await _problem(
+        await get("/api/v1/me/balance", headers={"Authorization": "Bearer a.b.c"}),
+        401,
+        "unauthorized",
     )
     await _problem(
         await api.client.post(
-            "/api/v1/auth/client-token", json={"grant_type": "password", "client_id": "x", "client_secret": "y"}
+            "/api/v1/auth/client-token",
+            json={"grant_type": "password", "client_id": "x", "client_secret": "y"},
         ),
         400,
         "bad_request",

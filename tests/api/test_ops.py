@@ -23,7 +23,9 @@ async def test_client_limit_holds_across_workers(tmp_path: Path, redis_url: str)
         token = await first.client_token(who)  # 1 (counted against the client id)
         subscriber = await first.sign_in(token)  # 2, 3
         # a second worker: its own app and process state, the same Redis and store
-        second: TestClient = TestClient(TestServer(create_app(Settings(**api_values(tmp_path, redis_url, api=limits)))))  # type: ignore[type-arg]
+        second: TestClient = TestClient(
+            TestServer(create_app(Settings(**api_values(tmp_path, redis_url, api=limits))))
+        )  # type: ignore[type-arg]
         await second.start_server()
         try:
             auth = {"Authorization": f"Bearer {subscriber}"}
@@ -60,7 +62,10 @@ async def test_metrics_per_client_and_audit(api: Api) -> None:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-    ok = ("hotline_api_requests_total", (("client", "app"), ("endpoint", "getBalance"), ("outcome", "ok")))
+    ok = (
+        "hotline_api_requests_total",
+        (("client", "app"), ("endpoint", "getBalance"), ("outcome", "ok")),
+    )
     refused = (
         "hotline_api_requests_total",
         (("client", "app"), ("endpoint", "getPlan"), ("outcome", "insufficient_scope")),

@@ -19,7 +19,9 @@ async def test_client_add_prints_secret_once_and_stores_only_its_hash(api: Api) 
     status, out, _ = cli(api.config, "api", "clients", "list")
     assert status == 0 and "wechat-mini" in out and who.client_id in out
     assert who.secret not in out and "live" in out
-    status, _, err = cli(api.config, "api", "clients", "add", "wechat-mini", "--scopes", "plan:read")
+    status, _, err = cli(
+        api.config, "api", "clients", "add", "wechat-mini", "--scopes", "plan:read"
+    )
     assert status == 1 and "exists" in err
     status, _, err = cli(api.config, "api", "clients", "add", "x", "--scopes", "root:all")
     assert status == 2 and "unknown scope" in err
@@ -133,7 +135,11 @@ async def test_client_revocation_is_at_once(api: Api) -> None:
     assert r.status == 401
     r = await api.client.post(
         "/api/v1/auth/client-token",
-        json={"grant_type": "client_credentials", "client_id": who.client_id, "client_secret": who.secret},
+        json={
+            "grant_type": "client_credentials",
+            "client_id": who.client_id,
+            "client_secret": who.secret,
+        },
     )
     assert r.status == 401 and (await r.json())["code"] == "invalid_client"
 
@@ -170,14 +176,18 @@ async def test_otp_brute_force_locks_and_resend_is_throttled(api: Api) -> None:
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     answers = await asyncio.gather(
         *(
-            api.client.post("/api/v1/auth/token", json={"phone": PHONE, "code": wrong}, headers=auth)
+            api.client.post(
+                "/api/v1/auth/token", json={"phone": PHONE, "code": wrong}, headers=auth
+            )
             for _ in range(5)
         )
     )
     codes = sorted([(await a.json())["code"] for a in answers])
     assert codes.count("invalid_code") == 4 and codes.count("code_locked") == 1, codes
     # even the right code is refused now, and no new code is sent while locked
-    r = await api.client.post("/api/v1/auth/token", json={"phone": PHONE, "code": code}, headers=auth)
+    r = await api.client.post(
+        "/api/v1/auth/token", json={"phone": PHONE, "code": code}, headers=auth
+    )
     assert r.status == 429 and (await r.json())["code"] == "code_locked"
     r = await api.client.post("/api/v1/auth/otp", json={"phone": PHONE}, headers=auth)
     assert r.status == 429 and (await r.json())["code"] == "code_locked"
