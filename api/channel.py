@@ -38,20 +38,19 @@ def token_secret(settings: Settings) -> str:
 
 
 async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
-    from redis.asyncio import Redis
-
     from api.context import ApiContext, ApiMetrics
     from api.pipeline import API
     from api.state import ApiState, Window
     from api.store import ApiStore, AuditWriter
     from api.tokens import Tokens, derive_secret
+    from hotline.store.redisurl import open_redis
     from hotline.web.keys import ENGINE, METRICS, PSEUDONYM, SETTINGS
 
     settings = app[SETTINGS]
     engine = app[ENGINE]
     secret = token_secret(settings)
     store = ApiStore(settings.api.db_url, path=settings.api.db_path)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = open_redis(settings.redis_url) if settings.redis_url else None
     state = ApiState(redis, settings.env, derive_secret(secret, "otp")) if redis else None
     audit = AuditWriter(store)
     app[API] = ApiContext(

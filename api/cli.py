@@ -13,6 +13,7 @@ Redis, which every worker checks on every call: it holds at once.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import re
 import secrets
@@ -22,8 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import redis
-
     from api.store import ApiStore
     from hotline.base.config import Settings
 
@@ -112,12 +111,22 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _redis(settings: Settings) -> redis.Redis | None:
+def _remember(settings: Settings, key: str, ttl: int) -> None:
+    """Set `key` for `ttl` seconds in the configured Redis (any URL form), if any."""
     if not settings.redis_url:
-        return None
-    import redis
+        return
+    url = settings.redis_url
 
-    return redis.Redis.from_url(settings.redis_url)
+    async def put() -> None:
+        from hotline.store.redisurl import open_redis
+
+        client = open_redis(url)
+        try:
+            await client.set(key, "1", ex=ttl)
+        finally:
+            await client.aclose()
+
+    asyncio.run(put())
 
 
 def run_revoke(args: argparse.Namespace) -> int:
@@ -126,11 +135,8 @@ def run_revoke(args: argparse.Namespace) -> int:
     if found is None:
         print(f"no client {args.client!r}", file=sys.stderr)
         return 1
-    client = _redis(settings)
-    if client is not None:
-        ttl = max(settings.api.client_token_ttl, settings.api.subscriber_token_ttl)
-        client.set(f"hotline:{settings.env}:api:rev-client:{found.id}", "1", ex=ttl)
-        client.close()
+    ttl = max(settings.api.client_token_ttl, settings.api.subscriber_token_ttl)
+    _remember(settings, f"hotline:{settings.env}:api:rev-client:{found.id}", ttl)
     print(f"revoked {found.name} ({found.id}); its tokens are refused from now on")
     return 0
 
@@ -142,9 +148,6 @@ def run_token_revoke(args: argparse.Namespace) -> int:
     settings, store = _store(args)
     ttl = max(settings.api.client_token_ttl, settings.api.subscriber_token_ttl)
     store.revoke_token_sync(args.jti, time.time() + ttl, "operator")
-    client = _redis(settings)
-    if client is not None:
-        client.set(f"hotline:{settings.env}:api:rev:{args.jti}", "1", ex=ttl)
-        client.close()
+    _remember(settings, f"hotline:{settings.env}:api:rev:{args.jti}", ttl)
     print(f"revoked token {args.jti}")
     return 0

@@ -3,14 +3,16 @@
 Shared by every worker and host, so a limit or a revocation holds wherever the next
 request lands. Keys carry pseudonyms and random ids, never a number:
 
-    hotline:{env}:api:otp:{pseudonym}         hash {h: HMAC of the code, tries}   EX otp_ttl
-    hotline:{env}:api:otp-sent:{pseudonym}    resend throttle                      EX otp_resend
-    hotline:{env}:api:otp-lock:{pseudonym}    locked after too many wrong codes    EX otp_lock
+    hotline:{env}:api:otp:{<pseudonym>}       hash {h: HMAC of the code, tries}   EX otp_ttl
+    hotline:{env}:api:otp-sent:{<pseudonym>}  resend throttle                      EX otp_resend
+    hotline:{env}:api:otp-lock:{<pseudonym>}  locked after too many wrong codes    EX otp_lock
     hotline:{env}:api:rev:{jti}               a revoked token, until it expires
     hotline:{env}:api:rev-client:{client id}  a revoked client, for a token's lifetime
     hotline:{env}:api:rl:{c|s}:{id}:{window}  fixed-window request counts
 
 A request's checks (two revocations, two windows) go in one pipeline: one round trip.
+The `{…}` around a pseudonym is a Redis Cluster hash tag: one subscriber's code and lock
+share a slot, so the script that spends a try may touch both.
 The rates are parsed by `hotline.web.ratelimit.parse_rate` like every other limit.
 """
 
@@ -24,8 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
+from hotline.store.redisurl import AnyRedis
 from hotline.web.ratelimit import parse_rate
 
 __all__ = ["ApiState", "CodeCheck", "Window"]
@@ -78,7 +79,7 @@ class GateAnswer:
 class ApiState:
     """Every Redis operation the API needs, under one key prefix."""
 
-    def __init__(self, redis: Redis, env: str, code_secret: bytes) -> None:
+    def __init__(self, redis: AnyRedis, env: str, code_secret: bytes) -> None:
         self._redis = redis
         self._prefix = f"hotline:{env}:api:"
         self._code_secret = code_secret
@@ -86,18 +87,21 @@ class ApiState:
 
     # ------------------------------------------------------------- codes
 
+    def _key(self, kind: str, pseudonym: str) -> str:
+        return f"{self._prefix}{kind}:{{{pseudonym}}}"
+
     def _code_hash(self, pseudonym: str, code: str) -> str:
         return hmac.new(
             self._code_secret, f"{pseudonym}:{code}".encode(), hashlib.sha256
         ).hexdigest()
 
     async def locked_for(self, pseudonym: str) -> int:
-        ttl = int(await self._redis.ttl(self._prefix + "otp-lock:" + pseudonym))
+        ttl = int(await self._redis.ttl(self._key("otp-lock", pseudonym)))
         return max(ttl, 0)
 
     async def may_send(self, pseudonym: str, resend: int) -> int:
         """Claim the right to send a code now: 0, or the seconds until the next one."""
-        key = self._prefix + "otp-sent:" + pseudonym
+        key = self._key("otp-sent", pseudonym)
         if await self._redis.set(key, "1", ex=resend, nx=True):
             return 0
         return max(int(await self._redis.ttl(key)), 1)
@@ -105,7 +109,7 @@ class ApiState:
     async def new_code(self, pseudonym: str, ttl: int) -> str:
         """A fresh 6-digit code for this subscriber (replacing any earlier one)."""
         code = f"{secrets.randbelow(10**6):06d}"
-        key = self._prefix + "otp:" + pseudonym
+        key = self._key("otp", pseudonym)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.hset(key, mapping={"h": self._code_hash(pseudonym, code), "tries": 0})
@@ -116,8 +120,8 @@ class ApiState:
     async def check_code(
         self, pseudonym: str, code: str, *, max_tries: int, lock: int
     ) -> CodeCheck:
-        key = self._prefix + "otp:" + pseudonym
-        lock_key = self._prefix + "otp-lock:" + pseudonym
+        key = self._key("otp", pseudonym)
+        lock_key = self._key("otp-lock", pseudonym)
         tries, stored = await self._spend(keys=[key, lock_key], args=[max_tries, lock])
         if int(tries) < 0:
             return CodeCheck("locked", int(stored))
@@ -127,7 +131,7 @@ class ApiState:
         if hmac.compare_digest(stored_hash, self._code_hash(pseudonym, code)):
             # Only one request may use a code, however many arrive at once.
             if await self._redis.delete(key) == 1:
-                await self._redis.delete(self._prefix + "otp-sent:" + pseudonym)
+                await self._redis.delete(self._key("otp-sent", pseudonym))
                 return CodeCheck("ok")
             return CodeCheck("none")
         if int(tries) >= max_tries:

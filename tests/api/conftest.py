@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,13 @@ def api_values(tmp_path: Path, redis_url: str | None, **extra: Any) -> dict[str,
 def cli(config: Path, *argv: str) -> tuple[int, str, str]:
     """Run `hotline …` in this process; (exit status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main([*argv, "--config", str(config)])
+    # In a thread of its own, as in a shell: the command runs its own event loop.
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        ThreadPoolExecutor(1) as thread,
+    ):
+        status = thread.submit(main, [*argv, "--config", str(config)]).result()
     return status, out.getvalue(), err.getvalue()
 
 

@@ -97,6 +97,7 @@ async def test_schemathesis_finds_nothing(tmp_path: Path, redis_url: str) -> Non
                 "none",
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                cwd=tmp_path,  # its .schemathesis/ cache stays out of the checkout
                 env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
             )
             out, _ = await proc.communicate()
