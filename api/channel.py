@@ -43,7 +43,9 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     from api.state import ApiState, Window
     from api.store import ApiStore, AuditWriter
     from api.tokens import Tokens, derive_secret
+    from hotline.store.redislink import RedisLink, link_address
     from hotline.store.redisurl import open_redis
+    from hotline.store.sessions import REPLY_TIMEOUT
     from hotline.web.keys import ENGINE, METRICS, PSEUDONYM, SETTINGS
 
     settings = app[SETTINGS]
@@ -51,7 +53,10 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     secret = token_secret(settings)
     store = ApiStore(settings.api.db_url, path=settings.api.db_path)
     redis = open_redis(settings.redis_url) if settings.redis_url else None
-    state = ApiState(redis, settings.env, derive_secret(secret, "otp")) if redis else None
+    link = None
+    if settings.redis_url and (address := link_address(settings.redis_url)) is not None:
+        link = RedisLink(address, timeout=REPLY_TIMEOUT, connect_timeout=REPLY_TIMEOUT)
+    state = ApiState(redis, settings.env, derive_secret(secret, "otp"), link) if redis else None
     audit = AuditWriter(store)
     app[API] = ApiContext(
         settings=settings,
@@ -75,6 +80,8 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await audit.stop()
         await store.close()
+        if link is not None:
+            await link.close()
         if redis is not None:
             await redis.aclose()
 

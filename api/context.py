@@ -7,7 +7,9 @@ the very provider, cache and freshness bound USSD reads.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -27,7 +29,12 @@ class ApiMetrics:
     """Per-client series; the only label beyond the outcome is the client's name, and
     names are the operator's (a bounded set), never a subscriber's."""
 
+    __slots__ = ("_children", "latency", "requests")
+
     def __init__(self, registry: CollectorRegistry) -> None:
+        # prometheus-client's labels() validates and locks on every call; children
+        # never change, so they are kept (the label sets are bounded, see above).
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self.requests = Counter(
             "hotline_api_requests",
             "API requests by client name, endpoint and outcome (ok or an error code).",
@@ -41,6 +48,19 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+
+    def observe(self, client: str, endpoint: str, outcome: str, seconds: float) -> None:
+        key = (client, endpoint, outcome)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > 10_000:
+                self._children.clear()
+            children = self._children[key] = (
+                self.requests.labels(client, endpoint, outcome),
+                self.latency.labels(client),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 @dataclass(slots=True)
@@ -63,9 +83,11 @@ class ApiContext:
         return self.settings.api
 
 
+@functools.lru_cache(maxsize=1024)
 def choose_language(header: str, languages: tuple[str, ...], default: str) -> str:
     """The best of `languages` for an `Accept-Language` header (RFC 9110 §12.5.4):
-    highest q first, a match on the primary subtag counts (`zh-TW` → `zh-CN`)."""
+    highest q first, a match on the primary subtag counts (`zh-TW` → `zh-CN`).
+    Remembered: apps send a handful of distinct headers, over and over."""
     ranked: list[tuple[float, int, str]] = []
     for index, item in enumerate(header.split(",")[:16]):
         tag, _, params = item.strip().partition(";")

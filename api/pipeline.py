@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
 
 from api.context import ApiContext, choose_language
 from api.errors import ApiError, problem_response
@@ -151,6 +152,11 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
         except ApiError as exc:
             outcome = exc.code
             response = problem_response(exc, language=language, instance=request_id or "-")
+        except (OSError, RedisError) as exc:  # Redis (or the store) is out of reach
+            log.warning("API %s: %s", route.name, type(exc).__name__)
+            outcome = "service_unavailable"
+            unavailable = ApiError("service_unavailable", "try again shortly", retry_after=5)
+            response = problem_response(unavailable, language=language, instance=request_id or "-")
         except Exception:  # a bug: say so without a traceback on the wire
             log.exception("API %s failed", route.name)
             outcome = "internal"
@@ -159,8 +165,7 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
             )
         claims = call.claims
         client = claims.client_name if claims is not None else call.client_name or "-"
-        ctx.metrics.requests.labels(client, route.name, outcome).inc()
-        ctx.metrics.latency.labels(client).observe(time.perf_counter() - started)
+        ctx.metrics.observe(client, route.name, outcome, time.perf_counter() - started)
         ctx.audit.add(
             AuditRow(
                 at=time.time(),
@@ -180,6 +185,17 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
     return handle
 
 
+def _as_problem(exc: web.HTTPException) -> ApiError:
+    if isinstance(exc, web.HTTPNotFound):
+        return ApiError("not_found")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed: dict[str, Any] = {"Allow": ", ".join(sorted(exc.allowed_methods))}
+        return ApiError("method_not_allowed", headers=allowed)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiError("payload_too_large")
+    return ApiError("bad_request", exc.reason)
+
+
 def api_errors() -> Callable[..., Awaitable[web.StreamResponse]]:
     """Under `/api/`: no route, a wrong method or anything aiohttp refuses becomes
     problem details instead of aiohttp's text page."""
@@ -190,33 +206,18 @@ def api_errors() -> Callable[..., Awaitable[web.StreamResponse]]:
     ) -> web.StreamResponse:
         if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
             return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            error = _as_problem(exc)
         settings = request.app[SETTINGS]
         language = choose_language(
             request.headers.get("Accept-Language", ""),
             settings.languages,
             settings.default_language,
         )
-        instance = _request_id(request) or "-"
-        try:
-            return await handler(request)
-        except web.HTTPNotFound:
-            return problem_response(ApiError("not_found"), language=language, instance=instance)
-        except web.HTTPMethodNotAllowed as exc:
-            allowed: dict[str, Any] = {"Allow": ", ".join(sorted(exc.allowed_methods))}
-            return problem_response(
-                ApiError("method_not_allowed", headers=allowed),
-                language=language,
-                instance=instance,
-            )
-        except web.HTTPRequestEntityTooLarge:
-            return problem_response(
-                ApiError("payload_too_large"), language=language, instance=instance
-            )
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return problem_response(
-                ApiError("bad_request", exc.reason), language=language, instance=instance
-            )
+        return problem_response(error, language=language, instance=_request_id(request) or "-")
 
     return middleware

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from hotline.store.redislink import RedisLink
 from hotline.store.redisurl import AnyRedis
 from hotline.web.ratelimit import parse_rate
 
@@ -79,8 +80,11 @@ class GateAnswer:
 class ApiState:
     """Every Redis operation the API needs, under one key prefix."""
 
-    def __init__(self, redis: AnyRedis, env: str, code_secret: bytes) -> None:
+    def __init__(
+        self, redis: AnyRedis, env: str, code_secret: bytes, link: RedisLink | None = None
+    ) -> None:
         self._redis = redis
+        self._link = link  # the hot path's pipelined connection, where the URL allows one
         self._prefix = f"hotline:{env}:api:"
         self._code_secret = code_secret
         self._spend = redis.register_script(_SPEND_TRY)
@@ -167,17 +171,24 @@ class ApiState:
         """One round trip: is the client or token revoked, and is either over its rate."""
         moment = now if now is not None else time.time()
         p = self._prefix
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(p + "rev-client:" + client)
-            pipe.exists(p + "rev:" + jti) if jti else pipe.echo("0")
-            c_key = _window_key(p + "rl:c:" + client, client_rate, moment)
-            pipe.incr(c_key)
-            pipe.expire(c_key, client_rate.period + 1)
-            if subscriber is not None:
-                s_key = _window_key(p + "rl:s:" + subscriber, subscriber_rate, moment)
-                pipe.incr(s_key)
-                pipe.expire(s_key, subscriber_rate.period + 1)
-            found: list[Any] = await pipe.execute()
+        c_key = _window_key(p + "rl:c:" + client, client_rate, moment)
+        commands: list[tuple[str | int, ...]] = [
+            ("EXISTS", p + "rev-client:" + client),
+            ("EXISTS", p + "rev:" + jti) if jti else ("ECHO", "0"),
+            ("INCR", c_key),
+            ("EXPIRE", c_key, client_rate.period + 1),
+        ]
+        if subscriber is not None:
+            s_key = _window_key(p + "rl:s:" + subscriber, subscriber_rate, moment)
+            commands += [("INCR", s_key), ("EXPIRE", s_key, subscriber_rate.period + 1)]
+        found: list[Any]
+        if self._link is not None:
+            found = await self._link.execute_many(*commands)
+        else:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                found = await pipe.execute()
         client_over = _over(int(found[2]), client_rate, moment)
         subscriber_over = (
             _over(int(found[4]), subscriber_rate, moment) if subscriber is not None else 0

@@ -45,7 +45,7 @@ async def snapshot(call: ApiCall) -> tuple[BalanceSnapshot, Freshness]:
     except UpstreamError as exc:
         log.info("balance lookup failed: %s", type(exc).__name__)
         raise ApiError("upstream_unavailable", retry_after=5) from exc
-    zone = ZoneInfo(call.ctx.settings.timezone)
+    zone = ZoneInfo(call.ctx.settings.timezone)  # ZoneInfo keeps its instances
     fresh = Freshness(found, dt.datetime.now(dt.UTC), service.fresh_for, zone)
     return found, fresh
 
