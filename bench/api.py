@@ -38,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _proc import free_port, hotline_env, pin, process, redis_server  # noqa: E402
+from _proc import cpu_seconds, free_port, hotline_env, pin, process, redis_server  # noqa: E402
 
 # This file is bench/api.py: off the path, so `import api` finds the channel package.
 sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != HERE]
@@ -56,6 +56,7 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us: float = float("nan")  # server CPU time per request
 
 
 def _serve_minimal(port: int) -> None:
@@ -117,7 +118,9 @@ class _Raw:
             self.writer.close()
 
 
-async def _load(port: int, token: str, duration: float, warmup: float, concurrency: int) -> Result:
+async def _load(
+    port: int, token: str, duration: float, warmup: float, concurrency: int, pid: int
+) -> Result:
     latencies: list[float] = []
     errors = 0
     measuring = False
@@ -136,15 +139,18 @@ async def _load(port: int, token: str, duration: float, warmup: float, concurren
     stop_at = time.perf_counter() + warmup
     await asyncio.gather(*(loop(c) for c in conns))
     measuring = True
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     stop_at = started + duration
     await asyncio.gather(*(loop(c) for c in conns))
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
     for c in conns:
         c.close()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return Result("", len(latencies), errors, round(len(latencies) / elapsed, 1),
-                  round(q[49] * 1000, 2), round(q[98] * 1000, 2))  # fmt: skip
+                  round(q[49] * 1000, 2), round(q[98] * 1000, 2),
+                  round(cpu / len(latencies) * 1e6, 1))  # fmt: skip
 
 
 def _sign_in(port: int, env: dict[str, str], outbox: Path) -> str:
@@ -212,22 +218,28 @@ def main(argv: list[str] | None = None) -> int:
                 HOTLINE_BALANCE__FRESH_TTL="3600",
             )  # fmt: skip
             hotline = shutil.which("hotline", path=str(Path(sys.executable).parent)) or "hotline"
-            with process([hotline, "serve", "--port", str(port)], env, port, cpu=0):
+            with process([hotline, "serve", "--port", str(port)], env, port, cpu=0) as pid:
                 token = _sign_in(port, env, work / "outbox.sqlite3")
-                r = uvloop.run(_load(port, token, args.duration, args.warmup, args.concurrency))
+                r = uvloop.run(
+                    _load(port, token, args.duration, args.warmup, args.concurrency, pid)
+                )
                 r.target = "hotline"
                 results.append(r)
             port = free_port()
             command = [sys.executable, __file__, "--serve-minimal", str(port)]
-            with process(command, dict(os.environ), port, cpu=0):
-                r = uvloop.run(_load(port, token, args.duration, args.warmup, args.concurrency))
+            with process(command, dict(os.environ), port, cpu=0) as pid:
+                r = uvloop.run(
+                    _load(port, token, args.duration, args.warmup, args.concurrency, pid)
+                )
                 r.target = "minimal"
                 results.append(r)
     for r in results:
         print(f"{r.target:8} {r.rps:9.1f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
-              f"  errors {r.errors}/{r.requests}")  # fmt: skip
+              f"  server CPU {r.server_cpu_us:6.1f} us/req  errors {r.errors}/{r.requests}")  # fmt: skip
     ratio = results[0].rps / results[1].rps
-    print(f"hotline/minimal: {ratio:.2f}x req/s (target >= 0.7), hotline p99 "
+    cpu_ratio = results[1].server_cpu_us / results[0].server_cpu_us
+    print(f"hotline/minimal: {ratio:.2f}x req/s, {cpu_ratio:.2f}x by server CPU per request "
+          f"(target >= 0.7), hotline p99 "
           f"{results[0].p99_ms} ms (target < 10) at {args.concurrency} connections")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

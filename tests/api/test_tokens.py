@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from api.tokens import Tokens, TokenError
+from api.tokens import TokenError, Tokens
 
 
 def test_subscriber_token_round_trip_seals_the_number() -> None:
