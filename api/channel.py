@@ -38,7 +38,10 @@ def token_secret(settings: Settings) -> str:
 
 
 async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
+    import aiohttp
+
     from api.context import ApiContext, ApiMetrics
+    from api.identity import open_exchanges
     from api.pipeline import API
     from api.state import ApiState, Window
     from api.store import ApiStore, AuditWriter
@@ -58,6 +61,7 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
         link = RedisLink(address, timeout=REPLY_TIMEOUT, connect_timeout=REPLY_TIMEOUT)
     state = ApiState(redis, settings.env, derive_secret(secret, "otp"), link) if redis else None
     audit = AuditWriter(store)
+    session = aiohttp.ClientSession() if settings.api.identity else None
     app[API] = ApiContext(
         settings=settings,
         tokens=Tokens(secret),
@@ -71,6 +75,7 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
         client_window=Window.parse(settings.api.client_rate),
         subscriber_window=Window.parse(settings.api.subscriber_rate),
         h5_window=Window.parse(settings.api.h5_rate),
+        exchanges=open_exchanges(settings.api.identity, session) if session else {},
     )
     if state is not None:
         await _reload_revocations(store, state, settings)
@@ -79,6 +84,8 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await audit.stop()
+        if session is not None:
+            await session.close()
         await store.close()
         if link is not None:
             await link.close()

@@ -51,6 +51,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     token_revoke = tokens_sub.add_parser("revoke", help="revoke a token by its jti (audit log)")
     token_revoke.add_argument("jti")
     token_revoke.set_defaults(func=run_token_revoke)
+    sim = api_sub.add_parser(
+        "identity-sim", help="serve a local WeChat + one-tap identity provider (offline)"
+    )
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8098)
+    sim.add_argument("--app-id", default="sim-app")
+    sim.add_argument("--secret", default="sim-secret")
+    sim.set_defaults(func=run_identity_sim)
     for parser in (add, listing, revoke, token_revoke):
         parser.add_argument("--config", type=Path, help="settings file (default: ./hotline.yaml)")
 
@@ -150,4 +158,14 @@ def run_token_revoke(args: argparse.Namespace) -> int:
     store.revoke_token_sync(args.jti, time.time() + ttl, "operator")
     _remember(settings, f"hotline:{settings.env}:api:rev:{args.jti}", ttl)
     print(f"revoked token {args.jti}")
+    return 0
+
+
+def run_identity_sim(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from api.identity.sim import make_app
+
+    print(f"identity simulator on http://{args.host}:{args.port} (app id {args.app_id})")
+    web.run_app(make_app(args.app_id, args.secret), host=args.host, port=args.port, print=None)
     return 0

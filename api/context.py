@@ -8,11 +8,13 @@ the very provider, cache and freshness bound USSD reads.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from api.identity import IdentityExchange
 from api.state import ApiState, Window
 from api.store import ApiStore, AuditWriter
 from api.tokens import Tokens
@@ -77,6 +79,8 @@ class ApiContext:
     client_window: Window
     subscriber_window: Window
     h5_window: Window
+    #: Identity exchanges by configured name (`api.identity`); empty: none.
+    exchanges: Mapping[str, IdentityExchange] = field(default_factory=dict)
 
     @property
     def api(self) -> ApiSettings:

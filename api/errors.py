@@ -81,6 +81,12 @@ ERRORS: Mapping[str, ErrorCode] = {
         "未查到该号码的信息。",
         "Tell the subscriber to contact customer service.",
     ),
+    "unknown_provider": ErrorCode(
+        404,
+        "No identity exchange of that name here.",
+        "不支持该身份验证方式。",
+        "Use a provider the operator configured (api.identity).",
+    ),
     "method_not_allowed": ErrorCode(
         405, "Method not allowed here.", "不支持该请求方法。", "Use the method the document names."
     ),

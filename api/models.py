@@ -17,6 +17,7 @@ __all__ = [
     "BalanceBody",
     "ClientTokenBody",
     "ClientTokenRequest",
+    "ExchangeRequest",
     "OtpBody",
     "OtpRequest",
     "PlanBody",
@@ -62,6 +63,14 @@ class TokenRequest(_Request):
 
     phone: str = Field(pattern=_PHONE, examples=["+8613800138000"], description=_PHONE_TEXT)
     code: str = Field(pattern=r"^[0-9]{6}$", examples=["123456"])
+
+
+class ExchangeRequest(_Request):
+    """Exchange a mini-program's getPhoneNumber code or a one-tap token for a
+    subscriber token."""
+
+    provider: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", examples=["wechat", "onetap"])
+    code: str = Field(min_length=1, max_length=512)
 
 
 class ClientTokenBody(_Body):

@@ -36,6 +36,7 @@ __all__ = [
     "DEV_BILLING_SECRET",
     "BalanceSettings",
     "HttpEndpointSettings",
+    "IdentitySettings",
     "IvrSettings",
     "SecuritySettings",
     "Settings",
@@ -388,6 +389,24 @@ class SmsSettings(_Section):
 
 
 
+class IdentitySettings(_Section):
+    """One identity exchange of the API (`api.identity.<name>`): a WeChat mini-program's
+    getPhoneNumber code or an operator one-tap token, exchanged for the number."""
+
+    kind: Literal["wechat", "onetap"]
+    url: str = Field(description="base URL (WeChat API, or the one-tap exchange endpoint)")
+    app_id: str = Field(min_length=1, max_length=64, description="appid / key id")
+    secret: SecretStr
+    timeout: float = Field(3.0, gt=0, le=9.0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+
 class ApiSettings(_Section):
     """The open API for apps, mini-programs and the portal (`api/`, docs/api.md)."""
 
@@ -411,6 +430,9 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(4096, ge=256, le=65536, description="largest request body")
     h5: bool = Field(True, description="serve the mobile page /h5 (the built-in public client)")
     h5_rate: str = Field("120/minute", description="requests of the H5 page's client")
+    identity: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], IdentitySettings
+    ] = Field(default_factory=dict, description="identity exchanges by name (POST /auth/exchange)")
 
     @field_validator("client_rate", "subscriber_rate", "h5_rate")
     @classmethod
