@@ -21,6 +21,8 @@ from hotline.web.channels import ChannelPlugin
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from api.state import ApiState
+    from api.store import ApiStore
     from hotline.base.config import Settings
     from hotline.web.guards import Gateway
 
@@ -93,13 +95,9 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
             await redis.aclose()
 
 
-async def _reload_revocations(store: object, state: object, settings: Settings) -> None:
+async def _reload_revocations(store: ApiStore, state: ApiState, settings: Settings) -> None:
     """Redis may have restarted empty: every revocation still in force is durable in the
     API store, so put it back (an unexpired token of a revoked client stays refused)."""
-    from api.state import ApiState
-    from api.store import ApiStore
-
-    assert isinstance(store, ApiStore) and isinstance(state, ApiState)
     now = time.time()
     longest = max(settings.api.client_token_ttl, settings.api.subscriber_token_ttl)
     tokens = await asyncio.to_thread(store.live_revocations, now)
