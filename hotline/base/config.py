@@ -32,8 +32,8 @@ from hotline.web.security import parse_networks
 
 __all__ = [
     "DEV_BILLING_KEY_ID",
-    "ApiSettings",
     "DEV_BILLING_SECRET",
+    "ApiSettings",
     "BalanceSettings",
     "HttpEndpointSettings",
     "IdentitySettings",
@@ -388,7 +388,6 @@ class SmsSettings(_Section):
         return self
 
 
-
 class IdentitySettings(_Section):
     """One identity exchange of the API (`api.identity.<name>`): a WeChat mini-program's
     getPhoneNumber code or an operator one-tap token, exchanged for the number."""
@@ -430,9 +429,9 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(4096, ge=256, le=65536, description="largest request body")
     h5: bool = Field(True, description="serve the mobile page /h5 (the built-in public client)")
     h5_rate: str = Field("120/minute", description="requests of the H5 page's client")
-    identity: dict[
-        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], IdentitySettings
-    ] = Field(default_factory=dict, description="identity exchanges by name (POST /auth/exchange)")
+    identity: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], IdentitySettings] = (
+        Field(default_factory=dict, description="identity exchanges by name (POST /auth/exchange)")
+    )
 
     @field_validator("client_rate", "subscriber_rate", "h5_rate")
     @classmethod
@@ -514,7 +513,9 @@ def _describe(error: ErrorDetails) -> str:
     env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
     got = error.get("input")
     # Never echo a secret (a Redis URL may carry a password).
-    secret = any(word in key for word in ("token", "secret", "redis_url", "password", "outbox_url", "db_url"))
+    secret = any(
+        word in key for word in ("token", "secret", "redis_url", "password", "outbox_url", "db_url")
+    )
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"
 
