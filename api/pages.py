@@ -14,6 +14,7 @@ from aiohttp import web
 
 from api.openapi import document
 from api.routing import PREFIX, ApiRoute
+from hotline.web.keys import SETTINGS
 
 __all__ = ["STATIC", "setup"]
 
@@ -26,7 +27,7 @@ def setup(app: web.Application, routes: Sequence[ApiRoute]) -> None:
     app[OPENAPI] = orjson.dumps(document(routes), option=orjson.OPT_INDENT_2)
     app.router.add_get(f"{PREFIX}/openapi.json", _openapi, name="api-openapi")
     app.router.add_get(f"{PREFIX}/docs", _page("docs.html"), name="api-docs")
-    app.router.add_get("/h5", _page("h5.html"), name="h5")
+    app.router.add_get("/h5", _page("h5.html", h5=True), name="h5")
     app.router.add_static("/api/static", STATIC, name="api-static")
 
 
@@ -34,10 +35,12 @@ async def _openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
-def _page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _page(name: str, *, h5: bool = False) -> Callable[[web.Request], Awaitable[web.Response]]:
     body = (STATIC / name).read_bytes()
 
     async def page(request: web.Request) -> web.Response:
+        if h5 and not request.app[SETTINGS].api.h5:
+            raise web.HTTPNotFound()
         return web.Response(
             body=body,
             content_type=_HTML,

@@ -101,3 +101,11 @@ async def test_without_redis_the_api_says_unavailable(tmp_path: Any) -> None:
         r = await api.client.post("/api/v1/auth/h5")
         await _problem(r, 503, "service_unavailable")
         assert (await api.client.get("/api/v1/openapi.json")).status == 200
+
+
+async def test_h5_off(tmp_path: Any, redis_url: str) -> None:
+    from tests.api.conftest import running
+
+    async with running(tmp_path, redis_url, api={"h5": False}) as api:
+        assert (await api.client.get("/h5")).status == 404
+        await _problem(await api.client.post("/api/v1/auth/h5"), 404, "not_found")
