@@ -39,6 +39,7 @@ from sms.segments import Segments
 
 __all__ = [
     "NAME",
+    "BinaryMessage",
     "Receipt",
     "SmppTransport",
     "concat_udh",
@@ -47,7 +48,10 @@ __all__ = [
     "gsm7_octets",
     "mo_reference",
     "parse_receipt",
+    "split_udh",
     "submit_outcome",
+    "text_coding",
+    "tlv_map",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,21 +119,55 @@ def concat_udh(reference: int, total: int, number: int) -> bytes:
     return bytes((0x05, 0x00, 0x03, reference & 0xFF, total, number))
 
 
+class BinaryMessage(ValueError):
+    """An MO of 8-bit data (`data_coding` 2 or 4, or class F with the 8-bit bit): written
+    by a machine (a SIM toolkit, a WAP push), not a person; not answered."""
+
+
+def split_udh(short_message: bytes, esm_class: int) -> tuple[bytes, bytes]:
+    """(UDH, body) of a `short_message`; the UDH is empty unless UDHI is set.
+    `ValueError` when the header claims more octets than there are."""
+    if not esm_class & ESM_UDHI:
+        return b"", short_message
+    if not short_message or 1 + short_message[0] > len(short_message):
+        raise ValueError("broken user data header")
+    end = 1 + short_message[0]
+    return short_message[:end], short_message[end:]
+
+
 def decode_text(short_message: bytes, data_coding: int, esm_class: int) -> str:
-    """An MO's text from its octets (a UDH, when UDHI is set, skipped)."""
-    body = short_message
-    if esm_class & ESM_UDHI and body:
-        body = body[1 + body[0] :]
-    coding = data_coding & 0x0F if data_coding & 0xF0 == 0xF0 else data_coding
-    if coding == 8:
-        return body.decode("utf-16-be", "replace")
-    if coding == 3:
-        return body.decode("latin-1")
-    if coding == 1:
-        return body.decode("ascii", "replace")
-    if coding == 4:
-        return body.decode("utf-8", "replace")
+    """An MO's text from its octets (a UDH, when UDHI is set, skipped).
+
+    `BinaryMessage` for 8-bit data; `ValueError` (with a reason fit for a log) for a
+    broken header, an unknown `data_coding` or octets that are not text in it."""
+    _, body = split_udh(short_message, esm_class)
+    coding = text_coding(data_coding)
+    try:
+        if coding == 8:
+            return body.decode("utf-16-be")
+        if coding == 3:
+            return body.decode("latin-1")
+        if coding == 1:
+            return body.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(f"octets are not text in data_coding {coding}") from None
+    if any(octet > 0x7F for octet in body):
+        raise ValueError("octets are not GSM 03.38 septets")
     return gsm7_text(body)
+
+
+def text_coding(data_coding: int) -> int:
+    """The text coding an MO's `data_coding` names: 0 GSM, 1 ASCII, 3 Latin-1, 8 UCS-2.
+    `BinaryMessage` for 8-bit data, `ValueError` for a coding hotline does not read."""
+    if data_coding & 0xF0 == 0xF0:  # message class: bit 2 says 8-bit data, else GSM
+        if data_coding & 0x04:
+            raise BinaryMessage("8-bit data (message class)")
+        return 0
+    if data_coding in (2, 4):
+        raise BinaryMessage(f"8-bit data (data_coding {data_coding})")
+    if data_coding not in (0, 1, 3, 8):
+        raise ValueError(f"unknown data_coding 0x{data_coding:02X}")
+    return data_coding
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +176,14 @@ class Receipt:
 
     smsc_ref: str
     state: Literal["delivered", "failed", "accepted", "buffered"]
+
+
+def tlv_map(tlvs: list[smpp34.Tlv]) -> dict[int, bytes]:
+    """The TLVs of a PDU by tag (the first of each)."""
+    found: dict[int, bytes] = {}
+    for tlv in tlvs:
+        found.setdefault(tlv.tag, bytes(tlv.value))
+    return found
 
 
 def _tlv(tlvs: list[smpp34.Tlv], tag: int) -> bytes | None:
@@ -236,6 +282,7 @@ class SmppTransport(SmppLink):
         total = segments.count
         reference = self._reference(to) if total > 1 else 0
         first_ref = ""
+        refs: list[str] = []
         for number, part in enumerate(segments.parts, start=1):
             body = encode_part(part, coding)
             esm_class = 0
@@ -253,9 +300,10 @@ class SmppTransport(SmppLink):
                 )
             if number == 1:
                 first_ref = outcome.smsc_ref
+            refs.append(outcome.smsc_ref)
             if row is not None and outcome.smsc_ref:
                 self.submitted[outcome.smsc_ref] = (row, first_ref)  # before its receipt
-        return SendOutcome("accepted", smsc_ref=first_ref)
+        return SendOutcome("accepted", smsc_ref=first_ref, parts=tuple(refs))
 
     async def _submit_one(
         self, to: str, body: bytes, coding: int, esm_class: int, source: str, receipt: bool

@@ -80,6 +80,7 @@ async def _serve(port: int) -> None:
                 bytes.fromhex(command["hex"]),
                 source_addr=command["source"],
                 data_coding=int(command.get("data_coding", 0)),
+                esm_class=int(command.get("esm_class", 0)),
                 service_type=command.get("service_type", ""),
                 tlvs=[
                     smpp34.Tlv(tag, bytes.fromhex(value)) for tag, value in command.get("tlvs", [])
@@ -226,6 +227,28 @@ class SmscPeer:
                 "dest": dest,
                 "hex": encode_part(text, coding).hex(),
                 "data_coding": coding,
+                "tlvs": [(tag, value.hex()) for tag, value in tlvs],
+            }
+        )
+
+    def send_raw_mo(
+        self,
+        source: str,
+        dest: str,
+        octets: bytes,
+        *,
+        data_coding: int = 0,
+        esm_class: int = 0,
+        tlvs: tuple[tuple[int, bytes], ...] = (),
+    ) -> None:
+        """A `deliver_sm` MO of exactly these octets (a UDH, odd codings, broken data)."""
+        self.command(
+            mo={
+                "source": source,
+                "dest": dest,
+                "hex": octets.hex(),
+                "data_coding": data_coding,
+                "esm_class": esm_class,
                 "tlvs": [(tag, value.hex()) for tag, value in tlvs],
             }
         )
