@@ -33,6 +33,7 @@ from hotline.web.security import parse_networks
 __all__ = [
     "DEV_BILLING_KEY_ID",
     "DEV_BILLING_SECRET",
+    "AnalyticsSettings",
     "ApiSettings",
     "BalanceSettings",
     "HttpEndpointSettings",
@@ -205,6 +206,37 @@ class BalanceSettings(_Section):
             if code in _NOT_TWO_DECIMALS:
                 raise ValueError(f"{code} does not have two decimal places; amounts are in 1/100")
         return value
+
+
+class AnalyticsSettings(_Section):
+    """Operator analytics (docs/analytics.md): turn events rolled up in Redis, off the
+    request path. Off by default; needs `redis_url` (every worker adds to the same rollups)."""
+
+    enabled: bool = Field(
+        False, description="record turns for `hotline report` and /admin/analytics"
+    )
+    flush_interval: float = Field(
+        0.25, gt=0, le=60, description="seconds between writes of buffered turns to Redis"
+    )
+    buffer: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="turns buffered at most (more are dropped, counted)",
+    )
+    settle_after: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="seconds after a session's last reply closed it before it is counted",
+    )
+    min_group: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="fewest subscribers a figure may describe (smaller: suppressed)",
+    )
+    retention_days: int = Field(400, ge=1, le=3650, description="days rollups are kept")
 
 
 class HttpEndpointSettings(_Section):
@@ -581,6 +613,7 @@ class Settings(BaseSettings):
     ussd_gsup: UssdGsupSettings | None = Field(
         None, description="the Osmocom EUSE link to osmo-hlr (unset: none)"
     )
+    analytics: AnalyticsSettings = AnalyticsSettings()
     http_endpoints: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
     ] = Field(

@@ -136,5 +136,9 @@ def create_app(settings: Settings) -> web.Application:
         from hotline.web import simulator
 
         simulator.setup(app)
+    if settings.analytics.enabled:
+        from hotline.analytics import web as analytics
+
+        analytics.setup(app)
     ops.mount_token_routes(app, gateways)
     return app

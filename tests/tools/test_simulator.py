@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient
 from hotline.base.config import load_settings
 from hotline.dialogue.server import LocalServer, in_process
 from hotline.flow.events import ChannelEvent
+from hotline.flow.screen import Screen, Turn
 from hotline.store.sessions import SessionRecord, session_key, subscriber_key
 from hotline.web.app import FLOWS, create_app
 from hotline.web.keys import SESSIONS, SETTINGS, TURN_OBSERVERS
@@ -469,8 +470,8 @@ def test_step_log_is_bounded() -> None:
         for _ in range(4):
             log(
                 ChannelEvent("ussd", "africastalking", f"s{i}", "+8613800138000", "input", "1"),
-                ("invalid:main",),
-                "main",
+                Turn(Screen("main", "zh-CN", ()), ("invalid:main",)),
+                False,
             )
     assert len(log) == 3 and log.steps("ussd", "s0") == []
     assert [s.n for s in log.steps("ussd", "s4")] == [3, 4]  # numbered on, oldest dropped

@@ -11,6 +11,7 @@ from hotline.flow.actions import (
     call_transfer,
     http_request,
     set_language,
+    survey_score,
 )
 from hotline.flow.actions.balance_lookup import snapshot_variables
 from hotline.flow.actions.base import (
@@ -46,4 +47,5 @@ __all__ = [
     "http_request",
     "set_language",
     "snapshot_variables",
+    "survey_score",
 ]
