@@ -10,6 +10,9 @@ from hotline.flow.actions import (
     call_agent_available,
     call_transfer,
     http_request,
+    reminder_status,
+    reminder_subscribe,
+    reminder_unsubscribe,
     set_language,
 )
 from hotline.flow.actions.balance_lookup import snapshot_variables
@@ -44,6 +47,9 @@ __all__ = [
     "call_agent_available",
     "call_transfer",
     "http_request",
+    "reminder_status",
+    "reminder_subscribe",
+    "reminder_unsubscribe",
     "set_language",
     "snapshot_variables",
 ]
