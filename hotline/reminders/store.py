@@ -29,6 +29,7 @@ IMMEDIATE (one writer at a time across processes); PostgreSQL locks the rows rea
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -75,6 +77,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: The PostgreSQL advisory lock the reminders' migrations run under.
+_LOCK_KEY = 0x72656D696E64
 #: The one rule so far: the main balance falls below a threshold.
 BALANCE_RULE = "balance.low"
 
@@ -253,6 +257,7 @@ class ReminderStore:
         self.clock = clock
         self._sqlite = self.url.startswith("sqlite")
         self._engine: Engine | None = None
+        self._opening = threading.Lock()
         self._executor = ThreadPoolExecutor(
             max_workers=1 if self._sqlite else 8, thread_name_prefix="reminders"
         )
@@ -260,13 +265,25 @@ class ReminderStore:
     # ------------------------------------------------------------- plumbing
 
     def _db(self) -> Engine:
-        if self._engine is None:
-            engine = open_database(self.url)
-            if self._sqlite:
-                _immediate_sqlite(engine)
-            migrate(engine, MIGRATIONS)
-            self._engine = engine
-        return self._engine
+        with self._opening:
+            if self._engine is None:
+                engine = open_database(self.url)
+                if self._sqlite:
+                    _immediate_sqlite(engine)
+                    migrate(engine, MIGRATIONS)
+                else:
+                    # Workers starting together: one migrates, the others wait for it.
+                    with engine.connect() as conn:
+                        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+                        try:
+                            migrate(engine, MIGRATIONS)
+                        finally:
+                            conn.execute(
+                                text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY}
+                            )
+                            conn.commit()
+                self._engine = engine
+            return self._engine
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
         def job() -> T:
