@@ -139,7 +139,7 @@ class Worker:
             while not self._stopping.is_set():
                 try:
                     messages = await sub.fetch(self.config.batch, timeout=1.0)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):
                     continue
                 for msg in messages:
                     if not await self.process(msg):

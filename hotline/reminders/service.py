@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hotline.base.privacy import Pseudonymizer
+from hotline.base.privacy import Pseudonymizer, canonical_msisdn
 from hotline.base.values import Count, Money, Text
 from hotline.reminders.events import BalanceEvent
 from hotline.reminders.quiet import QuietHours
@@ -90,18 +90,19 @@ class Reminders:
         if threshold not in self._thresholds:
             raise ValueError(f"threshold must be one of {self._thresholds}")
         await self.store.subscribe(
-            subscriber, threshold * 100, self.currency, channel=channel, language=language
+            canonical_msisdn(subscriber),
+            threshold * 100, self.currency, channel=channel, language=language
         )
         log.info("reminders: %s opted in via %s", self.pseudonym(subscriber), channel)
 
     async def unsubscribe(self, subscriber: str, /, *, channel: str) -> bool:
-        done = await self.store.unsubscribe(subscriber, channel=channel)
+        done = await self.store.unsubscribe(canonical_msisdn(subscriber), channel=channel)
         if done:
             log.info("reminders: %s opted out via %s", self.pseudonym(subscriber), channel)
         return done
 
     async def threshold_of(self, subscriber: str, /) -> int | None:
-        sub = await self.store.subscription(subscriber)
+        sub = await self.store.subscription(canonical_msisdn(subscriber))
         if sub is None or not sub.active:
             return None
         return sub.threshold_minor // 100
@@ -184,7 +185,7 @@ class Reminders:
             event_id=f"lookup-{uuid.uuid4().hex}",
             event_type="BalanceLookupEvent",
             at=snapshot.as_of.timestamp(),
-            subscriber=subscriber,
+            subscriber=canonical_msisdn(subscriber),
             balance_minor=money.minor,
             currency=money.currency,
         )

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy
 
-from hotline.base.privacy import Pseudonymizer
+from hotline.base.privacy import Pseudonymizer, canonical_msisdn
 from hotline.reminders.events import BalanceEvent
 from hotline.reminders.quiet import QuietHours
 from hotline.reminders.service import Reminders
@@ -27,6 +27,9 @@ from tests.store.pg import postgres_url
 
 PHONE = "+8613800138000"
 OTHER = "+8613900139000"
+#: The form hotline stores a number in (`canonical_msisdn`).
+PHONE_C = "13800138000"
+OTHER_C = "13900139000"
 ZONE = ZoneInfo("Asia/Shanghai")
 #: 2026-12-06 12:00 in Shanghai: outside the default quiet hours.
 NOON = dt.datetime(2026, 12, 6, 12, 0, tzinfo=ZONE).timestamp()
@@ -145,7 +148,7 @@ def usage(
         event_id=ident or f"ev-{at}-{minor}",
         event_type="BalanceUsageEvent",
         at=at,
-        subscriber=subscriber,
+        subscriber=canonical_msisdn(subscriber),
         balance_minor=minor,
         currency="CNY",
     )

@@ -9,7 +9,17 @@ import datetime as dt
 from hotline.base.values import Count, Money, Text
 from hotline.reminders.service import SMS_KEY, Reminders
 from hotline.store.outbox import Outbox
-from tests.reminders.conftest import NOON, OTHER, PHONE, ZONE, Clock, make_reminders, usage
+from tests.reminders.conftest import (
+    NOON,
+    OTHER,
+    OTHER_C,
+    PHONE,
+    PHONE_C,
+    ZONE,
+    Clock,
+    make_reminders,
+    usage,
+)
 
 
 async def _sms(outbox: Outbox) -> list[dict[str, object]]:
@@ -32,12 +42,12 @@ async def test_falls_below_once_then_rearmed_by_a_topup(
         "keyword": Text("QXTX"),
     }
     assert queued[0].language == "zh-CN"
-    assert queued[0].subscriber == PHONE
+    assert queued[0].subscriber == PHONE_C
 
     assert await reminders.handle(usage("53.10", at=NOON + 3)) == "rearmed"
     assert await reminders.handle(usage("4.00", at=NOON + 4)) == "fired"
     assert len(await _sms(outbox)) == 2
-    crossings = await reminders.store.crossings(PHONE)
+    crossings = await reminders.store.crossings(PHONE_C)
     assert [(c["generation"], c["state"]) for c in crossings] == [(1, "queued"), (2, "queued")]
 
 
@@ -52,7 +62,7 @@ async def test_repeated_and_stale_events_fire_nothing_more(
     assert await reminders.handle(usage("60.00", at=NOON + 20, ident="topup")) == "rearmed"
     assert await reminders.handle(usage("8.00", at=NOON + 15, ident="late")) == "stale"
     assert len(await _sms(outbox)) == 1
-    sub = await reminders.store.subscription(PHONE)
+    sub = await reminders.store.subscription(PHONE_C)
     assert sub is not None and sub.armed
 
 
@@ -87,7 +97,7 @@ async def test_a_decided_crossing_left_behind_is_queued_once(
     await reminders.handle(usage("30.00", at=NOON + 1))
     applied = await reminders.store.apply(usage("2.00", at=NOON + 2))
     await outbox.send(
-        PHONE, SMS_KEY, {"balance": Money(200, "CNY")}, "zh-CN", dedupe=applied.pending[0].dedupe
+        PHONE_C, SMS_KEY, {"balance": Money(200, "CNY")}, "zh-CN", dedupe=applied.pending[0].dedupe
     )
     clock.now += 120
     assert await reminders.sweep() == 1
@@ -113,9 +123,9 @@ async def test_quiet_hours_defer_until_morning_and_a_topup_cancels(
     clock.now = morning
     assert await reminders.sweep() == 2
     rows = await _sms(outbox)
-    assert [r["subscriber"] for r in rows] == [PHONE]
+    assert [r["subscriber"] for r in rows] == [PHONE_C]
     states = {c["subscriber"]: c["state"] for c in await reminders.store.crossings()}
-    assert states == {PHONE: "queued", OTHER: "obsolete"}
+    assert states == {PHONE_C: "queued", OTHER_C: "obsolete"}
 
 
 async def test_daily_cap_defers_to_the_next_day(
@@ -150,7 +160,7 @@ async def test_opted_out_and_unknown_subscribers_get_nothing(
     assert not await reminders.unsubscribe(PHONE, channel="sms")
     assert await reminders.handle(usage("1.00")) == "unsubscribed"
     assert await _sms(outbox) == []
-    consent = await reminders.store.consent(PHONE)
+    consent = await reminders.store.consent(PHONE_C)
     assert [(c.action, c.channel, c.threshold_minor) for c in consent] == [
         ("in", "ussd", 500),
         ("out", "sms", None),
