@@ -146,8 +146,10 @@ class Worker:
                         await asyncio.sleep(self.retry_delay)  # store or outbox down: wait
                         break
         finally:
+            # close, not drain: a pull subscription's drain waits on a queue nobody
+            # empties; anything fetched and not acknowledged is redelivered anyway.
             if self._nc is not None:
-                await self._nc.drain()
+                await self._nc.close()
 
     async def process(self, msg: Msg) -> bool:
         """Handle one message; False when it must wait (the store or outbox failed)."""
