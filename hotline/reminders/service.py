@@ -169,12 +169,12 @@ class Reminders:
     async def run_sweeper(self, every: float) -> None:
         """Sweep forever (a background task of the consumer or the app)."""
         while True:
+            await asyncio.sleep(every)
             try:
                 while await self.sweep() >= 500:
                     pass
             except Exception:
                 log.exception("reminders: sweep failed; trying again in %.0fs", every)
-            await asyncio.sleep(every)
 
     async def observe(self, subscriber: str, snapshot: BalanceSnapshot) -> None:
         """A balance hotline looked up anyway, as an event (never a stale copy)."""

@@ -77,6 +77,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: Execution option of a read that takes no write lock (SQLite: no BEGIN IMMEDIATE).
+_READ_ONLY = "hotline_read_only"
 #: The PostgreSQL advisory lock the reminders' migrations run under.
 _LOCK_KEY = 0x72656D696E64
 #: The one rule so far: the main balance falls below a threshold.
@@ -240,7 +242,8 @@ def _immediate_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class ReminderStore:
@@ -299,6 +302,22 @@ class ReminderStore:
             raise AssertionError("unreachable")
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+
+    async def _read(self, work: Callable[[Connection], T], empty: T) -> T:
+        """A read without a write lock. Before the embedded SQLite file exists the answer
+        is `empty`: an app nobody subscribed in never creates it (as the outbox)."""
+        if self._sqlite and self._engine is None and not self._file_exists():
+            return empty
+
+        def job() -> T:
+            with self._db().connect().execution_options(**{_READ_ONLY: True}) as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+
+    def _file_exists(self) -> bool:
+        path = self.url.removeprefix("sqlite:///")
+        return path == ":memory:" or Path(path).exists()
 
     async def open(self) -> None:
         """Open and migrate now (a readiness check: the database answers)."""
@@ -403,7 +422,7 @@ class ReminderStore:
             )
             return None if row is None else _subscription(row)
 
-        return await self._run(work)
+        return await self._read(work, None)
 
     async def consent(self, subscriber: str | None = None) -> list[ConsentRecord]:
         """The consent log (one subscriber's, or everyone's), oldest first."""
@@ -427,7 +446,7 @@ class ReminderStore:
                 for r in conn.execute(query).mappings()
             ]
 
-        return await self._run(work)
+        return await self._read(work, [])
 
     # -------------------------------------------------------------- events
 
@@ -438,6 +457,16 @@ class ReminderStore:
         (this event's, or one a killed worker left behind)."""
         now = self.clock()
         s, x = subscriptions_table, crossings_table
+        if not await self._read(
+            lambda conn: conn.execute(
+                select(s.c.rule)
+                .where(s.c.subscriber == ev.subscriber, s.c.active.is_(True))
+                .limit(1)
+            ).first()
+            is not None,
+            False,
+        ):
+            return Applied("unsubscribed", ())  # most events: one index read, no lock
 
         def work(conn: Connection) -> Applied:
             rows = (
@@ -515,7 +544,7 @@ class ReminderStore:
             ).mappings()
             return Applied("unchanged", tuple(_crossing(r) for r in rows))
 
-        return await self._run(work)
+        return await self._read(work, Applied("unchanged", ()))
 
     # ----------------------------------------------------------- crossings
 
@@ -557,7 +586,7 @@ class ReminderStore:
                 ).scalar_one()
             )
 
-        return await self._run(work)
+        return await self._read(work, 0)
 
     async def due(self, now: float, stuck_before: float, limit: int) -> list[Crossing]:
         """A bounded batch of crossings to (re)consider: deferred ones now due, and
@@ -580,7 +609,7 @@ class ReminderStore:
             rows = [*conn.execute(deferred).mappings(), *conn.execute(stuck).mappings()]
             return [_crossing(r) for r in rows[:limit]]
 
-        return await self._run(work)
+        return await self._read(work, [])
 
     async def still_current(self, crossing: Crossing) -> bool:
         """Whether a waiting crossing still stands: the subscription is active and has
@@ -600,7 +629,7 @@ class ReminderStore:
                 and int(row.generation) == crossing.generation
             )
 
-        return await self._run(work)
+        return await self._read(work, False)
 
     async def counts(self) -> dict[str, int]:
         """`subscribed`, `armed`, `fired` and crossings per state."""
@@ -622,7 +651,7 @@ class ReminderStore:
                 out[str(state)] = int(count)
             return out
 
-        return await self._run(work)
+        return await self._read(work, {})
 
     async def outbox_ids(self, limit: int = 100_000) -> list[int]:
         """Outbox ids of queued reminders, newest first (for delivery counts)."""
@@ -637,7 +666,7 @@ class ReminderStore:
             )
             return [int(r.outbox_id) for r in rows]
 
-        return await self._run(work)
+        return await self._read(work, [])
 
     async def crossings(self, subscriber: str | None = None) -> list[dict[str, Any]]:
         """Crossing rows as stored (tests and operators)."""
@@ -649,4 +678,4 @@ class ReminderStore:
                 query = query.where(x.c.subscriber == subscriber)
             return [dict(r) for r in conn.execute(query).mappings()]
 
-        return await self._run(work)
+        return await self._read(work, [])
