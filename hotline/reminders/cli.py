@@ -71,7 +71,8 @@ def run_status(args: argparse.Namespace) -> int:
     async def main() -> dict[str, int]:
         _, outbox, _, reminders = _build(args)
         try:
-            return await reminders.status()
+            counts: dict[str, int] = await reminders.status()
+            return counts
         finally:
             await reminders.store.close()
             await outbox.close()

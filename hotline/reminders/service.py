@@ -91,7 +91,10 @@ class Reminders:
             raise ValueError(f"threshold must be one of {self._thresholds}")
         await self.store.subscribe(
             canonical_msisdn(subscriber),
-            threshold * 100, self.currency, channel=channel, language=language
+            threshold * 100,
+            self.currency,
+            channel=channel,
+            language=language,
         )
         log.info("reminders: %s opted in via %s", self.pseudonym(subscriber), channel)
 

@@ -458,12 +458,14 @@ class ReminderStore:
         now = self.clock()
         s, x = subscriptions_table, crossings_table
         if not await self._read(
-            lambda conn: conn.execute(
-                select(s.c.rule)
-                .where(s.c.subscriber == ev.subscriber, s.c.active.is_(True))
-                .limit(1)
-            ).first()
-            is not None,
+            lambda conn: (
+                conn.execute(
+                    select(s.c.rule)
+                    .where(s.c.subscriber == ev.subscriber, s.c.active.is_(True))
+                    .limit(1)
+                ).first()
+                is not None
+            ),
             False,
         ):
             return Applied("unsubscribed", ())  # most events: one index read, no lock

@@ -17,7 +17,7 @@ from hotline.base.config import Settings
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.engine import Engine
 from hotline.flow.registry import FlowRegistry
-from hotline.flow.services import Services
+from hotline.flow.services import BalanceService, Services
 from hotline.i18n.catalog import CatalogSet, load_catalogs
 from hotline.reminders import wiring as reminders_wiring
 from hotline.reminders.service import ObservedBalance
@@ -91,7 +91,7 @@ async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     reminders = app.get(reminders_wiring.REMINDERS)
-    balance = app.get(BALANCE)
+    balance: BalanceService | None = app.get(BALANCE)
     if reminders is not None and balance is not None:
         balance = ObservedBalance(balance, reminders)  # crossings seen on every lookup
     app[ENGINE] = Engine(

@@ -41,10 +41,10 @@ from hotline.balance.signing import (
     verify_signature,
 )
 from hotline.balance.sim.bodies import BODY_FAULTS, mutate_tmf, mutate_v1
-from hotline.balance.sim.faults import FaultTable
-from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
 from hotline.balance.sim.events import emit_balance
 from hotline.balance.sim.events import install as install_events
+from hotline.balance.sim.faults import FaultTable
+from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
 from hotline.balance.sim.topup import TOPUP_PATH, SimCard, card_from_doc, demo_cards, parse_topup
 from hotline.base.privacy import Pseudonymizer
 
