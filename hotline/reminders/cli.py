@@ -124,7 +124,7 @@ def run_consume(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> None:
-        worker = Worker(config, reminders.handle, pseudonym)
+        worker = Worker(config, reminders.handle, pseudonym, handle_batch=reminders.handle_batch)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)

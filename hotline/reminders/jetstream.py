@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ __all__ = ["JetStreamConfig", "Worker", "ensure_stream", "publish_event"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[BalanceEvent], Awaitable[str]]
+BatchHandler = Callable[[Sequence[BalanceEvent]], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +102,11 @@ class Worker:
         pseudonym: Pseudonymizer,
         *,
         retry_delay: float = 5.0,
+        handle_batch: BatchHandler | None = None,
     ) -> None:
         self.config = config
         self.handle = handle
+        self.handle_batch = handle_batch
         self.pseudonym = pseudonym
         self.retry_delay = retry_delay
         self.handled = 0
@@ -141,15 +144,51 @@ class Worker:
                     messages = await sub.fetch(self.config.batch, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
                     continue
+                if self.handle_batch is not None:
+                    if not await self.process_batch(messages):
+                        await asyncio.sleep(self.retry_delay)  # store or outbox down: wait
+                    continue
                 for msg in messages:
                     if not await self.process(msg):
-                        await asyncio.sleep(self.retry_delay)  # store or outbox down: wait
+                        await asyncio.sleep(self.retry_delay)
                         break
         finally:
             # close, not drain: a pull subscription's drain waits on a queue nobody
             # empties; anything fetched and not acknowledged is redelivered anyway.
             if self._nc is not None:
                 await self._nc.close()
+
+    async def process_batch(self, messages: list[Msg]) -> bool:
+        """Handle a fetched batch at once (bad bodies terminated, the rest acknowledged
+        together once handled); False when it must wait."""
+        assert self.handle_batch is not None
+        good: list[tuple[Msg, BalanceEvent]] = []
+        for msg in messages:
+            try:
+                good.append((msg, parse_event(msg.data)))
+            except EventError as exc:
+                self.rejected += 1
+                log.warning(
+                    "reminders: bad event on %s for %s terminated: %s",
+                    msg.subject,
+                    _who(msg.data, self.pseudonym),
+                    exc,
+                )
+                await msg.term()
+        try:
+            await self.handle_batch([event for _, event in good])
+        except Exception:
+            self.failed += 1
+            log.exception(
+                "reminders: a batch of %d events not handled; redelivered later", len(good)
+            )
+            for msg, _ in good:
+                await msg.nak(delay=self.retry_delay)
+            return False
+        for msg, _ in good:
+            await msg.ack()
+        self.handled += len(good)
+        return True
 
     async def process(self, msg: Msg) -> bool:
         """Handle one message; False when it must wait (the store or outbox failed)."""

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hotline.base.privacy import Pseudonymizer, canonical_msisdn
@@ -120,6 +120,19 @@ class Reminders:
         for crossing in applied.pending:
             await self.dispatch(crossing)
         return applied.outcome
+
+    async def handle_batch(self, events: Sequence[BalanceEvent]) -> list[str]:
+        """`handle` for a batch, in order; events of numbers with no active reminder are
+        settled by one read for the whole batch. Raises as `handle` does."""
+        watched = await self.store.subscribed({e.subscriber for e in events})
+        outcomes: list[str] = []
+        for event in events:
+            if event.subscriber in watched:
+                outcomes.append(await self.handle(event))
+            else:
+                self.counts["unsubscribed"] += 1
+                outcomes.append("unsubscribed")
+        return outcomes
 
     async def dispatch(self, crossing: Crossing) -> str:
         """Queue, defer or drop (obsolete) one crossing; what was done."""

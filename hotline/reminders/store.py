@@ -450,6 +450,25 @@ class ReminderStore:
 
     # -------------------------------------------------------------- events
 
+    async def subscribed(self, subscribers: set[str]) -> set[str]:
+        """Which of `subscribers` have an active reminder: one indexed read for a whole
+        batch of events (most events are for numbers nobody subscribed)."""
+        s = subscriptions_table
+        wanted = sorted(subscribers)
+
+        def work(conn: Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    select(s.c.subscriber)
+                    .where(s.c.subscriber.in_(wanted[start : start + 500]), s.c.active.is_(True))
+                    .distinct()
+                )
+                found.update(str(r.subscriber) for r in rows)
+            return found
+
+        return await self._read(work, set())
+
     async def apply(self, ev: BalanceEvent) -> Applied:
         """Apply one balance event to the subscriber's active rules, in one transaction:
         re-arm where the balance is at or over the threshold, decide a crossing where it

@@ -84,7 +84,9 @@ async def _reminders_ctx(app: web.Application) -> AsyncIterator[None]:
     worker: Worker | None = None
     consuming: asyncio.Task[None] | None = None
     if config is not None and settings.reminders.consume_in_app:
-        worker = Worker(config, reminders.handle, app[PSEUDONYM])
+        worker = Worker(
+            config, reminders.handle, app[PSEUDONYM], handle_batch=reminders.handle_batch
+        )
         consuming = asyncio.create_task(worker.run())
     yield
     sweeper.cancel()

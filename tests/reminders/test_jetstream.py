@@ -153,8 +153,14 @@ async def test_bad_bodies_are_terminated_and_logged_pseudonymously(
     assert again.rejected == 0 and again.handled == 0
 
 
+@pytest.mark.parametrize("batched", [False, True])
 async def test_two_workers_share_the_durable_consumer(
-    nats_server: NatsServer, publisher: Publisher, database_url: str, clock: Clock, outbox: Outbox
+    batched: bool,
+    nats_server: NatsServer,
+    publisher: Publisher,
+    database_url: str,
+    clock: Clock,
+    outbox: Outbox,
 ) -> None:
     first = make_reminders(database_url, clock, outbox)
     second = make_reminders(database_url, clock, outbox)
@@ -169,8 +175,13 @@ async def test_two_workers_share_the_durable_consumer(
             )
             sent += 1
     workers = [
-        Worker(_config(nats_server), first.handle, PSEUDONYM),
-        Worker(_config(nats_server), second.handle, PSEUDONYM),
+        Worker(
+            _config(nats_server),
+            service.handle,
+            PSEUDONYM,
+            handle_batch=service.handle_batch if batched else None,
+        )
+        for service in (first, second)
     ]
     tasks = [await _running(w) for w in workers]
 
