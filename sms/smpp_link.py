@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 import smpp34
 from aiohttp import web
 
+from hotline.links.smpp import SMPP_LINK
 from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
 from sms.conversation import IncomingSms, answer_or_apology
 from sms.dialects import smpp
@@ -105,6 +106,7 @@ async def smpp_ctx(app: web.Application) -> AsyncIterator[None]:
 
     transport = smpp.SmppTransport(settings, on_deliver)
     app[SMPP_TRANSPORT] = transport
+    app[SMPP_LINK] = transport  # the USSD channel may share the bind (ussd_smpp)
     transport.start()
     yield
     await transport.close()
