@@ -39,6 +39,7 @@ __all__ = [
     "HttpEndpointSettings",
     "IdentitySettings",
     "IvrSettings",
+    "RemindersSettings",
     "SecuritySettings",
     "Settings",
     "SmsSettings",
@@ -573,6 +574,44 @@ class ApiSettings(_Section):
     def _rate(cls, value: str) -> str:
         parse_rate(value)
         return value
+class RemindersSettings(_Section):
+    """Top-up reminders (`hotline.reminders`, docs/reminders.md)."""
+
+    enabled: bool = Field(True, description="offer reminders and watch balance events")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the reminders store; unset = the embedded SQLite"
+    )
+    database_path: Path = Field(Path("var/reminders.sqlite3"), description="the embedded store")
+    thresholds: tuple[int, ...] = Field(
+        (5, 10, 20, 50), min_length=1, description="whole 元 a subscriber may choose"
+    )
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    keyword_off: str = Field(
+        "QXTX", pattern=r"^[0-9A-Za-z]{1,10}$", description="said in the SMS: reply it to opt out"
+    )
+    quiet_start: str = Field("21:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    quiet_end: str = Field("08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    daily_cap: int = Field(3, ge=1, le=100, description="reminder SMS per subscriber per day")
+    nats_url: str | None = Field(None, description="NATS server; unset = no JetStream intake")
+    stream: str = Field("BILLING", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    subjects: str = Field("billing.balance.>", description="the stream's and consumer's subjects")
+    durable: str = Field("hotline-reminders", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    ack_wait: float = Field(30.0, ge=1, le=3600, description="seconds before a redelivery")
+    max_deliver: int | None = Field(
+        None, ge=1, le=100000, description="deliveries of one event at most; unset = no limit"
+    )
+    duplicate_window: float = Field(
+        120.0, ge=1, le=86400, description="seconds JetStream drops a repeated Nats-Msg-Id"
+    )
+    batch: int = Field(100, ge=1, le=10000, description="messages fetched per pull")
+    consume_in_app: bool = Field(
+        False, description="run the JetStream consumer inside `hotline serve` too"
+    )
+    event_token: SecretStr | None = Field(
+        None, description="bearer token of POST /reminders/events; unset = route not mounted"
+    )
+    sweep_every: float = Field(30.0, gt=0, le=3600, description="seconds between deferred sweeps")
+    stuck_after: float = Field(60.0, gt=0, le=86400, description="a decided crossing is resumed")
 
 
 class Settings(BaseSettings):
@@ -614,6 +653,7 @@ class Settings(BaseSettings):
         None, description="the Osmocom EUSE link to osmo-hlr (unset: none)"
     )
     analytics: AnalyticsSettings = AnalyticsSettings()
+    reminders: RemindersSettings = RemindersSettings()
     http_endpoints: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
     ] = Field(
@@ -660,7 +700,10 @@ def _describe(error: ErrorDetails) -> str:
     got = error.get("input")
     # Never echo a secret (a Redis URL may carry a password).
     secret = any(
-        word in key for word in ("token", "secret", "redis_url", "password", "outbox_url", "db_url")
+        word in key
+        for word in (
+            "token", "secret", "redis_url", "password", "outbox_url", "db_url", "database_url"
+        )
     )
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"

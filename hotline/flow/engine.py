@@ -558,6 +558,7 @@ class Engine:
                 now=_utc_now,
                 secrets=step.secrets,
                 values=step.values,
+                channel=step.event.channel,
             )
             try:
                 outcome = await action(ctx)

@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot
     from hotline.base.values import Value
 
-__all__ = ["BalanceService", "HttpAnswer", "HttpService", "MessagesService", "Services"]
+__all__ = [
+    "BalanceService",
+    "HttpAnswer",
+    "HttpService",
+    "MessagesService",
+    "RemindersService",
+    "Services",
+]
 
 
 class BalanceService(Protocol):
@@ -83,6 +90,37 @@ class HttpService(Protocol):
         ...
 
 
+class RemindersService(Protocol):
+    """Top-up reminders (`hotline.reminders`): opt in with a threshold, opt out.
+
+    `channel` is where the subscriber gave or withdrew consent (`ussd`, `ivr`, `sms`,
+    `api`); it is kept with the time as the proof of consent."""
+
+    @property
+    def thresholds(self) -> tuple[int, ...]:
+        """The whole amounts (元) a subscriber may choose."""
+        ...
+
+    @property
+    def keyword_off(self) -> str:
+        """The SMS keyword that opts out (`QXTX`), as the confirmation says it."""
+        ...
+
+    async def subscribe(
+        self, subscriber: str, threshold: int, /, *, channel: str, language: str
+    ) -> None:
+        """Opt in (or change the threshold); ValueError for a threshold not offered."""
+        ...
+
+    async def unsubscribe(self, subscriber: str, /, *, channel: str) -> bool:
+        """Opt out; False if the subscriber had no reminder."""
+        ...
+
+    async def threshold_of(self, subscriber: str, /) -> int | None:
+        """The subscriber's active threshold (元), or None."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every service an action may call; None where the deployment has none."""
@@ -94,4 +132,6 @@ class Services:
     messages: MessagesService | None = None
     #: The declared `http_endpoints` (`http.request`); None: none configured.
     http: HttpService | None = None
-    # Added by later issues: reminders, plans (see the module docstring).
+    #: Top-up reminders (`hotline.reminders`); None: reminders are off.
+    reminders: RemindersService | None = None
+    # Added by later issues: plans (see the module docstring).

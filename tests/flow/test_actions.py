@@ -85,6 +85,9 @@ def test_specs_list_every_action_with_its_inputs_variables_and_outcomes() -> Non
         "call.agent_available",
         "call.transfer",
         "http.request",
+        "reminder.status",
+        "reminder.subscribe",
+        "reminder.unsubscribe",
         "subscriber.set_language",
         "survey.score",
     }

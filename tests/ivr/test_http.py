@@ -39,6 +39,7 @@ MAIN_ZH = [
     "套餐摘要，请按四。",
     "语言/Language，请按五。",
     "退出，请按六。",
+    "余额提醒，请按八。",
     "重听请按星号键。",
 ]
 AFTER_RESULT_ZH = "重听请按星号键，返回主菜单请按零。"
@@ -222,7 +223,7 @@ async def test_star_repeats_and_wrong_keys_end_politely(client: Client) -> None:
     assert call.spoken == ["输入有误，请重新选择。", *MAIN_ZH]
     await call.press("*")
     assert call.spoken == MAIN_ZH  # the current prompt, without the old notice
-    await call.press("8")
+    await call.press("9")
     await call.press("0")  # back on the main menu is not a choice either
     assert call.verbs == ["Play", "Hangup"]
     assert call.spoken == ["输入错误次数过多，请稍后再拨。"]

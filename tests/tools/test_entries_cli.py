@@ -31,6 +31,8 @@ def test_shipped_entries_table(capsys: pytest.CaptureFixture[str]) -> None:
         "| called number | `+8610087` | data | survey_ask |",
         "| SMS keyword | `YE`, `CXYE`, `余额`, `balance`, `102` | balance | lookup_balance |",
         "| SMS keyword | `LL`, `CXLL`, `流量` | balance | lookup_data |",
+        "| SMS keyword | `KTTX`, `开通提醒` | balance | reminder_sms_on |",
+        "| SMS keyword | `QXTX`, `取消提醒` | balance | reminder_off |",
         "| SMS keyword | `PJ` | data | survey_ask |",
     ]
 

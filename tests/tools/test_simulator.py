@@ -116,7 +116,7 @@ async def test_ussd_dial_balance_and_language(
     await page.click("#call")  # type: ignore[attr-defined]
     await display.filter(has_text="6.退出").wait_for()
     assert "话费查询" in await display.inner_text()
-    assert await page.inner_text("#budget") == "52/80 UCS-2"  # type: ignore[attr-defined]
+    assert await page.inner_text("#budget") == "59/80 UCS-2"  # type: ignore[attr-defined]
     await _press(page, "1")
     await _screenshot(page, "simulator-ussd.png", tmp_path)
     await page.click("#call")  # type: ignore[attr-defined]

@@ -39,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PATH = "/ussd/africastalking"
 PHONE = "+8613800138000"  # demo subscriber: 12.50元, 3 GB, 200 min, 100 SMS
 
-MAIN_ZH = "CON 话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+MAIN_ZH = (
+    "CON 话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+    "\n8.余额提醒"
+)
 BALANCE_ZH = "END 您的话费余额为12.50元。"
 
 Client = TestClient[web.Request, web.Application]
