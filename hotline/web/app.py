@@ -27,6 +27,7 @@ from hotline.web.keys import (
     ENGINE,
     MESSAGES,
     METRICS,
+    PLANS,
     PSEUDONYM,
     SESSIONS,
     SETTINGS,
@@ -86,6 +87,20 @@ async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _plans_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hotline.plans.open import open_plans
+
+    async with open_plans(
+        app[SETTINGS],
+        app[PSEUDONYM],
+        app[METRICS].registry,
+        messages=app.get(MESSAGES),
+        balance=app.get(BALANCE),
+    ) as desk:
+        app[PLANS] = desk
+        yield
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[ENGINE] = Engine(
@@ -99,6 +114,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
             agent_number=settings.ivr.agent_number,
             messages=app.get(MESSAGES),
             http=app.get(ENDPOINTS),
+            plans=app.get(PLANS),
         ),
         session_ttls={
             "ussd": settings.ussd.session_ttl,
@@ -130,6 +146,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_balance_ctx)
     app.cleanup_ctx.append(_messages_ctx)
     app.cleanup_ctx.append(_endpoints_ctx)
+    app.cleanup_ctx.append(_plans_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     channels.mount(app, plugins)
     if settings.simulator:

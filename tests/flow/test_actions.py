@@ -85,6 +85,11 @@ def test_specs_list_every_action_with_its_inputs_variables_and_outcomes() -> Non
         "call.agent_available",
         "call.transfer",
         "http.request",
+        "plan.current",
+        "plan.offers",
+        "plan.order",
+        "plan.pick",
+        "plan.quote",
         "subscriber.set_language",
     }
     request = specs["http.request"]

@@ -42,6 +42,7 @@ from hotline.balance.signing import (
 )
 from hotline.balance.sim.bodies import BODY_FAULTS, mutate_tmf, mutate_v1
 from hotline.balance.sim.faults import FaultTable
+from hotline.balance.sim.orders import install_orders
 from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
 from hotline.balance.sim.topup import TOPUP_PATH, SimCard, card_from_doc, demo_cards, parse_topup
 from hotline.base.privacy import Pseudonymizer
@@ -522,4 +523,5 @@ def create_sim_app(
     app.router.add_delete("/_sim/faults", delete_faults)
     app.router.add_get("/_sim/stats", get_stats)
     app.router.add_post("/_sim/reset", post_reset)
+    install_orders(app, monotonic)  # TMF620/622/637: hotline.balance.sim.orders
     return app

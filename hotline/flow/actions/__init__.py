@@ -10,6 +10,11 @@ from hotline.flow.actions import (
     call_agent_available,
     call_transfer,
     http_request,
+    plan_current,
+    plan_offers,
+    plan_order,
+    plan_pick,
+    plan_quote,
     set_language,
 )
 from hotline.flow.actions.balance_lookup import snapshot_variables
@@ -44,6 +49,11 @@ __all__ = [
     "call_agent_available",
     "call_transfer",
     "http_request",
+    "plan_current",
+    "plan_offers",
+    "plan_order",
+    "plan_pick",
+    "plan_quote",
     "set_language",
     "snapshot_variables",
 ]
