@@ -160,7 +160,7 @@ class PlansDesk:
             await asyncio.to_thread(self.journal.polled, oid, self.settings.poll_interval)
             return Placed(_outcome(row), pending=True)
         row = await asyncio.to_thread(
-            self.journal.record, outcome, next_poll_in=self.settings.reconcile_interval
+            self.journal.record, outcome, next_poll_in=self.settings.poll_interval
         )
         if not row.final:
             return Placed(_outcome(row), pending=True)

@@ -77,7 +77,7 @@ def _minor(value: Any, path: str) -> int:
     """A price `{"unit": "CNY", "value": 38.0}` in fen, exactly (never through a float)."""
     price = _obj(value, path)
     raw = price.get("value")
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
         _bad(f"{path}.value", "expected a number")
     try:
         amount = Decimal(str(raw)) * 100
