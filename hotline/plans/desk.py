@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hotline.base.config import PlansSettings
-from hotline.base.errors import UpstreamError
+from hotline.balance.msisdn import canonical_msisdn
+from hotline.base.errors import UpstreamError, UpstreamNotFound
 from hotline.base.values import Date, Money, Text, Value
 from hotline.flow.services import MessagesService
 from hotline.plans.http import NotPlaced
@@ -55,6 +56,14 @@ class Placed:
 
     outcome: OrderOutcome
     pending: bool  # not final within the answer window: "已受理，结果将短信通知"
+
+
+def _number(msisdn: str) -> str:
+    """The provider's form of a number (`13800138000`); not a number: not found."""
+    try:
+        return canonical_msisdn(msisdn)
+    except ValueError as exc:
+        raise UpstreamNotFound("not a phone number") from exc
 
 
 def _outcome(row: JournalRow) -> OrderOutcome:
@@ -105,20 +114,20 @@ class PlansDesk:
         return self.settings.page_size
 
     async def current(self, msisdn: str, /) -> CurrentPlan:
-        return await self.provider.inventory(msisdn)
+        return await self.provider.inventory(_number(msisdn))
 
     async def offers(self, msisdn: str, /) -> Sequence[Offer]:
-        return await self.provider.catalog(msisdn)
+        return await self.provider.catalog(_number(msisdn))
 
     async def offer(self, msisdn: str, offer_id: str, /) -> Offer | None:
         """The offer as the provider prices it now (None: withdrawn or not open to them)."""
         return next((o for o in await self.offers(msisdn) if o.id == offer_id), None)
 
     async def verify_password(self, msisdn: str, password: str, /) -> bool:
-        return await self.provider.verify_password(msisdn, password)
+        return await self.provider.verify_password(_number(msisdn), password)
 
     def order_id(self, msisdn: str, nonce: str, offer_id: str) -> str:
-        return order_id(self._secret, msisdn, nonce, offer_id)
+        return order_id(self._secret, _number(msisdn), nonce, offer_id)
 
     # -- placing an order ----------------------------------------------------------------
 
@@ -129,6 +138,7 @@ class PlansDesk:
         it within the answer window. An order id seen before is that order, whatever the
         catalog says now; a new one is checked against the offer as priced now."""
         ends = self._clock() + self.settings.answer_window
+        msisdn = _number(msisdn)
         row = await asyncio.to_thread(self.journal.get, oid)
         if row is None:
             offer = await self.offer(msisdn, offer_id)

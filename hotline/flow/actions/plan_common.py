@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 #: What a quote sets (the confirmation screen reads them; `plan.order` reads them back).
 QUOTE_SETS: dict[str, VariableType] = {
     "plan_offer": "text",
+    "plan_change": "text",
     "plan_price": "money",
     "plan_date": "date",
     "plan_now": "flag",
@@ -53,6 +54,7 @@ def quote(ctx: ActionContext, offer: Offer, *, needs_password: bool) -> None:
     clear(ctx, QUOTE_SETS)
     today = ctx.now().astimezone(ctx.timezone).date()
     ctx.set_value("plan_offer", Text(offer.name))
+    ctx.set_value("plan_change", Text(offer.change))
     ctx.set_value("plan_price", Money(offer.price_minor, offer.currency))
     ctx.set_value("plan_date", Date(effective_date(offer.effect, today)))
     ctx.set_flag("plan_now" if offer.effect == "now" else "plan_next_month")
