@@ -115,6 +115,7 @@ def plan_settings(
     store_url: str | None = None,
     sim_url: str | None = None,
     redis_url: str | None = None,
+    top: dict[str, Any] | None = None,
     **plans: Any,
 ) -> Settings:
     """Settings for the embedded provider, or the http one at `sim_url`."""
@@ -143,6 +144,7 @@ def plan_settings(
         },
         sms={"outbox_path": tmp_path / "outbox.sqlite3"},
         plans=section,
+        **(top or {}),
     )
 
 
