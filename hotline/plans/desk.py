@@ -267,13 +267,14 @@ class PlansDesk:
         """Reconcile every `reconcile_interval` seconds until `stop` is set."""
         while not stop.is_set():
             try:
+                await asyncio.wait_for(stop.wait(), self.settings.reconcile_interval)
+                return
+            except TimeoutError:
+                pass
+            try:
                 await self.reconcile_once()
             except Exception:
                 log.exception("plan reconciliation failed; trying again")
-            try:
-                await asyncio.wait_for(stop.wait(), self.settings.reconcile_interval)
-            except TimeoutError:
-                pass
 
     async def close(self) -> None:
         await self.provider.close()
