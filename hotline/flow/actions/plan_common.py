@@ -12,7 +12,7 @@ from hotline.flow.actions.base import ActionContext, VariableType
 from hotline.plans.ids import new_nonce
 from hotline.plans.model import Offer, effective_date
 
-__all__ = ["QUOTE_SETS", "clear", "error_outcome", "quote"]
+__all__ = ["QUOTE_SETS", "RESULT_SETS", "clear", "error_outcome", "quote", "result"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,37 @@ QUOTE_SETS: dict[str, VariableType] = {
     "plan_nonce": "str",
     "plan_price_minor": "str",
 }
+
+
+#: The flags a result screen picks its sentence by: `plan_<outcome>` for the outcome
+#: an action answered, and `plan_outcome` whenever there is one (an order whose outcome
+#: is unknown — the action failed — shows "正在确认" by `unless: plan_outcome`).
+RESULT_SETS: dict[str, VariableType] = {
+    name: "flag"
+    for name in (
+        "plan_outcome",
+        "plan_completed",
+        "plan_accepted",
+        "plan_insufficient_balance",
+        "plan_not_eligible",
+        "plan_already_has",
+        "plan_withdrawn",
+        "plan_unavailable",
+        "plan_no_offers",
+        "plan_unknown_code",
+    )
+}
+
+
+def result(ctx: ActionContext, outcome: str | None) -> str | None:
+    """Set the result flags for `outcome` (None: clear them); the outcome, for chaining."""
+    clear(ctx, RESULT_SETS)
+    if outcome is not None:
+        ctx.set_flag("plan_outcome")
+        flag = "plan_completed" if outcome == "ok" else f"plan_{outcome}"
+        if flag in RESULT_SETS:
+            ctx.set_flag(flag)
+    return outcome
 
 
 def error_outcome(exc: UpstreamError, what: str) -> str:

@@ -22,9 +22,7 @@ _SETS: dict[str, VariableType] = {
 }
 
 
-@action(
-    "plan.current", sets=_SETS, outcomes=("not_found", "suspended", "limited")
-)
+@action("plan.current", sets=_SETS, outcomes=("not_found", "suspended", "limited"))
 async def plan_current(ctx: ActionContext) -> str:
     """Read the current plan from the plans provider.
 

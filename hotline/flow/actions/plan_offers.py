@@ -5,7 +5,7 @@ from __future__ import annotations
 from hotline.base.errors import UpstreamError
 from hotline.base.values import Count, Money, Text
 from hotline.flow.actions.base import ERROR, OK, ActionContext, ArgSpec, VariableType, action
-from hotline.flow.actions.plan_common import clear, error_outcome
+from hotline.flow.actions.plan_common import RESULT_SETS, clear, error_outcome, result
 
 __all__ = ["SLOTS", "plan_offers"]
 
@@ -22,6 +22,7 @@ _SETS: dict[str, VariableType] = {
     "plan_bad_choice": "flag",
     "plan_page_ids": "str",
     "plan_page_no": "str",
+    **RESULT_SETS,
 }
 
 
@@ -36,7 +37,8 @@ async def plan_offers(ctx: ActionContext) -> str:
     changes) and `offer_N_monthly` (a monthly fee) with one page of offers; `plan_more`
     when another page follows (`page: next` shows it, wrapping to the first), and
     `plan_page`/`plan_pages`. Prices come from the provider at every page.
-    Outcomes: `ok`, `none` (nothing is open to them), `not_found`, `limited`, `error`.
+    Outcomes: `ok`, `none` (nothing is open to them; flag `plan_no_offers`), `not_found`,
+    `limited`, `error`.
 
     ```yaml
     plan_offers_next:
@@ -63,6 +65,7 @@ async def plan_offers(ctx: ActionContext) -> str:
         page = 0 if page >= pages else page
     clear(ctx, _SETS)
     if not found:
+        result(ctx, "no_offers")
         return "none"
     shown = found[page * size : (page + 1) * size]
     for slot, offer in enumerate(shown, 1):

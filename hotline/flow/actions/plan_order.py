@@ -7,7 +7,7 @@ import logging
 from hotline.base.errors import UpstreamError
 from hotline.base.values import Count, Text
 from hotline.flow.actions.base import ERROR, OK, ActionContext, ArgSpec, VariableType, action
-from hotline.flow.actions.plan_common import error_outcome
+from hotline.flow.actions.plan_common import RESULT_SETS, error_outcome, result
 
 __all__ = ["plan_order"]
 
@@ -26,6 +26,7 @@ _SETS: dict[str, VariableType] = {
     "plan_tries_left": "int",
     "plan_locked": "flag",
     "plan_pw_tries": "str",
+    **RESULT_SETS,
 }
 
 
@@ -43,7 +44,9 @@ async def plan_order(ctx: ActionContext) -> str:
     first: `wrong_password` (with `plan_tries_left`) until `plans.password_tries`
     wrong ones, then `locked` for the rest of the session. The order id comes from the
     session's quote and the offer, so a retried or repeated confirmation is the same
-    order. Sets `plan_order_id`. Outcomes: `ok` (completed), `accepted` (still in
+    order. Sets `plan_order_id`, and for a result screen the flag `plan_<outcome>`
+    (`plan_completed` for `ok`) with `plan_outcome`; none of them when the outcome is
+    unknown (the action failed: say "正在确认", never "failed"). Outcomes: `ok` (completed), `accepted` (still in
     progress: the result follows by SMS), `insufficient_balance`, `not_eligible`,
     `already_has`, `withdrawn` (gone or repriced since the quote), `suspended`,
     `unavailable` (the ordering system refused or is down: nothing charged),
@@ -67,6 +70,7 @@ async def plan_order(ctx: ActionContext) -> str:
         return ERROR
     if not price.isdigit():
         return ERROR
+    result(ctx, None)  # an order whose outcome stays unknown shows "正在确认"
     try:
         if ctx.variables.get("plan_needs_password"):
             if ctx.variables.get("plan_locked"):
@@ -87,8 +91,8 @@ async def plan_order(ctx: ActionContext) -> str:
         return error_outcome(exc, "order")
     outcome = placed.outcome
     if placed.pending:
-        return "accepted"
+        return result(ctx, "accepted") or ERROR
     if outcome.state == "completed":
-        return OK
+        return result(ctx, OK) or ERROR
     reason = outcome.reason or "unavailable"
-    return reason if reason in _REFUSALS else "unavailable"
+    return result(ctx, reason if reason in _REFUSALS else "unavailable") or ERROR

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from hotline.base.errors import UpstreamError
 from hotline.flow.actions.base import ERROR, OK, ActionContext, ArgSpec, action
-from hotline.flow.actions.plan_common import QUOTE_SETS, error_outcome, quote
+from hotline.flow.actions.plan_common import (
+    QUOTE_SETS,
+    RESULT_SETS,
+    error_outcome,
+    quote,
+    result,
+)
 
 __all__ = ["MORE_KEY", "plan_pick"]
 
@@ -15,7 +21,7 @@ MORE_KEY = "9"
 @action(
     "plan.pick",
     args=(ArgSpec("var", "str", required=False, doc="the input holding the choice"),),
-    sets={**QUOTE_SETS, "plan_bad_choice": "flag"},
+    sets={**QUOTE_SETS, **RESULT_SETS, "plan_bad_choice": "flag"},
     outcomes=("more", "invalid", "withdrawn", "not_found", "limited"),
 )
 async def plan_pick(ctx: ActionContext) -> str:
@@ -24,7 +30,7 @@ async def plan_pick(ctx: ActionContext) -> str:
     prices it *now*, quoted for the confirmation screen (`plan_offer`, `plan_price`,
     `plan_date`, `plan_now` or `plan_next_month`, `plan_needs_password`); anything else
     → `invalid` with the flag `plan_bad_choice`. An offer gone since the page was shown
-    → `withdrawn`.
+    → `withdrawn` (flag `plan_withdrawn`).
 
     ```yaml
     plan_pick:
@@ -51,6 +57,7 @@ async def plan_pick(ctx: ActionContext) -> str:
     except UpstreamError as exc:
         return error_outcome(exc, "offer")
     if offer is None:
+        result(ctx, "withdrawn")
         return "withdrawn"
     quote(ctx, offer, needs_password=service.require_password)
     return OK
