@@ -29,6 +29,7 @@ def test_shipped_entries_table(capsys: pytest.CaptureFixture[str]) -> None:
         "| called number | `+8610086`, `*` | balance | voice_start |",
         "| SMS keyword | `YE`, `CXYE`, `余额`, `balance`, `102` | balance | lookup_balance |",
         "| SMS keyword | `LL`, `CXLL`, `流量` | balance | lookup_data |",
+        "| SMS keyword | `BL`, `办理` | balance | plan_sms |",
     ]
 
 
