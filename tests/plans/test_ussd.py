@@ -4,6 +4,7 @@ of the confirmation, the service password (never stored), the SMS receipt."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +20,8 @@ from hotline.balance.ledger import LedgerStore
 from hotline.plans.model import effective_date
 from hotline.store.outbox import Outbox
 from hotline.web.app import create_app
-from tests.plans.conftest import plan_settings, receipts
+from hotline.web.keys import PLANS
+from tests.plans.conftest import Sim, plan_settings, receipts
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -39,8 +41,7 @@ PAGE_1 = (
     "请回复序号：\n0.返回 00.主页"
 )
 CONFIRM_10GB = (
-    "CON 您选择了10GB流量包（流量+10GB 当月有效）。\n立即生效，从余额扣除10.00元。\n"
-    "1.确认\n2.取消"
+    "CON 您选择了10GB流量包（流量+10GB 当月有效）。\n立即生效，从余额扣除10.00元。\n1.确认\n2.取消"
 )
 TO_10GB = ("7", "1", "9", "1")
 
@@ -217,3 +218,41 @@ async def test_service_password_three_wrong_tries_lock_and_it_is_never_stored(
         for secret in (b"246810", b"111111", b"222222", b"333333"):
             assert secret not in key and secret not in value, key
     raw.close()
+
+
+async def test_http_provider_slow_order_is_accepted_then_the_sms_follows(
+    aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, sim: Sim
+) -> None:
+    settings = plan_settings(tmp_path, sim_url=sim.url, redis_url=redis_url, answer_window=0.3)
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    phone = Phone(client, "h1")
+    await phone.dial()
+    for key in TO_10GB:
+        await phone.press(key)
+    await sim.fault(fault="slow_completion", ms=700, times=1)
+    accepted = await phone.press("1")
+    assert accepted.startswith("END 已受理，结果将短信通知。订单号PO")
+    outbox = Outbox(path=tmp_path / "outbox.sqlite3")
+    assert await receipts(outbox) == []
+    await asyncio.sleep(0.8)
+    assert await app[PLANS].reconcile_once() == 1
+    sent = await receipts(outbox)
+    assert [r["key"] for r in sent] == ["plan.receipt_done"] and sent[0]["dedupe"] in accepted
+    assert (await sim.orders())["charges"] == {sent[0]["dedupe"]: 1}
+    # The ordering system refusing before acceptance: nothing charged, said so.
+    await sim.fault(fault="status", status=503, times=1)
+    other = Phone(client, "h2")
+    await other.dial()
+    for key in ("7", "1", "9", "2"):
+        await other.press(key)
+    assert await other.press("1") == "END 办理系统暂时不可用，未扣费，请稍后再试。"
+    # Repriced between the list and the confirmation: never ordered at another price.
+    third = Phone(client, "h3")
+    await third.dial()
+    for key in ("7", "1", "9", "2"):
+        await third.press(key)
+    await sim.offering("addon-voice-100", price_minor=800)
+    assert await third.press("1") == "END 该套餐已下架或价格已调整，未扣费，请重新选择。"
+    assert len((await sim.orders())["orders"]) == 1
+    await outbox.close()
