@@ -406,8 +406,11 @@ class PlansSettings(_Section):
     require_password: bool = Field(False, description="ask the service password on every order")
     password_tries: int = Field(3, ge=1, le=10, description="wrong passwords before a lock")
     page_size: int = Field(
-        2, ge=1, le=3, description="offers per screen (the flow has 3 slots; a Chinese USSD "
-        "screen of 80 UTF-16 units holds 2)"
+        2,
+        ge=1,
+        le=3,
+        description="offers per screen (the flow has 3 slots; a Chinese USSD "
+        "screen of 80 UTF-16 units holds 2)",
     )
     answer_window: float = Field(2.0, gt=0, le=8.0, description="seconds a confirmation waits")
     poll_interval: float = Field(0.2, gt=0, le=60, description="order status polls, seconds")

@@ -88,7 +88,9 @@ def cmd_offer(args: argparse.Namespace) -> int:
     if not _ID.match(args.id):
         raise ConfigError(f"ID: lowercase letters, digits and '-', got {args.id!r}")
     if not _CODE.match(args.code):
-        raise ConfigError(f"--code: letters and digits (what an SMS names it by), got {args.code!r}")
+        raise ConfigError(
+            f"--code: letters and digits (what an SMS names it by), got {args.code!r}"
+        )
     name = args.name.strip()
     if not 0 < len(name) <= 64:
         raise ConfigError("--name: 1 to 64 characters")
@@ -135,7 +137,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     table = Table("offer", "kind", "from", "until", "order")
     for row in rows:
         table.add_row(
-            row["offer_id"], row["kind"], row["starts_on"], row["ends_on"] or "-", row["order_id"] or "-"
+            row["offer_id"],
+            row["kind"],
+            row["starts_on"],
+            row["ends_on"] or "-",
+            row["order_id"] or "-",
         )
     Console().print(table)
     return 0

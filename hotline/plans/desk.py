@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hotline.base.config import PlansSettings
 from hotline.balance.msisdn import canonical_msisdn
+from hotline.base.config import PlansSettings
 from hotline.base.errors import UpstreamError, UpstreamNotFound
 from hotline.base.values import Date, Money, Text, Value
 from hotline.flow.services import MessagesService
@@ -139,13 +139,13 @@ class PlansDesk:
         catalog says now; a new one is checked against the offer as priced now."""
         ends = self._clock() + self.settings.answer_window
         msisdn = _number(msisdn)
-        row = await asyncio.to_thread(self.journal.get, oid)
-        if row is None:
+        seen = await asyncio.to_thread(self.journal.get, oid)
+        if seen is None:
             offer = await self.offer(msisdn, offer_id)
             if offer is None or offer.price_minor != price_minor:
                 return Placed(OrderOutcome(oid, "rejected", "withdrawn"), pending=False)
         else:
-            offer = self._journalled_offer(row)
+            offer = self._journalled_offer(seen)
         request = OrderRequest(oid, msisdn, offer)
         row, created = await asyncio.to_thread(self.journal.begin, request, language)
         if row.final:
@@ -204,9 +204,7 @@ class PlansDesk:
         """After a final state: fresh balances, and the one receipt."""
         if row.state == "completed" and self.balance is not None:
             self.balance.forget(row.msisdn)
-        if self.messages is None or not await asyncio.to_thread(
-            self.journal.claim_receipt, row.id
-        ):
+        if self.messages is None or not await asyncio.to_thread(self.journal.claim_receipt, row.id):
             return
         values: dict[str, Value] = {
             "order": Text(row.id),

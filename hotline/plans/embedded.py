@@ -89,6 +89,25 @@ def _offer(m: Any) -> Offer:
     )
 
 
+def _offer_values(offer: Offer, sort: int, active: bool) -> dict[str, Any]:
+    """An offer's columns but its id."""
+    return {
+        "code": offer.code,
+        "name": offer.name,
+        "kind": offer.kind,
+        "price_minor": offer.price_minor,
+        "currency": offer.currency,
+        "effect": offer.effect,
+        "data_bytes": offer.allowance.data_bytes,
+        "voice_seconds": offer.allowance.voice_seconds,
+        "sms": offer.allowance.sms,
+        "change": offer.change,
+        "requires_password": offer.requires_password,
+        "active": active,
+        "sort": sort,
+    }
+
+
 def _month_end(day: dt.date) -> dt.date:
     return effective_date("next_month", day) - dt.timedelta(days=1)
 
@@ -100,34 +119,43 @@ class PlanStore:
         self.engine = engine
 
     def seed_demo(self) -> None:
-        """The demo catalog, plans and password, once (an existing catalog is kept)."""
-        with self.engine.begin() as conn:
-            if conn.execute(select(offers.c.id).limit(1)).first() is not None:
-                return
-        for sort, offer in enumerate(DEMO_OFFERS):
-            self.put_offer(offer, sort=sort)
-        default = "plan-38"
-        for msisdn, *_ in DEMO_SUBSCRIBERS:
-            self.set_plan(msisdn, DEMO_PLANS.get(msisdn, default), dt.date.fromisoformat(_SINCE))
-        for msisdn, password in DEMO_PASSWORDS.items():
-            self.set_password(msisdn, password)
+        """The demo catalog, plans and password, once (an existing catalog is kept).
+
+        One transaction: workers starting together on one fresh store race here, and the
+        loser's insert fails on the winner's rows, which are the same rows."""
+        since = _SINCE
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(offers.c.id).limit(1)).first() is not None:
+                    return
+                conn.execute(
+                    insert(offers),
+                    [
+                        {"id": o.id, **_offer_values(o, sort, True)}
+                        for sort, o in enumerate(DEMO_OFFERS)
+                    ],
+                )
+                conn.execute(
+                    insert(products),
+                    [
+                        {
+                            "msisdn": msisdn,
+                            "offer_id": DEMO_PLANS.get(msisdn, "plan-38"),
+                            "starts_on": since,
+                            "kind": "plan",
+                        }
+                        for msisdn, *_ in DEMO_SUBSCRIBERS
+                    ],
+                )
+                conn.execute(
+                    insert(passwords),
+                    [{"msisdn": m, "digest": hash_password(p)} for m, p in DEMO_PASSWORDS.items()],
+                )
+        except IntegrityError:
+            return  # another worker seeded it first
 
     def put_offer(self, offer: Offer, *, sort: int = 0, active: bool = True) -> None:
-        values = {
-            "code": offer.code,
-            "name": offer.name,
-            "kind": offer.kind,
-            "price_minor": offer.price_minor,
-            "currency": offer.currency,
-            "effect": offer.effect,
-            "data_bytes": offer.allowance.data_bytes,
-            "voice_seconds": offer.allowance.voice_seconds,
-            "sms": offer.allowance.sms,
-            "change": offer.change,
-            "requires_password": offer.requires_password,
-            "active": active,
-            "sort": sort,
-        }
+        values = _offer_values(offer, sort, active)
         with self.engine.begin() as conn:
             done = conn.execute(update(offers).where(offers.c.id == offer.id).values(**values))
             if done.rowcount == 0:
@@ -136,9 +164,7 @@ class PlanStore:
     def withdraw(self, offer_id: str) -> bool:
         """No longer offered (orders already placed stand); False if there is no such offer."""
         with self.engine.begin() as conn:
-            done = conn.execute(
-                update(offers).where(offers.c.id == offer_id).values(active=False)
-            )
+            done = conn.execute(update(offers).where(offers.c.id == offer_id).values(active=False))
         return done.rowcount == 1
 
     def offers(self, *, active_only: bool = True) -> list[tuple[Offer, bool]]:
@@ -210,19 +236,21 @@ class PlanStore:
                     .where(products.c.kind == "plan")
                     .where(products.c.starts_on > today.isoformat())
                 )
-            try:
-                conn.execute(
-                    insert(products).values(
-                        msisdn=request.msisdn,
-                        offer_id=offer.id,
-                        starts_on=starts.isoformat(),
-                        kind=offer.kind,
-                        ends_on=_month_end(today).isoformat() if offer.kind == "addon" else None,
-                        order_id=request.order_id,
-                    )
+            found = conn.execute(
+                select(products.c.order_id).where(products.c.order_id == request.order_id)
+            ).first()
+            if found is not None:
+                return  # applied before (same order id): nothing more to do
+            conn.execute(
+                insert(products).values(
+                    msisdn=request.msisdn,
+                    offer_id=offer.id,
+                    starts_on=starts.isoformat(),
+                    kind=offer.kind,
+                    ends_on=_month_end(today).isoformat() if offer.kind == "addon" else None,
+                    order_id=request.order_id,
                 )
-            except IntegrityError:
-                pass  # applied before (same order id): nothing more to do
+            )
 
 
 def _split(
@@ -328,7 +356,9 @@ class EmbeddedPlans:
     def _lookup(self, order_id: str) -> OrderOutcome | None:
         if not self.store.applied(order_id):
             return None
-        return OrderOutcome(order_id, "completed", charged_minor=self._wallet.charged(order_id) or 0)
+        return OrderOutcome(
+            order_id, "completed", charged_minor=self._wallet.charged(order_id) or 0
+        )
 
     async def inventory(self, msisdn: str, /) -> CurrentPlan:
         return await asyncio.to_thread(self._inventory, msisdn)

@@ -183,9 +183,7 @@ class HttpPlans:
     # -- raw calls (behind the layers) --------------------------------------------------
 
     async def _raw_inventory(self, msisdn: str) -> CurrentPlan:
-        _, doc = await self._http.call(
-            "GET", INVENTORY_PATH, query=[("relatedParty.id", msisdn)]
-        )
+        _, doc = await self._http.call("GET", INVENTORY_PATH, query=[("relatedParty.id", msisdn)])
         return parse_inventory(doc)
 
     async def _raw_catalog(self, msisdn: str) -> list[Offer]:
@@ -240,9 +238,7 @@ class HttpPlans:
     async def submit(self, request: OrderRequest, /) -> OrderOutcome:
         self._pending[request.order_id] = (request.msisdn, request)
         try:
-            found: OrderOutcome = await self._submit.fetch(
-                f"{request.order_id}|{request.msisdn}"
-            )
+            found: OrderOutcome = await self._submit.fetch(f"{request.order_id}|{request.msisdn}")
             return found
         finally:
             self._pending.pop(request.order_id, None)
@@ -258,4 +254,3 @@ class HttpPlans:
 
     async def close(self) -> None:
         await self._http.close()
-

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hotline.base.config import PlansSettings, Settings
 from hotline.base.errors import ConfigError
@@ -33,7 +35,16 @@ def open_plan_store(settings: Settings) -> PlanStore:
     config = settings.plans
     try:
         engine = open_database(_url(config))
-        migrate(engine, MIGRATIONS)
+        for attempt in range(3):
+            try:
+                migrate(engine, MIGRATIONS)
+                break
+            except (OperationalError, IntegrityError):
+                # Two workers starting on one fresh SQLite file both create a table (pysqlite
+                # issues DDL outside a transaction): the second try finds the work done.
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
     except Exception as exc:  # a bad URL or an unreachable database: one line
         raise ConfigError(
             f"config plans.store_url / store_path: cannot open the plans store: "

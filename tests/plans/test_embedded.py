@@ -53,7 +53,7 @@ async def test_a_bundle_charges_the_ledger_once_and_adds_its_data(
     record = ledger.get(PHONE)
     assert record is not None and record.main_minor == 250
     assert [r["dedupe"] for r in await receipts(outbox)] == ["PO-E1"]
-    assert "畅享58元套餐" == (await desk.current(PHONE)).name
+    assert (await desk.current(PHONE)).name == "畅享58元套餐"
     assert (await desk.current(PHONE)).addons == ("10GB流量包",)
     ledger.close()
 
@@ -73,9 +73,7 @@ async def test_a_plan_change_takes_effect_next_month_and_charges_nothing_now(
     assert again.outcome.reason == "withdrawn"  # no longer offered: it is next month's plan
 
 
-async def test_refusals_charge_nothing(
-    make_desk: MakeDesk, tmp_path: Path, store_url: str
-) -> None:
+async def test_refusals_charge_nothing(make_desk: MakeDesk, tmp_path: Path, store_url: str) -> None:
     desk = await make_desk(plan_settings(tmp_path, store_url=store_url))
     poor = await desk.place("13800138001", "addon-data-10g", 1000, "PO-E4", "zh-CN")
     assert poor.outcome.reason == "insufficient_balance"

@@ -41,7 +41,9 @@ async def test_keyword_with_a_code_confirms_then_orders(
 ) -> None:
     client = await aiohttp_client(create_app(plan_settings(tmp_path, redis_url=redis_url)))
     confirm = await mo(client, "bl １０")  # any case and width
-    assert confirm.startswith("您选择了10GB流量包（流量+10GB 当月有效）。立即生效，从余额扣除10.00元。")
+    assert confirm.startswith(
+        "您选择了10GB流量包（流量+10GB 当月有效）。立即生效，从余额扣除10.00元。"
+    )
     assert "1.确认\n2.取消" in confirm and confirm.endswith(SIG)
     assert _balance(tmp_path) == 1250  # nothing before the confirmation
     done = await mo(client, "1")

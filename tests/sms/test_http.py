@@ -27,7 +27,8 @@ SIG = "【hotline】"
 BALANCE_ZH = "您的话费余额为12.50元。" + SIG
 MENU_ZH = "话费查询\n1.话费余额\n2.退出\n回复序号继续。" + SIG
 HELP_ZH = (
-    "未识别的指令。发送以下指令查询：YE、CXYE、余额、balance、102、LL、CXLL、流量、CD、菜单" + SIG
+    "未识别的指令。发送以下指令查询：YE、CXYE、余额、balance、102、LL、CXLL、流量、BL、办理、CD、菜单"
+    + SIG
 )
 
 _ids = itertools.count(1)

@@ -121,7 +121,9 @@ class SimOrders:
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times: a positive integer")
         msisdn = doc.get("msisdn")
-        rule = OrderFault(name, params, None if msisdn is None else canonical_msisdn(str(msisdn)), times)
+        rule = OrderFault(
+            name, params, None if msisdn is None else canonical_msisdn(str(msisdn)), times
+        )
         self.faults.append(rule)
         return rule
 
@@ -247,7 +249,10 @@ def _complete(app: web.Application, order: SimOrder) -> None:
 
 
 def _refresh(app: web.Application, order: SimOrder) -> None:
-    if order.state in ("acknowledged", "inProgress") and app[ORDERS].monotonic() >= order.complete_at:
+    if (
+        order.state in ("acknowledged", "inProgress")
+        and app[ORDERS].monotonic() >= order.complete_at
+    ):
         _complete(app, order)
 
 
