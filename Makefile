@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-ussd bench-ivr bench-balance bench-scale setup system-deps clean
+.PHONY: run test lint bench bench-ussd bench-ivr bench-balance bench-scale bench-sms setup system-deps clean
 
 ## setup: create the virtualenv and install hotline with its dev tools
 setup: $(STAMP)
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 ## tests, bearerbox/smsbox and Kannel's fakesmsc test SMSC for the SMS channel's tests);
 ## installed when run as root, otherwise named. tests/tools/test_docs_commands.py
 ## keeps this list and the commands in README.md and docs/ in step.
-SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl bearerbox:kannel smsbox:kannel /usr/lib/kannel/test/fakesmsc:kannel-extras
+SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl bearerbox:kannel smsbox:kannel /usr/lib/kannel/test/fakesmsc:kannel-extras osmo-hlr:osmo-hlr
 system-deps:
 	@missing=""; \
 	for dep in $(SYSTEM_DEPS); do \
@@ -57,13 +57,16 @@ lint: setup
 	$(BIN)/mypy
 
 ## bench: the load scripts, one after another (figures: docs/benchmarks.md; a few minutes)
-bench: bench-ussd bench-ivr bench-balance bench-scale
+bench: bench-ussd bench-ivr bench-balance bench-scale bench-sms
 
 bench-ussd: setup
 	$(BIN)/python bench/ussd.py --client raw
 
 bench-ivr: setup
 	$(BIN)/python bench/ivr.py
+
+bench-sms: setup
+	$(BIN)/python bench/sms.py
 
 bench-balance: setup
 	$(BIN)/python bench/balance.py

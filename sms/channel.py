@@ -1,8 +1,9 @@
 """The SMS channel as a plug-in (`hotline.channels` entry point `sms`).
 
 Mounts smsbox's callbacks (`GET|POST /sms/kannel`), guards them with Kannel's source
-allow-list (`sms.kannel_allowed_cidrs`) and optional path token, and needs the SMS
-prompts (`sms.reply_hint`, `sms.help`) in every language. Routes load with the app.
+allow-list (`sms.kannel_allowed_cidrs`) and optional path token, needs the SMS
+prompts (`sms.reply_hint`, `sms.help`, …) in every language, and has `flows check`
+measure every screen an SMS keyword reaches (`sms.measure`). Routes load with the app.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from hotline.base.config import Settings
+    from hotline.i18n.catalog import CatalogSet
     from hotline.web.guards import Gateway
+    from sms.measure import SmsScreenCheck
 
-__all__ = ["PLUGIN", "gateways", "setup"]
+__all__ = ["PLUGIN", "gateways", "screen_checks", "setup"]
 
 CHANNEL = "sms"
 
@@ -51,4 +54,17 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
     ]
 
 
-PLUGIN = ChannelPlugin(name=CHANNEL, setup=setup, gateways=gateways, prompt_keys=SMS_PROMPTS)
+def screen_checks(catalogs: CatalogSet, settings: Settings) -> SmsScreenCheck:
+    """`flows check` measures every screen an SMS keyword reaches against `sms.max_parts`."""
+    from sms.measure import SmsScreenCheck
+
+    return SmsScreenCheck.from_settings(catalogs, settings)
+
+
+PLUGIN = ChannelPlugin(
+    name=CHANNEL,
+    setup=setup,
+    gateways=gateways,
+    prompt_keys=SMS_PROMPTS,
+    screen_checks=screen_checks,
+)

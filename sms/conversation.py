@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
+from hotline.base.config import SmsSettings
 from hotline.base.errors import SessionStoreUnavailable
 from hotline.flow.entries import EntryTable
 from hotline.flow.events import ChannelEvent
@@ -43,10 +44,13 @@ from sms.render import SmsLayout, SmsText
 __all__ = [
     "CHANNEL",
     "IncomingSms",
+    "RefusedMo",
     "SmsAnswer",
     "Thread",
     "answer",
     "answer_or_apology",
+    "refusal",
+    "serves",
     "sms_keywords",
     "thread_key",
 ]
@@ -71,6 +75,20 @@ class IncomingSms:
     def __post_init__(self) -> None:
         if not self.sender:
             raise ValueError("IncomingSms.sender must not be empty")
+
+
+class RefusedMo(Exception):
+    """A message from a subscriber that hotline will not read — too long, an unknown
+    coding, a broken header: the subscriber gets a polite SMS (`refusal`) with the
+    keywords, the gateway a normal answer. `key` is the catalog key of that SMS;
+    `reason` is for the log (no number, no text in it)."""
+
+    def __init__(self, sender: str, receiver: str, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.sender = sender
+        self.receiver = receiver
+        self.key = key
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +146,33 @@ async def answer_or_apology(
     except Exception:
         log.exception("sms: answer failed for subscriber %s", app[PSEUDONYM](sms.sender))
     return layout.lay_out(app[ENGINE].apology())
+
+
+async def refusal(app: web.Application, refused: RefusedMo, layout: SmsLayout) -> SmsText:
+    """The polite SMS for a refused message, in the subscriber's language when the store
+    knows it (else the default), listing the keywords."""
+    settings = app[SETTINGS]
+    pseudonym = app[PSEUDONYM](refused.sender)
+    log.info("sms: message from subscriber %s refused (%s); told so", pseudonym, refused.reason)
+    language = settings.default_language
+    try:
+        _, prefs = await app[SESSIONS].load(
+            thread_key(settings.env, refused.receiver, pseudonym),
+            subscriber_key(settings.env, pseudonym),
+        )
+    except SessionStoreUnavailable:
+        prefs = {}
+    if prefs.get("lang", "") in settings.languages:
+        language = str(prefs["lang"])
+    return layout.help(sms_keywords(app[ENGINE].registry.entries), language, refused.key)
+
+
+def serves(settings: SmsSettings, receiver: str) -> bool:
+    """Whether `receiver` is one of `sms.service_numbers` (any when none are set; a
+    leading `+` does not matter)."""
+    if not settings.service_numbers:
+        return True
+    return receiver.lstrip("+") in {n.lstrip("+") for n in settings.service_numbers}
 
 
 def sms_keywords(table: EntryTable) -> list[str]:

@@ -23,12 +23,24 @@ from hotline.i18n.catalog import CatalogSet, ValueFormatter
 from hotline.i18n.text import TextFormatter
 from sms.segments import DEFAULT_MAX_PARTS, Segments, fit, segment
 
-__all__ = ["HELP_KEY", "REPLY_HINT_KEY", "SMS_PROMPTS", "SmsLayout", "SmsText"]
+__all__ = [
+    "HELP_KEY",
+    "REPLY_HINT_KEY",
+    "SMS_PROMPTS",
+    "TOO_LONG_KEY",
+    "UNREADABLE_KEY",
+    "SmsLayout",
+    "SmsText",
+]
 
 REPLY_HINT_KEY = "sms.reply_hint"
 HELP_KEY = "sms.help"
+#: An MO longer than `sms.max_text_chars`: the subscriber is told, with the keywords.
+TOO_LONG_KEY = "sms.too_long"
+#: An MO hotline cannot read (unknown coding, a broken header): told, with the keywords.
+UNREADABLE_KEY = "sms.unreadable"
 #: Catalog keys the SMS channel says by itself; required in every language.
-SMS_PROMPTS = (REPLY_HINT_KEY, HELP_KEY)
+SMS_PROMPTS = (REPLY_HINT_KEY, HELP_KEY, TOO_LONG_KEY, UNREADABLE_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +96,14 @@ class SmsLayout:
     def lay_out(self, screen: Screen) -> SmsText:
         """The SMS of a screen."""
         language = self._language(screen.language)
+        return self._finish(self._body(screen, language), language, ends=screen.ends)
+
+    def measure(self, screen: Screen) -> Segments:
+        """The parts a screen's SMS takes before any shortening (`flows check`)."""
+        language = self._language(screen.language)
+        return segment(self._body(screen, language) + self.signature_of(language))
+
+    def _body(self, screen: Screen, language: str) -> str:
         lines: list[str] = []
         sentences = [self._say(screen.notice, language)] if screen.notice else []
         sentences += [self._say(part, language) for part in screen.parts]
@@ -94,19 +114,20 @@ class SmsLayout:
             lines.append(f"{option.key}.{self._say(option.label, language)}")
         if screen.options:
             lines.append(self._say(PromptPart(REPLY_HINT_KEY), language))
-        return self._finish("\n".join(lines), language, ends=screen.ends)
+        return "\n".join(lines)
 
     def message(self, part: PromptPart, language: str) -> SmsText:
         """One catalog sentence as an SMS of its own (the outbox's messages)."""
         language = self._language(language)
         return self._finish(self._say(part, language), language, ends=True)
 
-    def help(self, keywords: Iterable[str], language: str) -> SmsText:
-        """The short help an unknown keyword gets: the keywords there are."""
+    def help(self, keywords: Iterable[str], language: str, key: str = HELP_KEY) -> SmsText:
+        """The short help an unknown keyword gets (or, with `key`, a refused message:
+        `TOO_LONG_KEY`, `UNREADABLE_KEY`): the keywords there are."""
         language = self._language(language)
         separator = "、" if _is_zh(language) else ", "
         listed = separator.join(dict.fromkeys(keywords))
-        return self.message(PromptPart(HELP_KEY, {"keywords": Text(listed)}), language)
+        return self.message(PromptPart(key, {"keywords": Text(listed)}), language)
 
     def signature_of(self, language: str) -> str:
         return self.signatures.get(language, self.signature)

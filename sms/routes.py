@@ -1,10 +1,12 @@
 """aiohttp routes of the SMS channel: smsbox's `get-url`/`post-url` and delivery reports.
 
 `GET|POST /sms/kannel` (`sms-kannel`): parse → answer → reply. A malformed call gets
-HTTP 400 with the reason; trouble on our side gets the apology SMS, never a 500.
+HTTP 400 with the reason; a message the subscriber made unreadable (too long) gets a
+polite SMS; trouble on our side gets the apology SMS, never a 500.
 `GET /sms/kannel/dlr` (`sms-kannel-dlr`): a delivery report for an outbox row.
-The outbox's sender runs as a cleanup context (`sms.sender.sender_ctx`), after the
-SMPP session's (`sms.smpp_link.smpp_ctx`, when `sms.transport` is smpp).
+The MO ledger (`sms.dedupe.ledger_ctx`: one answer per gateway message id), the SMPP
+session (`sms.smpp_link.smpp_ctx`, when `sms.transport` is smpp) and the outbox's
+sender (`sms.sender.sender_ctx`) run as cleanup contexts, in that order.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import read_body
 from hotline.web.guards import polite_sentence
 from hotline.web.keys import ENGINE, MESSAGES, SETTINGS
-from sms.conversation import answer_or_apology
+from sms.conversation import RefusedMo, refusal
+from sms.dedupe import ledger_ctx, reply_once
 from sms.dialects import WireRequest, kannel
+from sms.metrics import outbox_metrics_ctx
 from sms.render import SmsLayout, SmsText
 from sms.segments import segment
 from sms.sender import sender_ctx
@@ -36,6 +40,8 @@ def setup(app: web.Application) -> None:
     app.router.add_route("GET", "/sms/kannel", _kannel, name="sms-kannel")
     app.router.add_route("POST", "/sms/kannel", _kannel)
     app.router.add_get(kannel.REPORT_PATH, _kannel_report, name="sms-kannel-dlr")
+    app.cleanup_ctx.append(outbox_metrics_ctx)
+    app.cleanup_ctx.append(ledger_ctx)  # before the SMPP session, whose MOs use it
     app.cleanup_ctx.append(smpp_ctx)  # before the sender, which may deliver through it
     app.cleanup_ctx.append(sender_ctx)
 
@@ -55,9 +61,19 @@ async def _kannel(request: web.Request) -> web.Response:
         incoming = kannel.parse(await _wire(request), app[SETTINGS].sms)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    text = await answer_or_apology(app, incoming, app[SMS_LAYOUT])
+    except RefusedMo as refused:  # the subscriber's doing: told by SMS, not Kannel by a 400
+        body, headers = kannel.reply(await refusal(app, refused, app[SMS_LAYOUT]))
+        return web.Response(body=body, headers=headers)
+    # smsbox gives up on a slow answer and calls again: a reply it never read goes to
+    # the retry (sms.dedupe), not to nobody.
+    text = await reply_once(app, incoming, app[SMS_LAYOUT], lambda: _gone(request))
     body, headers = kannel.reply(text)
     return web.Response(body=body, headers=headers)
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def _kannel_report(request: web.Request) -> web.Response:

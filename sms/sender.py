@@ -1,13 +1,15 @@
 """The outbox's sender: words each queued message and submits it to the SMSC, in order,
-at the configured rate (`sms.send_rate`), one row at a time.
+at the configured rate (`sms.send_rate`), `sms.send_window` rows at a time (1 by default:
+a crash then leaves at most one message in doubt; more is faster, up to that many).
 
 One sender task per worker (`sender_ctx`, when `sms.sender` is not `none`). Each round:
 `recover` expired leases (a crashed worker's rows), `claim` a batch (one second's worth
-of the rate), then for each row `begin` (committed: from now on it is *in doubt* if we
-die), submit, and record what the gateway said — `sent`, a retry with backoff, or a
-permanent failure. Between rounds it waits for new rows (`Outbox.wakeup`, set by
+of the rate), then for each window `begin_many` (committed: from now on its rows are *in
+doubt* if we die), submit them concurrently, and record what the gateway said — `sent`
+(one commit for the window), a retry with backoff, or a permanent failure. Between rounds it waits for new rows (`Outbox.wakeup`, set by
 `send` in this process) or a short poll, for rows other workers queued.
 
+Once an hour it purges messages finished longer ago than `sms.outbox_keep_days`.
 Transport errors (the gateway unreachable, a timeout) are transient: retried. Nothing
 here logs a number or a text; rows are named by their outbox id.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +41,7 @@ __all__ = ["KannelTransport", "Sender", "Transport", "sender_ctx"]
 log = logging.getLogger(__name__)
 
 POLL = 0.5  # seconds between looks for rows other workers queued
+PURGE_EVERY = 3600.0  # seconds between purges of finished messages (`sms.outbox_keep_days`)
 SUBMIT_TIMEOUT = 10.0
 
 
@@ -109,11 +113,23 @@ class Sender:
     rate: float
     lease: float
     doubt_grace: float
+    keep_days: float = 0.0
+    window: int = 1  # messages submitted at once (`sms.send_window`)
 
     async def run(self) -> None:
         limiter = AsyncLimiter(self.rate, 1.0)
         batch = max(1, min(500, int(self.rate)))
+        purged_at = 0.0
         while True:
+            now = time.monotonic()
+            if self.keep_days and now - purged_at >= PURGE_EVERY:
+                purged_at = now
+                try:
+                    gone = await self.outbox.purge(self.keep_days * 86400)
+                    if gone:
+                        log.info("outbox: purged %d finished message(s)", gone)
+                except Exception:
+                    log.exception("outbox: purging failed; next time")
             try:
                 moved = await self.outbox.recover(self.doubt_grace)
                 if any(moved.values()):
@@ -128,16 +144,64 @@ class Sender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.outbox.wakeup.wait(), POLL)
                 continue
-            for index, row in enumerate(rows):
+            step = max(1, self.window)
+            for index in range(0, len(rows), step):
+                chunk = rows[index : index + step]
                 try:
-                    await limiter.acquire()
-                    await self.deliver(row)
-                except Exception:  # its lease runs out and `recover` decides
-                    log.exception("outbox %d: delivery failed", row.id)
+                    for _ in chunk:
+                        await limiter.acquire()
+                    await self.deliver_window(chunk)
+                except Exception:  # their leases run out and `recover` decides
+                    log.exception("outbox %s: delivery failed", [r.id for r in chunk])
                 except asyncio.CancelledError:
+                    # Rows not yet begun go back to the queue; begun ones (`sending`)
+                    # are left alone: `recover` makes them in doubt, never resent.
                     for rest in rows[index:]:
                         await asyncio.shield(self.outbox.release(rest.id))
                     raise
+
+    async def deliver_window(self, rows: list[OutboxRow]) -> list[str]:
+        """Submit several claimed rows at once: all marked `sending` in one commit, then
+        submitted concurrently, the accepted ones recorded `sent` in one commit. The
+        states they end in, in order. (One commit per window, not two per message: the
+        crash rule is the same — a row is `sending` before it can reach the SMSC.)"""
+        if len(rows) == 1:
+            return [await self.deliver(rows[0])]
+        worded: list[tuple[OutboxRow, Segments]] = []
+        ends: dict[int, str] = {}
+        for row in rows:
+            try:
+                text = self.layout.message(PromptPart(row.key, row.values), row.language)
+            except KeyError:
+                await self.outbox.fail(row.id, f"no prompt {row.key!r}")
+                ends[row.id] = "failed"
+                continue
+            worded.append((row, text.segments))
+        held = set(await self.outbox.begin_many([row.id for row, _ in worded], self.lease))
+        going = [(row, segments) for row, segments in worded if row.id in held]
+        for row, _ in worded:
+            if row.id not in held:
+                ends[row.id] = "lost"  # the claim ran out; someone else has it now
+        outcomes = await asyncio.gather(
+            *(self.transport.submit(row, segments) for row, segments in going)
+        )
+        accepted = []
+        for (row, _), outcome in zip(going, outcomes, strict=True):
+            if outcome.result == "accepted":
+                accepted.append((row.id, outcome.smsc_ref, outcome.parts))
+                ends[row.id] = "sent"
+            else:
+                ends[row.id] = await self._refused(row, outcome)
+        await self.outbox.sent_many(accepted)
+        return [ends[row.id] for row in rows]
+
+    async def _refused(self, row: OutboxRow, outcome: SendOutcome) -> str:
+        if outcome.result == "retry":
+            log.warning("outbox %d: transient refusal (%s); retrying", row.id, outcome.reason)
+            return await self.outbox.retry(row.id, outcome.reason, row.attempts + 1)
+        log.warning("outbox %d: refused (%s)", row.id, outcome.reason)
+        await self.outbox.fail(row.id, outcome.reason)
+        return "failed"
 
     async def deliver(self, row: OutboxRow) -> str:
         """Submit one claimed row; the state it ends in."""
@@ -150,14 +214,9 @@ class Sender:
             return "lost"  # the claim ran out; someone else has it now
         outcome = await self.transport.submit(row, text.segments)
         if outcome.result == "accepted":
-            await self.outbox.sent(row.id, outcome.smsc_ref)
+            await self.outbox.sent(row.id, outcome.smsc_ref, outcome.parts)
             return "sent"
-        if outcome.result == "retry":
-            log.warning("outbox %d: transient refusal (%s); retrying", row.id, outcome.reason)
-            return await self.outbox.retry(row.id, outcome.reason, row.attempts + 1)
-        log.warning("outbox %d: refused (%s)", row.id, outcome.reason)
-        await self.outbox.fail(row.id, outcome.reason)
-        return "failed"
+        return await self._refused(row, outcome)
 
 
 async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -187,6 +246,8 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
         rate=settings.send_rate,
         lease=settings.lease_seconds,
         doubt_grace=settings.doubt_grace,
+        keep_days=settings.outbox_keep_days,
+        window=settings.send_window,
     )
     task = asyncio.create_task(sender.run(), name="sms-sender")
     yield

@@ -7,7 +7,10 @@ library, whatever happens here) is either
 
 - a **delivery receipt**: recorded on its outbox row (found by the SMSC's message id),
 - or an **MO**: answered by the same conversation code as Kannel's (`sms.conversation`),
-  the reply submitted back to the sender from the number it wrote to.
+  the reply submitted back to the sender from the number it wrote to. A part of a long
+  MO (UDH or `sar_*` TLVs) is kept until the rest arrive (`sms.concat`); an MO hotline
+  cannot read (unknown coding, a broken header) or too long gets a polite SMS; 8-bit
+  data (a machine's) gets nothing.
 
 Nothing here logs a number or a text; subscribers by pseudonym only.
 """
@@ -21,10 +24,13 @@ from collections.abc import AsyncIterator
 import smpp34
 from aiohttp import web
 
+from hotline.links.smpp import SMPP_LINK
 from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
-from sms.conversation import IncomingSms, answer_or_apology
+from sms.concat import PARTS, open_reassembly, part_of, parts_key
+from sms.conversation import IncomingSms, RefusedMo, refusal, serves
+from sms.dedupe import reply_once
 from sms.dialects import smpp
-from sms.render import SmsLayout
+from sms.render import TOO_LONG_KEY, UNREADABLE_KEY, SmsLayout, SmsText
 
 __all__ = ["SMPP_TRANSPORT", "handle_deliver", "smpp_ctx"]
 
@@ -44,17 +50,14 @@ def _layout(app: web.Application) -> SmsLayout:
 
 
 async def _record_receipt(app: web.Application, receipt: smpp.Receipt) -> bool:
-    transport = app[SMPP_TRANSPORT]
+    """Record a receipt on its message (a part's on its part: a long message is
+    delivered when all its parts are, `Outbox.record_receipt`)."""
     outbox = app[MESSAGES]
     for wait in (0.0, *RECEIPT_WAITS):
         if wait:
             await asyncio.sleep(wait)
-        # A row is named by its first part's id; a later part's receipt keeps it.
-        row, first = transport.submitted.get(receipt.smsc_ref, (None, receipt.smsc_ref))
-        if row is None:
-            row = await outbox.find_smsc_ref(receipt.smsc_ref)
-        if row is not None:
-            return await outbox.record_report(row, receipt.state, first)
+        if await outbox.record_receipt(receipt.smsc_ref, receipt.state) is not None:
+            return True
     log.info("smpp: receipt for an unknown message id (%s)", receipt.state)
     return False
 
@@ -68,28 +71,62 @@ async def handle_deliver(app: web.Application, event: smpp34.DeliverSmEvent) -> 
     if event.esm_class & smpp.ESM_RECEIPT_MASK:
         return  # another kind of SMSC notification: acknowledged, nothing to do
     settings = app[SETTINGS].sms
-    text = smpp.decode_text(event.short_message, event.data_coding, event.esm_class)
-    if not event.source_addr or len(text) > settings.max_text_chars:
-        log.warning("smpp: MO dropped (no sender or too long)")
+    sender = event.source_addr
+    if not sender:
+        log.warning("smpp: MO without a source_addr: nobody to answer; dropped")
+        return
+    receiver = event.destination_addr or settings.source_address
+    if not serves(settings, receiver):
+        log.warning(
+            "smpp: MO from subscriber %s to a number not served here (sms.service_numbers); "
+            "acknowledged, not answered",
+            app[PSEUDONYM](sender),
+        )
+        return
+    message_id = smpp.mo_reference(event.tlvs)
+    try:
+        udh, body = smpp.split_udh(event.short_message, event.esm_class)
+        part = part_of(udh, smpp.tlv_map(event.tlvs))
+        smpp.text_coding(event.data_coding)
+        if part is not None:  # one part of a long message: joined before it is routed
+            key = parts_key(app[SETTINGS].env, app[PSEUDONYM](sender), receiver, part)
+            whole = await app[PARTS].add(key, part, body)
+            if whole is None:
+                return  # more parts to come
+            body, message_id = whole, message_id or part.message_id
+        text = smpp.decode_text(body, event.data_coding, 0)
+    except smpp.BinaryMessage as exc:
+        log.info("smpp: MO from subscriber %s not answered (%s)", app[PSEUDONYM](sender), exc)
+        return
+    except ValueError as exc:  # the subscriber is told we could not read it
+        await _reply(app, sender, receiver, RefusedMo(sender, receiver, UNREADABLE_KEY, str(exc)))
+        return
+    if len(text) > settings.max_text_chars:
+        reason = f"text is longer than {settings.max_text_chars} characters"
+        await _reply(app, sender, receiver, RefusedMo(sender, receiver, TOO_LONG_KEY, reason))
         return
     incoming = IncomingSms(
         dialect=smpp.NAME,
-        sender=event.source_addr,
-        receiver=event.destination_addr or settings.source_address,
+        sender=sender,
+        receiver=receiver,
         text=text,
-        message_id=smpp.mo_reference(event.tlvs),
+        message_id=message_id,
     )
-    reply = await answer_or_apology(app, incoming, _layout(app))
+    await _reply(app, sender, receiver, await reply_once(app, incoming, _layout(app)))
+
+
+async def _reply(
+    app: web.Application, to: str, source: str, reply: SmsText | RefusedMo | None
+) -> None:
+    """Submit the answer to an MO (a refusal worded first); None: nothing to send."""
+    if isinstance(reply, RefusedMo):
+        reply = await refusal(app, reply, _layout(app))
     if reply is None:
-        return
-    outcome = await app[SMPP_TRANSPORT].send(
-        incoming.sender, reply.segments, source=incoming.receiver, receipt=False
-    )
+        return  # a redelivery
+    outcome = await app[SMPP_TRANSPORT].send(to, reply.segments, source=source, receipt=False)
     if outcome.result != "accepted":
         log.warning(
-            "smpp: reply to subscriber %s not taken (%s)",
-            app[PSEUDONYM](incoming.sender),
-            outcome.reason,
+            "smpp: reply to subscriber %s not taken (%s)", app[PSEUDONYM](to), outcome.reason
         )
 
 
@@ -105,6 +142,9 @@ async def smpp_ctx(app: web.Application) -> AsyncIterator[None]:
 
     transport = smpp.SmppTransport(settings, on_deliver)
     app[SMPP_TRANSPORT] = transport
+    app[PARTS] = open_reassembly(app[SETTINGS].redis_url)
+    app[SMPP_LINK] = transport  # the USSD channel may share the bind (ussd_smpp)
     transport.start()
     yield
     await transport.close()
+    await app[PARTS].close()

@@ -1,7 +1,8 @@
 """The USSD channel as a plug-in (`hotline.channels` entry point `ussd`).
 
 Mounts `POST /ussd/<dialect>` for every dialect in `ussd.dialects` and Africa's Talking's
-end-of-session events, guards each dialect's route as the dialect describes, needs the
+end-of-session events, binds to an operator's USSD gateway over SMPP (`ussd.smpp_link`) and to
+osmo-hlr as an External USSD Entity (`ussd.gsup_link`) when configured, guards each dialect's route as the dialect describes, needs the
 navigation prompts (`98.更多`, `0.返回` …) in every language, and measures flow screens
 with the USSD budget (`ussd.measure`). The routes load when the app is built.
 """
@@ -28,17 +29,18 @@ CHANNEL = "ussd"
 
 
 def setup(app: web.Application) -> None:
-    from ussd import events, routes
+    from ussd import events, gsup_link, routes, smpp_link
 
     routes.setup(app)
     events.setup(app)
+    smpp_link.setup(app)
+    gsup_link.setup(app)
 
 
 def gateways(settings: Settings) -> Sequence[Gateway]:
     """One gateway per dialect: `/ussd/<NAME>`, answered politely with `END …`."""
     from hotline.web.guards import Gateway
     from ussd.dialects import dialects
-    from ussd.form import read_form
     from ussd.polite import polite_reply
 
     return [
@@ -49,7 +51,7 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
                 channel=CHANNEL,
                 dialect=dialect.NAME,
                 polite=polite_reply,
-                form=read_form,
+                form=dialect.read,
             ),
         )
         for dialect in dialects()

@@ -18,7 +18,6 @@ from hotline.web.forms import gateway_form
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.turns import take_turn
 from ussd.dialects import UssdDialect, dialects
-from ussd.form import read_form
 from ussd.render import UssdLayout
 
 __all__ = ["USSD_LAYOUT", "setup"]
@@ -63,10 +62,10 @@ def _layout(app: web.Application) -> UssdLayout:
 async def _handle(request: web.Request, dialect: UssdDialect) -> web.Response:
     app = request.app
     try:
-        form = await gateway_form(request, read_form)
+        form = await gateway_form(request, dialect.read)
         event = dialect.parse(form.fields, app[SETTINGS].ussd)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
     screen, page = await take_turn(app, event, _layout(app).lay_out)
-    body, headers = dialect.reply(page, screen.label)
+    body, headers = dialect.reply(page, screen.label, form.fields)
     return web.Response(body=body.encode("utf-8"), headers=headers)

@@ -88,6 +88,24 @@ class UssdSettings(_Section):
         le=3600,
         description="seconds a dropped session can be continued from a new dial (0: off)",
     )
+    service_codes: dict[str, Annotated[str, Field(pattern=r"^\*[0-9*]{1,30}#$")]] = Field(
+        default_factory=dict,
+        description="the code each aggregator dialect that does not send it serves "
+        "(arkesel, nalo), e.g. {arkesel: '*928*44#'}; unset: *100#",
+    )
+    path_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="secret path segment per aggregator dialect (hubtel, arkesel, nalo, "
+        "beem): only /ussd/<dialect>/<token> is served; none of them signs its callbacks",
+    )
+
+    @field_validator("path_tokens")
+    @classmethod
+    def _path_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, token in value.items():
+            if not _PATH_TOKEN.fullmatch(token.get_secret_value()):
+                raise ValueError(f"{name}: expected 16-128 characters of A-Z a-z 0-9 _ -")
+        return value
 
 
 class IvrSettings(_Section):
@@ -332,6 +350,17 @@ class SmsSettings(_Section):
     max_text_chars: int = Field(
         640, ge=10, le=4096, description="longest incoming message accepted, in characters"
     )
+    service_numbers: tuple[str, ...] = Field(
+        (),
+        description="numbers subscribers write to (10086, 1065…); an MO to another is refused; "
+        "empty = any",
+    )
+    mo_dedupe_ttl: int = Field(
+        900,
+        ge=10,
+        le=86400,
+        description="seconds a gateway's redelivery of the same MO (same id) gets no second answer",
+    )
     kannel_allowed_cidrs: tuple[str, ...] = Field(
         ("127.0.0.0/8", "::1/128"), description="smsbox addresses allowed on /sms/kannel"
     )
@@ -364,12 +393,24 @@ class SmsSettings(_Section):
     )
     outbox_path: Path = Field(Path("var/outbox.sqlite3"), description="the embedded outbox")
     send_rate: float = Field(50.0, gt=0, le=10000, description="messages per second to the SMSC")
+    send_window: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="messages submitted at once; a crash leaves at most this many in doubt",
+    )
     max_attempts: int = Field(6, ge=1, le=50)
     retry_base: float = Field(2.0, gt=0, le=600, description="first retry delay, seconds")
     retry_max: float = Field(300.0, gt=0, le=86400, description="longest retry delay, seconds")
     lease_seconds: float = Field(30.0, ge=1, le=3600, description="a claim's lifetime")
     doubt_grace: float = Field(
         60.0, ge=1, le=86400, description="seconds to wait for a report of an in-doubt send"
+    )
+    outbox_keep_days: float = Field(
+        30.0,
+        ge=0,
+        le=3650,
+        description="days a delivered or failed message is kept; 0 = forever (`hotline sms purge`)",
     )
 
     @field_validator("kannel_allowed_cidrs")
@@ -456,6 +497,68 @@ class PlansSettings(_Section):
         return self
 
 
+class UssdSmppSettings(_Section):
+    """USSD over SMPP (docs/ussd-operators.md): hotline as an ESME of the operator's USSD
+    gateway, on its own bind; the vendor profile names the op codes and session TLVs."""
+
+    profile: Literal["3gpp", "sixdee"] = Field(
+        "3gpp", description="3gpp: ussd_service_op 1/2/17/18; sixdee: the 6D vendor scheme"
+    )
+    link: SmppSettings | None = Field(
+        None, description="the bind to the USSD gateway (its own system id)"
+    )
+    share_sms_bind: bool = Field(
+        False,
+        description="use the SMS channel's SMSC bind (sms.transport: smpp) instead of one of "
+        "its own: deliver_sm carrying ussd_service_op come here",
+    )
+    service_type: str = Field("USSD", max_length=5, description="service_type of replies")
+    source_address: str = Field("100", max_length=20, description="source_addr of replies")
+    abort_op: int | None = Field(
+        None,
+        ge=0,
+        le=255,
+        description="3gpp profile: the vendor ussd_service_op the gateway sends for a "
+        "subscriber's abort (SMPP 3.4 defines none); sixdee aborts with 0x81",
+    )
+    gsm7_limit: int = Field(
+        182, ge=40, le=182, description="GSM-7 characters per screen (no CON/END to reserve)"
+    )
+    ucs2_limit: int = Field(80, ge=20, le=80, description="UCS-2 units per screen")
+
+    @model_validator(mode="after")
+    def _one_bind(self) -> UssdSmppSettings:
+        if (self.link is None) == (not self.share_sms_bind):
+            raise ValueError("set either ussd_smpp.link or ussd_smpp.share_sms_bind: true")
+        return self
+
+
+class UssdGsupSettings(_Section):
+    """Osmocom (docs/ussd-operators.md): hotline as an External USSD Entity of osmo-hlr,
+    over GSUP. osmo-hlr's GSUP, VTY and CTRL ports are fixed; bind it to its own
+    loopback address when NATS holds 127.0.0.1:4222."""
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(4222, ge=1, le=65535, description="osmo-hlr's GSUP port")
+    euse: str = Field(
+        "hotline",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="the name in osmo-hlr's `euse NAME` (we identify as EUSE-NAME)",
+    )
+    ctrl_port: int = Field(
+        4259, ge=0, le=65535, description="osmo-hlr's CTRL port: IMSI → MSISDN (0: off)"
+    )
+    reconnect_min: float = Field(0.5, gt=0, le=60)
+    reconnect_max: float = Field(10.0, gt=0, le=3600)
+    gsm7_limit: int = Field(
+        128,
+        ge=40,
+        le=182,
+        description="GSM-7 characters per screen: libosmocore drops a reply over 112 octets",
+    )
+    ucs2_limit: int = Field(56, ge=20, le=80, description="UCS-2 units per screen (112 octets)")
+
+
 class Settings(BaseSettings):
     """Everything hotline can be told; frozen once built."""
 
@@ -491,6 +594,10 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     sms: SmsSettings = SmsSettings()
     plans: PlansSettings = PlansSettings()
+    ussd_smpp: UssdSmppSettings | None = Field(None, description="USSD over SMPP (unset: no bind)")
+    ussd_gsup: UssdGsupSettings | None = Field(
+        None, description="the Osmocom EUSE link to osmo-hlr (unset: none)"
+    )
     http_endpoints: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
     ] = Field(
@@ -506,6 +613,12 @@ class Settings(BaseSettings):
 
             check_redis_url(value)
         return value
+
+    @model_validator(mode="after")
+    def _ussd_smpp_shares(self) -> Settings:
+        if self.ussd_smpp and self.ussd_smpp.share_sms_bind and self.sms.transport != "smpp":
+            raise ValueError("ussd_smpp.share_sms_bind needs sms.transport: smpp")
+        return self
 
     @classmethod
     def settings_customise_sources(

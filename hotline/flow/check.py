@@ -11,7 +11,10 @@ are collected, sorted and printed as `file:line: message`.
 
 Screens are measured by the channels, each by its own rules: a channel plug-in registers
 a `ScreenCheck` (USSD: its encoding-aware budget and configured limits), and the checker
-asks every one of them about each menu option in each language.
+asks every one of them about each menu option in each language. A channel that cannot
+page a screen (SMS) is also a `WholeScreenCheck`: it is handed the widest screen
+(`hotline.flow.widest`) of every state its entries reach, in each language
+(`screen-too-long`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hotline.base.errors import FlowError
 from hotline.base.yamlsrc import Located, load_located
@@ -29,11 +32,14 @@ from hotline.flow.engine import ENGINE_PROMPTS
 from hotline.flow.entries import entry_problems
 from hotline.flow.load import load_flow
 from hotline.flow.model import ActionState, Flow, InputState, MenuState, State
+from hotline.flow.screen import Screen
+from hotline.flow.widest import widest_screens
 from hotline.i18n.catalog import Catalog, CatalogSet
 
 __all__ = [
     "Issue",
     "ScreenCheck",
+    "WholeScreenCheck",
     "check_catalogs",
     "check_entries",
     "check_files",
@@ -127,6 +133,18 @@ class ScreenCheck(Protocol):
         """Why the option line (`2.label`, placeholders left out) cannot be shown whole on
         one screen of this channel in the catalog's language, e.g. `94 characters, over
         the 70 …`; None when it can."""
+        ...
+
+
+@runtime_checkable
+class WholeScreenCheck(Protocol):
+    """A channel's measure of whole screens (for a channel that cannot page them)."""
+
+    channel: str
+
+    def screen(self, screen: Screen, catalog: Catalog) -> str | None:
+        """Why this screen (at its widest, in the catalog's language) cannot be sent on
+        this channel, e.g. `4 SMS parts …`; None when it can."""
         ...
 
 
@@ -225,6 +243,34 @@ def check_flow(
             cycle[0],
         )
     yield from _placeholder_issues(flow, reachable, catalogs, actions, issue)
+    yield from _whole_screen_issues(flow, catalogs, screens, issue)
+
+
+def _whole_screen_issues(
+    flow: Flow,
+    catalogs: CatalogSet,
+    screens: Sequence[ScreenCheck],
+    issue: Callable[..., Issue],
+) -> Iterator[Issue]:
+    """`screen-too-long`: the widest screen of every state a whole-screen channel's
+    entries reach, in every language (a missing prompt is `missing-prompt`'s)."""
+    for check in screens:
+        if not isinstance(check, WholeScreenCheck):
+            continue
+        for catalog in catalogs.catalogs.values():
+            for screen in widest_screens(flow, check.channel, catalog):
+                try:
+                    reason = check.screen(screen, catalog)
+                except KeyError:
+                    continue  # a prompt missing in this language: reported as such
+                if reason is not None:
+                    yield issue(
+                        "screen-too-long",
+                        f"state {screen.state!r} in {catalog.language} by {check.channel} "
+                        f"is {reason}",
+                        "states",
+                        screen.state,
+                    )
 
 
 #: Which placeholder types a variable of each type feeds (besides its own type).

@@ -34,8 +34,10 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
 )
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 __all__ = ["MIGRATIONS_TABLE", "Migration", "migrate", "open_database", "sqlite_url"]
 
@@ -80,20 +82,43 @@ def open_database(url: str) -> Engine:
 
 
 def migrate(engine: Engine, migrations: Sequence[Migration]) -> list[str]:
-    """Apply the migrations not yet recorded, in order; the ids applied now."""
+    """Apply the migrations not yet recorded, in order; the ids applied now.
+
+    Safe when several workers start at once: each migration's record is inserted
+    *first*, in the transaction that applies it, so a second worker's insert waits on
+    the first's (a row lock on PostgreSQL, the write lock on SQLite) and, once that
+    commits, fails on the primary key — that worker skips the migration instead of
+    applying it twice.
+    """
     applied: list[str] = []
-    with engine.begin() as conn:
-        metadata.create_all(conn, tables=[MIGRATIONS_TABLE])
+    _create_migrations_table(engine)
+    with engine.connect() as conn:
+        done = {row.id for row in conn.execute(select(MIGRATIONS_TABLE.c.id))}
     for seq, migration in enumerate(migrations):
-        with engine.begin() as conn:
-            done = conn.execute(
-                select(MIGRATIONS_TABLE.c.id).where(MIGRATIONS_TABLE.c.id == migration.id)
-            ).first()
-            if done is not None:
-                continue
-            migration.apply(conn)
-            conn.execute(
-                insert(MIGRATIONS_TABLE).values(id=migration.id, seq=seq, applied_at=time.time())
-            )
-            applied.append(migration.id)
+        if migration.id in done:
+            continue
+        try:
+            # The insert comes first: a transaction that only read before writing could
+            # not wait for SQLite's write lock (its snapshot would be stale).
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(MIGRATIONS_TABLE).values(
+                        id=migration.id, seq=seq, applied_at=time.time()
+                    )
+                )
+                migration.apply(conn)
+        except IntegrityError:
+            continue  # another worker applied it meanwhile
+        applied.append(migration.id)
     return applied
+
+
+def _create_migrations_table(engine: Engine) -> None:
+    """Create `hotline_migrations` unless it exists; a worker that loses the race to
+    create it (a duplicate table; on PostgreSQL also its row type) finds it there."""
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn, tables=[MIGRATIONS_TABLE])
+    except DatabaseError:
+        if not inspect(engine).has_table(MIGRATIONS_TABLE.name):
+            raise

@@ -19,6 +19,10 @@ otherwise never sent again: a duplicate SMS (a second OTP, a second receipt) is 
 than a flagged one, and `doubt` rows are counted for operators. Transient refusals are
 retried with exponential backoff up to `max_attempts`; permanent ones fail at once.
 
+Every change of state is told to the `observers` (`(event)` with event one of
+`EVENTS`: the SMS channel counts them as metrics). `purge` deletes messages finished
+(delivered or failed) longer ago than a given age, and their parts.
+
 All methods are coroutines running the synchronous SQLAlchemy work in a worker thread.
 """
 
@@ -46,6 +50,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     func,
     insert,
     select,
@@ -57,6 +62,7 @@ from hotline.base.values import Value, decode_value, encode_value
 from hotline.store.db import Migration, migrate, open_database, sqlite_url
 
 __all__ = [
+    "EVENTS",
     "MIGRATIONS",
     "MessageKind",
     "Outbox",
@@ -68,6 +74,10 @@ __all__ = [
 MessageKind = Literal["service", "otp", "receipt"]
 ReportState = Literal["delivered", "failed", "accepted", "buffered"]
 KINDS: tuple[MessageKind, ...] = ("service", "otp", "receipt")
+#: What observers are told: a message queued, submitted (`sent`), queued again after a
+#: transient refusal (`retried`), `failed`, `delivered`, in `doubt` after a crash,
+#: `abandoned` (in doubt too long; failed, not resent), `requeued` (claimed, never sent).
+EVENTS = ("queued", "sent", "retried", "failed", "delivered", "doubt", "abandoned", "requeued")
 T = TypeVar("T")
 
 metadata = MetaData()
@@ -95,13 +105,38 @@ outbox_table = Table(
     Column("done_at", Float, nullable=True),
     Index("sms_outbox_due", "state", "due_at"),
 )
+#: SMPP receipts name the SMSC's id only: found by it without a scan.
+smsc_ref_index = Index("sms_outbox_smsc_ref", outbox_table.c.smsc_ref)
+#: The parts of a message sent in several (their SMSC ids and what each receipt said):
+#: a long message is delivered when every part is, failed when one part failed.
+parts_table = Table(
+    "sms_outbox_parts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("row_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("smsc_ref", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Index("sms_outbox_parts_ref", "smsc_ref"),
+    Index("sms_outbox_parts_row", "row_id"),
+)
 
 
 def _create_outbox(conn: Connection) -> None:
     metadata.create_all(conn, tables=[outbox_table])
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("outbox-1-create", _create_outbox),)
+def _add_parts(conn: Connection) -> None:
+    smsc_ref_index.create(conn, checkfirst=True)
+    parts_table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("outbox-1-create", _create_outbox),
+    Migration("outbox-2-parts", _add_parts),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +177,12 @@ class Outbox:
             max_workers=1 if self._sqlite else 8, thread_name_prefix="outbox"
         )
         self.wakeup = asyncio.Event()
+        self.observers: list[Callable[[str], None]] = []
+
+    def _tell(self, event: str, times: int = 1) -> None:
+        for observer in self.observers:
+            for _ in range(times):
+                observer(event)
 
     # ------------------------------------------------------------- plumbing
 
@@ -185,7 +226,10 @@ class Outbox:
         vals = orjson.dumps({k: encode_value(v) for k, v in values.items()}).decode()
         now = self.clock()
 
+        new = False
+
         def work(conn: Connection) -> int:
+            nonlocal new
             if dedupe is not None:
                 found = conn.execute(
                     select(outbox_table.c.id).where(outbox_table.c.dedupe == dedupe)
@@ -208,6 +252,7 @@ class Outbox:
                 )
                 .returning(outbox_table.c.id)
             )
+            new = True
             return int(result.scalar_one())
 
         try:
@@ -216,6 +261,8 @@ class Outbox:
             if dedupe is None:
                 raise
             ident = await self._run(work)  # a concurrent twin inserted it first
+        if new:
+            self._tell("queued")
         self.wakeup.set()
         return ident
 
@@ -263,16 +310,61 @@ class Outbox:
 
         return await self._run(work)
 
-    async def sent(self, ident: int, smsc_ref: str = "") -> None:
+    async def begin_many(self, idents: Sequence[int], lease: float) -> list[int]:
+        """`begin` for several claimed rows in one transaction (a sender submitting a
+        window's worth at once); the ids whose claim still held."""
         now = self.clock()
-        await self._set(
-            ident,
-            ("sending", "doubt"),
-            state="sent",
-            sent_at=now,
-            smsc_ref=smsc_ref or None,
-            lease_owner=None,
-        )
+        t = outbox_table
+
+        def work(conn: Connection) -> list[int]:
+            held = [
+                int(i)
+                for (i,) in conn.execute(
+                    select(t.c.id).where(
+                        t.c.id.in_(list(idents)), t.c.state == "claimed", t.c.lease_until >= now
+                    )
+                )
+            ]
+            if held:
+                conn.execute(
+                    update(t)
+                    .where(t.c.id.in_(held), t.c.state == "claimed")
+                    .values(state="sending", attempts=t.c.attempts + 1, lease_until=now + lease)
+                )
+            return held
+
+        return await self._run(work)
+
+    async def sent_many(self, sent: Sequence[tuple[int, str, Sequence[str]]]) -> None:
+        """`sent` for several rows in one transaction: (id, smsc_ref, part refs) each."""
+        now = self.clock()
+        t = outbox_table
+
+        def work(conn: Connection) -> int:
+            changed = 0
+            for ident, smsc_ref, parts in sent:
+                changed += conn.execute(
+                    update(t)
+                    .where(t.c.id == ident, t.c.state.in_(("sending", "doubt")))
+                    .values(state="sent", sent_at=now, smsc_ref=smsc_ref or None, lease_owner=None)
+                ).rowcount
+                if len(parts) > 1:
+                    conn.execute(
+                        insert(parts_table),
+                        [
+                            {"row_id": ident, "number": n, "smsc_ref": ref[:64], "state": "sent"}
+                            for n, ref in enumerate(parts, start=1)
+                        ],
+                    )
+            return changed
+
+        if sent:
+            self._tell("sent", await self._run(work))
+
+    async def sent(self, ident: int, smsc_ref: str = "", parts: Sequence[str] = ()) -> None:
+        """The SMSC took the message: `smsc_ref` is its id (the first part's), `parts`
+        the ids of every part of a message sent in several (their receipts decide)."""
+        await self.sent_many([(ident, smsc_ref, parts)])
 
     async def retry(self, ident: int, reason: str, attempts: int) -> str:
         """A transient refusal: queued again after a backoff, or failed past the limit."""
@@ -280,6 +372,7 @@ class Outbox:
             await self.fail(ident, f"gave up after {attempts} attempts: {reason}")
             return "failed"
         delay = min(self.retry_max, self.retry_base * 2 ** max(attempts - 1, 0))
+        self._tell("retried")
         await self._set(
             ident,
             ("sending",),
@@ -291,6 +384,7 @@ class Outbox:
         return "queued"
 
     async def fail(self, ident: int, reason: str) -> None:
+        self._tell("failed")
         await self._set(
             ident,
             ("sending", "claimed", "doubt"),
@@ -310,10 +404,10 @@ class Outbox:
         now = self.clock()
         t = outbox_table
 
-        def work(conn: Connection) -> bool:
+        def work(conn: Connection) -> tuple[bool, str]:
             row = conn.execute(select(t.c.state).where(t.c.id == ident)).first()
             if row is None:
-                return False
+                return False, ""
             values: dict[str, Any] = {}
             if smsc_ref:
                 values["smsc_ref"] = smsc_ref
@@ -323,9 +417,52 @@ class Outbox:
                 values.update(state="sent", sent_at=now)
             if values:
                 conn.execute(update(t).where(t.c.id == ident).values(**values))
-            return True
+            return True, str(row.state)
 
-        return await self._run(work)
+        known, before = await self._run(work)
+        if known and state in ("delivered", "failed") and before != state:
+            self._tell(state)
+        return known
+
+    async def record_receipt(self, smsc_ref: str, state: ReportState) -> int | None:
+        """A receipt that names only the SMSC's id (SMPP): for a part of a long message,
+        recorded on the part, and the message is delivered once every part is, failed
+        once one part failed; else the row whose id it is. The row's id, or None when
+        no message has that SMSC id (yet: a receipt can overtake `sent`)."""
+        t, pt = outbox_table, parts_table
+
+        def work(conn: Connection) -> tuple[int, ReportState] | None:
+            part = conn.execute(
+                select(pt.c.id, pt.c.row_id).where(pt.c.smsc_ref == smsc_ref).limit(1)
+            ).first()
+            if part is None:
+                row = conn.execute(
+                    select(t.c.id).where(t.c.smsc_ref == smsc_ref).order_by(t.c.id.desc()).limit(1)
+                ).first()
+                return None if row is None else (int(row.id), state)
+            if state in ("delivered", "failed"):
+                conn.execute(
+                    update(pt)
+                    .where(pt.c.id == part.id, pt.c.state.notin_(("delivered", "failed")))
+                    .values(state=state)
+                )
+            states = [
+                s for (s,) in conn.execute(select(pt.c.state).where(pt.c.row_id == part.row_id))
+            ]
+            if "failed" in states:
+                whole: ReportState = "failed"
+            elif all(s == "delivered" for s in states):
+                whole = "delivered"
+            else:
+                whole = "accepted"  # some parts still on their way
+            return int(part.row_id), whole
+
+        found = await self._run(work)
+        if found is None:
+            return None
+        ident, whole = found
+        await self.record_report(ident, whole)
+        return ident
 
     async def find_smsc_ref(self, smsc_ref: str) -> int | None:
         """The row the SMSC named `smsc_ref` (an SMPP receipt names only the SMSC's id)."""
@@ -367,6 +504,30 @@ class Outbox:
                 )
             ).rowcount
             return {"requeued": requeued, "doubt": doubted, "abandoned": abandoned}
+
+        moved = await self._run(work)
+        for event, count in moved.items():
+            self._tell(event, count)
+        return moved
+
+    async def purge(self, older_than: float) -> int:
+        """Delete messages finished (delivered or failed) more than `older_than` seconds
+        ago, with their parts; how many."""
+        cutoff = self.clock() - older_than
+        t, pt = outbox_table, parts_table
+
+        def work(conn: Connection) -> int:
+            done = (
+                select(t.c.id)
+                .where(t.c.state.in_(("delivered", "failed")), t.c.done_at < cutoff)
+                .scalar_subquery()
+            )
+            conn.execute(delete(pt).where(pt.c.row_id.in_(done)))
+            return int(
+                conn.execute(
+                    delete(t).where(t.c.state.in_(("delivered", "failed")), t.c.done_at < cutoff)
+                ).rowcount
+            )
 
         return await self._run(work)
 

@@ -275,6 +275,8 @@ def gateway_guard(
                 return web.Response(status=exc.status_hint, text=exc.reason)
             if request.content_type == "application/json":
                 body = raw.decode("utf-8", errors="replace")
+                if gateway.form is not None:  # a JSON dialect's reader: who to rate-limit
+                    channel = await _channel_form(request, gateway.form)
             else:
                 # `parse_qsl(max_num_fields=…)`'s count: one more field than `&`s.
                 if raw.count(b"&") >= MAX_FIELDS:

@@ -42,3 +42,4 @@ class SendOutcome:
     result: Literal["accepted", "retry", "permanent"]
     reason: str = ""
     smsc_ref: str = ""
+    parts: tuple[str, ...] = ()  # the SMSC's id of each part, when it said them (SMPP)

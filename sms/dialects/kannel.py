@@ -10,8 +10,9 @@ encoded — UTF-8, or UTF-16BE bytes for a UCS-2 message when the service has no
 `mo-recode = true`. A `post-url` sends the text as the body, its charset in
 `Content-Type` and the addresses and coding as `X-Kannel-From`/`-To`/`-Coding` headers.
 Anything malformed — a missing or odd address, binary or unknown coding, an unknown
-charset, bytes that are not that charset, a text longer than `sms.max_text_chars` — is
-`BadGatewayRequest` (HTTP 400 with the reason).
+charset, bytes that are not that charset — is `BadGatewayRequest` (HTTP 400 with the
+reason). A well-formed message the subscriber made too long (`sms.max_text_chars`) is
+`RefusedMo`: the answer is a polite SMS saying so.
 
 The reply is the body of the answer (smsbox sends it as the MT); a UCS-2 reply carries
 `X-Kannel-Coding: 2` (the service needs `accept-x-kannel-headers = true`), else Kannel
@@ -32,9 +33,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from hotline.base.config import SmsSettings
 from hotline.base.errors import BadGatewayRequest
-from sms.conversation import IncomingSms
+from sms.conversation import IncomingSms, RefusedMo, serves
 from sms.dialects.base import DeliveryReport, SendOutcome, WireRequest
-from sms.render import SmsText
+from sms.render import TOO_LONG_KEY, SmsText
 from sms.segments import Segments
 
 __all__ = [
@@ -128,19 +129,22 @@ def parse(request: WireRequest, settings: SmsSettings) -> IncomingSms:
         raise BadGatewayRequest("from must be a phone number (+ and 3-20 digits 0-9)")
     if not _RECEIVER.fullmatch(receiver.strip()):
         raise BadGatewayRequest("to must be 1-20 letters or digits")
+    if settings.service_numbers and not serves(settings, receiver.strip()):
+        raise BadGatewayRequest("to is not one of this deployment's sms.service_numbers")
     if coding_text not in ("0", "1", "2"):
         raise BadGatewayRequest("coding must be 0 (text), 1 (binary) or 2 (UCS-2)")
     coding = int(coding_text)
     if coding == 1:
         raise BadGatewayRequest("binary messages (coding=1) are not served")
     text = _decode(raw, charset, coding)
-    if len(text) > settings.max_text_chars:
-        raise BadGatewayRequest(f"text is longer than {settings.max_text_chars} characters")
     if _CONTROL.search(text):
         raise BadGatewayRequest("text may not hold control characters")
     message_id = fields.get("id") or headers.get("x-kannel-id") or None
     if message_id is not None and not _ID.fullmatch(message_id):
         raise BadGatewayRequest("id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    if len(text) > settings.max_text_chars:
+        reason = f"text is longer than {settings.max_text_chars} characters"
+        raise RefusedMo(sender, receiver.strip(), TOO_LONG_KEY, reason)
     return IncomingSms(NAME, sender, receiver.strip(), text, message_id)
 
 

@@ -4,12 +4,12 @@ its own process, so stopping it is a real stop (SIGKILL: the TCP session dies).
 The process (`python tests/sms/smsc.py PORT`) reads commands on stdin and writes
 events on stdout, one JSON object a line:
 
-- commands: `{"mo": {"source", "dest", "hex", "data_coding"}}` — a `deliver_sm` MO to
-  every bound ESME; `{"refuse": STATUS, "times": N}` — answer the next N `submit_sm`
+- commands: `{"mo": {"source", "dest", "hex", "data_coding", "tlvs", "service_type"}}`
+  — a `deliver_sm` (an MO, or a USSD gateway's dialogue step) to every bound ESME; `{"refuse": STATUS, "times": N}` — answer the next N `submit_sm`
   with STATUS instead of accepting;
 - events: `{"ready": PORT}`, `{"bound": SYSTEM_ID}`, `{"unbound": 1}`,
   `{"submit": {...}}` (destination, source, data_coding, esm_class, hex,
-  registered_delivery, message_id or status), `{"mo_resp": STATUS}`,
+  registered_delivery, service_type, tlvs, message_id or status), `{"mo_resp": STATUS}`,
   `{"receipt_resp": STATUS}`.
 
 Every accepted `submit_sm` asking for a receipt gets one: `id:… stat:DELIVRD` text
@@ -80,6 +80,8 @@ async def _serve(port: int) -> None:
                 bytes.fromhex(command["hex"]),
                 source_addr=command["source"],
                 data_coding=int(command.get("data_coding", 0)),
+                esm_class=int(command.get("esm_class", 0)),
+                service_type=command.get("service_type", ""),
                 tlvs=[
                     smpp34.Tlv(tag, bytes.fromhex(value)) for tag, value in command.get("tlvs", [])
                 ],
@@ -116,6 +118,8 @@ async def _serve(port: int) -> None:
                 "esm_class": event.esm_class,
                 "hex": event.short_message.hex(),
                 "registered_delivery": event.registered_delivery,
+                "service_type": event.service_type,
+                "tlvs": [[tlv.tag, bytes(tlv.value).hex()] for tlv in event.tlvs],
             }
             if refusals:
                 status = refusals.pop(0)
@@ -223,6 +227,28 @@ class SmscPeer:
                 "dest": dest,
                 "hex": encode_part(text, coding).hex(),
                 "data_coding": coding,
+                "tlvs": [(tag, value.hex()) for tag, value in tlvs],
+            }
+        )
+
+    def send_raw_mo(
+        self,
+        source: str,
+        dest: str,
+        octets: bytes,
+        *,
+        data_coding: int = 0,
+        esm_class: int = 0,
+        tlvs: tuple[tuple[int, bytes], ...] = (),
+    ) -> None:
+        """A `deliver_sm` MO of exactly these octets (a UDH, odd codings, broken data)."""
+        self.command(
+            mo={
+                "source": source,
+                "dest": dest,
+                "hex": octets.hex(),
+                "data_coding": data_coding,
+                "esm_class": esm_class,
                 "tlvs": [(tag, value.hex()) for tag, value in tlvs],
             }
         )

@@ -150,7 +150,6 @@ async def test_post_url_with_kannel_headers(client: Client) -> None:
         ("from=%2B8613800138000&to=10086&text=%FF%FE&charset=UTF-8", "text is not valid UTF-8"),
         ("from=%2B8613800138000&to=10086&text=%00", "control characters"),
         ("from=%2B8613800138000&to=10086&text=YE&text=LL", "given twice"),
-        ("from=%2B8613800138000&to=10086&text=" + "A" * 700, "longer than 640"),
         ("from=%2B8613800138000&to=10086&text=YE&id=a%20b", "id must be"),
     ],
 )
@@ -160,6 +159,18 @@ async def test_malformed_calls_get_400_with_a_reason(
     response = await client.get("/sms/kannel?" + query)
     assert response.status == 400
     assert reason in await response.text()
+
+
+async def test_a_too_long_message_gets_a_polite_sms_not_a_400(client: Client) -> None:
+    response = await client.get("/sms/kannel?" + kannel_query("YE " + "A" * 700))
+    assert response.status == 200
+    assert await response.text() == (
+        "短信过长，无法处理。请只发送指令：YE、CXYE、余额、balance、102、LL、CXLL、流量、CD、菜单"
+        + SIG
+    )
+    assert response.headers["X-Kannel-Coding"] == "2"
+    # Nothing else changed: the next keyword is answered as usual.
+    assert (await mo(client, "YE"))[0] == BALANCE_ZH
 
 
 async def test_redis_keys_carry_no_number(
@@ -181,3 +192,16 @@ async def test_a_source_outside_the_allow_list_is_refused(
     client = await aiohttp_client(create_app(settings))
     response = await client.get("/sms/kannel?" + kannel_query("YE"))
     assert response.status == 403
+
+
+async def test_a_number_not_served_here_is_refused_with_a_reason(
+    aiohttp_client: MakeClient, tmp_path: Path
+) -> None:
+    settings = sms_settings(tmp_path, sms={"service_numbers": ["10086", "+106588"]})
+    client = await aiohttp_client(create_app(settings))
+    for to in ("10086", "106588", "+106588"):
+        response = await client.get("/sms/kannel?" + kannel_query("YE", receiver=to))
+        assert response.status == 200 and await response.text() == BALANCE_ZH, to
+    response = await client.get("/sms/kannel?" + kannel_query("YE", receiver="10010"))
+    assert response.status == 400
+    assert "to is not one of this deployment's sms.service_numbers" in await response.text()

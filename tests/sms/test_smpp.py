@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from hotline.base.errors import ConfigError
 from hotline.base.values import Money, Text
 from hotline.web.app import create_app
 from hotline.web.keys import MESSAGES
+from sms.concat import Part, part_of
 from sms.dialects import smpp
 from tests.conftest import free_port
 from tests.sms.conftest import sms_settings
@@ -352,3 +354,128 @@ async def test_a_generic_nack_rebinds_and_the_message_goes_out_once(
         assert (smsc.binds, smsc.submits) == (2, 2)
     finally:
         await smsc.stop()
+
+
+HELP_WORDS = "YE、CXYE、余额、balance、102、LL、CXLL、流量、CD、菜单"
+
+
+async def _mo_answers(smsc: SmscPeer, mos: int, submits: int) -> list[str]:
+    """Wait until `mos` MOs were acknowledged and `submits` replies went out (and a
+    little longer, to see nothing more comes); the replies' texts."""
+    await smsc.count(lambda e: "mo_resp" in e, mos)
+    if submits:
+        await smsc.count(lambda e: "submit" in e, submits)
+    await asyncio.sleep(0.8)
+    assert [e["mo_resp"] for e in smsc.events if "mo_resp" in e] == [0] * mos
+    return [s.text for s in smsc.submits()]
+
+
+async def test_a_concatenated_mo_is_joined_before_it_is_routed(
+    smsc: SmscPeer, hotline: web.Application
+) -> None:
+    balance = "您的话费余额为12.50元。" + SIG
+    # UDH, 8-bit reference, GSM: "Y" + "E", the second part first and delivered twice.
+    smsc.send_raw_mo(PHONE, SERVICE, smpp.concat_udh(9, 2, 2) + b"E", esm_class=0x40)
+    smsc.send_raw_mo(PHONE, SERVICE, smpp.concat_udh(9, 2, 2) + b"E", esm_class=0x40)
+    smsc.send_raw_mo(PHONE, SERVICE, smpp.concat_udh(9, 2, 1) + b"Y", esm_class=0x40)
+    assert await _mo_answers(smsc, 3, 1) == [balance]
+    # UDH, 16-bit reference (IEI 0x08), UCS-2: "余" + "额".
+    for number, char in ((1, "余"), (2, "额")):
+        udh = bytes((6, 0x08, 4, 0x01, 0x02, 2, number))
+        smsc.send_raw_mo(
+            PHONE, SERVICE, udh + char.encode("utf-16-be"), data_coding=8, esm_class=0x40
+        )
+    assert await _mo_answers(smsc, 5, 2) == [balance] * 2
+    # SAR TLVs, no UDH: "C" + "D" (the menu), a surrogate pair split across parts
+    # would be joined the same way: the octets are joined, then decoded.
+    for number, chars in ((1, "C"), (2, "D")):
+        sar = (
+            (0x020C, b"\x00\x07"),
+            (0x020E, b"\x02"),
+            (0x020F, bytes((number,))),
+        )
+        smsc.send_raw_mo(PHONE, SERVICE, chars.encode(), tlvs=sar)
+    texts = await _mo_answers(smsc, 7, 3)
+    assert texts[2] == "话费查询\n1.话费余额\n2.退出\n回复序号继续。" + SIG
+    # A part whose others never come is not answered: nothing more went out.
+    smsc.send_raw_mo(PHONE, SERVICE, smpp.concat_udh(10, 3, 1) + b"L", esm_class=0x40)
+    assert len(await _mo_answers(smsc, 8, 3)) == 3
+
+
+async def test_mos_hotline_cannot_read_get_a_polite_sms_and_binary_gets_none(
+    smsc: SmscPeer, hotline: web.Application
+) -> None:
+    unreadable = "无法识别您的短信。请发送以下指令：" + HELP_WORDS + SIG
+    too_long = "短信过长，无法处理。请只发送指令：" + HELP_WORDS + SIG
+    smsc.send_raw_mo(PHONE, SERVICE, b"YE", data_coding=0x05)  # JIS: not read here
+    assert await _mo_answers(smsc, 1, 1) == [unreadable]
+    smsc.send_raw_mo(PHONE, SERVICE, b"\x09\x00\x03YE", esm_class=0x40)  # UDHL past the end
+    assert await _mo_answers(smsc, 2, 2) == [unreadable] * 2
+    smsc.send_raw_mo(PHONE, SERVICE, "余额".encode("utf-16-be")[:3], data_coding=8)  # odd
+    assert await _mo_answers(smsc, 3, 3) == [unreadable] * 3
+    smsc.send_raw_mo(PHONE, SERVICE, "余额".encode("utf-16-be"), data_coding=8)  # whole: read
+    assert (await _mo_answers(smsc, 4, 4))[3] == "您的话费余额为12.50元。" + SIG
+    # 8-bit data (a SIM toolkit's, say): acknowledged, not answered.
+    smsc.send_raw_mo(PHONE, SERVICE, b"\x01\x02\x03", data_coding=0x04)
+    smsc.send_raw_mo(PHONE, SERVICE, b"\x01\x02\x03", data_coding=0xF6)
+    assert len(await _mo_answers(smsc, 6, 4)) == 4
+    # Five parts of 153 characters: 765 > sms.max_text_chars (640): told so, once.
+    for number in range(1, 6):
+        udh = smpp.concat_udh(33, 5, number)
+        smsc.send_raw_mo(PHONE, SERVICE, udh + b"A" * 153, esm_class=0x40)
+    assert (await _mo_answers(smsc, 11, 5))[4:] == [too_long]
+
+
+@pytest.mark.parametrize(
+    ("udh", "tlvs", "expected"),
+    [
+        (b"", {}, None),
+        (bytes((5, 0, 3, 7, 2, 1)), {}, Part(7, 2, 1)),
+        (bytes((6, 8, 4, 1, 2, 3, 3)), {}, Part(0x0102, 3, 3)),
+        (bytes((5, 0, 3, 7, 1, 1)), {}, None),  # one part of one: a plain message
+        (b"", {0x020C: b"\x00\x05", 0x020E: b"\x02", 0x020F: b"\x02"}, Part(5, 2, 2)),
+        (bytes((3, 0x24, 1, 1)), {}, None),  # another IE (national language): not parts
+        (bytes((5, 0, 3, 7, 2, 3)), {}, "part 3 of 2"),
+        (bytes((5, 0, 3, 7, 2, 0)), {}, "part 0 of 2"),
+        (bytes((5, 0, 5, 7, 2, 1)), {}, "broken user data header"),
+        (b"", {0x020C: b"\x05", 0x020E: b"\x02", 0x020F: b"\x01"}, "broken sar_* TLVs"),
+    ],
+)
+def test_concatenation_read_from_udh_or_sar_tlvs(
+    udh: bytes, tlvs: dict[int, bytes], expected: Part | str | None
+) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            part_of(udh, tlvs)
+    else:
+        assert part_of(udh, tlvs) == expected
+
+
+async def test_a_send_window_submits_concurrently_each_message_once(
+    aiohttp_server: MakeServer, smsc: SmscPeer, tmp_path: Path, redis_url: str
+) -> None:
+    app = create_app(_settings(tmp_path, redis_url, smsc.port, send_window=8, send_rate=1000))
+    await aiohttp_server(app)
+    await smsc.wait_for(lambda e: e.get("bound") == "hotline")
+    messages = app[MESSAGES]
+    for n in range(40):
+        await messages.send(PHONE, "result.balance", {"balance": Money(n, "CNY")}, "en")
+    await _settled(messages, {"delivered": 40})
+    texts = [s.text for s in smsc.submits()]
+    assert sorted(texts) == sorted(
+        f"Your main balance is CNY {n // 100}.{n % 100:02d}. [hotline]" for n in range(40)
+    )
+    rows = await messages.rows()
+    assert all(row["attempts"] == 1 and row["smsc_ref"] for row in rows)
+
+
+async def test_an_mo_to_a_number_not_served_here_is_acknowledged_not_answered(
+    aiohttp_server: MakeServer, smsc: SmscPeer, tmp_path: Path, redis_url: str
+) -> None:
+    app = create_app(_settings(tmp_path, redis_url, smsc.port, service_numbers=[SERVICE]))
+    await aiohttp_server(app)
+    await smsc.wait_for(lambda e: e.get("bound") == "hotline")
+    smsc.send_mo(PHONE, "10010", "YE")  # the SMSC routed another operator's number here
+    smsc.send_mo(PHONE, SERVICE, "YE")
+    assert await _mo_answers(smsc, 2, 1) == ["您的话费余额为12.50元。" + SIG]
+    assert smsc.submits()[0].source == SERVICE

@@ -37,7 +37,11 @@ def postgres_url() -> Iterator[str]:
     if external:
         engine = sqlalchemy.create_engine(external)
         with engine.begin() as conn:
-            conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS sms_outbox, hotline_migrations"))
+            conn.execute(
+                sqlalchemy.text(
+                    "DROP TABLE IF EXISTS sms_outbox, sms_outbox_parts, hotline_migrations"
+                )
+            )
         engine.dispose()
         yield external
         return

@@ -148,7 +148,132 @@ def test_migrations_are_recorded_once(database_url: str) -> None:
 
     engine = open_database(database_url)
     try:
-        assert migrate(engine, MIGRATIONS) == ["outbox-1-create"]
+        assert migrate(engine, MIGRATIONS) == ["outbox-1-create", "outbox-2-parts"]
         assert migrate(engine, MIGRATIONS) == []
     finally:
         engine.dispose()
+
+
+async def test_a_long_message_is_delivered_when_every_part_is(outbox: Outbox) -> None:
+    ok = await outbox.send(PHONE, "x", {}, "zh-CN")
+    bad = await outbox.send(PHONE, "x", {}, "zh-CN")
+    single = await outbox.send(PHONE, "x", {}, "zh-CN")
+    await outbox.claim(10, 30)
+    for ident in (ok, bad, single):
+        assert await outbox.begin(ident, 30)
+    await outbox.sent(ok, "a1", ["a1", "a2", "a3"])
+    await outbox.sent(bad, "b1", ["b1", "b2"])
+    await outbox.sent(single, "c1", ["c1"])
+    states = lambda: outbox.rows([ok, bad, single])  # noqa: E731
+    # Parts' receipts in any order; the message waits for the last one.
+    assert await outbox.record_receipt("a2", "delivered") == ok
+    assert await outbox.record_receipt("a1", "accepted") == ok
+    assert await outbox.record_receipt("a1", "delivered") == ok
+    assert [r["state"] for r in await states()] == ["sent", "sent", "sent"]
+    assert await outbox.record_receipt("a3", "delivered") == ok
+    # One failed part fails the message, whatever the other says (before or after).
+    assert await outbox.record_receipt("b2", "failed") == bad
+    assert await outbox.record_receipt("b1", "delivered") == bad
+    # A message of one part: its own id, no parts kept.
+    assert await outbox.record_receipt("c1", "delivered") == single
+    assert [r["state"] for r in await states()] == ["delivered", "failed", "delivered"]
+    assert await outbox.record_receipt("nobody", "delivered") is None
+
+
+def test_workers_migrating_at_once_apply_each_migration_once(database_url: str) -> None:
+    """Four workers start together on a fresh database (threads, each its own engine:
+    real concurrent sessions); a slow migration widens the window. Each migration runs
+    once, nobody fails, and every worker then sees the full schema."""
+    import threading
+    import time as _time
+
+    from sqlalchemy import Connection, inspect, text
+
+    from hotline.store.db import Migration, migrate
+    from hotline.store.outbox import MIGRATIONS
+
+    runs: list[str] = []
+
+    def slow(conn: Connection) -> None:
+        runs.append("slow")
+        _time.sleep(0.5)
+        conn.execute(text("CREATE TABLE race_probe (id INTEGER PRIMARY KEY)"))
+
+    migrations = (*MIGRATIONS, Migration("race-probe", slow))
+    start = threading.Barrier(4)
+    results: list[list[str] | BaseException] = []
+
+    def worker() -> None:
+        engine = open_database(database_url)
+        try:
+            start.wait()
+            results.append(migrate(engine, migrations))
+        except BaseException as exc:  # reported below
+            results.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    applied = [m for r in results if isinstance(r, list) for m in r]
+    assert sorted(applied) == sorted(m.id for m in migrations)  # each once, by someone
+    assert runs == ["slow"]
+    engine = open_database(database_url)
+    try:
+        assert {"sms_outbox", "sms_outbox_parts", "race_probe"} <= set(
+            inspect(engine).get_table_names()
+        )
+    finally:
+        engine.dispose()
+
+
+async def test_purge_deletes_only_long_finished_messages(outbox: Outbox, clock: Clock) -> None:
+    old_done = await outbox.send(PHONE, "x", {}, "en")
+    old_failed = await outbox.send(PHONE, "x", {}, "en")
+    await outbox.claim(10, 30)
+    for ident in (old_done, old_failed):
+        assert await outbox.begin(ident, 30)
+    await outbox.sent(old_done, "p1", ["p1", "p2"])
+    await outbox.record_receipt("p1", "delivered")
+    await outbox.record_receipt("p2", "delivered")
+    await outbox.fail(old_failed, "refused")
+    clock.now += 40 * 86400
+    recent = await outbox.send(PHONE, "x", {}, "en")
+    await outbox.claim(10, 30)
+    assert await outbox.begin(recent, 30)
+    await outbox.sent(recent, "r1")
+    await outbox.record_report(recent, "delivered")
+    waiting = await outbox.send(PHONE, "x", {}, "en")  # queued long: never purged
+    clock.now += 86400
+    assert await outbox.purge(30 * 86400) == 2
+    assert [r["id"] for r in await outbox.rows()] == [recent, waiting]
+    assert await outbox.record_receipt("p1", "delivered") is None  # its parts went too
+    assert await outbox.purge(30 * 86400) == 0
+
+
+async def test_observers_are_told_each_change_once(outbox: Outbox, clock: Clock) -> None:
+    told: list[str] = []
+    outbox.observers.append(told.append)
+    first = await outbox.send(PHONE, "x", {}, "en", dedupe="o-1")
+    await outbox.send(PHONE, "x", {}, "en", dedupe="o-1")  # the same: not queued again
+    second = await outbox.send(PHONE, "x", {}, "en")
+    await outbox.claim(10, 30)
+    assert await outbox.begin(first, 30) and await outbox.begin(second, 30)
+    assert await outbox.retry(second, "throttled", 1) == "queued"
+    await outbox.sent(first, "s1")
+    await outbox.record_report(first, "delivered")
+    await outbox.record_report(first, "delivered")  # a repeated report: counted once
+    clock.now += 10
+    (row,) = await outbox.claim(10, 30)
+    assert await outbox.begin(row.id, 30)
+    clock.now += 31  # the worker died mid-send: in doubt, then abandoned
+    await outbox.recover(doubt_grace=5)
+    clock.now += 6
+    await outbox.recover(doubt_grace=5)
+    assert told == [
+        "queued", "queued", "retried", "sent", "delivered", "doubt", "abandoned"
+    ]  # fmt: skip

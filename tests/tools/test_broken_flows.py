@@ -48,6 +48,7 @@ def test_every_rule_has_a_fixture() -> None:
         "duplicate-option",
         "reserved-key",
         "option-too-long",
+        "screen-too-long",
         "unknown-action",
         "unfed-placeholder",
         "unknown-service",

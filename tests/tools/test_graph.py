@@ -52,8 +52,8 @@ def test_dot_has_every_state_and_edge(capsys: pytest.CaptureFixture[str]) -> Non
     assert out.startswith("// flow balance") and out.rstrip().endswith("}")
     # options (agent too), lookups, language, set_*, voice_start, agent, entries
     # plan change: plan, plan_menu, plan_offers(_next), plan_list, plan_pick, plan_confirm,
-    # plan_gate, plan_password(_again), plan_order, plan_sms, plan_sms_quote
-    plan = 5 + 1 + 5 + 5 + 1 + 7 + 2 + 2 + 1 + 1 + 13 + 1 + 5
+    # plan_gate, plan_password(_again), plan_order, plan_sms, plan_sms_quote, plan_result
+    plan = 5 + 1 + 5 + 5 + 1 + 7 + 2 + 2 + 1 + 1 + 13 + 1 + 5 + 7
     assert out.count(" -> ") == 8 + 4 * 5 + 2 + 2 * 2 + 2 + 3 + 7 + plan
     assert '"lookup_data" -> "system_busy" [label="error", style=dashed' in out
 

@@ -22,7 +22,7 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 
 def test_the_shipped_dialects() -> None:
-    assert [d.NAME for d in dialects()] == ["africastalking"]
+    assert [d.NAME for d in dialects()] == ["africastalking", "arkesel", "beem", "hubtel", "nalo"]
     assert dialects()[0] is africastalking.DIALECT
 
 
@@ -41,12 +41,14 @@ from hotline.flow.events import ChannelEvent
 from ussd.page import UssdPage
 from hotline.web.guards import Gateway
 from hotline.web.security import parse_networks
+from ussd.form import read_form
 
 NAME = "plain"
 
 
 class Plain:
     NAME: ClassVar[str] = NAME
+    read = staticmethod(read_form)
 
     def parse(self, form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
         try:
@@ -58,7 +60,9 @@ class Plain:
         rid = form.get("rid")
         return ChannelEvent("ussd", NAME, sid, msisdn, kind, text, "*100#", request_id=rid)
 
-    def reply(self, page: UssdPage, label: str) -> tuple[str, dict[str, str]]:
+    def reply(
+        self, page: UssdPage, label: str, form: Mapping[str, str]
+    ) -> tuple[str, dict[str, str]]:
         return ("0 " if page.ends else "1 ") + page.text, {"Content-Type": "text/plain"}
 
     def gateway(self, settings: Settings, base: Gateway) -> Gateway:
@@ -84,7 +88,14 @@ def plain_dialect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 async def test_a_new_dialect_is_one_module(
     plain_dialect: None, aiohttp_client: MakeClient, tmp_path: Path
 ) -> None:
-    assert [d.NAME for d in dialects()] == ["africastalking", "plain"]
+    assert [d.NAME for d in dialects()] == [
+        "africastalking",
+        "arkesel",
+        "beem",
+        "hubtel",
+        "nalo",
+        "plain",
+    ]
     settings = ops_settings(tmp_path, security={"trusted_proxies": ["127.0.0.1"]})
     client = await aiohttp_client(create_app(settings))
     form = {"sid": "p-1", "msisdn": PHONE, "ussd": ""}

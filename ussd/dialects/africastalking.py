@@ -24,6 +24,7 @@ from hotline.flow.events import ChannelEvent
 from hotline.web.guards import Gateway
 from hotline.web.security import parse_networks
 from ussd.dialects.base import UssdDialect
+from ussd.form import read_form
 from ussd.page import UssdPage
 
 __all__ = [
@@ -139,8 +140,11 @@ def hop_label(label: str) -> str:
     return _HOP_UNSAFE.sub("_", label)[:HOP_MAX] or "step"
 
 
-def reply(page: UssdPage, label: str) -> tuple[str, dict[str, str]]:
-    """Body and headers of the answer: `END` on an ending screen's last page, else `CON`."""
+def reply(
+    page: UssdPage, label: str, form: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
+    """Body and headers of the answer: `END` on an ending screen's last page, else `CON`
+    (nothing of the request is echoed)."""
     body = ("END " if page.ends else "CON ") + page.text
     return body, {"Content-Type": CONTENT_TYPE, HOP_HEADER: hop_label(label)}
 
@@ -163,6 +167,7 @@ class AfricasTalking:
 
     __slots__ = ()
     NAME: ClassVar[str] = NAME
+    read = staticmethod(read_form)
     parse = staticmethod(parse)
     reply = staticmethod(reply)
     gateway = staticmethod(gateway)

@@ -9,11 +9,14 @@ channel mounts `POST /ussd/<NAME>` for each (`ussd.dialects.dialects()`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import ClassVar, Protocol
+
+from aiohttp import web
 
 from hotline.base.config import Settings, UssdSettings
 from hotline.flow.events import ChannelEvent
+from hotline.web.forms import GatewayForm
 from hotline.web.guards import Gateway
 from ussd.page import UssdPage
 
@@ -26,12 +29,20 @@ class UssdDialect(Protocol):
     #: The URL segment (`/ussd/<NAME>`), the module's name and the metrics label.
     NAME: ClassVar[str]
 
+    def read(self, request: web.Request) -> Awaitable[GatewayForm]:
+        """The request's fields (`ussd.form.read_form` for a form, `ussd.jsonform.read_json`
+        for a JSON object); raises `BadGatewayRequest(reason)`."""
+        ...
+
     def parse(self, form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
         """The channel event of one callback; raises `BadGatewayRequest(reason)`."""
         ...
 
-    def reply(self, page: UssdPage, label: str) -> tuple[str, dict[str, str]]:
-        """Body and headers of the answer for a laid-out page; `label` names the step."""
+    def reply(
+        self, page: UssdPage, label: str, form: Mapping[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """Body and headers of the answer for a laid-out page; `label` names the step,
+        `form` is the request's fields (gateways that want some echoed back)."""
         ...
 
     def gateway(self, settings: Settings, base: Gateway) -> Gateway:

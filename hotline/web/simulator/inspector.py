@@ -3,7 +3,9 @@
 Mounted by `hotline.web.simulator.setup` only — that is, only when `simulator` is on;
 a production config never has these routes (they answer 404 like any unknown path):
 
-- `GET /simulator/api/session?channel=ussd&session=<id>`: the stored `SessionRecord`,
+- `GET /simulator/api/session?channel=ussd&session=<id>` (or `channel=sms&message=<id>`:
+  an SMS names no session, so the session is the one that message's turn stepped): the
+  stored `SessionRecord`,
   decoded (typed values formatted as a screen shows them) and masked (phone numbers
   `138****8000`, secrets `••••`), with the steps of the session this worker took — each
   step's kind, input (masked alike) and the engine's events.
@@ -112,9 +114,15 @@ class StepLog:
     max_steps: int = MAX_STEPS
     _sessions: OrderedDict[tuple[str, str], deque[Step]] = field(default_factory=OrderedDict)
     _counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (channel, request id) → session id of the latest turns (an SMS names no session).
+    _requests: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
 
     def __call__(self, event: ChannelEvent, events: tuple[str, ...], state: str) -> None:
         key = (event.channel, event.session_id)
+        if event.request_id is not None:
+            self._requests[(event.channel, event.request_id)] = event.session_id
+            while len(self._requests) > self.max_sessions * 4:
+                self._requests.popitem(last=False)
         steps = self._sessions.get(key)
         if steps is None:
             steps = self._sessions[key] = deque(maxlen=self.max_steps)
@@ -146,6 +154,10 @@ class StepLog:
         # the gateway may have sent everything typed so far, which the engine replays.
         typed = event.inputs or ((event.text,) if event.text else ())
         return "*".join(_replayed(value) for value in typed) if typed else None
+
+    def session_of(self, channel: str, request_id: str) -> str | None:
+        """The session a recent turn with this request (message) id stepped."""
+        return self._requests.get((channel, request_id))
 
     def steps(self, channel: str, session_id: str) -> list[Step]:
         return list(self._sessions.get((channel, session_id), ()))
@@ -207,6 +219,16 @@ async def _session(request: web.Request) -> web.Response:
     session_id = request.query.get("session", "")
     if channel not in _CHANNELS:
         raise _bad(f"channel must be one of {', '.join(sorted(_CHANNELS))}")
+    message = request.query.get("message")
+    if message is not None:
+        if not _SESSION_ID.fullmatch(message):
+            raise _bad("message must be a gateway message id")
+        found = request.app[TURNS].session_of(channel, message)
+        if found is None:
+            return web.json_response(
+                {"channel": channel, "session": "", "message": message, "steps": [], "found": False}
+            )
+        session_id = found
     if not _SESSION_ID.fullmatch(session_id):
         raise _bad("session must be a gateway session id")
     app = request.app

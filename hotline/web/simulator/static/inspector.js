@@ -251,13 +251,15 @@
   }
 
   // ---- one turn ----------------------------------------------------------------------
-  async function refresh(channel, session) {
+  // `message`: an SMS's id, when the page knows no session id (the server finds it).
+  async function refresh(channel, session, message) {
     const seq = ++insp.seq;
-    const query = new URLSearchParams({ channel, session });
+    const query = new URLSearchParams(message ? { channel, message } : { channel, session });
     let data;
     try {
       data = await getJson(`/simulator/api/session?${query}`);
       if (seq !== insp.seq) return; // a later turn is on its way
+      session = data.session;
       insp.channel = channel; insp.session = session; insp.data = data;
       renderFacts(data);
       renderVars(data);
@@ -276,7 +278,8 @@
     root.dataset.steps = String(data.steps.length);
   }
 
-  document.addEventListener("hotline:turn", (ev) => refresh(ev.detail.channel, ev.detail.session));
+  document.addEventListener("hotline:turn",
+    (ev) => refresh(ev.detail.channel, ev.detail.session, ev.detail.message));
   document.querySelector(".graph-tools").addEventListener("click", (ev) => {
     const button = ev.target.closest("button[data-zoom]");
     if (!button) return;

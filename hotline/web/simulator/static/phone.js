@@ -3,7 +3,10 @@
 // text = every input of the session joined by "*"); the answer is "CON …" or "END …".
 // Call: POST /ivr/twilio/voice like Twilio does, then follow the TwiML: <Play> URLs are
 // played in order, <Gather> collects keys and posts Digits to its action URL, <Redirect>
-// is followed, <Hangup> ends the call. Same origin, no libraries, no build step.
+// is followed, <Hangup> ends the call. SMS: GET /sms/kannel like smsbox's get-url
+// (from, to, text, coding, charset, id); the answer's body is the reply (none: no SMS),
+// shown joined in the message thread with the parts it takes over the air.
+// Same origin, no libraries, no build step.
 // After every answer the page tells the inspector (inspector.js) which session to show
 // (a "hotline:turn" event); in a call, the transcript lists each clip's sentence (asked of
 // the simulator-only /simulator/api/speech, since clip URLs are sealed) and the keys.
@@ -13,6 +16,7 @@
   const screenEl = $("screen"), display = $("display"), entryEl = $("entry");
   const statusEl = $("status"), budgetEl = $("budget"), logEl = $("log"), audio = $("audio");
   const transcriptEl = $("transcript"), transcriptCard = $("transcript-card");
+  const threadEl = $("thread"), composeEl = $("compose");
   const GSM7 = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
   const GSM7_EXT = "^{}\\[~]|€\f";
@@ -42,9 +46,10 @@
     logEl.scrollTop = logEl.scrollHeight;
   }
 
-  // The inspector shows this session (inspector.js listens).
-  function turnTaken(channel, session) {
-    document.dispatchEvent(new CustomEvent("hotline:turn", { detail: { channel, session } }));
+  // The inspector shows this session (inspector.js listens). An SMS has no session id
+  // the handset knows: the inspector finds the session by the message id (`message`).
+  function turnTaken(channel, session, message) {
+    document.dispatchEvent(new CustomEvent("hotline:turn", { detail: { channel, session, message } }));
   }
 
   // ---- Call transcript: what is said (a line per clip) and the keys pressed ----------
@@ -108,6 +113,109 @@
     let units = 0;
     for (const ch of text) units += ch.codePointAt(0) > 0xffff ? 2 : 1;
     return `${units}/80 UCS-2`;
+  }
+
+  // ---- SMS -----------------------------------------------------------------------
+  // The parts a text takes over the air, cut as sms/segments.py cuts them: GSM-7 when
+  // every character fits (160 septets alone, 153 a part; `^{}\[~]|€` cost two), else
+  // UCS-2 (70 units alone, 67 a part; a character outside the BMP is two units); a
+  // character is never split across parts. `ucs2` forces UCS-2 (the gateway said so).
+  function smsParts(text, ucs2) {
+    const chars = [...text];
+    const gsm = !ucs2 && chars.every((ch) => GSM7.includes(ch) || GSM7_EXT.includes(ch));
+    const cost = (ch) => (gsm ? (GSM7_EXT.includes(ch) ? 2 : 1) : (ch.codePointAt(0) > 0xffff ? 2 : 1));
+    const units = chars.reduce((n, ch) => n + cost(ch), 0);
+    const encoding = gsm ? "GSM-7" : "UCS-2";
+    if (units <= (gsm ? 160 : 70)) return { encoding, units, parts: [text] };
+    const limit = gsm ? 153 : 67;
+    const parts = [];
+    let part = "", used = 0;
+    for (const ch of chars) {
+      if (used + cost(ch) > limit) { parts.push(part); part = ""; used = 0; }
+      part += ch;
+      used += cost(ch);
+    }
+    parts.push(part);
+    return { encoding, units, parts };
+  }
+
+  sim.smsParts = smsParts; // for the browser tests
+
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+  // One message in the thread: `mo` (sent), `mt` (received), `note` (what happened).
+  function bubble(kind, text, meta) {
+    const li = document.createElement("li");
+    li.className = kind;
+    const body = document.createElement("div");
+    body.className = "body";
+    body.textContent = text;
+    li.append(body);
+    if (meta) {
+      const small = document.createElement("div");
+      small.className = "meta";
+      small.textContent = meta;
+      li.append(small);
+    }
+    threadEl.appendChild(li);
+    threadEl.scrollTop = threadEl.scrollHeight;
+    return li;
+  }
+
+  function composeBudget() {
+    const text = composeEl.value;
+    if (!text) { budgetEl.textContent = ""; return; }
+    const split = smsParts(text);
+    budgetEl.textContent = `${split.units} ${split.encoding === "GSM-7" ? "septets" : "units"} · ${plural(split.parts.length, "part")}`;
+  }
+
+  async function smsSend() {
+    const text = composeEl.value;
+    if (!text.trim() || sim.sending) return;
+    const to = $("smsto").value.trim();
+    const id = "sim" + hex(8);
+    const mine = smsParts(text);
+    const query = new URLSearchParams({
+      from: $("msisdn").value.trim(), to, text,
+      coding: mine.encoding === "GSM-7" ? "0" : "2", charset: "UTF-8", id,
+    });
+    composeEl.value = "";
+    setEntry("");
+    composeBudget();
+    bubble("mo", text, `${plural(mine.parts.length, "part")} · ${mine.encoding}`);
+    log(`→ SMS ${to} "${firstLine(text)}"`, text);
+    sim.sending = true;
+    setState("sms", `SMS ${to} · sending…`);
+    try {
+      let response, answer;
+      try {
+        response = await fetch(`/sms/kannel?${query}`, { cache: "no-store" });
+        answer = await response.text();
+      } catch (err) {
+        log(`← ${err.message}`);
+        bubble("note", `Not sent: ${err.message}`);
+        return;
+      }
+      if (!response.ok) {
+        log(`← HTTP ${response.status}: ${answer.slice(0, 200)}`);
+        bubble("note", `Not delivered (HTTP ${response.status}: ${answer.slice(0, 120)})`);
+        return;
+      }
+      if (!answer) {
+        log("← (no reply)");
+        bubble("note", "(no reply)");
+        return;
+      }
+      const split = smsParts(answer, response.headers.get("X-Kannel-Coding") === "2");
+      const li = bubble("mt", answer, `${plural(split.parts.length, "part")} · ${split.encoding}`);
+      li.dataset.parts = String(split.parts.length);
+      li.dataset.encoding = split.encoding;
+      log(`← SMS ${firstLine(answer)} (${plural(split.parts.length, "part")})`, answer);
+      turnTaken("sms", null, id);
+    } finally {
+      sim.sending = false;
+      if (mode() === "sms") setState("sms", `SMS ${to}`);
+    }
   }
 
   async function post(url, fields) {
@@ -375,11 +483,13 @@
   // ---- Keys ----------------------------------------------------------------------
   function key(k) {
     if (sim.state === "call") { callKey(k); return; }
+    if (mode() === "sms") { composeEl.value += k; composeBudget(); return; }
     if (sim.state === "end") { reset(); }
     setEntry(sim.entry + k);
   }
 
   function green() {
+    if (mode() === "sms") { smsSend(); return; }
     if (mode() === "call") {
       if (sim.state === "call") { if (sim.call && sim.call.gather) gatherSubmit(sim.call); return; }
       placeCall();
@@ -390,12 +500,18 @@
   }
 
   function reset() {
+    const sms = mode() === "sms";
     transcriptCard.hidden = mode() !== "call";
+    display.hidden = sms;
+    threadEl.hidden = !sms;
+    composeEl.hidden = !sms;
+    entryEl.parentElement.hidden = sms;
     sim.session = null;
     sim.inputs = [];
     setEntry("");
     budgetEl.textContent = "";
-    setState("idle", "hotline");
+    setState(sms ? "sms" : "idle", sms ? `SMS ${$("smsto").value.trim()}` : "hotline");
+    if (sms) { composeBudget(); composeEl.focus(); return; }
     display.textContent = mode() === "call"
       ? `Ready. Press the green key to call ${$("hotline").value.trim()}.`
       : `Ready. Press the green key to dial ${$("code").value.trim()}.`;
@@ -403,6 +519,7 @@
 
   function red() {
     if (sim.state === "call") { hangUp(true); return; }
+    if (mode() === "sms") { composeEl.value = ""; composeBudget(); return; }
     if (sim.state === "ussd") log("☎ you cancelled the session");
     reset();
   }
@@ -414,7 +531,12 @@
   $("call").addEventListener("click", green);
   $("hangup").addEventListener("click", red);
   $("clear").addEventListener("click", () => {
+    if (mode() === "sms") { composeEl.value = [...composeEl.value].slice(0, -1).join(""); composeBudget(); return; }
     if (sim.state !== "call") setEntry(sim.entry.slice(0, -1));
+  });
+  composeEl.addEventListener("input", composeBudget);
+  composeEl.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); smsSend(); }
   });
   document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", () => {
     if (sim.state === "call") hangUp(true);
