@@ -56,7 +56,9 @@ class Service:
         while len(seen) < want and time.monotonic() < deadline:
             try:
                 pid = int(str(self.get_json("/healthz")["pid"]))
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, OSError):
+                # Not serving yet: refused, reset, or accepted into the backlog of a worker
+                # still loading its flows (a read timeout on a loaded machine).
                 pid = 0
             if pid and pid != exclude:
                 seen.add(pid)
