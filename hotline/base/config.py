@@ -33,8 +33,10 @@ from hotline.web.security import parse_networks
 __all__ = [
     "DEV_BILLING_KEY_ID",
     "DEV_BILLING_SECRET",
+    "ApiSettings",
     "BalanceSettings",
     "HttpEndpointSettings",
+    "IdentitySettings",
     "IvrSettings",
     "PlansSettings",
     "SecuritySettings",
@@ -559,6 +561,58 @@ class UssdGsupSettings(_Section):
     ucs2_limit: int = Field(56, ge=20, le=80, description="UCS-2 units per screen (112 octets)")
 
 
+class IdentitySettings(_Section):
+    """One identity exchange of the API (`api.identity.<name>`): a WeChat mini-program's
+    getPhoneNumber code or an operator one-tap token, exchanged for the number."""
+
+    kind: Literal["wechat", "onetap"]
+    url: str = Field(description="base URL (WeChat API, or the one-tap exchange endpoint)")
+    app_id: str = Field(min_length=1, max_length=64, description="appid / key id")
+    secret: SecretStr
+    timeout: float = Field(3.0, gt=0, le=9.0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+
+class ApiSettings(_Section):
+    """The open API for apps, mini-programs and the portal (`api/`, docs/api.md)."""
+
+    db_url: str | None = Field(
+        None, description="SQLAlchemy URL of clients, revocations and audit; unset = db_path"
+    )
+    db_path: Path = Field(Path("var/api.sqlite3"), description="the embedded API store")
+    token_secret: SecretStr | None = Field(
+        None, description="signs API tokens; unset = derived from pseudonym_secret"
+    )
+    client_token_ttl: int = Field(900, ge=60, le=86400, description="client token lifetime, s")
+    subscriber_token_ttl: int = Field(
+        1800, ge=60, le=86400, description="subscriber token lifetime, s"
+    )
+    otp_ttl: int = Field(300, ge=60, le=3600, description="seconds an SMS code is valid")
+    otp_max_tries: int = Field(5, ge=1, le=20, description="wrong codes before the lock")
+    otp_resend: int = Field(60, ge=10, le=3600, description="seconds between two codes")
+    otp_lock: int = Field(900, ge=60, le=86400, description="seconds a locked number waits")
+    client_rate: str = Field("600/minute", description="requests per client, all workers")
+    subscriber_rate: str = Field("60/minute", description="requests per subscriber, all workers")
+    max_body_bytes: int = Field(4096, ge=256, le=65536, description="largest request body")
+    h5: bool = Field(True, description="serve the mobile page /h5 (the built-in public client)")
+    h5_rate: str = Field("120/minute", description="requests of the H5 page's client")
+    identity: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], IdentitySettings] = (
+        Field(default_factory=dict, description="identity exchanges by name (POST /auth/exchange)")
+    )
+
+    @field_validator("client_rate", "subscriber_rate", "h5_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything hotline can be told; frozen once built."""
 
@@ -604,6 +658,7 @@ class Settings(BaseSettings):
         default_factory=_default_endpoints,
         description="endpoints flows may call with `http.request`, by name",
     )
+    api: ApiSettings = ApiSettings()
 
     @field_validator("redis_url")
     @classmethod
@@ -642,7 +697,9 @@ def _describe(error: ErrorDetails) -> str:
     env_name = "HOTLINE_" + "__".join(str(part).upper() for part in error["loc"])
     got = error.get("input")
     # Never echo a secret (a Redis URL may carry a password).
-    secret = any(word in key for word in ("token", "secret", "redis_url", "password", "outbox_url"))
+    secret = any(
+        word in key for word in ("token", "secret", "redis_url", "password", "outbox_url", "db_url")
+    )
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"
 

@@ -60,7 +60,7 @@ def test_admin_no_longer_imports_the_app_factory() -> None:
 
 def test_installed_channels_are_the_entry_points() -> None:
     found = channels.installed()
-    assert list(found) == ["ivr", "sms", "ussd"]
+    assert list(found) == ["api", "ivr", "sms", "ussd"]
     assert all(isinstance(plugin, ChannelPlugin) for plugin in found.values())
     assert "ussd.more" in found["ussd"].prompt_keys
     assert "voice.option" in found["ivr"].prompt_keys
@@ -70,7 +70,7 @@ async def test_every_installed_channel_is_mounted_by_default(
     aiohttp_client: MakeClient, settings_factory: Any
 ) -> None:
     app = create_app(settings_factory())
-    assert [plugin.name for plugin in app[CHANNELS]] == ["ivr", "sms", "ussd"]
+    assert [plugin.name for plugin in app[CHANNELS]] == ["api", "ivr", "sms", "ussd"]
     client = await aiohttp_client(app)
     assert (await client.post(AT, data=at_form("ch-1"))).status == 200
     call = {"CallSid": "CA1", "From": PHONE, "To": "+8610086", "CallStatus": "ringing"}
@@ -95,7 +95,7 @@ def test_an_unknown_channel_is_a_one_line_config_error(settings_factory: Any) ->
     with pytest.raises(ConfigError) as caught:
         create_app(settings_factory(channels=["ussd", "fax"]))
     assert str(caught.value) == (
-        "config channels (HOTLINE_CHANNELS): unknown channel 'fax' (installed: ivr, sms, ussd)"
+        "config channels (HOTLINE_CHANNELS): unknown channel 'fax' (installed: api, ivr, sms, ussd)"
     )
 
 
@@ -107,7 +107,7 @@ def test_the_cli_says_so_in_one_line(
     assert main(["flows", "check"]) == 2
     assert capsys.readouterr().err == (
         "hotline: config channels (HOTLINE_CHANNELS): unknown channel 'fax' "
-        "(installed: ivr, sms, ussd)\n"
+        "(installed: api, ivr, sms, ussd)\n"
     )
 
 
@@ -154,7 +154,7 @@ def echo_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 async def test_a_channel_from_another_package_mounts_with_its_gateway(
     echo_channel: None, aiohttp_client: MakeClient, settings_factory: Any
 ) -> None:
-    assert list(channels.installed()) == ["echo", "ivr", "sms", "ussd"]
+    assert list(channels.installed()) == ["api", "echo", "ivr", "sms", "ussd"]
     app = create_app(settings_factory(channels=["ussd", "echo"]))
     assert channels.prompt_keys(app[CHANNELS]) == (
         "ussd.more",

@@ -1,0 +1,223 @@
+"""The one pipeline every API operation runs through, and the `/api/` error middleware.
+
+In order: language (`Accept-Language`), the bearer token (verified, of the route's
+kind, holding the route's scope), one Redis round trip for revocations and the
+per-client and per-subscriber limits, the JSON body (type, size, shape), the handler.
+Whatever fails answers with the error table's problem details; an exception nobody
+expected is logged (no body, no number) and answered as `internal`, never as a
+traceback. Every call that reached an operation is counted per client name and
+audited (pseudonymous subscriber, client, endpoint, outcome).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
+
+from api.context import ApiContext, choose_language
+from api.errors import ApiError, problem_response
+from api.routing import PREFIX, ApiCall, ApiRoute
+from api.state import Window
+from api.store import AuditRow
+from api.tokens import Claims, TokenError
+from hotline.web.keys import SETTINGS
+
+__all__ = ["API", "api_errors", "endpoint", "read_body"]
+
+log = logging.getLogger(__name__)
+API: web.AppKey[ApiContext] = web.AppKey("API")
+H5_CLIENT = "h5"
+_JSON_TYPES = ("application/json",)
+
+
+def _request_id(request: web.Request) -> str:
+    incoming = request.headers.get("X-Request-Id", "")
+    return incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else ""
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError("unauthorized", "send Authorization: Bearer <token>")
+    return token.strip()
+
+
+def _authenticate(request: web.Request, ctx: ApiContext) -> Claims:
+    try:
+        return ctx.tokens.verify(_bearer(request))
+    except TokenError as exc:
+        raise ApiError("unauthorized", "the token is invalid or has expired") from exc
+
+
+def _authorize(claims: Claims, route: ApiRoute) -> None:
+    if claims.typ != route.auth:
+        raise ApiError("wrong_token_type", f"this endpoint needs a {route.auth} token")
+    if route.scope is not None and route.scope not in claims.scopes:
+        raise ApiError("insufficient_scope", f"needs scope {route.scope}")
+
+
+async def read_body(request: web.Request, model: type[BaseModel], limit: int) -> BaseModel:
+    """The JSON body as `model`: 415 unless JSON, 413 when too big, 400 with reasons."""
+    if request.content_type not in _JSON_TYPES:
+        raise ApiError("unsupported_media_type", f"got {request.content_type or 'no type'}")
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError("payload_too_large", f"at most {limit} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError("payload_too_large", f"at most {limit} bytes") from exc
+    if len(raw) > limit:
+        raise ApiError("payload_too_large", f"at most {limit} bytes")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError("bad_request", "the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ApiError("bad_request", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        reasons = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]) or "(body)",
+                "reason": error["msg"],
+            }
+            for error in exc.errors(include_url=False, include_input=False)[:20]
+        ]
+        raise ApiError("bad_request", "some fields are wrong", errors=reasons) from exc
+
+
+async def _gate(call: ApiCall, claims: Claims) -> None:
+    ctx = call.ctx
+    assert ctx.state is not None
+    window: Window = ctx.h5_window if claims.client == H5_CLIENT else ctx.client_window
+    answer = await ctx.state.gate(
+        client=claims.client,
+        jti=claims.jti,
+        client_rate=window,
+        subscriber=call.subscriber,
+        subscriber_rate=ctx.subscriber_window,
+    )
+    if answer.client_revoked:
+        raise ApiError("invalid_client", "this client was revoked")
+    if answer.token_revoked:
+        raise ApiError("token_revoked")
+    wait = max(answer.client_over, answer.subscriber_over)
+    if wait:
+        who = "client" if answer.client_over else "subscriber"
+        raise ApiError("rate_limited", f"over the {who} rate", retry_after=wait)
+
+
+def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler running `route` through the pipeline."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        ctx = request.app[API]
+        started = time.perf_counter()
+        settings = ctx.settings
+        language = choose_language(
+            request.headers.get("Accept-Language", ""),
+            settings.languages,
+            settings.default_language,
+        )
+        call = ApiCall(request=request, ctx=ctx, language=language)
+        request_id = _request_id(request)
+        outcome = "ok"
+        response: web.StreamResponse
+        try:
+            if ctx.state is None:
+                raise ApiError("service_unavailable", "no redis_url configured")
+            if route.auth != "none":
+                call.claims = _authenticate(request, ctx)
+                if call.claims.msisdn is not None:
+                    call.subscriber = ctx.pseudonym(call.claims.msisdn)
+                _authorize(call.claims, route)
+                await _gate(call, call.claims)
+            if route.body is not None:
+                call.body = await read_body(request, route.body, ctx.api.max_body_bytes)
+            result = await route.handler(call)
+            response = web.Response(
+                status=route.status,
+                body=result.model_dump_json().encode(),
+                content_type="application/json",
+            )
+        except ApiError as exc:
+            outcome = exc.code
+            response = problem_response(exc, language=language, instance=request_id or "-")
+        except (OSError, RedisError) as exc:  # Redis (or the store) is out of reach
+            log.warning("API %s: %s", route.name, type(exc).__name__)
+            outcome = "service_unavailable"
+            unavailable = ApiError("service_unavailable", "try again shortly", retry_after=5)
+            response = problem_response(unavailable, language=language, instance=request_id or "-")
+        except Exception:  # a bug: say so without a traceback on the wire
+            log.exception("API %s failed", route.name)
+            outcome = "internal"
+            response = problem_response(
+                ApiError("internal"), language=language, instance=request_id or "-"
+            )
+        claims = call.claims
+        client = claims.client_name if claims is not None else call.client_name or "-"
+        ctx.metrics.observe(client, route.name, outcome, time.perf_counter() - started)
+        ctx.audit.add(
+            AuditRow(
+                at=time.time(),
+                client=claims.client if claims is not None else call.client_id or "-",
+                subscriber=call.subscriber,
+                endpoint=route.name,
+                method=route.method,
+                status=response.status,
+                outcome=outcome,
+                jti=claims.jti if claims is not None else None,
+                request_id=request_id or None,
+            )
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return handle
+
+
+def _as_problem(exc: web.HTTPException) -> ApiError:
+    if isinstance(exc, web.HTTPNotFound):
+        return ApiError("not_found")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed: dict[str, Any] = {"Allow": ", ".join(sorted(exc.allowed_methods))}
+        return ApiError("method_not_allowed", headers=allowed)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiError("payload_too_large")
+    return ApiError("bad_request", exc.reason)
+
+
+def api_errors() -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Under `/api/`: no route, a wrong method or anything aiohttp refuses becomes
+    problem details instead of aiohttp's text page."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
+            return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            error = _as_problem(exc)
+        settings = request.app[SETTINGS]
+        language = choose_language(
+            request.headers.get("Accept-Language", ""),
+            settings.languages,
+            settings.default_language,
+        )
+        return problem_response(error, language=language, instance=_request_id(request) or "-")
+
+    return middleware

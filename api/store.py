@@ -1,0 +1,350 @@
+"""The API's durable records: clients, revoked tokens and the access audit.
+
+Tables live in the one data layer (`hotline.store.db`), SQLite by default and
+PostgreSQL in production, with this module's own numbered migrations (`MIGRATIONS`,
+never edited once shipped). A client's secret is stored only as its SHA-256: the secret
+is 256 random bits, so a fast hash is as strong as a slow one and costs nothing per
+token request. Audit rows are written in batches by `AuditWriter` so a request never
+waits for the disk; the batch is flushed every `interval` seconds and at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+
+from hotline.store.db import Migration, migrate, open_database, sqlite_url
+
+__all__ = [
+    "MIGRATIONS",
+    "ApiStore",
+    "AuditRow",
+    "AuditWriter",
+    "ClientRecord",
+    "audit_table",
+    "clients_table",
+    "hash_secret",
+    "revocations_table",
+]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+clients_table = Table(
+    "api_clients",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("scopes", String(512), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+revocations_table = Table(
+    "api_revocations",
+    metadata,
+    Column("jti", String(40), primary_key=True),
+    Column("revoked_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("reason", String(64), nullable=False),
+)
+audit_table = Table(
+    "api_audit",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", Float, nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("subscriber", String(64), nullable=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("jti", String(40), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Index("api_audit_at", "at"),
+    Index("api_audit_subscriber", "subscriber", "at"),
+)
+
+
+def _create(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[clients_table, revocations_table, audit_table])
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration("api-1-create", _create),)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """One registered client (never its secret)."""
+
+    id: str
+    name: str
+    secret_sha256: str
+    scopes: tuple[str, ...]
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One access: who (client, pseudonymous subscriber), what, and how it ended."""
+
+    at: float
+    client: str
+    subscriber: str | None
+    endpoint: str
+    method: str
+    status: int
+    outcome: str
+    jti: str | None
+    request_id: str | None
+
+
+def _client(row: object) -> ClientRecord:
+    m = row._mapping  # type: ignore[attr-defined]
+    return ClientRecord(
+        id=m["id"],
+        name=m["name"],
+        secret_sha256=m["secret_sha256"],
+        scopes=tuple(m["scopes"].split()),
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+    )
+
+
+class ApiStore:
+    """The API's tables; every method runs the SQL in a worker thread."""
+
+    def __init__(self, url: str | None = None, *, path: Path = Path("var/api.sqlite3")) -> None:
+        self.url = url or sqlite_url(path)
+        self._engine: Engine | None = None
+        sqlite = self.url.startswith("sqlite")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if sqlite else 4, thread_name_prefix="api-store"
+        )
+
+    def _db(self) -> Engine:
+        if self._engine is None:
+            engine = open_database(self.url)
+            migrate(engine, MIGRATIONS)
+            self._engine = engine
+        return self._engine
+
+    def run_sync(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction, here (the command line's way)."""
+        with self._db().begin() as conn:
+            return work(conn)
+
+    async def _run(self, work: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.run_sync, work)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # ------------------------------------------------------------ clients
+
+    def add_client(self, ident: str, name: str, secret: str, scopes: Sequence[str]) -> None:
+        """Register a client (synchronous: the command line). Raises `ValueError` when
+        the name is taken by a live client."""
+
+        def work(conn: Connection) -> None:
+            taken = conn.execute(
+                select(clients_table.c.id).where(clients_table.c.name == name)
+            ).first()
+            if taken is not None:
+                raise ValueError(f"a client named {name!r} exists (revoked ones keep their name)")
+            conn.execute(
+                insert(clients_table).values(
+                    id=ident,
+                    name=name,
+                    secret_sha256=hash_secret(secret),
+                    scopes=" ".join(scopes),
+                    created_at=time.time(),
+                    revoked_at=None,
+                )
+            )
+
+        self.run_sync(work)
+
+    def clients(self) -> list[ClientRecord]:
+        rows = self.run_sync(
+            lambda conn: conn.execute(select(clients_table).order_by(clients_table.c.name)).all()
+        )
+        return [_client(r) for r in rows]
+
+    def revoke_client(self, name_or_id: str) -> ClientRecord | None:
+        """Mark a client revoked (by name or id); the record, or None if unknown."""
+        t = clients_table
+
+        def work(conn: Connection) -> ClientRecord | None:
+            row = conn.execute(
+                select(t).where((t.c.name == name_or_id) | (t.c.id == name_or_id))
+            ).first()
+            if row is None:
+                return None
+            found = _client(row)
+            if found.revoked_at is None:
+                now = time.time()
+                conn.execute(update(t).where(t.c.id == found.id).values(revoked_at=now))
+                found = ClientRecord(
+                    found.id, found.name, found.secret_sha256, found.scopes, found.created_at, now
+                )
+            return found
+
+        return self.run_sync(work)
+
+    async def client(self, ident: str) -> ClientRecord | None:
+        t = clients_table
+        row = await self._run(lambda conn: conn.execute(select(t).where(t.c.id == ident)).first())
+        return _client(row) if row is not None else None
+
+    def revoked_clients_since(self, since: float) -> list[str]:
+        t = clients_table
+        rows = self.run_sync(
+            lambda conn: conn.execute(select(t.c.id).where(t.c.revoked_at >= since)).all()
+        )
+        return [r[0] for r in rows]
+
+    # --------------------------------------------------------- revocations
+
+    def revoke_token_sync(self, jti: str, expires_at: float, reason: str) -> None:
+        t = revocations_table
+
+        def work(conn: Connection) -> None:
+            found = conn.execute(select(t.c.jti).where(t.c.jti == jti)).first()
+            if found is None:
+                conn.execute(
+                    insert(t).values(
+                        jti=jti, revoked_at=time.time(), expires_at=expires_at, reason=reason
+                    )
+                )
+
+        self.run_sync(work)
+
+    async def revoke_token(self, jti: str, expires_at: float, reason: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.revoke_token_sync, jti, expires_at, reason
+        )
+
+    def live_revocations(self, now: float) -> list[tuple[str, float]]:
+        t = revocations_table
+        rows = self.run_sync(
+            lambda conn: conn.execute(select(t.c.jti, t.c.expires_at).where(t.c.expires_at > now))
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    # --------------------------------------------------------------- audit
+
+    async def write_audit(self, rows: Sequence[AuditRow]) -> None:
+        if not rows:
+            return
+        values = [
+            {
+                "at": r.at,
+                "client": r.client,
+                "subscriber": r.subscriber,
+                "endpoint": r.endpoint,
+                "method": r.method,
+                "status": r.status,
+                "outcome": r.outcome,
+                "jti": r.jti,
+                "request_id": r.request_id,
+            }
+            for r in rows
+        ]
+        await self._run(lambda conn: conn.execute(insert(audit_table), values))
+
+    async def audit(self, limit: int = 1000) -> list[AuditRow]:
+        t = audit_table
+        rows = await self._run(
+            lambda conn: conn.execute(select(t).order_by(t.c.id.desc()).limit(limit)).all()
+        )
+        return [
+            AuditRow(
+                at=m["at"],
+                client=m["client"],
+                subscriber=m["subscriber"],
+                endpoint=m["endpoint"],
+                method=m["method"],
+                status=m["status"],
+                outcome=m["outcome"],
+                jti=m["jti"],
+                request_id=m["request_id"],
+            )
+            for m in (r._mapping for r in rows)
+        ][::-1]
+
+
+class AuditWriter:
+    """Audit rows queued by requests and written in batches by one background task."""
+
+    def __init__(self, store: ApiStore, interval: float = 0.2, batch: int = 500) -> None:
+        self._store = store
+        self._interval = interval
+        self._batch = batch
+        self._pending: list[AuditRow] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, row: AuditRow) -> None:
+        self._pending.append(row)
+        if len(self._pending) >= self._batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def flush(self) -> None:
+        rows, self._pending = self._pending, []
+        try:
+            await self._store.write_audit(rows)
+        except Exception:  # the database is down: keep the rows for the next try
+            log.exception("audit write failed; %d rows kept for the next try", len(rows))
+            self._pending[:0] = rows
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            await self.flush()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()

@@ -1,0 +1,174 @@
+"""A balance snapshot as the API's bodies, worded and formatted as USSD words it.
+
+The figures come from `hotline.flow.actions.balance_lookup.snapshot_variables` — the
+very function the `balance.lookup` action fills a USSD screen from — and are written
+by the same formatter (`hotline.i18n.TextFormatter`) and catalog sentences
+(`result.*`), so the app, the portal and `*100#` show one number the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
+
+from api.models import (
+    Allowance,
+    AllowancesBody,
+    Amount,
+    BalanceBody,
+    PlanBody,
+    PlanBucket,
+    Quantity,
+)
+from hotline.balance.model import BalanceSnapshot
+from hotline.balance.model import Quantity as SnapshotQuantity
+from hotline.base.values import Clock, Date, Duration, Money, Value, Volume
+from hotline.flow.actions.balance_lookup import is_stale, snapshot_variables
+from hotline.flow.screen import PromptPart
+from hotline.i18n import TextFormatter
+from hotline.i18n.catalog import Catalog
+
+__all__ = ["Freshness", "allowances_body", "balance_body", "plan_body"]
+
+_FORMAT = TextFormatter()
+_UNITS = {"data": "byte", "voice": "second", "sms": "message"}
+
+
+class Freshness:
+    """`as_of`, `stale` and the 'as of' note for one snapshot, as USSD decides them."""
+
+    def __init__(
+        self, snapshot: BalanceSnapshot, now: dt.datetime, fresh_for: float, zone: ZoneInfo
+    ) -> None:
+        self.stale = is_stale(snapshot, now, fresh_for)
+        self.values = snapshot_variables(snapshot, zone, stale=self.stale)
+        self.as_of = min(snapshot.as_of, snapshot.fetched_at)
+
+    def fields(self, catalog: Catalog) -> dict[str, object]:
+        note = None
+        moment = self.values.get("as_of")
+        if self.stale and isinstance(moment, Clock):
+            note = catalog.render(PromptPart("result.as_of", {"as_of": moment}), _FORMAT)
+        return {
+            "as_of": self.as_of.isoformat().replace("+00:00", "Z"),
+            "stale": self.stale,
+            "as_of_display": note,
+            "language": catalog.language,
+        }
+
+
+def _amount(money: Money, language: str) -> Amount:
+    return Amount(
+        minor=money.minor,
+        currency=money.currency,
+        exponent=money.exponent,
+        display=_FORMAT.format(money, language),
+    )
+
+
+def _say(catalog: Catalog, key: str, values: Mapping[str, Value | bool]) -> str:
+    typed = {name: value for name, value in values.items() if not isinstance(value, bool)}
+    return catalog.render(PromptPart(key, typed), _FORMAT)
+
+
+def balance_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> BalanceBody:
+    values, language = fresh.values, catalog.language
+    money = snapshot.main_balance
+    if money is None:
+        status, amount, key = "unknown", None, "result.balance_unknown"
+    else:
+        amount = _amount(money, language)
+        status, key = ("ok", "result.balance") if money.minor >= 0 else ("owed", "result.owed")
+    return BalanceBody(
+        status=status,  # type: ignore[arg-type]
+        balance=amount,
+        text=_say(catalog, key, values),
+        account_status=snapshot.account_status,
+        **fresh.fields(catalog),  # type: ignore[arg-type]
+    )
+
+
+def _allowance(kind: str, values: Mapping[str, Value | bool], catalog: Catalog) -> Allowance:
+    language = catalog.language
+    if values.get(f"{kind}_unknown") is True:
+        return Allowance(
+            kind=kind,  # type: ignore[arg-type]
+            status="unknown",
+            remaining=None,
+            text=_say(catalog, f"result.{kind}_unknown", values),
+        )
+    figure = values.get(kind)
+    if figure is None or isinstance(figure, bool):
+        return Allowance(
+            kind=kind,  # type: ignore[arg-type]
+            status="none",
+            remaining=None,
+            text=_say(catalog, f"result.no_{kind}", values),
+        )
+    if isinstance(figure, Volume):
+        amount = figure.bytes
+    elif isinstance(figure, Duration):
+        amount = figure.seconds
+    else:
+        amount = int(getattr(figure, "value", 0))
+    expiry = values.get(f"{kind}_expiry")
+    until = expiry if isinstance(expiry, Date) else None
+    return Allowance(
+        kind=kind,  # type: ignore[arg-type]
+        status="active",
+        remaining=Quantity(
+            value=amount,
+            unit=_UNITS[kind],  # type: ignore[arg-type]
+            display=_FORMAT.format(figure, language),
+        ),
+        expires=until.value.isoformat() if until is not None else None,
+        expires_display=_FORMAT.format(until, language) if until is not None else None,
+        text=_say(catalog, f"result.{kind}_until" if until else f"result.{kind}", values),
+    )
+
+
+def allowances_body(fresh: Freshness, catalog: Catalog) -> AllowancesBody:
+    return AllowancesBody(
+        allowances=[_allowance(kind, fresh.values, catalog) for kind in ("data", "voice", "sms")],
+        **fresh.fields(catalog),  # type: ignore[arg-type]
+    )
+
+
+def _figure(value: Money | SnapshotQuantity | None, language: str) -> Amount | Quantity | None:
+    if value is None:
+        return None
+    if isinstance(value, Money):
+        return _amount(value, language)
+    shown: Value
+    if value.unit == "byte":
+        shown = Volume(value.value)
+        display = _FORMAT.format(shown, language)
+    elif value.unit == "second":
+        display = _FORMAT.format(Duration(value.value), language)
+    else:
+        display = str(value.value)
+    unit = value.unit if value.unit != "unit" else "message"
+    return Quantity(value=value.value, unit=unit, display=display)  # type: ignore[arg-type]
+
+
+def plan_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> PlanBody:
+    language = catalog.language
+    return PlanBody(
+        account_status=snapshot.account_status,
+        payment_type=snapshot.payment_type,
+        credit_limit=_amount(snapshot.credit_limit, language) if snapshot.credit_limit else None,
+        buckets=[
+            PlanBucket(
+                id=bucket.id,
+                name=bucket.name,
+                kind=bucket.usage_type,
+                status=bucket.status,
+                remaining=_figure(bucket.remaining, language),
+                total=_figure(bucket.total, language),
+                valid_until=bucket.valid_until.isoformat() if bucket.valid_until else None,
+            )
+            for bucket in snapshot.buckets
+        ],
+        **fresh.fields(catalog),  # type: ignore[arg-type]
+    )
