@@ -38,6 +38,12 @@ _KINDS: dict[str, tuple[Callable[[int], Value], str]] = {
     "voice": (Duration, "second"),
     "sms": (Count, "message"),
 }
+#: Per usage: its maker, unit and the names of its `*_unknown`, `no_*` and `*_expiry`
+#: variables, spelled once (not three f-strings per usage on every lookup).
+_USAGES = tuple(
+    (usage, make, unit, f"{usage}_unknown", f"no_{usage}", f"{usage}_expiry")
+    for usage, (make, unit) in _KINDS.items()
+)
 
 
 def snapshot_variables(
@@ -55,11 +61,15 @@ def snapshot_variables(
         found["balance"] = money
     else:
         found["owed"] = Money(-money.minor, money.currency, money.exponent)
-    for usage, (make, unit) in _KINDS.items():
+    buckets = snapshot.buckets
+    for usage, make, unit, unknown_name, none_name, expiry_name in _USAGES:
+        if not buckets:
+            found[none_name] = True
+            continue
         total = 0
         expiry: dt.datetime | None = None
         active = unknown = False
-        for bucket in snapshot.buckets:
+        for bucket in buckets:
             if bucket.usage_type != usage:
                 continue
             if bucket.status == "unknown":
@@ -71,13 +81,13 @@ def snapshot_variables(
                 if until is not None and (expiry is None or until < expiry):
                     expiry = until
         if unknown:  # a sum without the buckets we cannot read would understate it
-            found[f"{usage}_unknown"] = True
+            found[unknown_name] = True
         elif not active:
-            found[f"no_{usage}"] = True
+            found[none_name] = True
         else:
             found[usage] = make(total)
             if expiry is not None:
-                found[f"{usage}_expiry"] = Date(expiry.astimezone(zone).date())
+                found[expiry_name] = Date(expiry.astimezone(zone).date())
     if snapshot.stale if stale is None else stale:
         found["stale"] = True
         found["as_of"] = Clock(min(snapshot.as_of, snapshot.fetched_at).astimezone(zone))
@@ -88,8 +98,10 @@ def is_stale(snapshot: BalanceSnapshot, now: dt.datetime, fresh_for: float) -> b
     """Served stale by the cache, or data (upstream `as_of`, or fetch time) too old."""
     if snapshot.stale:
         return True
-    data_time = min(snapshot.as_of, snapshot.fetched_at)
-    return (now - data_time).total_seconds() > max(fresh_for, MIN_FRESHNESS)
+    as_of, fetched_at = snapshot.as_of, snapshot.fetched_at
+    data_time = as_of if as_of < fetched_at else fetched_at
+    bound = fresh_for if fresh_for > MIN_FRESHNESS else MIN_FRESHNESS
+    return (now - data_time).total_seconds() > bound
 
 
 _SETS: dict[str, VariableType] = {
