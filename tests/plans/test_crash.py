@@ -88,7 +88,7 @@ async def test_a_worker_killed_after_submitting_never_orders_twice(
             for text in ("7", "7*1", "7*1*9", "7*1*9*1"):
                 async with http.post(url, data=_form(text)) as response:
                     body = await response.text()
-            assert body.startswith("CON 您选择了10GB流量包")
+            assert body.startswith("CON 您选择了10GB流量包"), body
             await sim.fault(fault="timeout_after_accept", times=1)
             confirm = asyncio.create_task(http.post(url, data=_form("7*1*9*1*1")))
             deadline = time.monotonic() + 10
