@@ -40,6 +40,7 @@ __all__ = [
     "IdentitySettings",
     "IvrSettings",
     "RemindersSettings",
+    "PlansSettings",
     "SecuritySettings",
     "Settings",
     "SmsSettings",
@@ -462,6 +463,75 @@ class SmsSettings(_Section):
         return self
 
 
+class PlansSettings(_Section):
+    """Plan change (`plans`): the catalog and ordering provider, and how orders are told.
+
+    `embedded` keeps offers, subscriptions and orders in `store_url` (SQLite at
+    `store_path` by default) and charges the balance ledger; `http` speaks TMF622/TMF637
+    to `url`, signed like the balance provider. `answer_window` is how long a confirmation
+    waits for an order to complete before the subscriber is told "已受理，结果将短信通知".
+    """
+
+    provider: Literal["embedded", "http"] = "embedded"
+    store_url: str | None = Field(None, description="SQLAlchemy URL; unset = store_path")
+    store_path: Path = Path("var/plans.sqlite3")
+    seed_demo: bool = True
+    url: str | None = None
+    key_id: str | None = None
+    secret: SecretStr | None = None
+    require_password: bool = Field(False, description="ask the service password on every order")
+    password_tries: int = Field(3, ge=1, le=10, description="wrong passwords before a lock")
+    page_size: int = Field(
+        2,
+        ge=1,
+        le=3,
+        description="offers per screen (the flow has 3 slots; a Chinese USSD "
+        "screen of 80 UTF-16 units holds 2)",
+    )
+    answer_window: float = Field(2.0, gt=0, le=8.0, description="seconds a confirmation waits")
+    poll_interval: float = Field(0.2, gt=0, le=60, description="order status polls, seconds")
+    reconcile_interval: float = Field(5.0, gt=0, le=3600, description="background polls, s")
+    reconcile_give_up: float = Field(
+        3600.0, gt=0, le=604800, description="an order unknown upstream this long has failed"
+    )
+    deadline: float = Field(2.0, gt=0, le=9.0, description="overall seconds per upstream call")
+    connect_timeout: float = Field(0.5, gt=0, le=30)
+    read_timeout: float = Field(2.0, gt=0, le=30)
+    fresh_ttl: float = Field(0.0, ge=0, le=3600, description="reads cached this long")
+    max_stale: float = Field(300.0, ge=0, le=86400)
+    negative_ttl: float = Field(0.0, ge=0, le=3600)
+    retries: int = Field(1, ge=0, le=1, description="extra attempts of a failed read")
+    retry_backoff: float = Field(0.05, ge=0, le=5)
+    retry_min_budget: float = Field(0.2, ge=0, le=9)
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_window: float = Field(30.0, gt=0, le=3600)
+    breaker_min_calls: int = Field(20, ge=1, le=100000)
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    breaker_reset: float = Field(10.0, gt=0, le=600)
+    max_concurrency: int = Field(32, ge=1, le=10000)
+    bulkhead_wait: float = Field(0.1, ge=0, le=9)
+    upstream_rate: float | None = Field(None, gt=0)
+    subscriber_rate: str = Field("30/minute", description="plan calls per subscriber")
+    cache_size: int = Field(100_000, ge=1, le=10_000_000)
+    max_body_bytes: int = Field(65536, ge=1024, le=10_485_760)
+
+    @field_validator("subscriber_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        return BalanceSettings._rate(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return BalanceSettings._url(value)
+
+    @model_validator(mode="after")
+    def _http(self) -> PlansSettings:
+        if self.provider == "http" and (not self.url or not self.key_id or self.secret is None):
+            raise ValueError("provider http needs url, key_id and secret")
+        return self
+
+
 class UssdSmppSettings(_Section):
     """USSD over SMPP (docs/ussd-operators.md): hotline as an ESME of the operator's USSD
     gateway, on its own bind; the vendor profile names the op codes and session TLVs."""
@@ -648,6 +718,7 @@ class Settings(BaseSettings):
     balance: BalanceSettings = BalanceSettings()
     security: SecuritySettings = SecuritySettings()
     sms: SmsSettings = SmsSettings()
+    plans: PlansSettings = PlansSettings()
     ussd_smpp: UssdSmppSettings | None = Field(None, description="USSD over SMPP (unset: no bind)")
     ussd_gsup: UssdGsupSettings | None = Field(
         None, description="the Osmocom EUSE link to osmo-hlr (unset: none)"

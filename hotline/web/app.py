@@ -29,6 +29,7 @@ from hotline.web.keys import (
     ENGINE,
     MESSAGES,
     METRICS,
+    PLANS,
     PSEUDONYM,
     SESSIONS,
     SETTINGS,
@@ -88,6 +89,20 @@ async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _plans_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hotline.plans.open import open_plans
+
+    async with open_plans(
+        app[SETTINGS],
+        app[PSEUDONYM],
+        app[METRICS].registry,
+        messages=app.get(MESSAGES),
+        balance=app.get(BALANCE),
+    ) as desk:
+        app[PLANS] = desk
+        yield
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     reminders = app.get(reminders_wiring.REMINDERS)
@@ -106,6 +121,7 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
             messages=app.get(MESSAGES),
             http=app.get(ENDPOINTS),
             reminders=reminders,
+            plans=app.get(PLANS),
         ),
         session_ttls={
             "ussd": settings.ussd.session_ttl,
@@ -138,6 +154,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_messages_ctx)
     app.cleanup_ctx.append(_endpoints_ctx)
     reminders_wiring.setup(app)  # after the outbox, before the engine that uses it
+    app.cleanup_ctx.append(_plans_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     channels.mount(app, plugins)
     if settings.simulator:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hotline.flow.events import ChannelEvent
     from hotline.flow.model import Flow
     from hotline.flow.screen import Turn
+    from hotline.plans.desk import PlansDesk
     from hotline.store.outbox import Outbox
     from hotline.store.sessions import SessionStore
     from hotline.web.channels import ChannelPlugin
@@ -31,6 +32,7 @@ __all__ = [
     "FLOWS_RELOADED",
     "MESSAGES",
     "METRICS",
+    "PLANS",
     "PSEUDONYM",
     "RATE_LIMITER",
     "READINESS",
@@ -51,6 +53,8 @@ ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
 MESSAGES: web.AppKey[Outbox] = web.AppKey("MESSAGES")
 #: The declared `http_endpoints` inside their resilience layers (`Services.http`).
 ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("ENDPOINTS")
+#: Plans, offers and orders (`Services.plans`, `hotline.plans`).
+PLANS: web.AppKey[PlansDesk] = web.AppKey("PLANS")
 #: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).
 CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")
 #: Async callbacks run in the background after a flow reload installed new flows (a

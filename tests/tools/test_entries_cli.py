@@ -33,6 +33,7 @@ def test_shipped_entries_table(capsys: pytest.CaptureFixture[str]) -> None:
         "| SMS keyword | `LL`, `CXLL`, `流量` | balance | lookup_data |",
         "| SMS keyword | `KTTX`, `开通提醒` | balance | reminder_sms_on |",
         "| SMS keyword | `QXTX`, `取消提醒` | balance | reminder_off |",
+        "| SMS keyword | `BL`, `办理` | balance | plan_sms |",
         "| SMS keyword | `PJ` | data | survey_ask |",
     ]
 

@@ -116,7 +116,7 @@ async def test_ussd_dial_balance_and_language(
     await page.click("#call")  # type: ignore[attr-defined]
     await display.filter(has_text="6.退出").wait_for()
     assert "话费查询" in await display.inner_text()
-    assert await page.inner_text("#budget") == "59/80 UCS-2"  # type: ignore[attr-defined]
+    assert await page.inner_text("#budget") == "64/80 UCS-2"  # type: ignore[attr-defined]
     await _press(page, "1")
     await _screenshot(page, "simulator-ussd.png", tmp_path)
     await page.click("#call")  # type: ignore[attr-defined]
@@ -326,8 +326,8 @@ async def test_inspector_session_is_decoded_masked_with_each_steps_events(
     app = create_app(load_settings(simulator=True))
     client = await aiohttp_client(app)  # type: ignore[operator]
     await client.post(USSD, data=_dial("s1", ""))
-    await client.post(USSD, data=_dial("s1", "7"))  # not an option: invalid
-    assert (await (await client.post(USSD, data=_dial("s1", "7*1"))).text()).startswith("END ")
+    await client.post(USSD, data=_dial("s1", "9"))  # not an option: invalid
+    assert (await (await client.post(USSD, data=_dial("s1", "9*1"))).text()).startswith("END ")
 
     got = await (await client.get("/simulator/api/session?channel=ussd&session=s1")).json()
     assert got["found"] is True
@@ -344,7 +344,7 @@ async def test_inspector_session_is_decoded_masked_with_each_steps_events(
     steps = got["steps"]
     assert [(s["n"], s["kind"], s["input"], s["state"]) for s in steps] == [
         (1, "start", None, "main"),
-        (2, "input", "7", "main"),
+        (2, "input", "9", "main"),
         (3, "input", "1", "show_balance"),
     ]
     assert "started" in steps[0]["events"]

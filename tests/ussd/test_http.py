@@ -41,7 +41,7 @@ PHONE = "+8613800138000"  # demo subscriber: 12.50元, 3 GB, 200 min, 100 SMS
 
 MAIN_ZH = (
     "CON 话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
-    "\n8.余额提醒"
+    "\n7.套餐\n8.余额提醒"
 )
 BALANCE_ZH = "END 您的话费余额为12.50元。"
 
@@ -231,7 +231,7 @@ async def test_invalid_choice_three_times_ends(client: Client) -> None:
     phone = Phone(client, "s1")
     await phone.dial()
     for _ in range(2):
-        reply = await phone.press("7")
+        reply = await phone.press("9")
         assert reply == "CON 输入有误，请重新选择。\n" + MAIN_ZH.removeprefix("CON ")
     assert await phone.press("9") == "END 输入错误次数过多，请稍后再拨。"
 
@@ -643,7 +643,7 @@ async def test_a_session_id_reused_under_another_service_code_is_refused(client:
     assert await phone.press("1") == BALANCE_ZH
 
 
-@pytest.mark.parametrize("typed", ["a", " 7", "中", "1a", "#"])
+@pytest.mark.parametrize("typed", ["a", " 9", "中", "1a", "#"])
 async def test_whatever_a_subscriber_types_is_an_answer_not_an_http_error(
     client: Client, typed: str
 ) -> None:

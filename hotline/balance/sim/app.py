@@ -44,6 +44,7 @@ from hotline.balance.sim.bodies import BODY_FAULTS, mutate_tmf, mutate_v1
 from hotline.balance.sim.events import emit_balance
 from hotline.balance.sim.events import install as install_events
 from hotline.balance.sim.faults import FaultTable
+from hotline.balance.sim.orders import install_orders
 from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
 from hotline.balance.sim.topup import TOPUP_PATH, SimCard, card_from_doc, demo_cards, parse_topup
 from hotline.base.privacy import Pseudonymizer
@@ -529,4 +530,5 @@ def create_sim_app(
     app.router.add_post("/_sim/reset", post_reset)
     if events_url:
         install_events(app, events_url)
+    install_orders(app, monotonic)  # TMF620/622/637: hotline.balance.sim.orders
     return app
