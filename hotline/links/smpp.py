@@ -46,7 +46,9 @@ Claims = Callable[[smpp34.DeliverSmEvent], bool]
 def backoff(attempt: int, low: float, high: float) -> float:
     """Jittered exponential backoff: uniform in [cap/2, cap], cap = min(high, low·2^attempt)
     (binds of many workers after an SMSC restart spread out)."""
-    cap = min(high, low * 2 ** max(attempt, 0))
+    # The exponent is bounded: a link down for a long time counts attempts past what a
+    # float can hold (low * 2**1024 overflows).
+    cap = min(high, low * 2 ** min(max(attempt, 0), 32))
     return random.uniform(cap / 2, cap)
 
 

@@ -185,7 +185,8 @@ async def test_more_pages_of_a_menu_and_back_a_page(
     pages = [first]
     while "98.More" in pages[-1]:
         pages.append(await phone.press("98"))
-    assert "6.Exit" in pages[-1] and len(pages) == total
+    assert len(pages) == total and "8.Balance reminder" in pages[-1]  # the last option
+    assert sum("6.Exit" in page for page in pages) == 1
     for number, page in enumerate(pages, 1):
         assert fits(page.removeprefix("CON "), Limits(gsm7=60 - PREFIX_RESERVE, ucs2=80))
         assert page.split("\n")[-1].startswith(f"({number}/{total})")  # where it is
@@ -337,7 +338,9 @@ async def test_configured_limits_paginate_the_chinese_menu(
             break
         reply = await phone.press("98")
     assert len(seen) >= 2
-    assert "6.退出" in seen[-1]
+    assert "8.余额提醒" in seen[-1]  # every option is on exactly one page, the last one last
+    for option in ("1.话费余额", "6.退出", "7.套餐", "8.余额提醒"):
+        assert sum(option in page for page in seen) == 1, option
 
 
 # -------------------------------------------------------------------- bad input
