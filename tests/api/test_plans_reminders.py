@@ -211,10 +211,16 @@ async def test_refusals_map_to_their_codes_and_charge_nothing(app: Api) -> None:
         app, auth, "unknown-0001", offer_id="no-such-offer", price_minor=100
     )
     assert status == 409 and body["code"] == "offer_changed"
-    # Already has it: the current plan.
-    status, body = await _order(app, auth, "has-it-0001", offer_id="plan-58", price_minor=5800)
+    # The current plan is not on offer to its holder.
+    status, body = await _order(app, auth, "current-0001", offer_id="plan-58", price_minor=5800)
+    assert status == 409 and body["code"] == "offer_changed", body
+    assert _balance(app) == 1250 and _orders(app) == []
+    # A bundle bought once, then again under a new key: already has it, charged once.
+    status, body = await _order(app, auth, "bundle-0001", offer_id="addon-sms-100", price_minor=300)
+    assert status == 200 and body["state"] == "completed"
+    status, body = await _order(app, auth, "bundle-0002", offer_id="addon-sms-100", price_minor=300)
     assert status == 409 and body["code"] == "already_has", body
-    assert _balance(app) == 1250
+    assert _balance(app) == 950
     poor = await _me(app, POOR)
     status, body = await _order(app, poor, "poor-0001", offer_id="addon-data-10g", price_minor=1000)
     assert status == 409 and body["code"] == "insufficient_balance"
@@ -225,7 +231,8 @@ async def test_refusals_map_to_their_codes_and_charge_nothing(app: Api) -> None:
     )
     assert status == 409 and again["code"] == "insufficient_balance"
     assert _balance(app, "13800138001") == 5
-    assert [o["reason"] for o in _orders(app)] == ["insufficient_balance"]
+    reasons = sorted(str(o["reason"]) for o in _orders(app))
+    assert reasons == ["None", "already_has", "insufficient_balance"]
 
 
 # ------------------------------------------------------------------ reminders
