@@ -5,6 +5,7 @@ must never order twice, and bad input gets the documented code."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -12,14 +13,19 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 import sqlalchemy
+from aiohttp.test_utils import TestServer
 
 from hotline.balance.ledger import LedgerStore
+from hotline.balance.sim import create_sim_app
 from hotline.plans.model import effective_date
 from hotline.plans.tables import orders
 from hotline.reminders.wiring import REMINDERS
+from hotline.web.keys import PLANS
 from tests.api.conftest import OTHER, PHONE, Api, Client, running
+from tests.plans.conftest import KEY_ID, SECRET, Sim
 
 SCOPES = (
     "balance:read,plan:read,offers:read,orders:write,orders:read,reminders:read,reminders:write"
@@ -280,3 +286,61 @@ async def test_a_threshold_not_offered_is_400_with_the_choices(app: Api) -> None
     r = await app.client.put("/api/v1/me/reminders", json={"threshold_minor": 500}, headers=reader)
     assert r.status == 403 and (await r.json())["code"] == "insufficient_scope"
     assert await app.client.server.app[REMINDERS].store.consent("13800138000") == []
+
+
+# ------------------------------------------------------------------ the billing simulator
+
+
+@pytest.fixture
+async def billing() -> AsyncIterator[Sim]:
+    """The billing simulator with its TMF622/TMF637 endpoints, on a loopback port."""
+    server = TestServer(create_sim_app(key_id=KEY_ID, secret=SECRET), host="127.0.0.1")
+    await server.start_server(access_log=None)
+    async with aiohttp.ClientSession() as session:
+        yield Sim(server, session)
+    await server.close()
+
+
+async def test_a_slow_order_is_pending_then_completes_once_over_http(
+    tmp_path: Path, redis_url: str, billing: Sim
+) -> None:
+    extra = _extra(tmp_path)
+    extra["plans"] |= {
+        "provider": "http",
+        "url": billing.url,
+        "key_id": KEY_ID,
+        "secret": SECRET,
+        "answer_window": 0.3,
+        "deadline": 0.6,
+        "read_timeout": 2.0,
+        "retry_backoff": 0.01,
+        "retry_min_budget": 0.05,
+    }
+    async with running(tmp_path, redis_url, **extra) as app:
+        auth = await _me(app)
+        await billing.fault(fault="slow_completion", ms=700, times=1)
+        key = "slow-order-0001"
+        status, first = await _order(app, auth, key, offer_id="addon-data-10g", price_minor=1000)
+        assert status == 200, first
+        assert first["pending"] is True and first["state"] in ("acknowledged", "inProgress")
+        # The app retries while it is pending: the same order, nothing submitted again.
+        status, again = await _order(app, auth, key, offer_id="addon-data-10g", price_minor=1000)
+        assert status == 200 and again["order_id"] == first["order_id"]
+        await asyncio.sleep(0.8)
+        await app.client.server.app[PLANS].reconcile_once()
+        r = await app.client.get(f"/api/v1/me/orders/{first['order_id']}", headers=auth)
+        done = await r.json()
+        assert r.status == 200 and done["state"] == "completed" and done["pending"] is False
+        status, last = await _order(app, auth, key, offer_id="addon-data-10g", price_minor=1000)
+        assert status == 200 and last == done
+        assert (await billing.orders())["charges"] == {first["order_id"]: 1}
+        receipts = [r for r in app.outbox() if r["kind"] == "receipt"]
+        assert [r["dedupe"] for r in receipts] == [first["order_id"]]
+        # The ordering system refusing before it accepted: 503 with a code, no charge.
+        await billing.fault(fault="status", status=503, times=1)
+        status, body = await _order(
+            app, auth, "down-0001", offer_id="addon-voice-100", price_minor=500
+        )
+        assert status == 503 and body["code"] == "ordering_unavailable", body
+        assert body["retry_after"] == 30
+        assert (await billing.orders())["charges"] == {first["order_id"]: 1}
