@@ -35,6 +35,17 @@ def test_what_each_shipped_end_state_means() -> None:
         "account_suspended": "error",
         "rate_limited": "error",
         "system_busy": "error",
+        "reminder_done": "result",
+        "reminder_stopped": "result",
+        "reminder_none": "result",  # outcome: result — told they have none
+        "reminder_invalid": "error",
+        "reminder_unavailable": "error",
+        "plan_done": "result",
+        "plan_refused": "result",  # told why not (balance, eligibility): an answer
+        "plan_not_done": "result",
+        "plan_locked": "error",
+        "plan_cancelled": "exit",  # outcome: exit — they chose not to order
+        "plan_busy": "error",
     }
     data = end_outcomes(load_flow(ROOT / "flows" / "data.yaml"))
     assert data["survey_thanks"] == "result" and data["system_busy"] == "error"

@@ -84,7 +84,7 @@ async def mo(client: Client, text: str) -> str:
 
 async def test_ussd_menu_8_opts_in_shows_the_setting_and_opts_out(client: Client) -> None:
     phone = Phone(client, "u1")
-    assert (await phone.dial()).endswith("\n6.退出\n8.余额提醒")
+    assert (await phone.dial()).endswith("\n6.退出\n7.套餐\n8.余额提醒")
     assert (
         await phone.press("8")
         == "CON 话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n0.返回"

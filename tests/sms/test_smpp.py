@@ -356,7 +356,7 @@ async def test_a_generic_nack_rebinds_and_the_message_goes_out_once(
         await smsc.stop()
 
 
-HELP_WORDS = "YE、CXYE、余额、balance、102、LL、CXLL、流量、BL、办理、CD、菜单"
+HELP_WORDS = "YE、LL、KTTX、QXTX、BL、PJ、CD"
 
 
 async def _mo_answers(smsc: SmscPeer, mos: int, submits: int) -> list[str]:
