@@ -34,8 +34,8 @@ __all__ = [
     "HttpAnswer",
     "HttpService",
     "MessagesService",
-    "RemindersService",
     "PlansService",
+    "RemindersService",
     "Services",
 ]
 
