@@ -45,6 +45,19 @@ ERRORS: Mapping[str, ErrorCode] = {
         "验证码错误或已过期。",
         "Ask the subscriber to retype it, or request a new code.",
     ),
+    "idempotency_key_missing": ErrorCode(
+        400,
+        "The Idempotency-Key header is missing or malformed.",
+        "缺少 Idempotency-Key 请求头，或其格式有误。",
+        "Send a new Idempotency-Key (8-64 letters, digits, - or _) per order; reuse it "
+        "only to retry that order.",
+    ),
+    "invalid_threshold": ErrorCode(
+        400,
+        "That reminder amount is not offered.",
+        "不支持该提醒金额。",
+        "Send one of the amounts `detail` names (GET /me/reminders lists them).",
+    ),
     "unauthorized": ErrorCode(
         401,
         "Missing, invalid or expired credentials.",
@@ -87,6 +100,12 @@ ERRORS: Mapping[str, ErrorCode] = {
         "不支持该身份验证方式。",
         "Use a provider the operator configured (api.identity).",
     ),
+    "order_not_found": ErrorCode(
+        404,
+        "No such order for this subscriber.",
+        "未查到该订单。",
+        "Check the order id that POST /me/orders answered.",
+    ),
     "method_not_allowed": ErrorCode(
         405, "Method not allowed here.", "不支持该请求方法。", "Use the method the document names."
     ),
@@ -98,6 +117,42 @@ ERRORS: Mapping[str, ErrorCode] = {
         "The body must be application/json.",
         "请求体必须为 application/json。",
         "Send Content-Type: application/json.",
+    ),
+    "offer_changed": ErrorCode(
+        409,
+        "The offer was withdrawn or repriced since it was shown.",
+        "该套餐已下架或价格已变更。",
+        "List the offers again, show the new price, order with a new Idempotency-Key.",
+    ),
+    "insufficient_balance": ErrorCode(
+        409,
+        "The balance is too low; nothing was charged.",
+        "余额不足，办理未成功，未扣费。",
+        "Ask the subscriber to top up, then order with a new Idempotency-Key.",
+    ),
+    "not_eligible": ErrorCode(
+        409,
+        "This offer is not open to the subscriber.",
+        "您暂不符合该业务的办理条件。",
+        "Offer another one: GET /me/offers lists those open to them.",
+    ),
+    "already_has": ErrorCode(
+        409,
+        "The subscriber already has this offer.",
+        "您已办理该业务。",
+        "Nothing to do; GET /me/plan shows it.",
+    ),
+    "account_suspended": ErrorCode(
+        409,
+        "The number is suspended.",
+        "您的号码已停机。",
+        "Ask the subscriber to top up first.",
+    ),
+    "idempotency_key_reused": ErrorCode(
+        422,
+        "This Idempotency-Key was used for a different order.",
+        "该 Idempotency-Key 已用于另一笔订单。",
+        "Use a new key for a new order; resend a key only with the very same body.",
     ),
     "rate_limited": ErrorCode(
         429, "Too many requests.", "请求过于频繁。", "Wait `retry_after` seconds, then retry."
@@ -125,6 +180,12 @@ ERRORS: Mapping[str, ErrorCode] = {
         "The balance system is not answering.",
         "计费系统暂时无法访问。",
         "Retry after `retry_after` seconds.",
+    ),
+    "ordering_unavailable": ErrorCode(
+        503,
+        "The ordering system could not take the order; nothing was charged.",
+        "业务办理系统暂时无法受理，未扣费。",
+        "Retry after `retry_after` seconds with a new Idempotency-Key.",
     ),
     "service_unavailable": ErrorCode(
         503,

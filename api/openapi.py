@@ -3,6 +3,7 @@ pydantic models and the error table, so it cannot drift from the code."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,13 @@ SCOPES: dict[str, str] = {
     "balance:read": "read the signed-in subscriber's main balance",
     "allowances:read": "read the signed-in subscriber's data, voice and SMS allowances",
     "plan:read": "read the signed-in subscriber's plan and buckets",
+    "offers:read": "list the plans and bundles the signed-in subscriber may order",
+    "orders:write": "order a plan or bundle for the signed-in subscriber (money moves)",
+    "orders:read": "read the signed-in subscriber's own orders",
+    "reminders:read": "read the signed-in subscriber's top-up reminder",
+    "reminders:write": "turn the signed-in subscriber's top-up reminder on, change or off it",
 }
+_PATH_PARAMETER = re.compile(r"\{([a-z_]+)\}")
 _BODY_ERRORS = ("bad_request", "payload_too_large", "unsupported_media_type")
 #: Any call with a token may meet these (api.pipeline's checks).
 _AUTH_ERRORS = (
@@ -98,6 +105,13 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
         "responses": responses,
         "x-error-codes": list(route_errors(route)),
     }
+    for name in _PATH_PARAMETER.findall(route.path):
+        operation["parameters"].append(
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        )
+    extra = dict(route.extra)
+    operation["parameters"].extend(extra.pop("parameters", ()))
+    operation.update(extra)
     if route.description:
         operation["description"] = route.description
     if route.auth == "none":

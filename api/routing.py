@@ -64,7 +64,7 @@ Handler = Callable[[ApiCall], Awaitable[BaseModel]]
 class ApiRoute:
     """One operation: method and path (under `/api/v1`), who may call it, its bodies."""
 
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "PUT", "DELETE"]
     path: str
     name: str  # the operationId, also the metrics/audit endpoint name
     summary: str
@@ -78,6 +78,7 @@ class ApiRoute:
     errors: tuple[str, ...] = ()
     tag: str = "me"
     description: str = ""
+    #: Merged into the OpenAPI operation; `parameters` (e.g. a header) are appended.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -9,6 +9,7 @@ request lands. Keys carry pseudonyms and random ids, never a number:
     hotline:{env}:api:rev:{jti}               a revoked token, until it expires
     hotline:{env}:api:rev-client:{client id}  a revoked client, for a token's lifetime
     hotline:{env}:api:rl:{c|s}:{id}:{window}  fixed-window request counts
+    hotline:{env}:api:idem:{<pseudonym>}:{key digest}  an order's body fingerprint  EX 1 day
 
 A request's checks (two revocations, two windows) go in one pipeline: one round trip.
 The `{…}` around a pseudonym is a Redis Cluster hash tag: one subscriber's code and lock
@@ -88,6 +89,21 @@ class ApiState:
         self._prefix = f"hotline:{env}:api:"
         self._code_secret = code_secret
         self._spend = redis.register_script(_SPEND_TRY)
+
+    # ------------------------------------------------------------- idempotency
+
+    async def first_use(self, pseudonym: str, key: str, fingerprint: str, ttl: int) -> str | None:
+        """Remember `fingerprint` as what `key` means for this subscriber; None the first
+        time, else the fingerprint the key was first used with (compare before acting)."""
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        name = f"{self._key('idem', pseudonym)}:{digest}"
+        if await self._redis.set(name, fingerprint, ex=ttl, nx=True):
+            return None
+        found = await self._redis.get(name)
+        if found is None:  # expired in between: this use is the first again
+            await self._redis.set(name, fingerprint, ex=ttl, nx=True)
+            return None
+        return found.decode() if isinstance(found, bytes) else str(found)
 
     # ------------------------------------------------------------- codes
 

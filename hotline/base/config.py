@@ -39,8 +39,8 @@ __all__ = [
     "HttpEndpointSettings",
     "IdentitySettings",
     "IvrSettings",
-    "RemindersSettings",
     "PlansSettings",
+    "RemindersSettings",
     "SecuritySettings",
     "Settings",
     "SmsSettings",
@@ -644,6 +644,8 @@ class ApiSettings(_Section):
     def _rate(cls, value: str) -> str:
         parse_rate(value)
         return value
+
+
 class RemindersSettings(_Section):
     """Top-up reminders (`hotline.reminders`, docs/reminders.md)."""
 
@@ -773,7 +775,13 @@ def _describe(error: ErrorDetails) -> str:
     secret = any(
         word in key
         for word in (
-            "token", "secret", "redis_url", "password", "outbox_url", "db_url", "database_url"
+            "token",
+            "secret",
+            "redis_url",
+            "password",
+            "outbox_url",
+            "db_url",
+            "database_url",
         )
     )
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"

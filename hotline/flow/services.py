@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hotline.balance.model import BalanceSnapshot
     from hotline.base.values import Value
     from hotline.plans.desk import Placed
+    from hotline.plans.journal import JournalRow
     from hotline.plans.model import CurrentPlan, Offer
 
 __all__ = [
@@ -33,8 +34,8 @@ __all__ = [
     "HttpAnswer",
     "HttpService",
     "MessagesService",
-    "RemindersService",
     "PlansService",
+    "RemindersService",
     "Services",
 ]
 
@@ -154,6 +155,11 @@ class PlansService(Protocol):
 
     def order_id(self, msisdn: str, nonce: str, offer_id: str) -> str:
         """The order id of one confirmation (the upstream's idempotency key)."""
+        ...
+
+    async def order(self, msisdn: str, oid: str, /) -> JournalRow | None:
+        """The journalled order `oid` if it is this subscriber's, else None (the API's
+        `GET /me/orders/{id}`)."""
         ...
 
     async def place(

@@ -129,6 +129,11 @@ class PlansDesk:
     def order_id(self, msisdn: str, nonce: str, offer_id: str) -> str:
         return order_id(self._secret, _number(msisdn), nonce, offer_id)
 
+    async def order(self, msisdn: str, oid: str, /) -> JournalRow | None:
+        """The journalled order `oid` if it is this subscriber's (anyone else's: None)."""
+        row = await asyncio.to_thread(self.journal.get, oid)
+        return row if row is not None and row.msisdn == _number(msisdn) else None
+
     # -- placing an order ----------------------------------------------------------------
 
     async def place(

@@ -13,6 +13,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from api.errors import ERRORS
+from api.openapi import SCOPES
 from api.pages import STATIC
 from tests.api.conftest import ROOT, Api, running
 
@@ -67,14 +68,37 @@ async def test_docs_page_and_h5_are_offline(api: Api) -> None:
 async def test_schemathesis_finds_nothing(tmp_path: Path, redis_url: str) -> None:
     """Every operation, positive and negative inputs, all checks, against the live server."""
     rates = {"client_rate": "100000/minute", "subscriber_rate": "100000/minute"}
-    async with running(tmp_path, redis_url, api=rates) as api:
-        who = api.register("fuzz", "balance:read,allowances:read,plan:read")
+    stores = {
+        "plans": {"store_path": str(tmp_path / "plans.sqlite3")},
+        "reminders": {"database_path": str(tmp_path / "reminders.sqlite3")},
+    }
+    async with running(tmp_path, redis_url, api=rates, **stores) as api:
+        who = api.register("fuzz", ",".join(SCOPES))
         client_token = await api.client_token(who)
         subscriber = await api.sign_in(client_token)
         base = str(api.client.make_url("/api/v1/openapi.json"))
         summaries = []
         runs = (  # each operation with the token it takes; sign-out last: it ends the token
-            (("--include-tag", "me"), subscriber),
+            (
+                (
+                    *("--include-tag", "me"),
+                    *("--exclude-operation-id", "placeOrder"),
+                    *("--exclude-operation-id", "setReminder"),
+                ),
+                subscriber,
+            ),
+            # A schema-valid order or amount may rightly be refused by state or
+            # configuration (a key reused with another body: 422; an amount the operator
+            # does not offer: 400), so these two skip only the "valid data is accepted"
+            # check; every other check (statuses, bodies, 5xx, negative data) holds.
+            (
+                (
+                    *("--include-operation-id", "placeOrder"),
+                    *("--include-operation-id", "setReminder"),
+                    *("--exclude-checks", "positive_data_acceptance"),
+                ),
+                subscriber,
+            ),
             (("--include-tag", "auth", "--exclude-operation-id", "revokeToken"), client_token),
             (("--include-operation-id", "revokeToken"), subscriber),
         )

@@ -162,8 +162,7 @@ async def test_a_too_long_message_gets_a_polite_sms_not_a_400(client: Client) ->
     response = await client.get("/sms/kannel?" + kannel_query("YE " + "A" * 700))
     assert response.status == 200
     assert await response.text() == (
-        "短信过长，无法处理。请只发送指令：YE、LL、KTTX、QXTX、BL、PJ、CD"
-        + SIG
+        "短信过长，无法处理。请只发送指令：YE、LL、KTTX、QXTX、BL、PJ、CD" + SIG
     )
     assert response.headers["X-Kannel-Coding"] == "2"
     # Nothing else changed: the next keyword is answered as usual.
