@@ -44,6 +44,9 @@ def api_values(tmp_path: Path, redis_url: str | None, **extra: Any) -> dict[str,
         },
         "sms": {"outbox_path": str(tmp_path / "outbox.sqlite3")},
         "api": {"db_path": str(tmp_path / "api.sqlite3")},
+        # Every store in the test's directory: nothing shared through ./var between tests.
+        "plans": {"store_path": str(tmp_path / "plans.sqlite3")},
+        "reminders": {"database_path": str(tmp_path / "reminders.sqlite3")},
     }
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
