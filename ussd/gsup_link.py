@@ -42,7 +42,7 @@ from cachetools import TTLCache
 from hotline.base.config import UssdGsupSettings
 from hotline.flow.events import ChannelEvent, EventKind
 from hotline.flow.screen import Screen
-from hotline.links.smpp import backoff
+from hotline.links import reconnect
 from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.web.turns import take_turn
 from ussd import gsup_wire as wire
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "ussd"
 DIALECT = "gsup"
 MAX_DIALOGUES = 100_000
-STABLE = 30.0
 
 
 @dataclass(slots=True)
@@ -142,7 +141,9 @@ class GsupEuse:
                     self.settings.host, self.settings.port
                 )
             except OSError as exc:
-                delay = backoff(attempt, self.settings.reconnect_min, self.settings.reconnect_max)
+                delay = reconnect.backoff(
+                    attempt, self.settings.reconnect_min, self.settings.reconnect_max
+                )
                 attempt += 1
                 log.warning(
                     "gsup: connecting to %s failed (%s); again in %.1fs",
@@ -162,9 +163,10 @@ class GsupEuse:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
-            lasted = asyncio.get_running_loop().time() - began
-            attempt = 1 if lasted > STABLE else attempt + 1
-            delay = backoff(attempt, self.settings.reconnect_min, self.settings.reconnect_max)
+            attempt = reconnect.next_attempt(attempt, asyncio.get_running_loop().time() - began)
+            delay = reconnect.backoff(
+                attempt, self.settings.reconnect_min, self.settings.reconnect_max
+            )
             log.warning("gsup: connection to %s ended; again in %.1fs", where, delay)
             await asyncio.sleep(delay)
 
@@ -208,15 +210,7 @@ class GsupEuse:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for handler in list(self._handlers):
-            handler.cancel()
-        for handler in list(self._handlers):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await handler
+        await reconnect.stop(task, self._handlers)
 
     # -- the dialogues --------------------------------------------------------------
 
