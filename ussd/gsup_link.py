@@ -46,9 +46,9 @@ from hotline.links import reconnect
 from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.web.turns import take_turn
 from ussd import gsup_wire as wire
+from ussd.bearer import BearerLayout
 from ussd.budget import Limits
 from ussd.page import UssdPage
-from ussd.render import UssdLayout
 
 __all__ = ["USSD_GSUP", "GsupEuse", "ctrl_get", "setup"]
 
@@ -114,7 +114,8 @@ class GsupEuse:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        self._layout: UssdLayout | None = None
+        #: This bearer's layout (libosmocore's 112-octet budget, no prefix to reserve).
+        self.layout = BearerLayout(app, Limits(settings.gsm7_limit, settings.ucs2_limit))
 
     # -- the connection -----------------------------------------------------------
 
@@ -214,20 +215,6 @@ class GsupEuse:
 
     # -- the dialogues --------------------------------------------------------------
 
-    def layout(self) -> UssdLayout:
-        catalogs = self.app[ENGINE].catalogs
-        if self._layout is None or self._layout.catalogs is not catalogs:
-            self._layout = UssdLayout(
-                catalogs,
-                Limits(self.settings.gsm7_limit, self.settings.ucs2_limit),
-                session_ttl=self.app[SETTINGS].ussd.session_ttl,
-                reserve=0,
-            )
-        return self._layout
-
-    def _lay_out(self, screen: Screen) -> UssdPage:
-        return self.layout().lay_out(screen)
-
     async def _gsup(self, data: bytes) -> None:
         try:
             request = wire.GsupMessage.decode(data)
@@ -253,7 +240,7 @@ class GsupEuse:
         if state == wire.END or request.ss_info is None:
             dialogue = self.dialogues.pop(key, None)
             if dialogue is not None and state == wire.END:  # the subscriber hung up
-                await take_turn(self.app, self._event(key, dialogue, "hangup"), self._lay_out)
+                await take_turn(self.app, self._event(key, dialogue, "hangup"), self.layout.lay_out)
             return
         try:
             component = wire.decode_component(request.ss_info)
@@ -289,7 +276,7 @@ class GsupEuse:
                 return
             dialogue = known
             event = self._event(key, dialogue, "input", component.text.strip())
-        _, page = await take_turn(self.app, event, self._lay_out)
+        _, page = await take_turn(self.app, event, self.layout.lay_out)
         await self._reply(request, key, page, dialogue)
 
     async def _subscriber(self, request: wire.GsupMessage) -> str:
@@ -318,7 +305,7 @@ class GsupEuse:
     async def _answer(
         self, request: wire.GsupMessage, key: str, screen: Screen, dialogue: _Dialogue | None
     ) -> None:
-        page = self.layout().lay_out(screen)
+        page = self.layout.lay_out(screen)
         invoke = dialogue.invoke_id if dialogue else 0
         await self._send(self._result(request, wire.return_result(invoke, page.text)))
 
