@@ -25,8 +25,8 @@ from hotline.web.app import create_app
 from hotline.web.keys import MESSAGES
 from sms.concat import Part, part_of
 from sms.dialects import smpp
-from tests.conftest import free_port
 from tests.sms.conftest import sms_settings
+from tests.sms.smpp_bind import fast_bind, running_peer
 from tests.sms.smsc import SmscPeer
 
 SIG = "【hotline】"
@@ -38,10 +38,8 @@ MakeServer = Callable[..., Awaitable[TestServer]]
 
 @pytest.fixture
 async def smsc() -> AsyncIterator[SmscPeer]:
-    peer = SmscPeer(free_port())
-    await peer.start()
-    yield peer
-    await peer.stop()
+    async with running_peer() as peer:
+        yield peer
 
 
 def _settings(tmp_path: Path, redis_url: str, port: int, **sms: Any) -> Any:
@@ -51,18 +49,7 @@ def _settings(tmp_path: Path, redis_url: str, port: int, **sms: Any) -> Any:
         sms={
             "transport": "smpp",
             "sender": "smpp",
-            "smpp": {
-                "host": "127.0.0.1",
-                "port": port,
-                "system_id": "hotline",
-                "password": PASSWORD,
-                "system_type": "VMA",
-                "window": 4,
-                "enquire_link": 1.0,
-                "reconnect_min": 0.1,
-                "reconnect_max": 0.5,
-                "submit_timeout": 3.0,
-            },
+            "smpp": {**fast_bind(port, "hotline", PASSWORD), "system_type": "VMA", "window": 4},
             "signatures": {"en": " [hotline]"},  # GSM-7 in English
             "send_rate": 200,
             "retry_base": 0.3,
