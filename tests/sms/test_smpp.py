@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from hotline.base.config import load_settings
 from hotline.base.errors import ConfigError
 from hotline.base.values import Money, Text
+from hotline.links.reconnect import backoff
 from hotline.web.app import create_app
 from hotline.web.keys import MESSAGES
 from sms.concat import Part, part_of
@@ -191,6 +192,13 @@ async def test_throttling_is_retried_and_a_refusal_fails_without_retry(
     (row,) = await messages.rows([third])
     assert row["attempts"] == 1
     assert row["last_error"] == "submit_sm_resp 0x0000000B"
+
+
+@pytest.mark.parametrize("attempt", [1024, 5000])
+def test_backoff_stays_capped_however_long_the_peer_is_down(attempt: int) -> None:
+    # 2**1024 is no float: the bind task once died here after ~1000 refused binds.
+    assert 0.25 <= backoff(attempt, 0.1, 0.5) <= 0.5
+    assert 0.05 <= backoff(0, 0.1, 0.5) <= 0.1
 
 
 def test_receipts_read_from_text_or_tlvs() -> None:
