@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 ## tests, bearerbox/smsbox and Kannel's fakesmsc test SMSC for the SMS channel's tests);
 ## installed when run as root, otherwise named. tests/tools/test_docs_commands.py
 ## keeps this list and the commands in README.md and docs/ in step.
-SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl bearerbox:kannel smsbox:kannel /usr/lib/kannel/test/fakesmsc:kannel-extras osmo-hlr:osmo-hlr
+SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl bearerbox:kannel smsbox:kannel /usr/lib/kannel/test/fakesmsc:kannel-extras osmo-hlr:osmo-hlr prometheus:prometheus nats-server:nats-server
 system-deps:
 	@missing=""; \
 	for dep in $(SYSTEM_DEPS); do \

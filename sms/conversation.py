@@ -176,8 +176,14 @@ def serves(settings: SmsSettings, receiver: str) -> bool:
 
 
 def sms_keywords(table: EntryTable) -> list[str]:
-    """The SMS keywords of an entry table, as written, in flow and file order."""
-    return [pattern for channel, pattern, _flow, _state in table.rows() if channel == CHANNEL]
+    """The first SMS keyword of each entry (flow and state), as written, in flow and file
+    order: the help names one keyword per service, so it stays one SMS as services grow
+    (every alias still works)."""
+    first: dict[tuple[str, str], str] = {}
+    for channel, pattern, flow, state in table.rows():
+        if channel == CHANNEL:
+            first.setdefault((flow, state), pattern)
+    return list(first.values())
 
 
 async def answer(app: web.Application, sms: IncomingSms, layout: SmsLayout) -> SmsAnswer:

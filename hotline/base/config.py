@@ -33,11 +33,14 @@ from hotline.web.security import parse_networks
 __all__ = [
     "DEV_BILLING_KEY_ID",
     "DEV_BILLING_SECRET",
+    "AnalyticsSettings",
     "ApiSettings",
     "BalanceSettings",
     "HttpEndpointSettings",
     "IdentitySettings",
     "IvrSettings",
+    "RemindersSettings",
+    "PlansSettings",
     "SecuritySettings",
     "Settings",
     "SmsSettings",
@@ -205,6 +208,37 @@ class BalanceSettings(_Section):
             if code in _NOT_TWO_DECIMALS:
                 raise ValueError(f"{code} does not have two decimal places; amounts are in 1/100")
         return value
+
+
+class AnalyticsSettings(_Section):
+    """Operator analytics (docs/analytics.md): turn events rolled up in Redis, off the
+    request path. Off by default; needs `redis_url` (every worker adds to the same rollups)."""
+
+    enabled: bool = Field(
+        False, description="record turns for `hotline report` and /admin/analytics"
+    )
+    flush_interval: float = Field(
+        0.25, gt=0, le=60, description="seconds between writes of buffered turns to Redis"
+    )
+    buffer: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="turns buffered at most (more are dropped, counted)",
+    )
+    settle_after: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="seconds after a session's last reply closed it before it is counted",
+    )
+    min_group: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="fewest subscribers a figure may describe (smaller: suppressed)",
+    )
+    retention_days: int = Field(400, ge=1, le=3650, description="days rollups are kept")
 
 
 class HttpEndpointSettings(_Section):
@@ -429,6 +463,75 @@ class SmsSettings(_Section):
         return self
 
 
+class PlansSettings(_Section):
+    """Plan change (`plans`): the catalog and ordering provider, and how orders are told.
+
+    `embedded` keeps offers, subscriptions and orders in `store_url` (SQLite at
+    `store_path` by default) and charges the balance ledger; `http` speaks TMF622/TMF637
+    to `url`, signed like the balance provider. `answer_window` is how long a confirmation
+    waits for an order to complete before the subscriber is told "已受理，结果将短信通知".
+    """
+
+    provider: Literal["embedded", "http"] = "embedded"
+    store_url: str | None = Field(None, description="SQLAlchemy URL; unset = store_path")
+    store_path: Path = Path("var/plans.sqlite3")
+    seed_demo: bool = True
+    url: str | None = None
+    key_id: str | None = None
+    secret: SecretStr | None = None
+    require_password: bool = Field(False, description="ask the service password on every order")
+    password_tries: int = Field(3, ge=1, le=10, description="wrong passwords before a lock")
+    page_size: int = Field(
+        2,
+        ge=1,
+        le=3,
+        description="offers per screen (the flow has 3 slots; a Chinese USSD "
+        "screen of 80 UTF-16 units holds 2)",
+    )
+    answer_window: float = Field(2.0, gt=0, le=8.0, description="seconds a confirmation waits")
+    poll_interval: float = Field(0.2, gt=0, le=60, description="order status polls, seconds")
+    reconcile_interval: float = Field(5.0, gt=0, le=3600, description="background polls, s")
+    reconcile_give_up: float = Field(
+        3600.0, gt=0, le=604800, description="an order unknown upstream this long has failed"
+    )
+    deadline: float = Field(2.0, gt=0, le=9.0, description="overall seconds per upstream call")
+    connect_timeout: float = Field(0.5, gt=0, le=30)
+    read_timeout: float = Field(2.0, gt=0, le=30)
+    fresh_ttl: float = Field(0.0, ge=0, le=3600, description="reads cached this long")
+    max_stale: float = Field(300.0, ge=0, le=86400)
+    negative_ttl: float = Field(0.0, ge=0, le=3600)
+    retries: int = Field(1, ge=0, le=1, description="extra attempts of a failed read")
+    retry_backoff: float = Field(0.05, ge=0, le=5)
+    retry_min_budget: float = Field(0.2, ge=0, le=9)
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_window: float = Field(30.0, gt=0, le=3600)
+    breaker_min_calls: int = Field(20, ge=1, le=100000)
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    breaker_reset: float = Field(10.0, gt=0, le=600)
+    max_concurrency: int = Field(32, ge=1, le=10000)
+    bulkhead_wait: float = Field(0.1, ge=0, le=9)
+    upstream_rate: float | None = Field(None, gt=0)
+    subscriber_rate: str = Field("30/minute", description="plan calls per subscriber")
+    cache_size: int = Field(100_000, ge=1, le=10_000_000)
+    max_body_bytes: int = Field(65536, ge=1024, le=10_485_760)
+
+    @field_validator("subscriber_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        return BalanceSettings._rate(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return BalanceSettings._url(value)
+
+    @model_validator(mode="after")
+    def _http(self) -> PlansSettings:
+        if self.provider == "http" and (not self.url or not self.key_id or self.secret is None):
+            raise ValueError("provider http needs url, key_id and secret")
+        return self
+
+
 class UssdSmppSettings(_Section):
     """USSD over SMPP (docs/ussd-operators.md): hotline as an ESME of the operator's USSD
     gateway, on its own bind; the vendor profile names the op codes and session TLVs."""
@@ -541,6 +644,44 @@ class ApiSettings(_Section):
     def _rate(cls, value: str) -> str:
         parse_rate(value)
         return value
+class RemindersSettings(_Section):
+    """Top-up reminders (`hotline.reminders`, docs/reminders.md)."""
+
+    enabled: bool = Field(True, description="offer reminders and watch balance events")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the reminders store; unset = the embedded SQLite"
+    )
+    database_path: Path = Field(Path("var/reminders.sqlite3"), description="the embedded store")
+    thresholds: tuple[int, ...] = Field(
+        (5, 10, 20, 50), min_length=1, description="whole 元 a subscriber may choose"
+    )
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    keyword_off: str = Field(
+        "QXTX", pattern=r"^[0-9A-Za-z]{1,10}$", description="said in the SMS: reply it to opt out"
+    )
+    quiet_start: str = Field("21:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    quiet_end: str = Field("08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    daily_cap: int = Field(3, ge=1, le=100, description="reminder SMS per subscriber per day")
+    nats_url: str | None = Field(None, description="NATS server; unset = no JetStream intake")
+    stream: str = Field("BILLING", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    subjects: str = Field("billing.balance.>", description="the stream's and consumer's subjects")
+    durable: str = Field("hotline-reminders", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    ack_wait: float = Field(30.0, ge=1, le=3600, description="seconds before a redelivery")
+    max_deliver: int | None = Field(
+        None, ge=1, le=100000, description="deliveries of one event at most; unset = no limit"
+    )
+    duplicate_window: float = Field(
+        120.0, ge=1, le=86400, description="seconds JetStream drops a repeated Nats-Msg-Id"
+    )
+    batch: int = Field(100, ge=1, le=10000, description="messages fetched per pull")
+    consume_in_app: bool = Field(
+        False, description="run the JetStream consumer inside `hotline serve` too"
+    )
+    event_token: SecretStr | None = Field(
+        None, description="bearer token of POST /reminders/events; unset = route not mounted"
+    )
+    sweep_every: float = Field(30.0, gt=0, le=3600, description="seconds between deferred sweeps")
+    stuck_after: float = Field(60.0, gt=0, le=86400, description="a decided crossing is resumed")
 
 
 class Settings(BaseSettings):
@@ -577,10 +718,13 @@ class Settings(BaseSettings):
     balance: BalanceSettings = BalanceSettings()
     security: SecuritySettings = SecuritySettings()
     sms: SmsSettings = SmsSettings()
+    plans: PlansSettings = PlansSettings()
     ussd_smpp: UssdSmppSettings | None = Field(None, description="USSD over SMPP (unset: no bind)")
     ussd_gsup: UssdGsupSettings | None = Field(
         None, description="the Osmocom EUSE link to osmo-hlr (unset: none)"
     )
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    reminders: RemindersSettings = RemindersSettings()
     http_endpoints: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], HttpEndpointSettings
     ] = Field(
@@ -627,7 +771,10 @@ def _describe(error: ErrorDetails) -> str:
     got = error.get("input")
     # Never echo a secret (a Redis URL may carry a password).
     secret = any(
-        word in key for word in ("token", "secret", "redis_url", "password", "outbox_url", "db_url")
+        word in key
+        for word in (
+            "token", "secret", "redis_url", "password", "outbox_url", "db_url", "database_url"
+        )
     )
     shown = "" if isinstance(got, dict) or secret else f", got {got!r}"
     return f"config {key} ({env_name}): {error['msg']}{shown}"

@@ -53,7 +53,13 @@ def cmd_billing_sim(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        app = create_sim_app(key_id=key_id, secret=secret, seed_path=args.seed, seed=args.rng_seed)
+        app = create_sim_app(
+            key_id=key_id,
+            secret=secret,
+            seed_path=args.seed,
+            seed=args.rng_seed,
+            events_url=args.nats_url or settings.reminders.nats_url,
+        )
     except (OSError, ValueError) as exc:
         print(f"hotline: billing-sim: {exc}".splitlines()[0], file=sys.stderr)
         return 2
@@ -71,6 +77,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="bind address (default 127.0.0.1; 0.0.0.0 only inside a container)",
     )
     parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument(
+        "--nats-url",
+        default=None,
+        help="publish balance events to this NATS JetStream (default: reminders.nats_url)",
+    )
     parser.add_argument(
         "--seed",
         type=Path,

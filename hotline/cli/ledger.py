@@ -1,4 +1,5 @@
-"""`hotline ledger set|show|list`: look after the embedded SQLite ledger (DESIGN.md §4).
+"""`hotline ledger set|show|list`: look after the embedded SQLite ledger (DESIGN.md §4);
+`offers|offer|withdraw|plan|password|orders` are the plans store's (`ledger_plans`).
 
 `--main 12.50` is read as a Decimal and stored as integer fen, never through a float;
 `-3.20` means the subscriber owes money. A bad value exits 2 with one line.
@@ -209,3 +210,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     listing = sub.add_parser("list", help="every subscriber")
     listing.set_defaults(func=cmd_list)
+
+    from hotline.cli import ledger_plans  # plans, offers, orders: hotline.cli.ledger_plans
+
+    ledger_plans.register(sub)

@@ -56,7 +56,11 @@ async def in_process(
 ) -> AsyncIterator[LocalServer]:
     """Run hotline on 127.0.0.1:<free port>"""
     with tempfile.TemporaryDirectory(prefix="hotline-sim-") as tmp:
-        extra: dict[str, Any] = {"balance": {"ledger_path": str(Path(tmp) / "ledger.sqlite3")}}
+        extra: dict[str, Any] = {
+            "balance": {"ledger_path": str(Path(tmp) / "ledger.sqlite3")},
+            # Orders change the plans store: each run starts from the demo catalog.
+            "plans": {"store_path": str(Path(tmp) / "plans.sqlite3"), "store_url": None},
+        }
         _merge(extra, overrides or {})
         app = create_app(with_overrides(settings, extra))
         runner = web.AppRunner(app, access_log=None)

@@ -29,6 +29,7 @@ step's pipeline: a step still costs two round trips.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -163,6 +164,9 @@ class Engine:
         self.session_ttls = dict(session_ttls or {})
         self.resume_windows = {k: v for k, v in (resume_windows or {}).items() if v > 0}
         self._zone = ZoneInfo(settings.timezone)
+        self._digest_key = hashlib.sha256(
+            settings.pseudonym_secret.get_secret_value().encode("utf-8")
+        ).digest()
         self._languages = tuple(settings.languages)
         self._max_replay = settings.ussd.max_inputs_per_request
         # Screens are built from immutable flow definitions: the sentences without values
@@ -209,7 +213,7 @@ class Engine:
         screen = self._finish(step)
         record = step.record
         if event.request_id is not None:
-            record.request_id = event.request_id
+            record.request_id = self._request_digest(event.request_id)
         ttl = self.session_ttls.get(event.channel, DEFAULT_TTL)
         pending = PendingSave(
             skey,
@@ -274,9 +278,20 @@ class Engine:
             # refused politely, and nothing is guessed from it.
             return SessionRecord(flow="", version="", state="", language="", final=KEY_SESSION)
 
-    @staticmethod
-    def _is_repeat(record: SessionRecord, event: ChannelEvent) -> bool:
-        return event.request_id is not None and event.request_id == record.request_id
+    def _request_digest(self, request_id: str) -> str:
+        """What the session keeps of a request id: a keyed digest. A USSD transcript
+        (`7*1*1*246810`) carries every input so far, a secret input's too, and the
+        session must never hold a service password in clear."""
+        return hashlib.blake2b(
+            request_id.encode("utf-8"), key=self._digest_key, digest_size=16
+        ).hexdigest()
+
+    def _is_repeat(self, record: SessionRecord, event: ChannelEvent) -> bool:
+        return (
+            event.request_id is not None
+            and record.request_id is not None
+            and self._request_digest(event.request_id) == record.request_id
+        )
 
     def _new_session(
         self, event: ChannelEvent, prefs: dict[str, str], owner: str
@@ -340,7 +355,7 @@ class Engine:
             # have (a flow change): say so politely instead of guessing.
             self._end_with(step, KEY_SESSION)
             return step
-        if event.follows is not None and event.follows != record.request_id:
+        if event.follows is not None and self._request_digest(event.follows) != record.request_id:
             # The gateway's history does not continue this session's: don't guess.
             self._end_with(step, KEY_SESSION)
             return step
@@ -558,6 +573,7 @@ class Engine:
                 now=_utc_now,
                 secrets=step.secrets,
                 values=step.values,
+                channel=step.event.channel,
             )
             try:
                 outcome = await action(ctx)

@@ -230,6 +230,13 @@ class EndState(_StateBase):
     after_result: bool | None = Field(
         None, description="offer repeat / main menu after this state (default: the flow's)"
     )
+    outcome: Literal["result", "error", "exit"] | None = Field(
+        None,
+        description="what reaching this state means in `hotline report`: a `result` (self-"
+        "service done), an `error` said politely, or an `exit` the subscriber chose; default: "
+        "`error` when only failing actions lead here, `exit` with `after_result: false`, "
+        "else `result`",
+    )
 
     _parts = field_validator("prompt", mode="before", json_schema_input_type=PromptInput)(_as_parts)
 

@@ -8,9 +8,8 @@ layers (`hotline.resilience`).
 
 `messages` queues outgoing SMS in the durable outbox (`hotline.store.outbox`), which the
 SMS channel delivers. `http` is the declared endpoints (`http_endpoints`,
-`hotline.endpoints`) that the `http.request` action calls. Added by later issues, each
-as one more optional field with its protocol here: `reminders`, `plans` (plans and
-orders).
+`hotline.endpoints`) that the `http.request` action calls. `reminders` is top-up
+reminders (`hotline.reminders`), `plans` plans, offers and orders (`hotline.plans`).
 Subscriber preferences are not a service: an action sets `ctx.new_language` and the
 engine stores it with the session.
 """
@@ -22,10 +21,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from hotline.balance.model import BalanceSnapshot
     from hotline.base.values import Value
+    from hotline.plans.desk import Placed
+    from hotline.plans.model import CurrentPlan, Offer
 
-__all__ = ["BalanceService", "HttpAnswer", "HttpService", "MessagesService", "Services"]
+__all__ = [
+    "BalanceService",
+    "HttpAnswer",
+    "HttpService",
+    "MessagesService",
+    "RemindersService",
+    "PlansService",
+    "Services",
+]
 
 
 class BalanceService(Protocol):
@@ -83,6 +94,76 @@ class HttpService(Protocol):
         ...
 
 
+class RemindersService(Protocol):
+    """Top-up reminders (`hotline.reminders`): opt in with a threshold, opt out.
+
+    `channel` is where the subscriber gave or withdrew consent (`ussd`, `ivr`, `sms`,
+    `api`); it is kept with the time as the proof of consent."""
+
+    @property
+    def thresholds(self) -> tuple[int, ...]:
+        """The whole amounts (元) a subscriber may choose."""
+        ...
+
+    @property
+    def keyword_off(self) -> str:
+        """The SMS keyword that opts out (`QXTX`), as the confirmation says it."""
+        ...
+
+    async def subscribe(
+        self, subscriber: str, threshold: int, /, *, channel: str, language: str
+    ) -> None:
+        """Opt in (or change the threshold); ValueError for a threshold not offered."""
+        ...
+
+    async def unsubscribe(self, subscriber: str, /, *, channel: str) -> bool:
+        """Opt out; False if the subscriber had no reminder."""
+        ...
+
+    async def threshold_of(self, subscriber: str, /) -> int | None:
+        """The subscriber's active threshold (元), or None."""
+        ...
+
+
+class PlansService(Protocol):
+    """Plans, offers and orders (`hotline.plans.desk.PlansDesk`): prices and eligibility
+    come from the provider; `place` submits one order per order id (see `hotline.plans`).
+    The API's `GET /me/offers` and `POST /me/orders` (Idempotency-Key → `order_id`'s
+    nonce) are meant to use this same protocol."""
+
+    @property
+    def require_password(self) -> bool: ...
+    @property
+    def password_tries(self) -> int: ...
+    @property
+    def page_size(self) -> int: ...
+
+    async def current(self, msisdn: str, /) -> CurrentPlan:
+        """The current plan, or an upstream error (`UpstreamNotFound`: unknown number)."""
+        ...
+
+    async def offers(self, msisdn: str, /) -> Sequence[Offer]:
+        """The offers open to the subscriber, in display order."""
+        ...
+
+    async def offer(self, msisdn: str, offer_id: str, /) -> Offer | None:
+        """One offer as priced now; None if withdrawn or not open to them."""
+        ...
+
+    async def verify_password(self, msisdn: str, password: str, /) -> bool: ...
+
+    def order_id(self, msisdn: str, nonce: str, offer_id: str) -> str:
+        """The order id of one confirmation (the upstream's idempotency key)."""
+        ...
+
+    async def place(
+        self, msisdn: str, offer_id: str, price_minor: int, oid: str, language: str
+    ) -> Placed:
+        """Submit the order once (an offer repriced or withdrawn since the quote is
+        refused), wait within the answer window, journal it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every service an action may call; None where the deployment has none."""
@@ -94,4 +175,7 @@ class Services:
     messages: MessagesService | None = None
     #: The declared `http_endpoints` (`http.request`); None: none configured.
     http: HttpService | None = None
-    # Added by later issues: reminders, plans (see the module docstring).
+    #: Top-up reminders (`hotline.reminders`); None: reminders are off.
+    reminders: RemindersService | None = None
+    #: Plans, offers and orders (`hotline.plans`); None: no plan change here.
+    plans: PlansService | None = None

@@ -16,9 +16,9 @@ STABLE = 30.0  # seconds a session must last for the reconnect backoff to start 
 def backoff(attempt: int, low: float, high: float) -> float:
     """Jittered exponential backoff: uniform in [cap/2, cap], cap = min(high, low·2^attempt)
     (binds of many workers after a peer's restart spread out)."""
-    # The exponent is bounded: 2**1024 is no float, and a peer down for a thousand
-    # attempts must not end the link's task.
-    cap = min(high, low * 2 ** min(max(attempt, 0), 64))
+    # The exponent is bounded: a link down for a long time counts attempts past what a
+    # float can hold (low * 2**1024 overflows).
+    cap = min(high, low * 2 ** min(max(attempt, 0), 32))
     return random.uniform(cap / 2, cap)
 
 

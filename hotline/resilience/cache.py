@@ -100,6 +100,10 @@ class Cache(Layer[T]):
                 break
             del entries[oldest]
 
+    def forget(self, key: str, /) -> None:
+        """Drop what is cached for `key` (its answer changed: a completed plan order)."""
+        self._entries.pop(self._key(key), None)
+
     async def fetch(self, key: str, /) -> T:
         pseudonym = self._key(key)
         entry = self._entries.get(pseudonym)

@@ -17,8 +17,10 @@ from hotline.base.config import Settings
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.engine import Engine
 from hotline.flow.registry import FlowRegistry
-from hotline.flow.services import Services
+from hotline.flow.services import BalanceService, Services
 from hotline.i18n.catalog import CatalogSet, load_catalogs
+from hotline.reminders import wiring as reminders_wiring
+from hotline.reminders.service import ObservedBalance
 from hotline.store.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from hotline.web import channels, ops
 from hotline.web.keys import (
@@ -27,6 +29,7 @@ from hotline.web.keys import (
     ENGINE,
     MESSAGES,
     METRICS,
+    PLANS,
     PSEUDONYM,
     SESSIONS,
     SETTINGS,
@@ -86,8 +89,26 @@ async def _endpoints_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _plans_ctx(app: web.Application) -> AsyncIterator[None]:
+    from hotline.plans.open import open_plans
+
+    async with open_plans(
+        app[SETTINGS],
+        app[PSEUDONYM],
+        app[METRICS].registry,
+        messages=app.get(MESSAGES),
+        balance=app.get(BALANCE),
+    ) as desk:
+        app[PLANS] = desk
+        yield
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    reminders = app.get(reminders_wiring.REMINDERS)
+    balance: BalanceService | None = app.get(BALANCE)
+    if reminders is not None and balance is not None:
+        balance = ObservedBalance(balance, reminders)  # crossings seen on every lookup
     app[ENGINE] = Engine(
         settings=settings,
         registry=app[FLOWS],
@@ -95,10 +116,12 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         store=app[SESSIONS],
         pseudonym=app[PSEUDONYM],
         services=Services(
-            balance=app.get(BALANCE),
+            balance=balance,
             agent_number=settings.ivr.agent_number,
             messages=app.get(MESSAGES),
             http=app.get(ENDPOINTS),
+            reminders=reminders,
+            plans=app.get(PLANS),
         ),
         session_ttls={
             "ussd": settings.ussd.session_ttl,
@@ -130,11 +153,17 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_balance_ctx)
     app.cleanup_ctx.append(_messages_ctx)
     app.cleanup_ctx.append(_endpoints_ctx)
+    reminders_wiring.setup(app)  # after the outbox, before the engine that uses it
+    app.cleanup_ctx.append(_plans_ctx)
     app.cleanup_ctx.append(_engine_ctx)
     channels.mount(app, plugins)
     if settings.simulator:
         from hotline.web import simulator
 
         simulator.setup(app)
+    if settings.analytics.enabled:
+        from hotline.analytics import web as analytics
+
+        analytics.setup(app)
     ops.mount_token_routes(app, gateways)
     return app

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from hotline.flow.engine import Engine
     from hotline.flow.events import ChannelEvent
     from hotline.flow.model import Flow
+    from hotline.flow.screen import Turn
+    from hotline.plans.desk import PlansDesk
     from hotline.store.outbox import Outbox
     from hotline.store.sessions import SessionStore
     from hotline.web.channels import ChannelPlugin
@@ -30,6 +32,7 @@ __all__ = [
     "FLOWS_RELOADED",
     "MESSAGES",
     "METRICS",
+    "PLANS",
     "PSEUDONYM",
     "RATE_LIMITER",
     "READINESS",
@@ -50,6 +53,8 @@ ENGINE: web.AppKey[Engine] = web.AppKey("ENGINE")
 MESSAGES: web.AppKey[Outbox] = web.AppKey("MESSAGES")
 #: The declared `http_endpoints` inside their resilience layers (`Services.http`).
 ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("ENDPOINTS")
+#: Plans, offers and orders (`Services.plans`, `hotline.plans`).
+PLANS: web.AppKey[PlansDesk] = web.AppKey("PLANS")
 #: The channel plug-ins this app mounted, in mount order (`hotline.web.channels`).
 CHANNELS: web.AppKey[tuple[ChannelPlugin, ...]] = web.AppKey("CHANNELS")
 #: Async callbacks run in the background after a flow reload installed new flows (a
@@ -61,12 +66,14 @@ FLOWS_RELOADED: web.AppKey[list[Callable[[web.Application, list[Flow]], Awaitabl
 #: Set by a voice channel: clip URL → the sentence it speaks (None if not its clip).
 #: In-process dialogue runs use it to check `expect` against what a caller hears.
 SPEECH_TEXT: web.AppKey[Callable[[str], str | None]] = web.AppKey("SPEECH_TEXT")
-#: Told about every turn a channel took: the event, the engine's events of the step
-#: (`started`, `invalid:<state>`, `action:<name>:<outcome>`, …; `("apology",)` when the
-#: turn failed) and the state shown. Optional and absent by default: only a development
-#: tool registers one (the web simulator, when `simulator` is on), so nothing is kept
-#: about turns otherwise. An observer must be quick and must not raise.
-TurnObserver = Callable[["ChannelEvent", tuple[str, ...], str], None]
+#: Told about every turn a channel took: the event, the engine's `Turn` (its screen, the
+#: step's events — `started`, `invalid:<state>`, `action:<name>:<outcome>`, …;
+#: `("apology",)` when the turn failed — and the saved record) and whether the channel's
+#: reply closed the conversation. Optional and absent by default: only the web simulator
+#: (`simulator`) and operator analytics (`analytics.enabled`) register one, so nothing is
+#: kept about turns otherwise. An observer must be quick (it runs on the request path)
+#: and must not raise.
+TurnObserver = Callable[["ChannelEvent", "Turn", bool], None]
 TURN_OBSERVERS: web.AppKey[list[TurnObserver]] = web.AppKey("TURN_OBSERVERS")
 METRICS = web.AppKey("METRICS", Metrics)
 RATE_LIMITER = web.AppKey("RATE_LIMITER", RateLimiter)

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from hotline.base.errors import SessionStoreUnavailable
 from hotline.flow.events import ChannelEvent
-from hotline.flow.screen import Screen
+from hotline.flow.screen import Screen, Turn
 from hotline.web.keys import ENGINE, PSEUDONYM, TURN_OBSERVERS
 
 __all__ = ["Laid", "take_turn"]
@@ -48,7 +48,7 @@ async def take_turn(
         turn = await engine.step(event)
         laid = lay_out(turn.screen)
         await engine.commit(turn, laid.pages, laid.ends)
-        _observe(app, event, turn.events, turn.screen.state)
+        _observe(app, event, turn, laid.ends)
         return turn.screen, laid
     except SessionStoreUnavailable as exc:
         log.warning("%s: session store unavailable (%s); apologized", event.channel, exc)
@@ -58,16 +58,15 @@ async def take_turn(
             "%s: turn failed for subscriber %s", event.channel, app[PSEUDONYM](event.subscriber)
         )
     screen = engine.apology()
-    _observe(app, event, ("apology",), screen.state)
-    return screen, lay_out(screen)
+    apology = lay_out(screen)
+    _observe(app, event, Turn(screen, ("apology",)), apology.ends)
+    return screen, apology
 
 
-def _observe(
-    app: web.Application, event: ChannelEvent, events: tuple[str, ...], state: str
-) -> None:
-    """Tell the optional turn observers (none unless a development tool registered one)."""
+def _observe(app: web.Application, event: ChannelEvent, turn: Turn, ends: bool) -> None:
+    """Tell the optional turn observers (none unless the simulator or analytics is on)."""
     for observer in app.get(TURN_OBSERVERS, ()):
         try:
-            observer(event, events, state)
+            observer(event, turn, ends)
         except Exception:
             log.exception("a turn observer failed; the turn stands")

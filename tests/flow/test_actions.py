@@ -85,8 +85,19 @@ def test_specs_list_every_action_with_its_inputs_variables_and_outcomes() -> Non
         "call.agent_available",
         "call.transfer",
         "http.request",
+        "plan.current",
+        "plan.offers",
+        "plan.order",
+        "plan.pick",
+        "plan.quote",
+        "reminder.status",
+        "reminder.subscribe",
+        "reminder.unsubscribe",
         "subscriber.set_language",
+        "survey.score",
     }
+    assert specs["survey.score"].all_outcomes == ("ok", "invalid", "error")
+    assert dict(specs["survey.score"].sets) == {"survey_score": "int"}
     request = specs["http.request"]
     assert request.all_outcomes == ("ok", "timeout", "limited", "error")
     assert dict(request.sets_for({"receive": {"paid": "amount:money", "n": "x.y:int"}})) == {

@@ -52,8 +52,8 @@ def line_of(path: Path, needle: str) -> int:
             "state 'lookup_balance': next names unknown state 'show_balanse'",
         ),
         (
-            "label: main.data, next: lookup_data }",
-            'label: main.data, next: lookup_data }\n      - { key: "2", label: main.exit, next: goodbye }',
+            '{ key: "6", label: main.exit, next: goodbye }',
+            '{ key: "2", label: main.exit, next: goodbye }',
             '{ key: "2", label: main.exit',
             "state 'main': option key '2' is used twice",
         ),

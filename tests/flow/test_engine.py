@@ -158,11 +158,11 @@ async def test_invalid_choice_shows_notice_then_ends_after_three(store: SessionS
     engine = make_engine(store)
     layout = LineLayout(engine.catalogs)
     await run(engine, ussd("s1", ""), layout)
-    turn = await run(engine, ussd("s1", "7"), layout)
+    turn = await run(engine, ussd("s1", "9"), layout)
     assert turn.reply.startswith("CON 输入有误，请重新选择。\n话费查询")
-    turn = await run(engine, ussd("s1", "7*8"), layout)
+    turn = await run(engine, ussd("s1", "9*9"), layout)
     assert not turn.screen.ends
-    turn = await run(engine, ussd("s1", "7*8*9"), layout)
+    turn = await run(engine, ussd("s1", "9*9*9"), layout)
     assert turn.screen.ends
     assert turn.reply == "END 输入错误次数过多，请稍后再拨。"
 

@@ -39,6 +39,8 @@ MAIN_ZH = [
     "套餐摘要，请按四。",
     "语言/Language，请按五。",
     "退出，请按六。",
+    "套餐，请按七。",
+    "余额提醒，请按八。",
     "重听请按星号键。",
 ]
 AFTER_RESULT_ZH = "重听请按星号键，返回主菜单请按零。"
@@ -218,11 +220,11 @@ async def test_no_input_repeats_then_goodbye(client: Client) -> None:
 async def test_star_repeats_and_wrong_keys_end_politely(client: Client) -> None:
     call = Call(client, "CA" + "e" * 32)
     await call.start()
-    await call.press("7")
+    await call.press("9")
     assert call.spoken == ["输入有误，请重新选择。", *MAIN_ZH]
     await call.press("*")
     assert call.spoken == MAIN_ZH  # the current prompt, without the old notice
-    await call.press("8")
+    await call.press("9")
     await call.press("0")  # back on the main menu is not a choice either
     assert call.verbs == ["Play", "Hangup"]
     assert call.spoken == ["输入错误次数过多，请稍后再拨。"]
@@ -499,12 +501,12 @@ async def test_a_reload_warms_the_new_flows_clips_in_the_background(
     speaker, speech = client.app[ivr.routes.SPEAKER], client.app[ivr.routes.SPEECH]
     before = {s.digest for s in static_specs(speaker, client.app[ENGINE].registry.flows())}
 
-    # The exit option moves to key 7: "退出，请按七。" is a clip no loaded flow had.
-    moved = source.replace('{ key: "6", label: main.exit', '{ key: "7", label: main.exit')
+    # The exit option moves to key 9: "退出，请按九。" is a clip no loaded flow had.
+    moved = source.replace('{ key: "6", label: main.exit', '{ key: "9", label: main.exit')
     assert moved != source
     balance.write_text(moved, encoding="utf-8")
     new = [s for s in static_specs(speaker, [load_flow(balance)]) if s.digest not in before]
-    assert "退出，请按七。" in {s.text for s in new}
+    assert "退出，请按九。" in {s.text for s in new}
     assert not any(speech.has(s) for s in new)
 
     ok = await client.post("/admin/reload", headers={"Authorization": "Bearer admin-token-0123"})

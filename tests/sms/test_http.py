@@ -26,9 +26,7 @@ MakeClient = Callable[..., Awaitable[Client]]
 SIG = "【hotline】"
 BALANCE_ZH = "您的话费余额为12.50元。" + SIG
 MENU_ZH = "话费查询\n1.话费余额\n2.退出\n回复序号继续。" + SIG
-HELP_ZH = (
-    "未识别的指令。发送以下指令查询：YE、CXYE、余额、balance、102、LL、CXLL、流量、CD、菜单" + SIG
-)
+HELP_ZH = "未识别的指令。发送以下指令查询：YE、LL、KTTX、QXTX、BL、PJ、CD" + SIG
 
 _ids = itertools.count(1)
 
@@ -164,7 +162,7 @@ async def test_a_too_long_message_gets_a_polite_sms_not_a_400(client: Client) ->
     response = await client.get("/sms/kannel?" + kannel_query("YE " + "A" * 700))
     assert response.status == 200
     assert await response.text() == (
-        "短信过长，无法处理。请只发送指令：YE、CXYE、余额、balance、102、LL、CXLL、流量、CD、菜单"
+        "短信过长，无法处理。请只发送指令：YE、LL、KTTX、QXTX、BL、PJ、CD"
         + SIG
     )
     assert response.headers["X-Kannel-Coding"] == "2"

@@ -72,7 +72,7 @@ async def test_an_unknown_keyword_through_kannel_gets_help(
 ) -> None:
     replies = await kannel.inject("8613800138000", SERVICE, "HELLO")
     assert len(replies) == 1
-    assert replies[0].text.startswith("未识别的指令。发送以下指令查询：YE、CXYE、余额")
+    assert replies[0].text.startswith("未识别的指令。发送以下指令查询：YE、LL、KTTX")
 
 
 @pytest.fixture

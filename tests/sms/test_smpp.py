@@ -351,7 +351,7 @@ async def test_a_generic_nack_rebinds_and_the_message_goes_out_once(
         await smsc.stop()
 
 
-HELP_WORDS = "YE、CXYE、余额、balance、102、LL、CXLL、流量、CD、菜单"
+HELP_WORDS = "YE、CXYE、余额、balance、102、LL、CXLL、流量、BL、办理、CD、菜单"
 
 
 async def _mo_answers(smsc: SmscPeer, mos: int, submits: int) -> list[str]:
@@ -402,23 +402,36 @@ async def test_mos_hotline_cannot_read_get_a_polite_sms_and_binary_gets_none(
 ) -> None:
     unreadable = "无法识别您的短信。请发送以下指令：" + HELP_WORDS + SIG
     too_long = "短信过长，无法处理。请只发送指令：" + HELP_WORDS + SIG
+    # The help lists every keyword the flows declare: it may take more than one part.
+    hp, tp = _ucs2_parts(unreadable), _ucs2_parts(too_long)
     smsc.send_raw_mo(PHONE, SERVICE, b"YE", data_coding=0x05)  # JIS: not read here
-    assert await _mo_answers(smsc, 1, 1) == [unreadable]
+    assert _joined(await _mo_answers(smsc, 1, hp), hp) == [unreadable]
     smsc.send_raw_mo(PHONE, SERVICE, b"\x09\x00\x03YE", esm_class=0x40)  # UDHL past the end
-    assert await _mo_answers(smsc, 2, 2) == [unreadable] * 2
+    assert _joined(await _mo_answers(smsc, 2, 2 * hp), hp) == [unreadable] * 2
     smsc.send_raw_mo(PHONE, SERVICE, "余额".encode("utf-16-be")[:3], data_coding=8)  # odd
-    assert await _mo_answers(smsc, 3, 3) == [unreadable] * 3
+    assert _joined(await _mo_answers(smsc, 3, 3 * hp), hp) == [unreadable] * 3
     smsc.send_raw_mo(PHONE, SERVICE, "余额".encode("utf-16-be"), data_coding=8)  # whole: read
-    assert (await _mo_answers(smsc, 4, 4))[3] == "您的话费余额为12.50元。" + SIG
+    assert (await _mo_answers(smsc, 4, 3 * hp + 1))[3 * hp] == "您的话费余额为12.50元。" + SIG
     # 8-bit data (a SIM toolkit's, say): acknowledged, not answered.
     smsc.send_raw_mo(PHONE, SERVICE, b"\x01\x02\x03", data_coding=0x04)
     smsc.send_raw_mo(PHONE, SERVICE, b"\x01\x02\x03", data_coding=0xF6)
-    assert len(await _mo_answers(smsc, 6, 4)) == 4
+    assert len(await _mo_answers(smsc, 6, 3 * hp + 1)) == 3 * hp + 1
     # Five parts of 153 characters: 765 > sms.max_text_chars (640): told so, once.
     for number in range(1, 6):
         udh = smpp.concat_udh(33, 5, number)
         smsc.send_raw_mo(PHONE, SERVICE, udh + b"A" * 153, esm_class=0x40)
-    assert (await _mo_answers(smsc, 11, 5))[4:] == [too_long]
+    texts = await _mo_answers(smsc, 11, 3 * hp + 1 + tp)
+    assert _joined(texts[3 * hp + 1 :], tp) == [too_long]
+
+
+def _ucs2_parts(text: str) -> int:
+    """Parts of a UCS-2 SMS: one of 70 units, or 67 each when concatenated."""
+    return 1 if len(text) <= 70 else -(-len(text) // 67)
+
+
+def _joined(texts: list[str], parts: int) -> list[str]:
+    """Consecutive parts of each reply, joined."""
+    return ["".join(texts[i : i + parts]) for i in range(0, len(texts), parts)]
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,7 @@ def test_every_rule_has_a_fixture() -> None:
         "unfed-placeholder",
         "unknown-service",
         "action-args",
+        "survey-scale",
         "missing-prompt",
         "unreachable",
         "loop-without-wait",

@@ -25,10 +25,16 @@ def test_shipped_entries_table(capsys: pytest.CaptureFixture[str]) -> None:
         "| USSD code | `*100#` | balance | main |",
         "| USSD code | `*100*1#` | balance | lookup_balance |",
         "| USSD code | `*101#` | data | lookup |",
+        "| USSD code | `*101*5#` | data | survey_ask |",
         "| USSD code | `*102#` | topup | ask_card |",
         "| called number | `+8610086`, `*` | balance | voice_start |",
+        "| called number | `+8610087` | data | survey_ask |",
         "| SMS keyword | `YE`, `CXYE`, `余额`, `balance`, `102` | balance | lookup_balance |",
         "| SMS keyword | `LL`, `CXLL`, `流量` | balance | lookup_data |",
+        "| SMS keyword | `KTTX`, `开通提醒` | balance | reminder_sms_on |",
+        "| SMS keyword | `QXTX`, `取消提醒` | balance | reminder_off |",
+        "| SMS keyword | `BL`, `办理` | balance | plan_sms |",
+        "| SMS keyword | `PJ` | data | survey_ask |",
     ]
 
 

@@ -51,7 +51,13 @@ def test_dot_has_every_state_and_edge(capsys: pytest.CaptureFixture[str]) -> Non
     out = _graph(capsys, "flows/balance.yaml", "--format", "dot")
     assert out.startswith("// flow balance") and out.rstrip().endswith("}")
     # options (agent too), lookups, language, set_*, voice_start, agent, entries
-    assert out.count(" -> ") == 7 + 4 * 5 + 2 + 2 * 2 + 2 + 3 + 6
+    # + plan change: plan, plan_menu, plan_offers(_next), plan_list, plan_pick, plan_confirm,
+    # plan_gate, plan_password(_again), plan_order, plan_sms, plan_sms_quote, plan_result
+    plan = 5 + 1 + 5 + 5 + 1 + 7 + 2 + 2 + 1 + 1 + 13 + 1 + 5 + 7
+    # + reminders: option 8, status, its menu, five subscribe states, the SMS input,
+    # unsubscribe, two SMS keyword entries
+    reminders = 1 + 2 + 5 + 5 * 3 + 1 + 3 + 2
+    assert out.count(" -> ") == 8 + 4 * 5 + 2 + 2 * 2 + 2 + 3 + 7 + plan + reminders
     assert '"lookup_data" -> "system_busy" [label="error", style=dashed' in out
 
 
@@ -65,7 +71,8 @@ def test_entries_point_at_the_state_they_start(capsys: pytest.CaptureFixture[str
     assert '  Entry3>"call any number"]' in lines
     assert '  Entry4>"SMS YE / CXYE / 余额 / balance / 102"]' in lines
     assert "  Entry4 --> lookup_balance" in lines
-    assert "  class Entry0,Entry1,Entry2,Entry3,Entry4,Entry5 entry" in lines
+    assert "  class Entry0,Entry1,Entry2,Entry3,Entry4,Entry5,Entry6,Entry7,Entry8 entry" in lines
+    assert "  Entry8 --> plan_sms" in lines
     dot = _graph(capsys, "data", "--format", "dot")
     assert '"Entry0" [shape=cds, style=filled, fillcolor="#fce4ec", label="USSD *101#"];' in dot
     assert '"Entry0" -> "lookup" [color="#ad1457"];' in dot

@@ -42,7 +42,7 @@ def test_dial_navigate_balance_and_hang_up() -> None:
     assert "请选择语言" in out
     assert "history: 5 → 0" in out
     assert "您的话费余额为12.50元。" in out
-    assert "52/80 UCS-2" in out  # the main menu's share of a Chinese screen
+    assert "64/80 UCS-2" in out  # the main menu's share of a Chinese screen
     assert "END" in out and out.rstrip().endswith("hung up")
     assert "Traceback" not in done.stderr
 

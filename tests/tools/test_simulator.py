@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient
 from hotline.base.config import load_settings
 from hotline.dialogue.server import LocalServer, in_process
 from hotline.flow.events import ChannelEvent
+from hotline.flow.screen import Screen, Turn
 from hotline.store.sessions import SessionRecord, session_key, subscriber_key
 from hotline.web.app import FLOWS, create_app
 from hotline.web.keys import SESSIONS, SETTINGS, TURN_OBSERVERS
@@ -115,7 +116,7 @@ async def test_ussd_dial_balance_and_language(
     await page.click("#call")  # type: ignore[attr-defined]
     await display.filter(has_text="6.退出").wait_for()
     assert "话费查询" in await display.inner_text()
-    assert await page.inner_text("#budget") == "52/80 UCS-2"  # type: ignore[attr-defined]
+    assert await page.inner_text("#budget") == "64/80 UCS-2"  # type: ignore[attr-defined]
     await _press(page, "1")
     await _screenshot(page, "simulator-ussd.png", tmp_path)
     await page.click("#call")  # type: ignore[attr-defined]
@@ -325,8 +326,8 @@ async def test_inspector_session_is_decoded_masked_with_each_steps_events(
     app = create_app(load_settings(simulator=True))
     client = await aiohttp_client(app)  # type: ignore[operator]
     await client.post(USSD, data=_dial("s1", ""))
-    await client.post(USSD, data=_dial("s1", "7"))  # not an option: invalid
-    assert (await (await client.post(USSD, data=_dial("s1", "7*1"))).text()).startswith("END ")
+    await client.post(USSD, data=_dial("s1", "9"))  # not an option: invalid
+    assert (await (await client.post(USSD, data=_dial("s1", "9*1"))).text()).startswith("END ")
 
     got = await (await client.get("/simulator/api/session?channel=ussd&session=s1")).json()
     assert got["found"] is True
@@ -343,7 +344,7 @@ async def test_inspector_session_is_decoded_masked_with_each_steps_events(
     steps = got["steps"]
     assert [(s["n"], s["kind"], s["input"], s["state"]) for s in steps] == [
         (1, "start", None, "main"),
-        (2, "input", "7", "main"),
+        (2, "input", "9", "main"),
         (3, "input", "1", "show_balance"),
     ]
     assert "started" in steps[0]["events"]
@@ -469,8 +470,8 @@ def test_step_log_is_bounded() -> None:
         for _ in range(4):
             log(
                 ChannelEvent("ussd", "africastalking", f"s{i}", "+8613800138000", "input", "1"),
-                ("invalid:main",),
-                "main",
+                Turn(Screen("main", "zh-CN", ()), ("invalid:main",)),
+                False,
             )
     assert len(log) == 3 and log.steps("ussd", "s0") == []
     assert [s.n for s in log.steps("ussd", "s4")] == [3, 4]  # numbered on, oldest dropped

@@ -29,7 +29,7 @@ Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
 
 DIGITS = "8613800138000"
-MAIN = "话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+MAIN = "话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出\n7.套餐\n8.余额提醒"
 BALANCE = "您的话费余额为12.50元。"
 LANGUAGE = "请选择语言"
 SETTINGS = UssdSettings(service_codes={"arkesel": "*928*44#", "nalo": "*920*1#"})

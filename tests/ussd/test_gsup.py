@@ -26,7 +26,8 @@ MakeServer = Callable[..., Awaitable[TestServer]]
 
 IMSI = "001010000000001"
 MSISDN = "+8613800138000"  # demo subscriber: 12.50元
-MAIN = "话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+#: The main menu (eight options) is two pages within the bearer's UCS-2 budget (112 octets).
+MAIN = "话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n(1/2) 98.更多"
 BALANCE = "您的话费余额为12.50元。"
 _SESSIONS = itertools.count(100)
 

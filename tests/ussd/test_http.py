@@ -39,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PATH = "/ussd/africastalking"
 PHONE = "+8613800138000"  # demo subscriber: 12.50元, 3 GB, 200 min, 100 SMS
 
-MAIN_ZH = "CON 话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+MAIN_ZH = (
+    "CON 话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+    "\n7.套餐\n8.余额提醒"
+)
 BALANCE_ZH = "END 您的话费余额为12.50元。"
 
 Client = TestClient[web.Request, web.Application]
@@ -182,7 +185,8 @@ async def test_more_pages_of_a_menu_and_back_a_page(
     pages = [first]
     while "98.More" in pages[-1]:
         pages.append(await phone.press("98"))
-    assert "6.Exit" in pages[-1] and len(pages) == total
+    assert len(pages) == total and "8.Balance reminder" in pages[-1]  # the last option
+    assert sum("6.Exit" in page for page in pages) == 1
     for number, page in enumerate(pages, 1):
         assert fits(page.removeprefix("CON "), Limits(gsm7=60 - PREFIX_RESERVE, ucs2=80))
         assert page.split("\n")[-1].startswith(f"({number}/{total})")  # where it is
@@ -228,7 +232,7 @@ async def test_invalid_choice_three_times_ends(client: Client) -> None:
     phone = Phone(client, "s1")
     await phone.dial()
     for _ in range(2):
-        reply = await phone.press("7")
+        reply = await phone.press("9")
         assert reply == "CON 输入有误，请重新选择。\n" + MAIN_ZH.removeprefix("CON ")
     assert await phone.press("9") == "END 输入错误次数过多，请稍后再拨。"
 
@@ -334,7 +338,9 @@ async def test_configured_limits_paginate_the_chinese_menu(
             break
         reply = await phone.press("98")
     assert len(seen) >= 2
-    assert "6.退出" in seen[-1]
+    assert "8.余额提醒" in seen[-1]  # every option is on exactly one page, the last one last
+    for option in ("1.话费余额", "6.退出", "7.套餐", "8.余额提醒"):
+        assert sum(option in page for page in seen) == 1, option
 
 
 # -------------------------------------------------------------------- bad input
@@ -640,7 +646,7 @@ async def test_a_session_id_reused_under_another_service_code_is_refused(client:
     assert await phone.press("1") == BALANCE_ZH
 
 
-@pytest.mark.parametrize("typed", ["a", " 7", "中", "1a", "#"])
+@pytest.mark.parametrize("typed", ["a", " 9", "中", "1a", "#"])
 async def test_whatever_a_subscriber_types_is_an_answer_not_an_http_error(
     client: Client, typed: str
 ) -> None:

@@ -31,7 +31,7 @@ MakeServer = Callable[..., Awaitable[TestServer]]
 PHONE = "8613800138000"  # demo subscriber: 12.50元
 SHORT = "100"
 SYSTEM_ID = "hotline-ussd"
-MAIN = "话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出"
+MAIN = "话费查询\n1.话费余额\n2.流量余量\n3.通话和短信\n4.套餐摘要\n5.语言/Language\n6.退出\n7.套餐\n8.余额提醒"
 BALANCE = "您的话费余额为12.50元。"
 OP, INFO = 0x0501, 0x1383
 

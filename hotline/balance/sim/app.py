@@ -41,7 +41,10 @@ from hotline.balance.signing import (
     verify_signature,
 )
 from hotline.balance.sim.bodies import BODY_FAULTS, mutate_tmf, mutate_v1
+from hotline.balance.sim.events import emit_balance
+from hotline.balance.sim.events import install as install_events
 from hotline.balance.sim.faults import FaultTable
+from hotline.balance.sim.orders import install_orders
 from hotline.balance.sim.store import SimSubscriber, load_seed, subscriber_from_doc
 from hotline.balance.sim.topup import TOPUP_PATH, SimCard, card_from_doc, demo_cards, parse_topup
 from hotline.base.privacy import Pseudonymizer
@@ -426,6 +429,7 @@ async def topup(request: web.Request) -> web.StreamResponse:
         return _problem(404)
     card.used = True
     sub.main_minor = (sub.main_minor or 0) + card.value_minor
+    await emit_balance(request.app, "TopupBalanceCreateEvent", msisdn, sub.main_minor, sub.currency)
     answer: dict[str, Any] = {
         "status": "ok",
         "credited": _money(card.value_minor, sub.currency),
@@ -502,8 +506,10 @@ def create_sim_app(
     now: Callable[[], dt.datetime] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     seed: int = 0,
+    events_url: str | None = None,
 ) -> web.Application:
-    """The simulator app; bind it to 127.0.0.1 only."""
+    """The simulator app; bind it to 127.0.0.1 only. With `events_url` (NATS) it
+    publishes balance events (`hotline.balance.sim.events`)."""
     app = web.Application(middlewares=[_client_errors, _track], client_max_size=65536)
     app[SIM] = Simulator(
         key_id=key_id,
@@ -522,4 +528,7 @@ def create_sim_app(
     app.router.add_delete("/_sim/faults", delete_faults)
     app.router.add_get("/_sim/stats", get_stats)
     app.router.add_post("/_sim/reset", post_reset)
+    if events_url:
+        install_events(app, events_url)
+    install_orders(app, monotonic)  # TMF620/622/637: hotline.balance.sim.orders
     return app

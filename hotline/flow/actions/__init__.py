@@ -10,7 +10,16 @@ from hotline.flow.actions import (
     call_agent_available,
     call_transfer,
     http_request,
+    reminder_status,
+    reminder_subscribe,
+    reminder_unsubscribe,
+    plan_current,
+    plan_offers,
+    plan_order,
+    plan_pick,
+    plan_quote,
     set_language,
+    survey_score,
 )
 from hotline.flow.actions.balance_lookup import snapshot_variables
 from hotline.flow.actions.base import (
@@ -44,6 +53,15 @@ __all__ = [
     "call_agent_available",
     "call_transfer",
     "http_request",
+    "reminder_status",
+    "reminder_subscribe",
+    "reminder_unsubscribe",
+    "plan_current",
+    "plan_offers",
+    "plan_order",
+    "plan_pick",
+    "plan_quote",
     "set_language",
     "snapshot_variables",
+    "survey_score",
 ]

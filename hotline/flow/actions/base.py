@@ -66,6 +66,8 @@ class ActionContext:
     secrets: dict[str, str] = field(default_factory=dict)
     values: dict[str, Value] = field(default_factory=dict)  # decoded values set this step
     new_language: str | None = None
+    #: The channel of the contact (`ussd`, `ivr`, `sms`, …), e.g. recorded with consent.
+    channel: str = ""
 
     def set_value(self, name: str, value: Value) -> None:
         """Store a typed value for prompts (encoded for the session, kept decoded here)."""

@@ -35,6 +35,7 @@ from hotline.base.values import decode_value
 from hotline.flow.events import ChannelEvent
 from hotline.flow.graph import GraphvizError, build, to_svg
 from hotline.flow.model import Flow, InputState
+from hotline.flow.screen import Turn
 from hotline.i18n.text import TextFormatter
 from hotline.store.sessions import SessionRecord, session_key, subscriber_key
 from hotline.web.app import FLOWS
@@ -117,7 +118,8 @@ class StepLog:
     #: (channel, request id) → session id of the latest turns (an SMS names no session).
     _requests: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
 
-    def __call__(self, event: ChannelEvent, events: tuple[str, ...], state: str) -> None:
+    def __call__(self, event: ChannelEvent, turn: Turn, ends: bool = False) -> None:
+        events, state = turn.events, turn.screen.state
         key = (event.channel, event.session_id)
         if event.request_id is not None:
             self._requests[(event.channel, event.request_id)] = event.session_id

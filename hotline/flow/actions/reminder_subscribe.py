@@ -1,0 +1,58 @@
+"""`reminder.subscribe`: turn on top-up reminders with a threshold (元)."""
+
+from __future__ import annotations
+
+from hotline.base.values import Count, Text
+from hotline.flow.actions.base import ERROR, OK, ActionContext, ArgSpec, action
+
+__all__ = ["reminder_subscribe"]
+
+
+def _amount(ctx: ActionContext) -> int | None:
+    """The threshold from `threshold:` (a menu option) or the session variable `input:`
+    names (the amount typed after the SMS keyword, `KTTX 10`)."""
+    fixed = ctx.args.get("threshold")
+    if isinstance(fixed, int) and not isinstance(fixed, bool):
+        return fixed
+    name = ctx.args.get("input")
+    typed = ctx.variables.get(name) if isinstance(name, str) else None
+    if isinstance(typed, str) and typed.strip().isdigit() and len(typed.strip()) <= 6:
+        return int(typed.strip())
+    return None
+
+
+@action(
+    "reminder.subscribe",
+    args=(
+        ArgSpec("threshold", "int", required=False, doc="a fixed amount in 元, e.g. 10"),
+        ArgSpec("input", "str", required=False, doc="the session variable holding a typed amount"),
+    ),
+    sets={"reminder_threshold": "int", "reminder_keyword": "text", "reminder_choices": "text"},
+    outcomes=("invalid",),
+)
+async def reminder_subscribe(ctx: ActionContext) -> str:
+    """Opt the subscriber in to low-balance reminders at `threshold` 元 (or the amount in
+    the variable `input` names); consent is kept with the time and channel. `invalid`:
+    the amount is not one offered (`reminders.thresholds`); `reminder_choices` lists them.
+
+    ```yaml
+    reminder_set_10:
+      kind: action
+      action: reminder.subscribe
+      args: { threshold: 10 }
+      next: reminder_done
+      on: { invalid: reminder_invalid }
+      on_error: reminder_unavailable
+    ```
+    """
+    service = ctx.services.reminders
+    if service is None:
+        return ERROR
+    ctx.set_value("reminder_choices", Text("/".join(str(t) for t in service.thresholds)))
+    amount = _amount(ctx)
+    if amount is None or amount not in service.thresholds:
+        return "invalid"
+    await service.subscribe(ctx.subscriber, amount, channel=ctx.channel, language=ctx.language)
+    ctx.set_value("reminder_threshold", Count(amount))
+    ctx.set_value("reminder_keyword", Text(service.keyword_off))
+    return OK
