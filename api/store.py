@@ -16,7 +16,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -25,7 +24,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    Engine,
     Float,
     Index,
     Integer,
@@ -37,7 +35,8 @@ from sqlalchemy import (
     update,
 )
 
-from hotline.store.db import Migration, migrate, open_database, sqlite_url
+from hotline.store.db import Migration, sqlite_url
+from hotline.store.threaded import ThreadedDatabase
 
 __all__ = [
     "MIGRATIONS",
@@ -143,36 +142,38 @@ def _client(row: object) -> ClientRecord:
     )
 
 
+def _revoke(jti: str, expires_at: float, reason: str) -> Callable[[Connection], None]:
+    """The work of recording a revocation (once: a second one keeps the first)."""
+    t = revocations_table
+
+    def work(conn: Connection) -> None:
+        found = conn.execute(select(t.c.jti).where(t.c.jti == jti)).first()
+        if found is None:
+            conn.execute(
+                insert(t).values(
+                    jti=jti, revoked_at=time.time(), expires_at=expires_at, reason=reason
+                )
+            )
+
+    return work
+
+
 class ApiStore:
     """The API's tables; every method runs the SQL in a worker thread."""
 
     def __init__(self, url: str | None = None, *, path: Path = Path("var/api.sqlite3")) -> None:
         self.url = url or sqlite_url(path)
-        self._engine: Engine | None = None
-        sqlite = self.url.startswith("sqlite")
-        self._executor = ThreadPoolExecutor(
-            max_workers=1 if sqlite else 4, thread_name_prefix="api-store"
-        )
-
-    def _db(self) -> Engine:
-        if self._engine is None:
-            engine = open_database(self.url)
-            migrate(engine, MIGRATIONS)
-            self._engine = engine
-        return self._engine
+        self._database = ThreadedDatabase(self.url, MIGRATIONS, workers=4, name="api-store")
 
     def run_sync(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction, here (the command line's way)."""
-        with self._db().begin() as conn:
-            return work(conn)
+        return self._database.run_sync(work)
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.run_sync, work)
+        return await self._database.run(work)
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        if self._engine is not None:
-            self._engine.dispose()
+        await self._database.close()
 
     # ------------------------------------------------------------ clients
 
@@ -241,23 +242,10 @@ class ApiStore:
     # --------------------------------------------------------- revocations
 
     def revoke_token_sync(self, jti: str, expires_at: float, reason: str) -> None:
-        t = revocations_table
-
-        def work(conn: Connection) -> None:
-            found = conn.execute(select(t.c.jti).where(t.c.jti == jti)).first()
-            if found is None:
-                conn.execute(
-                    insert(t).values(
-                        jti=jti, revoked_at=time.time(), expires_at=expires_at, reason=reason
-                    )
-                )
-
-        self.run_sync(work)
+        self.run_sync(_revoke(jti, expires_at, reason))
 
     async def revoke_token(self, jti: str, expires_at: float, reason: str) -> None:
-        await asyncio.get_running_loop().run_in_executor(
-            self._executor, self.revoke_token_sync, jti, expires_at, reason
-        )
+        await self._run(_revoke(jti, expires_at, reason))
 
     def live_revocations(self, now: float) -> list[tuple[str, float]]:
         t = revocations_table

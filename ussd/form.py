@@ -21,7 +21,7 @@ from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import GatewayForm, read_body
 from hotline.web.keys import SETTINGS
 
-__all__ = ["FORM_CONTENT_TYPE", "MAX_FIELDS", "decode_form", "read_form"]
+__all__ = ["FORM_CONTENT_TYPE", "MAX_FIELDS", "decode_form", "read_bounded", "read_form"]
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 32
@@ -89,10 +89,11 @@ def decode_form(body: bytes, *, max_fields: int = MAX_FIELDS) -> dict[str, str]:
     return _fields(_decode(body, max_fields)[0])
 
 
-async def read_form(request: web.Request) -> GatewayForm:
-    """The request's form fields; raises `BadGatewayRequest` if it is not a sane form."""
-    if request.content_type != FORM_CONTENT_TYPE:
-        raise BadGatewayRequest(f"Content-Type must be {FORM_CONTENT_TYPE}")
+async def read_bounded(request: web.Request, content_type: str) -> bytes:
+    """The body of a gateway callback of `content_type`, within `max_body_bytes` (the
+    declared length checked before reading); raises `BadGatewayRequest` otherwise."""
+    if request.content_type != content_type:
+        raise BadGatewayRequest(f"Content-Type must be {content_type}")
     max_bytes = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
@@ -102,6 +103,12 @@ async def read_form(request: web.Request) -> GatewayForm:
         raise BadGatewayRequest(f"body is larger than {max_bytes} bytes") from None
     if len(body) > max_bytes:
         raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
+    return body
+
+
+async def read_form(request: web.Request) -> GatewayForm:
+    """The request's form fields; raises `BadGatewayRequest` if it is not a sane form."""
+    body = await read_bounded(request, FORM_CONTENT_TYPE)
     pairs, exact = _decode(body, MAX_FIELDS)
     # Every field as the guard would read it only if nothing was stripped.
     return GatewayForm(_fields(pairs), pairs if exact else None)

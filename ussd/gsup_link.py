@@ -42,13 +42,13 @@ from cachetools import TTLCache
 from hotline.base.config import UssdGsupSettings
 from hotline.flow.events import ChannelEvent, EventKind
 from hotline.flow.screen import Screen
-from hotline.links.smpp import backoff
+from hotline.links import reconnect
 from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.web.turns import take_turn
 from ussd import gsup_wire as wire
+from ussd.bearer import BearerLayout
 from ussd.budget import Limits
 from ussd.page import UssdPage
-from ussd.render import UssdLayout
 
 __all__ = ["USSD_GSUP", "GsupEuse", "ctrl_get", "setup"]
 
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "ussd"
 DIALECT = "gsup"
 MAX_DIALOGUES = 100_000
-STABLE = 30.0
 
 
 @dataclass(slots=True)
@@ -115,7 +114,8 @@ class GsupEuse:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        self._layout: UssdLayout | None = None
+        #: This bearer's layout (libosmocore's 112-octet budget, no prefix to reserve).
+        self.layout = BearerLayout(app, Limits(settings.gsm7_limit, settings.ucs2_limit))
 
     # -- the connection -----------------------------------------------------------
 
@@ -142,7 +142,9 @@ class GsupEuse:
                     self.settings.host, self.settings.port
                 )
             except OSError as exc:
-                delay = backoff(attempt, self.settings.reconnect_min, self.settings.reconnect_max)
+                delay = reconnect.backoff(
+                    attempt, self.settings.reconnect_min, self.settings.reconnect_max
+                )
                 attempt += 1
                 log.warning(
                     "gsup: connecting to %s failed (%s); again in %.1fs",
@@ -162,9 +164,10 @@ class GsupEuse:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
-            lasted = asyncio.get_running_loop().time() - began
-            attempt = 1 if lasted > STABLE else attempt + 1
-            delay = backoff(attempt, self.settings.reconnect_min, self.settings.reconnect_max)
+            attempt = reconnect.next_attempt(attempt, asyncio.get_running_loop().time() - began)
+            delay = reconnect.backoff(
+                attempt, self.settings.reconnect_min, self.settings.reconnect_max
+            )
             log.warning("gsup: connection to %s ended; again in %.1fs", where, delay)
             await asyncio.sleep(delay)
 
@@ -208,31 +211,9 @@ class GsupEuse:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for handler in list(self._handlers):
-            handler.cancel()
-        for handler in list(self._handlers):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await handler
+        await reconnect.stop(task, self._handlers)
 
     # -- the dialogues --------------------------------------------------------------
-
-    def layout(self) -> UssdLayout:
-        catalogs = self.app[ENGINE].catalogs
-        if self._layout is None or self._layout.catalogs is not catalogs:
-            self._layout = UssdLayout(
-                catalogs,
-                Limits(self.settings.gsm7_limit, self.settings.ucs2_limit),
-                session_ttl=self.app[SETTINGS].ussd.session_ttl,
-                reserve=0,
-            )
-        return self._layout
-
-    def _lay_out(self, screen: Screen) -> UssdPage:
-        return self.layout().lay_out(screen)
 
     async def _gsup(self, data: bytes) -> None:
         try:
@@ -259,7 +240,7 @@ class GsupEuse:
         if state == wire.END or request.ss_info is None:
             dialogue = self.dialogues.pop(key, None)
             if dialogue is not None and state == wire.END:  # the subscriber hung up
-                await take_turn(self.app, self._event(key, dialogue, "hangup"), self._lay_out)
+                await take_turn(self.app, self._event(key, dialogue, "hangup"), self.layout.lay_out)
             return
         try:
             component = wire.decode_component(request.ss_info)
@@ -295,7 +276,7 @@ class GsupEuse:
                 return
             dialogue = known
             event = self._event(key, dialogue, "input", component.text.strip())
-        _, page = await take_turn(self.app, event, self._lay_out)
+        _, page = await take_turn(self.app, event, self.layout.lay_out)
         await self._reply(request, key, page, dialogue)
 
     async def _subscriber(self, request: wire.GsupMessage) -> str:
@@ -324,7 +305,7 @@ class GsupEuse:
     async def _answer(
         self, request: wire.GsupMessage, key: str, screen: Screen, dialogue: _Dialogue | None
     ) -> None:
-        page = self.layout().lay_out(screen)
+        page = self.layout.lay_out(screen)
         invoke = dialogue.invoke_id if dialogue else 0
         await self._send(self._result(request, wire.return_result(invoke, page.text)))
 

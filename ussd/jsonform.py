@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from hotline.base.errors import BadGatewayRequest
-from hotline.web.forms import GatewayForm, read_body
-from hotline.web.keys import SETTINGS
+from hotline.web.forms import GatewayForm
+from ussd.form import read_bounded
 
 __all__ = ["JSON_CONTENT_TYPE", "MAX_FIELDS", "decode_json", "read_json"]
 
@@ -71,15 +71,4 @@ def decode_json(body: bytes, *, max_fields: int = MAX_FIELDS) -> dict[str, str]:
 
 async def read_json(request: web.Request) -> GatewayForm:
     """The request's JSON object as flat fields (`hotline.web.forms` reader)."""
-    if request.content_type != JSON_CONTENT_TYPE:
-        raise BadGatewayRequest(f"Content-Type must be {JSON_CONTENT_TYPE}")
-    max_bytes = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
-    try:
-        body = await read_body(request)
-    except web.HTTPRequestEntityTooLarge:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes") from None
-    if len(body) > max_bytes:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
-    return GatewayForm(decode_json(body))
+    return GatewayForm(decode_json(await read_bounded(request, JSON_CONTENT_TYPE)))

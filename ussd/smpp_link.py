@@ -38,14 +38,12 @@ from cachetools import TTLCache
 
 from hotline.base.config import UssdSmppSettings
 from hotline.flow.events import ChannelEvent, EventKind
-from hotline.flow.screen import Screen
 from hotline.i18n.gsm7 import gsm7_octets, gsm7_text, is_gsm7
 from hotline.links.smpp import SMPP_LINK, SmppLink
 from hotline.web.keys import ENGINE, PSEUDONYM, SETTINGS
 from hotline.web.turns import take_turn
+from ussd.bearer import BearerLayout
 from ussd.budget import Limits
-from ussd.page import UssdPage
-from ussd.render import UssdLayout
 from ussd.smpp_profiles import (
     TLV_ITS_SESSION_INFO,
     TLV_USSD_SERVICE_OP,
@@ -96,24 +94,13 @@ class UssdSmppLink:
             self.link = SmppLink(settings.link, self.on_deliver, name="ussd-smpp")
         ttl = app[SETTINGS].ussd.session_ttl
         self.entries: TTLCache[str, str] = TTLCache(maxsize=MAX_DIALOGUES, ttl=ttl)
-        self._layout: UssdLayout | None = None
+        #: This bearer's layout (its own budget: no `CON `/`END ` to reserve).
+        self.layout = BearerLayout(app, Limits(settings.gsm7_limit, settings.ucs2_limit))
 
     @property
     def _submit_timeout(self) -> float:
         link = self.link
         return link.smpp.submit_timeout if link is not None else 10.0
-
-    def layout(self) -> UssdLayout:
-        """This bearer's layout of the engine's catalogs (built again after a reload)."""
-        catalogs = self.app[ENGINE].catalogs
-        if self._layout is None or self._layout.catalogs is not catalogs:
-            self._layout = UssdLayout(
-                catalogs,
-                Limits(self.settings.gsm7_limit, self.settings.ucs2_limit),
-                session_ttl=self.app[SETTINGS].ussd.session_ttl,
-                reserve=0,
-            )
-        return self._layout
 
     async def on_deliver(self, pdu: smpp34.DeliverSmEvent) -> None:
         """One `deliver_sm` from the gateway (already acknowledged by the library)."""
@@ -136,7 +123,9 @@ class UssdSmppLink:
         if incoming.kind == "abort":
             entry = self.entries.pop(key, None)
             if entry is not None:  # the session ends; the subscriber has gone, nothing is sent
-                await take_turn(self.app, self._event(pdu, key, "hangup", entry), self._lay_out)
+                await take_turn(
+                    self.app, self._event(pdu, key, "hangup", entry), self.layout.lay_out
+                )
             return
         text = decode_text(pdu.short_message, pdu.data_coding)
         if incoming.kind == "start":
@@ -153,13 +142,10 @@ class UssdSmppLink:
                 await self._apologise(pdu, incoming)
                 return
             event = self._event(pdu, key, "input", known, text.strip())
-        _, page = await take_turn(self.app, event, self._lay_out)
+        _, page = await take_turn(self.app, event, self.layout.lay_out)
         if page.ends:
             self.entries.pop(key, None)
         await self._send(pdu, incoming, page.text, page.ends)
-
-    def _lay_out(self, screen: Screen) -> UssdPage:
-        return self.layout().lay_out(screen)
 
     def _event(
         self, pdu: smpp34.DeliverSmEvent, key: str, kind: EventKind, entry: str, text: str = ""
@@ -175,7 +161,7 @@ class UssdSmppLink:
         )
 
     async def _apologise(self, pdu: smpp34.DeliverSmEvent, incoming: Incoming) -> None:
-        page = self.layout().lay_out(self.app[ENGINE].apology())
+        page = self.layout.lay_out(self.app[ENGINE].apology())
         await self._send(pdu, incoming, page.text, True)
 
     async def _send(

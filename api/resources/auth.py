@@ -28,7 +28,7 @@ from hotline.balance.msisdn import e164
 from hotline.base.privacy import canonical_msisdn, mask_msisdn
 from hotline.base.values import Count, Digits
 
-__all__ = ["H5_SCOPES", "ROUTES", "RevokedBody"]
+__all__ = ["H5_SCOPES", "ROUTES", "RevokedBody", "issue_subscriber_token"]
 
 #: What the built-in H5 page may read.
 H5_SCOPES = frozenset({"balance:read", "allowances:read", "plan:read"})
@@ -154,7 +154,15 @@ async def subscriber_token(call: ApiCall) -> SubscriberTokenBody:
         raise ApiError("code_locked", retry_after=check.retry_after)
     if check.result != "ok":
         raise ApiError("invalid_code")
+    return issue_subscriber_token(call, phone)
+
+
+def issue_subscriber_token(call: ApiCall, phone: str) -> SubscriberTokenBody:
+    """A subscriber token for `phone` (E.164, proven by the caller), with the calling
+    client's identity and scopes; the answer shows the number masked."""
     client = call.claims
+    assert client is not None
+    ctx = call.ctx
     token, claims = ctx.tokens.issue(
         "subscriber",
         client=client.client,

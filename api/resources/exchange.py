@@ -9,9 +9,10 @@ import logging
 from api.errors import ApiError
 from api.identity import IdentityRefused, IdentityUnavailable
 from api.models import ExchangeRequest, SubscriberTokenBody
+from api.resources.auth import issue_subscriber_token
 from api.routing import ApiCall, ApiRoute
 from hotline.balance.msisdn import e164
-from hotline.base.privacy import canonical_msisdn, mask_msisdn
+from hotline.base.privacy import canonical_msisdn
 
 __all__ = ["ROUTES"]
 
@@ -34,21 +35,7 @@ async def exchange(call: ApiCall) -> SubscriberTokenBody:
         log.info("identity exchange %s failed: %s", body.provider, type(exc).__name__)
         raise ApiError("upstream_unavailable", retry_after=5) from exc
     call.subscriber = ctx.pseudonym(phone)
-    client = call.claims
-    token, claims = ctx.tokens.issue(
-        "subscriber",
-        client=client.client,
-        client_name=client.client_name,
-        scopes=client.scopes,
-        ttl=ctx.api.subscriber_token_ttl,
-        msisdn=phone,
-    )
-    return SubscriberTokenBody(
-        access_token=token,
-        expires_in=ctx.api.subscriber_token_ttl,
-        scope=" ".join(sorted(claims.scopes)),
-        subscriber=mask_msisdn(phone),
-    )
+    return issue_subscriber_token(call, phone)
 
 
 ROUTES: tuple[ApiRoute, ...] = (

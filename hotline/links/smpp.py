@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -31,25 +30,15 @@ import smpp34
 from aiohttp import web
 
 from hotline.base.config import SmppSettings
+from hotline.links import reconnect
 
-__all__ = ["SMPP_LINK", "STABLE", "Claims", "DeliverHandler", "SmppLink", "backoff"]
+__all__ = ["SMPP_LINK", "Claims", "DeliverHandler", "SmppLink"]
 
 log = logging.getLogger(__name__)
-
-STABLE = 30.0  # seconds a session must last for the reconnect backoff to start over
 
 DeliverHandler = Callable[[smpp34.DeliverSmEvent], Awaitable[None]]
 #: Whether a `deliver_sm` is for a diverted handler (e.g. it carries `ussd_service_op`).
 Claims = Callable[[smpp34.DeliverSmEvent], bool]
-
-
-def backoff(attempt: int, low: float, high: float) -> float:
-    """Jittered exponential backoff: uniform in [cap/2, cap], cap = min(high, low·2^attempt)
-    (binds of many workers after an SMSC restart spread out)."""
-    # The exponent is bounded: a link down for a long time counts attempts past what a
-    # float can hold (low * 2**1024 overflows).
-    cap = min(high, low * 2 ** min(max(attempt, 0), 32))
-    return random.uniform(cap / 2, cap)
 
 
 class SmppLink:
@@ -117,7 +106,7 @@ class SmppLink:
             try:
                 smsc = await client.connect()
             except Exception as exc:  # refused, timed out, bind rejected
-                delay = backoff(attempt, self.smpp.reconnect_min, self.smpp.reconnect_max)
+                delay = reconnect.backoff(attempt, self.smpp.reconnect_min, self.smpp.reconnect_max)
                 attempt += 1
                 log.warning(
                     "%s: bind to %s failed (%s); again in %.1fs",
@@ -143,9 +132,8 @@ class SmppLink:
                 self._smsc = None
                 with contextlib.suppress(Exception):
                     await client.stop()
-            # A session that lasted is a fresh start; one that ends at once backs off more.
-            attempt = 1 if time.monotonic() - began > STABLE else attempt + 1
-            delay = backoff(attempt, self.smpp.reconnect_min, self.smpp.reconnect_max)
+            attempt = reconnect.next_attempt(attempt, time.monotonic() - began)
+            delay = reconnect.backoff(attempt, self.smpp.reconnect_min, self.smpp.reconnect_max)
             log.warning("%s: session to %s ended; binding again in %.1fs", self.name, where, delay)
             await asyncio.sleep(delay)
 
@@ -208,15 +196,7 @@ class SmppLink:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for handler in list(self._handlers):
-            handler.cancel()
-        for handler in list(self._handlers):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await handler
+        await reconnect.stop(task, self._handlers)
 
 
 #: The app's bind to the operator's SMSC, published by the channel that owns it (the SMS

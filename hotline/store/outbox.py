@@ -32,7 +32,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -42,7 +41,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    Engine,
     Float,
     Index,
     Integer,
@@ -59,7 +57,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from hotline.base.values import Value, decode_value, encode_value
-from hotline.store.db import Migration, migrate, open_database, sqlite_url
+from hotline.store.db import Migration, sqlite_url
+from hotline.store.threaded import ThreadedDatabase
 
 __all__ = [
     "EVENTS",
@@ -170,12 +169,8 @@ class Outbox:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.clock = clock
-        self._engine: Engine | None = None
-        self._sqlite = self.url.startswith("sqlite")
-        # SQLite: one writer thread, so writes queue here instead of on the file lock.
-        self._executor = ThreadPoolExecutor(
-            max_workers=1 if self._sqlite else 8, thread_name_prefix="outbox"
-        )
+        # Opened on first use: an app that never sends an SMS never creates the file.
+        self._database = ThreadedDatabase(self.url, MIGRATIONS, workers=8, name="outbox")
         self.wakeup = asyncio.Event()
         self.observers: list[Callable[[str], None]] = []
 
@@ -186,26 +181,11 @@ class Outbox:
 
     # ------------------------------------------------------------- plumbing
 
-    def _db(self) -> Engine:
-        """The engine, opened and migrated on first use (an app that never sends an SMS
-        never creates the file)."""
-        if self._engine is None:
-            engine = open_database(self.url)
-            migrate(engine, MIGRATIONS)
-            self._engine = engine
-        return self._engine
-
     async def _run(self, work: Callable[[Connection], T]) -> T:
-        def job() -> T:
-            with self._db().begin() as conn:
-                return work(conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        return await self._database.run(work)
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        if self._engine is not None:
-            self._engine.dispose()
+        await self._database.close()
 
     # ------------------------------------------------------------ the service
 
@@ -281,7 +261,7 @@ class Outbox:
                 .order_by(t.c.id)
                 .limit(limit)
             )
-            if not self._sqlite:
+            if not self._database.sqlite:
                 due = due.with_for_update(skip_locked=True)
             conn.execute(
                 update(t)

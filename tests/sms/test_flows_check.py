@@ -5,6 +5,7 @@ Through the real CLI; the check and the layout agree at the edge."""
 from __future__ import annotations
 
 from pathlib import Path
+from string import Template
 
 import pytest
 
@@ -19,10 +20,32 @@ from sms.measure import SmsScreenCheck
 from sms.render import SmsLayout
 from tests.sms.conftest import ROOT, sms_flows
 
+_KEYS = (
+    "result.balance_unknown",
+    "result.data_unknown",
+    "result.voice_unknown",
+    "result.sms_unknown",
+    "result.no_data",
+    "result.no_voice",
+    "result.no_sms",
+    "error.busy",
+    "common.goodbye",
+)
+
+
+def _long_prompt(conditional: bool) -> str:
+    """Every key of `_KEYS` twice, 18 parts in YAML; every other one (`when: v1`, `v3`,
+    …) shown only on a condition when `conditional`."""
+    return "\n".join(
+        f"      - {{ key: {key}" + (f", when: v{i} }}" if conditional and i % 2 else " }")
+        for i, key in enumerate(_KEYS * 2)
+    )
+
+
 # Reached by the keyword ZD: a menu whose options lead to an end state that, with every
 # part it can show (half of them conditional), needs four parts or more in each language,
 # over the default cap of three. USSD reaches another state as long: not an SMS's.
-LONG_FLOW = """\
+LONG_FLOW = Template("""\
 spec: 1
 id: smslong
 start: menu
@@ -40,49 +63,17 @@ states:
   everything:
     kind: end
     prompt:
-      - { key: result.balance_unknown }
-      - { key: result.data_unknown, when: v1 }
-      - { key: result.voice_unknown }
-      - { key: result.sms_unknown, when: v3 }
-      - { key: result.no_data }
-      - { key: result.no_voice, when: v5 }
-      - { key: result.no_sms }
-      - { key: error.busy, when: v7 }
-      - { key: common.goodbye }
-      - { key: result.balance_unknown, when: v9 }
-      - { key: result.data_unknown }
-      - { key: result.voice_unknown, when: v11 }
-      - { key: result.sms_unknown }
-      - { key: result.no_data, when: v13 }
-      - { key: result.no_voice }
-      - { key: result.no_sms, when: v15 }
-      - { key: error.busy }
-      - { key: common.goodbye, when: v17 }
+$everything
   bye:
     kind: end
     prompt: common.goodbye
   unreached_by_sms:
     kind: end
     prompt:
-      - { key: result.balance_unknown }
-      - { key: result.data_unknown }
-      - { key: result.voice_unknown }
-      - { key: result.sms_unknown }
-      - { key: result.no_data }
-      - { key: result.no_voice }
-      - { key: result.no_sms }
-      - { key: error.busy }
-      - { key: common.goodbye }
-      - { key: result.balance_unknown }
-      - { key: result.data_unknown }
-      - { key: result.voice_unknown }
-      - { key: result.sms_unknown }
-      - { key: result.no_data }
-      - { key: result.no_voice }
-      - { key: result.no_sms }
-      - { key: error.busy }
-      - { key: common.goodbye }
-"""
+$unreached
+""").substitute(
+    everything=_long_prompt(conditional=True), unreached=_long_prompt(conditional=False)
+)
 
 
 @pytest.fixture

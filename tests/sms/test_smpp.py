@@ -21,12 +21,13 @@ from aiohttp.test_utils import TestServer
 from hotline.base.config import load_settings
 from hotline.base.errors import ConfigError
 from hotline.base.values import Money, Text
+from hotline.links.reconnect import backoff
 from hotline.web.app import create_app
 from hotline.web.keys import MESSAGES
 from sms.concat import Part, part_of
 from sms.dialects import smpp
-from tests.conftest import free_port
 from tests.sms.conftest import sms_settings
+from tests.sms.smpp_bind import fast_bind, running_peer
 from tests.sms.smsc import SmscPeer
 
 SIG = "【hotline】"
@@ -38,10 +39,8 @@ MakeServer = Callable[..., Awaitable[TestServer]]
 
 @pytest.fixture
 async def smsc() -> AsyncIterator[SmscPeer]:
-    peer = SmscPeer(free_port())
-    await peer.start()
-    yield peer
-    await peer.stop()
+    async with running_peer() as peer:
+        yield peer
 
 
 def _settings(tmp_path: Path, redis_url: str, port: int, **sms: Any) -> Any:
@@ -51,18 +50,7 @@ def _settings(tmp_path: Path, redis_url: str, port: int, **sms: Any) -> Any:
         sms={
             "transport": "smpp",
             "sender": "smpp",
-            "smpp": {
-                "host": "127.0.0.1",
-                "port": port,
-                "system_id": "hotline",
-                "password": PASSWORD,
-                "system_type": "VMA",
-                "window": 4,
-                "enquire_link": 1.0,
-                "reconnect_min": 0.1,
-                "reconnect_max": 0.5,
-                "submit_timeout": 3.0,
-            },
+            "smpp": {**fast_bind(port, "hotline", PASSWORD), "system_type": "VMA", "window": 4},
             "signatures": {"en": " [hotline]"},  # GSM-7 in English
             "send_rate": 200,
             "retry_base": 0.3,
@@ -204,6 +192,13 @@ async def test_throttling_is_retried_and_a_refusal_fails_without_retry(
     (row,) = await messages.rows([third])
     assert row["attempts"] == 1
     assert row["last_error"] == "submit_sm_resp 0x0000000B"
+
+
+@pytest.mark.parametrize("attempt", [1024, 5000])
+def test_backoff_stays_capped_however_long_the_peer_is_down(attempt: int) -> None:
+    # 2**1024 is no float: the bind task once died here after ~1000 refused binds.
+    assert 0.25 <= backoff(attempt, 0.1, 0.5) <= 0.5
+    assert 0.05 <= backoff(0, 0.1, 0.5) <= 0.1
 
 
 def test_receipts_read_from_text_or_tlvs() -> None:

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hotline.web.app import create_app
-from tests.conftest import free_port
+from tests.sms.smpp_bind import fast_bind, running_peer
 from tests.sms.smsc import SmscPeer
 from tests.ussd.test_http import make_settings
 from ussd.smpp_link import USSD_SMPP, decode_text, encode_text
@@ -38,29 +38,15 @@ OP, INFO = 0x0501, 0x1383
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[SmscPeer]:
-    peer = SmscPeer(free_port())
-    await peer.start()
-    yield peer
-    await peer.stop()
+    async with running_peer() as peer:
+        yield peer
 
 
 def _settings(tmp_path: Path, redis_url: str, port: int, **ussd_smpp: Any) -> Any:
     return make_settings(
         tmp_path,
         redis_url,
-        ussd_smpp={
-            "link": {
-                "host": "127.0.0.1",
-                "port": port,
-                "system_id": SYSTEM_ID,
-                "password": "ussd-pw",
-                "enquire_link": 1.0,
-                "reconnect_min": 0.1,
-                "reconnect_max": 0.5,
-                "submit_timeout": 3.0,
-            },
-            **ussd_smpp,
-        },
+        ussd_smpp={"link": fast_bind(port, SYSTEM_ID, "ussd-pw"), **ussd_smpp},
     )
 
 

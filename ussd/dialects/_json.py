@@ -1,32 +1,40 @@
 """What the JSON aggregator dialects (Hubtel, Arkesel, Nalo, Beem) share: field checks
-with the same reasons as Africa's Talking's, the JSON answer, the dialled string split
-into service code and direct-dial inputs, and a polite answer in the gateway's own shape.
+with the same reasons as Africa's Talking's, the channel event of a dial / an answer /
+a hang-up (the dialled string split into service code and direct-dial inputs), the
+JSON answer with the request's ids echoed, and the route's guard (path token, a polite
+answer in the gateway's own shape).
 
 Pure functions on plain data, except `polite`, which builds the guard's answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
 from hotline.base.config import Settings, UssdSettings
 from hotline.base.errors import BadGatewayRequest
+from hotline.flow.events import ChannelEvent
 from hotline.web.forms import GatewayForm, gateway_form
-from hotline.web.guards import polite_sentence
+from hotline.web.guards import Gateway, polite_sentence
 from ussd.page import UssdPage
 
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_CODE",
+    "Turn",
     "answer",
     "dialled",
+    "echo",
+    "event",
     "fallback_code",
     "flag",
+    "gateway",
     "input_text",
     "path_token",
     "phone",
@@ -38,6 +46,10 @@ __all__ = [
 
 CONTENT_TYPE = "application/json; charset=utf-8"
 DEFAULT_CODE = "*100#"
+CHANNEL = "ussd"
+
+#: What one callback of these gateways can be: the dial, an answer, the session's end.
+Turn = Literal["start", "input", "hangup"]
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _PHONE = re.compile(r"\+?[0-9]{3,20}")
@@ -104,6 +116,56 @@ def dialled(text: str, code: str) -> tuple[str, ...]:
     return tuple(part for part in text[len(stem) + 1 : -1].split("*") if part)
 
 
+def event(
+    name: str,
+    kind: Turn,
+    *,
+    session: str,
+    subscriber: str,
+    code: str,
+    text: str,
+    settings: UssdSettings,
+    request_id: str | None = None,
+    follows: str | None = None,
+) -> ChannelEvent:
+    """The channel event of one callback of the gateway `name`: on the dial (`start`)
+    `text` is the dialled string and brings its direct-dial inputs; on an answer it is
+    the input; a hang-up carries none."""
+    if kind == "start":
+        inputs = dialled(text, code)
+        if len(inputs) > settings.max_inputs_per_request:
+            raise BadGatewayRequest("the dialled string holds too many inputs")
+        return ChannelEvent(
+            channel=CHANNEL,
+            dialect=name,
+            session_id=session,
+            subscriber=subscriber,
+            kind="start",
+            entry=code,
+            inputs=inputs,
+            request_id=request_id,
+            follows=follows,
+        )
+    return ChannelEvent(
+        channel=CHANNEL,
+        dialect=name,
+        session_id=session,
+        subscriber=subscriber,
+        kind=kind,
+        text=text if kind == "input" else "",
+        entry=code,
+        request_id=request_id,
+        follows=follows,
+    )
+
+
+def echo(form: Mapping[str, str] | None, *names: str) -> dict[str, str]:
+    """The request's `names` to send back as they came (empty when absent: the guard's
+    polite answer may have no request fields to echo)."""
+    form = form or {}
+    return {name: form.get(name, "") for name in names}
+
+
 def answer(body: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """The JSON answer (UTF-8 as is: Chinese stays readable on the wire)."""
     return json.dumps(body, ensure_ascii=False), {"Content-Type": CONTENT_TYPE}
@@ -132,6 +194,20 @@ def polite(
         return web.Response(body=body.encode("utf-8"), headers=headers)
 
     return reply
+
+
+def gateway(
+    settings: Settings, base: Gateway, name: str, dialect: _Dialect, *, subscriber_field: str
+) -> Gateway:
+    """The route's guard for a gateway that signs nothing: the secret path token
+    (`ussd.path_tokens.<name>`) or an allow-list at the proxy, the subscriber read from
+    `subscriber_field` and the polite answer in `dialect`'s shape."""
+    return dataclasses.replace(
+        base,
+        subscriber_field=subscriber_field,
+        path_token=path_token(settings, name),
+        polite=polite(dialect),
+    )
 
 
 def fallback_code(settings: UssdSettings, name: str) -> str:

@@ -17,12 +17,10 @@ Arkesel), `newSession` (boolean: `true` on the dial), `msisdn` (digits), `userDa
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
 from hotline.base.config import Settings, UssdSettings
-from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
 from hotline.web.guards import Gateway
 from ussd.dialects import _json
@@ -33,7 +31,6 @@ from ussd.page import UssdPage
 __all__ = ["DIALECT", "NAME", "Arkesel", "gateway", "parse", "reply"]
 
 NAME = "arkesel"
-CHANNEL = "ussd"
 _REQUIRED = ("sessionID", "newSession", "msisdn", "userData")
 START_ID = "new"
 
@@ -45,29 +42,16 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
     subscriber = _json.phone(form["msisdn"], "msisdn")
     new = _json.flag(form, "newSession")
     data = _json.input_text(form["userData"], "userData", settings)
-    code = _json.fallback_code(settings, NAME)
-    if new:
-        inputs = _json.dialled(data, code)
-        if len(inputs) > settings.max_inputs_per_request:
-            raise BadGatewayRequest("the dialled string holds too many inputs")
-        return ChannelEvent(
-            channel=CHANNEL,
-            dialect=NAME,
-            session_id=session,
-            subscriber=subscriber,
-            kind="start",
-            entry=code,
-            inputs=inputs,
-            request_id=START_ID,
-        )
-    return ChannelEvent(
-        channel=CHANNEL,
-        dialect=NAME,
-        session_id=session,
+    return _json.event(
+        NAME,
+        "start" if new else "input",
+        session=session,
         subscriber=subscriber,
-        kind="input",
+        code=_json.fallback_code(settings, NAME),
         text=data,
-        entry=code,
+        settings=settings,
+        # A repeated dial is the same request; answers carry no id.
+        request_id=START_ID if new else None,
     )
 
 
@@ -75,12 +59,9 @@ def reply(
     page: UssdPage, label: str, form: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, str]]:
     """`{"sessionID", "userID", "msisdn", "message", "continueSession"}`, the ids echoed."""
-    form = form or {}
     return _json.answer(
         {
-            "sessionID": form.get("sessionID", ""),
-            "userID": form.get("userID", ""),
-            "msisdn": form.get("msisdn", ""),
+            **_json.echo(form, "sessionID", "userID", "msisdn"),
             "message": page.text,
             "continueSession": not page.ends,
         }
@@ -91,12 +72,7 @@ def gateway(settings: Settings, base: Gateway) -> Gateway:
     """No signature on Arkesel's callbacks: the secret path token
     (`ussd.path_tokens.arkesel`) or an allow-list at the proxy. The subscriber is
     `msisdn`."""
-    return dataclasses.replace(
-        base,
-        subscriber_field="msisdn",
-        path_token=_json.path_token(settings, NAME),
-        polite=_json.polite(DIALECT),
-    )
+    return _json.gateway(settings, base, NAME, DIALECT, subscriber_field="msisdn")
 
 
 class Arkesel:

@@ -16,7 +16,6 @@ session ended) — and `payload: {request_id, response}`.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from typing import ClassVar, Final
@@ -33,10 +32,13 @@ from ussd.page import UssdPage
 __all__ = ["DIALECT", "NAME", "Beem", "gateway", "parse", "reply"]
 
 NAME = "beem"
-CHANNEL = "ussd"
 _REQUIRED = ("session_id", "msisdn", "serviceCode", "command", "payload.request_id")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-_KINDS = {"initiate": "start", "continue": "input", "terminate": "hangup"}
+_KINDS: Final[dict[str, _json.Turn]] = {
+    "initiate": "start",
+    "continue": "input",
+    "terminate": "hangup",
+}
 
 
 def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
@@ -54,28 +56,14 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
     response = _json.input_text(form.get("payload.response", ""), "payload.response", settings)
     if kind == "input" and "payload.response" not in form:
         raise BadGatewayRequest("missing field(s): payload.response")
-    if kind == "start":
-        inputs = _json.dialled(response, code)
-        if len(inputs) > settings.max_inputs_per_request:
-            raise BadGatewayRequest("the dialled string holds too many inputs")
-        return ChannelEvent(
-            channel=CHANNEL,
-            dialect=NAME,
-            session_id=session,
-            subscriber=subscriber,
-            kind="start",
-            entry=code,
-            inputs=inputs,
-            request_id=f"req:{request}",
-        )
-    return ChannelEvent(
-        channel=CHANNEL,
-        dialect=NAME,
-        session_id=session,
+    return _json.event(
+        NAME,
+        kind,
+        session=session,
         subscriber=subscriber,
-        kind="input" if kind == "input" else "hangup",
-        text=response if kind == "input" else "",
-        entry=code,
+        code=code,
+        text=response,
+        settings=settings,
         request_id=f"req:{request}",
     )
 
@@ -85,14 +73,13 @@ def reply(
 ) -> tuple[str, dict[str, str]]:
     """`{"msisdn", "operator", "session_id", "command", "payload": {"request_id",
     "request"}}`: `command` is `continue` or `terminate`."""
-    form = form or {}
+    echoed = _json.echo(form, "msisdn", "operator", "session_id", "payload.request_id")
+    request_id = echoed.pop("payload.request_id")
     return _json.answer(
         {
-            "msisdn": form.get("msisdn", ""),
-            "operator": form.get("operator", ""),
-            "session_id": form.get("session_id", ""),
+            **echoed,
             "command": "terminate" if page.ends else "continue",
-            "payload": {"request_id": form.get("payload.request_id", ""), "request": page.text},
+            "payload": {"request_id": request_id, "request": page.text},
         }
     )
 
@@ -100,12 +87,7 @@ def reply(
 def gateway(settings: Settings, base: Gateway) -> Gateway:
     """No signature on Beem's callbacks: the secret path token (`ussd.path_tokens.beem`)
     or an allow-list at the proxy. The subscriber is `msisdn`."""
-    return dataclasses.replace(
-        base,
-        subscriber_field="msisdn",
-        path_token=_json.path_token(settings, NAME),
-        polite=_json.polite(DIALECT),
-    )
+    return _json.gateway(settings, base, NAME, DIALECT, subscriber_field="msisdn")
 
 
 class Beem:

@@ -20,7 +20,6 @@ same fields with `Type` in lower case (`initiation`, `response`, `release`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
@@ -36,9 +35,13 @@ from ussd.page import UssdPage
 __all__ = ["DIALECT", "NAME", "Hubtel", "gateway", "parse", "reply"]
 
 NAME = "hubtel"
-CHANNEL = "ussd"
 _REQUIRED = ("Mobile", "SessionId", "ServiceCode", "Type", "Message")
-_KINDS = {"initiation": "start", "response": "input", "release": "hangup", "timeout": "hangup"}
+_KINDS: Final[dict[str, _json.Turn]] = {
+    "initiation": "start",
+    "response": "input",
+    "release": "hangup",
+    "timeout": "hangup",
+}
 _MAX_SEQUENCE = 10_000
 
 
@@ -62,32 +65,18 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
     code = _json.service_code(form["ServiceCode"], "ServiceCode")
     message = _json.input_text(form["Message"], "Message", settings)
     sequence = _sequence(form)
-    request_id = None if sequence is None else f"seq:{sequence}"
-    follows = None if sequence is None or sequence == 1 else f"seq:{sequence - 1}"
-    if kind == "start":
-        inputs = _json.dialled(message, code)
-        if len(inputs) > settings.max_inputs_per_request:
-            raise BadGatewayRequest("the dialled string holds too many inputs")
-        return ChannelEvent(
-            channel=CHANNEL,
-            dialect=NAME,
-            session_id=session,
-            subscriber=subscriber,
-            kind="start",
-            entry=code,
-            inputs=inputs,
-            request_id=request_id,
-        )
-    return ChannelEvent(
-        channel=CHANNEL,
-        dialect=NAME,
-        session_id=session,
+    # Only an answer continues a request: it must follow the session's last one.
+    follows = None if sequence is None or sequence == 1 or kind != "input" else sequence - 1
+    return _json.event(
+        NAME,
+        kind,
+        session=session,
         subscriber=subscriber,
-        kind="input" if kind == "input" else "hangup",
-        text=message if kind == "input" else "",
-        entry=code,
-        request_id=request_id,
-        follows=follows if kind == "input" else None,
+        code=code,
+        text=message,
+        settings=settings,
+        request_id=None if sequence is None else f"seq:{sequence}",
+        follows=None if follows is None else f"seq:{follows}",
     )
 
 
@@ -112,12 +101,7 @@ def gateway(settings: Settings, base: Gateway) -> Gateway:
     """Hubtel's callbacks carry no signature: guard the route with the secret path
     token (`ussd.path_tokens.hubtel`) or an allow-list at the proxy. The subscriber is
     `Mobile`."""
-    return dataclasses.replace(
-        base,
-        subscriber_field="Mobile",
-        path_token=_json.path_token(settings, NAME),
-        polite=_json.polite(DIALECT),
-    )
+    return _json.gateway(settings, base, NAME, DIALECT, subscriber_field="Mobile")
 
 
 class Hubtel:

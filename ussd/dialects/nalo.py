@@ -16,12 +16,10 @@ serves is configured (`ussd.service_codes.nalo`, default `*100#`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
 from hotline.base.config import Settings, UssdSettings
-from hotline.base.errors import BadGatewayRequest
 from hotline.flow.events import ChannelEvent
 from hotline.web.guards import Gateway
 from ussd.dialects import _json
@@ -32,7 +30,6 @@ from ussd.page import UssdPage
 __all__ = ["DIALECT", "NAME", "Nalo", "gateway", "parse", "reply"]
 
 NAME = "nalo"
-CHANNEL = "ussd"
 _REQUIRED = ("MSISDN", "USERDATA", "MSGTYPE")
 START_ID = "new"
 
@@ -45,29 +42,16 @@ def parse(form: Mapping[str, str], settings: UssdSettings) -> ChannelEvent:
     session = _json.session_id(raw_session, "SESSIONID")
     new = _json.flag(form, "MSGTYPE")
     data = _json.input_text(form["USERDATA"], "USERDATA", settings)
-    code = _json.fallback_code(settings, NAME)
-    if new:
-        inputs = _json.dialled(data, code)
-        if len(inputs) > settings.max_inputs_per_request:
-            raise BadGatewayRequest("the dialled string holds too many inputs")
-        return ChannelEvent(
-            channel=CHANNEL,
-            dialect=NAME,
-            session_id=session,
-            subscriber=subscriber,
-            kind="start",
-            entry=code,
-            inputs=inputs,
-            request_id=START_ID,
-        )
-    return ChannelEvent(
-        channel=CHANNEL,
-        dialect=NAME,
-        session_id=session,
+    return _json.event(
+        NAME,
+        "start" if new else "input",
+        session=session,
         subscriber=subscriber,
-        kind="input",
+        code=_json.fallback_code(settings, NAME),
         text=data,
-        entry=code,
+        settings=settings,
+        # A repeated dial is the same request; answers carry no id.
+        request_id=START_ID if new else None,
     )
 
 
@@ -75,11 +59,9 @@ def reply(
     page: UssdPage, label: str, form: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, str]]:
     """`{"USERID", "MSISDN", "MSG", "MSGTYPE"}`: `MSGTYPE` true while the session goes on."""
-    form = form or {}
     return _json.answer(
         {
-            "USERID": form.get("USERID", ""),
-            "MSISDN": form.get("MSISDN", ""),
+            **_json.echo(form, "USERID", "MSISDN"),
             "MSG": page.text,
             "MSGTYPE": not page.ends,
         }
@@ -89,12 +71,7 @@ def reply(
 def gateway(settings: Settings, base: Gateway) -> Gateway:
     """No signature on Nalo's callbacks: the secret path token (`ussd.path_tokens.nalo`)
     or an allow-list at the proxy. The subscriber is `MSISDN`."""
-    return dataclasses.replace(
-        base,
-        subscriber_field="MSISDN",
-        path_token=_json.path_token(settings, NAME),
-        polite=_json.polite(DIALECT),
-    )
+    return _json.gateway(settings, base, NAME, DIALECT, subscriber_field="MSISDN")
 
 
 class Nalo:

@@ -1,0 +1,42 @@
+"""What every long-lived link to a peer (the SMPP binds, the GSUP connection to osmo-hlr)
+does the same way: jittered backoff between attempts, a fresh start after a session
+that lasted, and, on shutdown, its session task and in-flight handlers stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+__all__ = ["STABLE", "backoff", "next_attempt", "stop"]
+
+STABLE = 30.0  # seconds a session must last for the reconnect backoff to start over
+
+
+def backoff(attempt: int, low: float, high: float) -> float:
+    """Jittered exponential backoff: uniform in [cap/2, cap], cap = min(high, low·2^attempt)
+    (binds of many workers after a peer's restart spread out)."""
+    # The exponent is bounded: a link down for a long time counts attempts past what a
+    # float can hold (low * 2**1024 overflows).
+    cap = min(high, low * 2 ** min(max(attempt, 0), 32))
+    return random.uniform(cap / 2, cap)
+
+
+def next_attempt(attempt: int, lasted: float) -> int:
+    """The attempt to back off for after a session that lasted `lasted` seconds: one that
+    lasted is a fresh start; one that ends at once backs off more."""
+    return 1 if lasted > STABLE else attempt + 1
+
+
+async def stop(task: asyncio.Task[None] | None, handlers: set[asyncio.Task[None]]) -> None:
+    """Cancel the link's session task, then the handlers still running, and wait for all
+    of them (a handler's failure was logged where it happened)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for handler in list(handlers):
+        handler.cancel()
+    for handler in list(handlers):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await handler
