@@ -204,7 +204,9 @@ class Engine:
             screen = self._closing(KEY_SESSION, self._language(prefs))
             note_turn(record.flow, screen.state, True, ("refused",))
             return Turn(screen, ("refused",))
-        if record is not None and self._is_repeat(record, event):
+        # Digested once a step: compared with the record's, then kept in its place.
+        request = None if event.request_id is None else self._request_digest(event.request_id)
+        if record is not None and request is not None and request == record.request_id:
             screen = self._show(record)
             note_turn(record.flow, screen.state, screen.ends, ("repeated",))
             return Turn(screen, ("repeated",))
@@ -212,8 +214,8 @@ class Engine:
         step = await self._advance(event, record, prefs, owner, saved)
         screen = self._finish(step)
         record = step.record
-        if event.request_id is not None:
-            record.request_id = self._request_digest(event.request_id)
+        if request is not None:
+            record.request_id = request
         ttl = self.session_ttls.get(event.channel, DEFAULT_TTL)
         pending = PendingSave(
             skey,
@@ -285,13 +287,6 @@ class Engine:
         return hashlib.blake2b(
             request_id.encode("utf-8"), key=self._digest_key, digest_size=16
         ).hexdigest()
-
-    def _is_repeat(self, record: SessionRecord, event: ChannelEvent) -> bool:
-        return (
-            event.request_id is not None
-            and record.request_id is not None
-            and self._request_digest(event.request_id) == record.request_id
-        )
 
     def _new_session(
         self, event: ChannelEvent, prefs: dict[str, str], owner: str
