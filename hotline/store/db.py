@@ -67,7 +67,9 @@ def open_database(url: str) -> Engine:
     """An engine for `url`; a SQLite file's directory is created."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
+    # hide_parameters: a database error's text would otherwise carry the statement's
+    # values (a number, a message's amounts) into whatever logs the exception.
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
