@@ -5,11 +5,14 @@ that lasted, and, on shutdown, its session task and in-flight handlers stopped."
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import random
 
-__all__ = ["STABLE", "backoff", "next_attempt", "stop"]
+__all__ = ["STABLE", "STOP_WITHIN", "backoff", "next_attempt", "stop"]
 
+log = logging.getLogger(__name__)
+
+STOP_WITHIN = 5.0  # seconds a stopping link waits for its tasks
 STABLE = 30.0  # seconds a session must last for the reconnect backoff to start over
 
 
@@ -31,12 +34,11 @@ def next_attempt(attempt: int, lasted: float) -> int:
 async def stop(task: asyncio.Task[None] | None, handlers: set[asyncio.Task[None]]) -> None:
     """Cancel the link's session task, then the handlers still running, and wait for all
     of them (a handler's failure was logged where it happened)."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for handler in list(handlers):
-        handler.cancel()
-    for handler in list(handlers):
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await handler
+    pending = ([task] if task is not None else []) + list(handlers)
+    for each in pending:
+        each.cancel()
+    if pending:
+        # Bounded: a peer library's read that ignores a cancel must not hang shutdown.
+        _, stuck = await asyncio.wait(pending, timeout=STOP_WITHIN)
+        if stuck:
+            log.warning("%d link task(s) still running %.0fs after stop", len(stuck), STOP_WITHIN)

@@ -166,8 +166,9 @@ class SmppLink:
         finally:
             for task in (reader, reset):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # Bounded: the library's `next()` may hold on to a cancel until its client stops
+            # (the caller's `finally` stops it), and an unbounded wait here hung shutdown.
+            await asyncio.wait({reader, reset}, timeout=1.0)
 
     async def _read(self, smsc: smpp34.Smsc) -> None:
         while True:
