@@ -686,6 +686,15 @@ class RemindersSettings(_Section):
     stuck_after: float = Field(60.0, gt=0, le=86400, description="a decided crossing is resumed")
 
 
+# Where each durable store keeps its own URL: (section, field).
+_STORE_URLS = (
+    ("sms", "outbox_url"),
+    ("reminders", "database_url"),
+    ("plans", "store_url"),
+    ("api", "db_url"),
+)
+
+
 class Settings(BaseSettings):
     """Everything hotline can be told; frozen once built."""
 
@@ -700,6 +709,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     redis_url: str | None = Field(None, description="sessions in Redis; unset = in-process")
+    database_url: str | None = Field(
+        None,
+        description="one SQLAlchemy URL for every durable store (SMS outbox, reminders, plans, "
+        "API); a section's own URL wins; unset = each store's embedded SQLite file",
+    )
     pseudonym_secret: SecretStr = SecretStr(DEV_PSEUDONYM_SECRET)
     default_language: str = "zh-CN"
     languages: tuple[str, ...] = ("zh-CN", "en")
@@ -734,6 +748,29 @@ class Settings(BaseSettings):
         description="endpoints flows may call with `http.request`, by name",
     )
     api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_database(cls, data: Any) -> Any:
+        """Give every durable store without a URL of its own the shared `database_url`.
+
+        The stores keep their tables apart (`sms_outbox*`, `reminder_*`, `plan_*`, `api_*`)
+        and record their migrations by id in one `hotline_migrations`, so one PostgreSQL
+        database serves them all; operators set one URL, not four.
+        """
+        if not isinstance(data, dict) or not data.get("database_url"):
+            return data
+        shared = data["database_url"]
+        data = dict(data)
+        for section, key in _STORE_URLS:
+            value = data.get(section)
+            if value is None:
+                data[section] = {key: shared}
+            elif isinstance(value, dict) and not value.get(key):
+                data[section] = {**value, key: shared}
+            elif isinstance(value, BaseModel) and not getattr(value, key):
+                data[section] = value.model_copy(update={key: shared})
+        return data
 
     @field_validator("redis_url")
     @classmethod
