@@ -1,17 +1,20 @@
 """The durable store: one SQLAlchemy Core engine, schema changes as numbered migrations.
 
-DESIGN.md §13: durable records (the SMS outbox now; reminders, orders, consent later)
-live in PostgreSQL in production and SQLite as the embedded default, through this one
-layer. `open_database(url)` makes the engine (`sqlite:///var/hotline.sqlite3`,
-`postgresql+psycopg://user:pass@host/db`); `migrate(engine, MIGRATIONS)` applies, in
-one transaction each, the migrations not yet recorded in `hotline_migrations`. A
-migration is a small named function of a connection, appended to a module's list and
-never edited once shipped (goflow's shape: `flows/definition/migrations`).
+DESIGN.md §13: durable records (the SMS outbox, reminders and consent, plan orders, the
+API's clients and audit) live in PostgreSQL in production and SQLite as the embedded
+default, through this one layer; one `database_url` can hold them all (their tables and
+migration ids never collide). `open_database(url)` makes the engine
+(`sqlite:///var/hotline.sqlite3`, `postgresql+psycopg://user:pass@host/db`);
+`migrate(engine, MIGRATIONS)` applies, in one transaction each, the migrations not yet
+recorded in `hotline_migrations`. A migration is a small named function of a connection,
+appended to a module's list and never edited once shipped (goflow's shape:
+`flows/definition/migrations`).
 
-SQLAlchemy is synchronous here; callers run it in a worker thread
-(`asyncio.to_thread`). SQLite gets WAL and a busy timeout so the sender and request
-handlers can write alongside each other; it serialises writers, which the outbox's
-claims rely on for exclusivity (PostgreSQL uses `FOR UPDATE SKIP LOCKED`).
+SQLAlchemy is synchronous here; its users run it off the event loop, most through
+`hotline.store.threaded.ThreadedDatabase` (a store's own worker threads, one for SQLite),
+the plans journal with `asyncio.to_thread`. SQLite gets WAL and a busy timeout so the
+sender and request handlers can write alongside each other; it serialises writers, which
+the outbox's claims rely on for exclusivity (PostgreSQL uses `FOR UPDATE SKIP LOCKED`).
 """
 
 from __future__ import annotations
