@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 API: web.AppKey[ApiContext] = web.AppKey("API")
 H5_CLIENT = "h5"
 _JSON_TYPES = ("application/json",)
+# Every successful answer's headers; `web.Response` copies them into its own.
+_JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 def _request_id(request: web.Request) -> str:
@@ -116,70 +118,73 @@ async def _gate(call: ApiCall, claims: Claims) -> None:
         raise ApiError("rate_limited", f"over the {who} rate", retry_after=wait)
 
 
+def _encode(result: BaseModel | Mapping[str, object]) -> bytes:
+    if isinstance(result, BaseModel):
+        return result.__pydantic_serializer__.to_json(result)
+    return orjson.dumps(result)
+
+
 def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler running `route` through the pipeline."""
+    handler, status, name, method = route.handler, route.status, route.name, route.method
+    needs_token, body_model = route.auth != "none", route.body
 
     async def handle(request: web.Request) -> web.StreamResponse:
         ctx = request.app[API]
         started = time.perf_counter()
         settings = ctx.settings
+        headers = request.headers
         language = choose_language(
-            request.headers.get("Accept-Language", ""),
-            settings.languages,
-            settings.default_language,
+            headers.get("Accept-Language", ""), settings.languages, settings.default_language
         )
-        call = ApiCall(request=request, ctx=ctx, language=language)
+        call = ApiCall(request, ctx, language)
         request_id = _request_id(request)
         outcome = "ok"
         response: web.StreamResponse
         try:
             if ctx.state is None:
                 raise ApiError("service_unavailable", "no redis_url configured")
-            if route.auth != "none":
-                call.claims = _authenticate(request, ctx)
-                if call.claims.msisdn is not None:
-                    call.subscriber = ctx.pseudonym(call.claims.msisdn)
-                _authorize(call.claims, route)
-                await _gate(call, call.claims)
-            if route.body is not None:
-                call.body = await read_body(request, route.body, ctx.api.max_body_bytes)
-            result = await route.handler(call)
+            if needs_token:
+                call.claims = verified = _authenticate(request, ctx)
+                if verified.msisdn is not None:
+                    call.subscriber = ctx.pseudonym(verified.msisdn)
+                _authorize(verified, route)
+                await _gate(call, verified)
+            if body_model is not None:
+                call.body = await read_body(request, body_model, ctx.api.max_body_bytes)
             response = web.Response(
-                status=route.status,
-                body=result.model_dump_json().encode(),
-                content_type="application/json",
+                status=status, body=_encode(await handler(call)), headers=_JSON_HEADERS
             )
         except ApiError as exc:
             outcome = exc.code
             response = problem_response(exc, language=language, instance=request_id or "-")
         except (OSError, RedisError) as exc:  # Redis (or the store) is out of reach
-            log.warning("API %s: %s", route.name, type(exc).__name__)
+            log.warning("API %s: %s", name, type(exc).__name__)
             outcome = "service_unavailable"
             unavailable = ApiError("service_unavailable", "try again shortly", retry_after=5)
             response = problem_response(unavailable, language=language, instance=request_id or "-")
         except Exception:  # a bug: say so without a traceback on the wire
-            log.exception("API %s failed", route.name)
+            log.exception("API %s failed", name)
             outcome = "internal"
             response = problem_response(
                 ApiError("internal"), language=language, instance=request_id or "-"
             )
         claims = call.claims
         client = claims.client_name if claims is not None else call.client_name or "-"
-        ctx.metrics.observe(client, route.name, outcome, time.perf_counter() - started)
+        ctx.metrics.observe(client, name, outcome, time.perf_counter() - started)
         ctx.audit.add(
             AuditRow(
-                at=time.time(),
-                client=claims.client if claims is not None else call.client_id or "-",
-                subscriber=call.subscriber,
-                endpoint=route.name,
-                method=route.method,
-                status=response.status,
-                outcome=outcome,
-                jti=claims.jti if claims is not None else None,
-                request_id=request_id or None,
+                time.time(),
+                claims.client if claims is not None else call.client_id or "-",
+                call.subscriber,
+                name,
+                method,
+                response.status,
+                outcome,
+                claims.jti if claims is not None else None,
+                request_id or None,
             )
         )
-        response.headers["Cache-Control"] = "no-store"
         return response
 
     return handle
