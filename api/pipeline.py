@@ -1,4 +1,4 @@
-"""The one pipeline every API operation runs through, and the `/api/` error middleware.
+"""The one pipeline every API operation runs through, and the `/api/v1` problem routes.
 
 In order: language (`Accept-Language`), the bearer token (verified, of the route's
 kind, holding the route's scope), one Redis round trip for revocations and the
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
@@ -29,7 +28,7 @@ from api.store import AuditRow
 from api.tokens import Claims, TokenError
 from hotline.web.keys import SETTINGS
 
-__all__ = ["API", "api_errors", "endpoint", "read_body"]
+__all__ = ["API", "add_problem_routes", "endpoint", "read_body"]
 
 log = logging.getLogger(__name__)
 API: web.AppKey[ApiContext] = web.AppKey("API")
@@ -190,39 +189,50 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
     return handle
 
 
-def _as_problem(exc: web.HTTPException) -> ApiError:
-    if isinstance(exc, web.HTTPNotFound):
-        return ApiError("not_found")
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed: dict[str, Any] = {"Allow": ", ".join(sorted(exc.allowed_methods))}
-        return ApiError("method_not_allowed", headers=allowed)
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return ApiError("payload_too_large")
-    return ApiError("bad_request", exc.reason)
+def _language(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    return choose_language(
+        request.headers.get("Accept-Language", ""), settings.languages, settings.default_language
+    )
 
 
-def api_errors() -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Under `/api/`: no route, a wrong method or anything aiohttp refuses becomes
-    problem details instead of aiohttp's text page."""
+def _not_allowed(allowed: Sequence[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    headers = {"Allow": ", ".join(sorted(allowed))}
 
-    @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
-            return await handler(request)
-        try:
-            return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            error = _as_problem(exc)
-        settings = request.app[SETTINGS]
-        language = choose_language(
-            request.headers.get("Accept-Language", ""),
-            settings.languages,
-            settings.default_language,
+    async def handler(request: web.Request) -> web.Response:
+        error = ApiError("method_not_allowed", headers=headers)
+        return problem_response(
+            error, language=_language(request), instance=_request_id(request) or "-"
         )
-        return problem_response(error, language=language, instance=_request_id(request) or "-")
 
-    return middleware
+    return handler
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    error = ApiError("not_found")
+    return problem_response(
+        error, language=_language(request), instance=_request_id(request) or "-"
+    )
+
+
+def add_problem_routes(router: web.UrlDispatcher) -> None:
+    """Under `/api/v1`, problem details where aiohttp would answer with its text page:
+    a method a path does not serve (405, with `Allow`) and a path nothing serves (404).
+    Routes, not a middleware, so no other channel's request pays for them. Call once
+    every `/api/v1` route is in (a resource added later gets no 405 of its own)."""
+    # One path may be several resources (one per named route): the 405 goes on the last
+    # one, which aiohttp tries after the others, and allows what all of them serve.
+    last: dict[str, web.Resource] = {}
+    allowed: dict[str, set[str]] = {}
+    for resource in router.resources():
+        canonical = resource.canonical
+        if canonical != PREFIX and not canonical.startswith(PREFIX + "/"):
+            continue
+        if isinstance(resource, web.Resource):
+            last[canonical] = resource
+            allowed.setdefault(canonical, set()).update(route.method for route in resource)
+    for canonical, resource in last.items():
+        if hdrs.METH_ANY not in allowed[canonical]:
+            resource.add_route(hdrs.METH_ANY, _not_allowed(sorted(allowed[canonical])))
+    # Tried after every more specific resource: aiohttp looks up the longest prefix first.
+    router.add_route(hdrs.METH_ANY, PREFIX + "{rest:(/.*)?}", _not_found, name="api-not_found")
