@@ -110,13 +110,13 @@ async def _reload_revocations(store: ApiStore, state: ApiState, settings: Settin
 
 def setup(app: web.Application) -> None:
     from api import pages
-    from api.pipeline import api_errors, endpoint
+    from api.pipeline import add_problem_routes, endpoint
     from api.routing import installed_routes
 
-    app.middlewares.append(api_errors())
     for route in installed_routes():
         app.router.add_route(route.method, route.url, endpoint(route), name=f"api-{route.name}")
     pages.setup(app, installed_routes())
+    add_problem_routes(app.router)
     app.cleanup_ctx.append(_api_ctx)
 
 

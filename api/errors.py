@@ -237,6 +237,7 @@ def problem_response(error: ApiError, *, language: str, instance: str) -> web.Re
     if error.errors:
         body["errors"] = list(error.errors)
     headers = dict(error.headers)
+    headers["Cache-Control"] = "no-store"  # an answer about one caller, at one moment
     if error.retry_after is not None:
         body["retry_after"] = error.retry_after
         headers["Retry-After"] = str(error.retry_after)

@@ -6,24 +6,32 @@ Requests forbid unknown fields, so a typo is a 400 naming the field, not a silen
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Allowance",
+    "AllowanceJson",
     "AllowancesBody",
+    "AllowancesJson",
     "Amount",
+    "AmountJson",
     "BalanceBody",
+    "BalanceJson",
     "ClientTokenBody",
     "ClientTokenRequest",
     "ExchangeRequest",
+    "FreshJson",
     "OtpBody",
     "OtpRequest",
     "PlanBody",
     "PlanBucket",
+    "PlanBucketJson",
+    "PlanJson",
     "Problem",
     "Quantity",
+    "QuantityJson",
     "SubscriberTokenBody",
     "TokenRequest",
 ]
@@ -166,3 +174,67 @@ class Problem(_Body):
     detail: str | None = None
     errors: list[dict[str, str]] | None = None
     retry_after: int | None = None
+
+
+# The `/me/*` answers as the handlers build them: plain dicts of exactly the models'
+# fields, encoded by orjson. Building and validating a model on every answer cost more
+# than the rest of the handler; the models above stay the contract (the OpenAPI
+# document's schemas) and the tests hold every answer to them (schemathesis, and
+# tests/api/test_me.py checks these keys equal the models' fields).
+
+
+class AmountJson(TypedDict):
+    minor: int
+    currency: str
+    exponent: int
+    display: str
+
+
+class QuantityJson(TypedDict):
+    value: int
+    unit: Literal["byte", "second", "message"]
+    display: str
+
+
+class FreshJson(TypedDict):
+    as_of: str
+    stale: bool
+    as_of_display: str | None
+    language: str
+
+
+class BalanceJson(FreshJson):
+    status: Literal["ok", "owed", "unknown"]
+    balance: AmountJson | None
+    text: str
+    account_status: str
+
+
+class AllowanceJson(TypedDict):
+    kind: Literal["data", "voice", "sms"]
+    status: Literal["active", "none", "unknown"]
+    remaining: QuantityJson | None
+    expires: str | None
+    expires_display: str | None
+    text: str
+
+
+class AllowancesJson(FreshJson):
+    allowances: list[AllowanceJson]
+
+
+class PlanBucketJson(TypedDict):
+    id: str
+    name: str | None
+    kind: Literal["monetary", "voice", "data", "sms", "other"]
+    status: str
+    remaining: AmountJson | QuantityJson | None
+    total: AmountJson | QuantityJson | None
+    valid_until: str | None
+
+
+class PlanJson(FreshJson):
+    account_status: str
+    payment_type: str
+    credit_limit: AmountJson | None
+    buckets: list[PlanBucketJson]

@@ -1,4 +1,4 @@
-"""The one pipeline every API operation runs through, and the `/api/` error middleware.
+"""The one pipeline every API operation runs through, and the `/api/v1` problem routes.
 
 In order: language (`Accept-Language`), the bearer token (verified, of the route's
 kind, holding the route's scope), one Redis round trip for revocations and the
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
@@ -29,12 +28,14 @@ from api.store import AuditRow
 from api.tokens import Claims, TokenError
 from hotline.web.keys import SETTINGS
 
-__all__ = ["API", "api_errors", "endpoint", "read_body"]
+__all__ = ["API", "add_problem_routes", "endpoint", "read_body"]
 
 log = logging.getLogger(__name__)
 API: web.AppKey[ApiContext] = web.AppKey("API")
 H5_CLIENT = "h5"
 _JSON_TYPES = ("application/json",)
+# Every successful answer's headers; `web.Response` copies them into its own.
+_JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 def _request_id(request: web.Request) -> str:
@@ -116,108 +117,122 @@ async def _gate(call: ApiCall, claims: Claims) -> None:
         raise ApiError("rate_limited", f"over the {who} rate", retry_after=wait)
 
 
+def _encode(result: BaseModel | Mapping[str, object]) -> bytes:
+    if isinstance(result, BaseModel):
+        return result.__pydantic_serializer__.to_json(result)
+    return orjson.dumps(result)
+
+
 def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler running `route` through the pipeline."""
+    handler, status, name, method = route.handler, route.status, route.name, route.method
+    needs_token, body_model = route.auth != "none", route.body
 
     async def handle(request: web.Request) -> web.StreamResponse:
         ctx = request.app[API]
         started = time.perf_counter()
         settings = ctx.settings
+        headers = request.headers
         language = choose_language(
-            request.headers.get("Accept-Language", ""),
-            settings.languages,
-            settings.default_language,
+            headers.get("Accept-Language", ""), settings.languages, settings.default_language
         )
-        call = ApiCall(request=request, ctx=ctx, language=language)
+        call = ApiCall(request, ctx, language)
         request_id = _request_id(request)
         outcome = "ok"
         response: web.StreamResponse
         try:
             if ctx.state is None:
                 raise ApiError("service_unavailable", "no redis_url configured")
-            if route.auth != "none":
-                call.claims = _authenticate(request, ctx)
-                if call.claims.msisdn is not None:
-                    call.subscriber = ctx.pseudonym(call.claims.msisdn)
-                _authorize(call.claims, route)
-                await _gate(call, call.claims)
-            if route.body is not None:
-                call.body = await read_body(request, route.body, ctx.api.max_body_bytes)
-            result = await route.handler(call)
+            if needs_token:
+                call.claims = verified = _authenticate(request, ctx)
+                if verified.msisdn is not None:
+                    call.subscriber = ctx.pseudonym(verified.msisdn)
+                _authorize(verified, route)
+                await _gate(call, verified)
+            if body_model is not None:
+                call.body = await read_body(request, body_model, ctx.api.max_body_bytes)
             response = web.Response(
-                status=route.status,
-                body=result.model_dump_json().encode(),
-                content_type="application/json",
+                status=status, body=_encode(await handler(call)), headers=_JSON_HEADERS
             )
         except ApiError as exc:
             outcome = exc.code
             response = problem_response(exc, language=language, instance=request_id or "-")
         except (OSError, RedisError) as exc:  # Redis (or the store) is out of reach
-            log.warning("API %s: %s", route.name, type(exc).__name__)
+            log.warning("API %s: %s", name, type(exc).__name__)
             outcome = "service_unavailable"
             unavailable = ApiError("service_unavailable", "try again shortly", retry_after=5)
             response = problem_response(unavailable, language=language, instance=request_id or "-")
         except Exception:  # a bug: say so without a traceback on the wire
-            log.exception("API %s failed", route.name)
+            log.exception("API %s failed", name)
             outcome = "internal"
             response = problem_response(
                 ApiError("internal"), language=language, instance=request_id or "-"
             )
         claims = call.claims
         client = claims.client_name if claims is not None else call.client_name or "-"
-        ctx.metrics.observe(client, route.name, outcome, time.perf_counter() - started)
+        ctx.metrics.observe(client, name, outcome, time.perf_counter() - started)
         ctx.audit.add(
             AuditRow(
-                at=time.time(),
-                client=claims.client if claims is not None else call.client_id or "-",
-                subscriber=call.subscriber,
-                endpoint=route.name,
-                method=route.method,
-                status=response.status,
-                outcome=outcome,
-                jti=claims.jti if claims is not None else None,
-                request_id=request_id or None,
+                time.time(),
+                claims.client if claims is not None else call.client_id or "-",
+                call.subscriber,
+                name,
+                method,
+                response.status,
+                outcome,
+                claims.jti if claims is not None else None,
+                request_id or None,
             )
         )
-        response.headers["Cache-Control"] = "no-store"
         return response
 
     return handle
 
 
-def _as_problem(exc: web.HTTPException) -> ApiError:
-    if isinstance(exc, web.HTTPNotFound):
-        return ApiError("not_found")
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed: dict[str, Any] = {"Allow": ", ".join(sorted(exc.allowed_methods))}
-        return ApiError("method_not_allowed", headers=allowed)
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return ApiError("payload_too_large")
-    return ApiError("bad_request", exc.reason)
+def _language(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    return choose_language(
+        request.headers.get("Accept-Language", ""), settings.languages, settings.default_language
+    )
 
 
-def api_errors() -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Under `/api/`: no route, a wrong method or anything aiohttp refuses becomes
-    problem details instead of aiohttp's text page."""
+def _not_allowed(allowed: Sequence[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    headers = {"Allow": ", ".join(sorted(allowed))}
 
-    @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
-            return await handler(request)
-        try:
-            return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            error = _as_problem(exc)
-        settings = request.app[SETTINGS]
-        language = choose_language(
-            request.headers.get("Accept-Language", ""),
-            settings.languages,
-            settings.default_language,
+    async def handler(request: web.Request) -> web.Response:
+        error = ApiError("method_not_allowed", headers=headers)
+        return problem_response(
+            error, language=_language(request), instance=_request_id(request) or "-"
         )
-        return problem_response(error, language=language, instance=_request_id(request) or "-")
 
-    return middleware
+    return handler
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    error = ApiError("not_found")
+    return problem_response(
+        error, language=_language(request), instance=_request_id(request) or "-"
+    )
+
+
+def add_problem_routes(router: web.UrlDispatcher) -> None:
+    """Under `/api/v1`, problem details where aiohttp would answer with its text page:
+    a method a path does not serve (405, with `Allow`) and a path nothing serves (404).
+    Routes, not a middleware, so no other channel's request pays for them. Call once
+    every `/api/v1` route is in (a resource added later gets no 405 of its own)."""
+    # One path may be several resources (one per named route): the 405 goes on the last
+    # one, which aiohttp tries after the others, and allows what all of them serve.
+    last: dict[str, web.Resource] = {}
+    allowed: dict[str, set[str]] = {}
+    for resource in router.resources():
+        canonical = resource.canonical
+        if canonical != PREFIX and not canonical.startswith(PREFIX + "/"):
+            continue
+        if isinstance(resource, web.Resource):
+            last[canonical] = resource
+            allowed.setdefault(canonical, set()).update(route.method for route in resource)
+    for canonical, resource in last.items():
+        if hdrs.METH_ANY not in allowed[canonical]:
+            resource.add_route(hdrs.METH_ANY, _not_allowed(sorted(allowed[canonical])))
+    # Tried after every more specific resource: aiohttp looks up the longest prefix first.
+    router.add_route(hdrs.METH_ANY, PREFIX + "{rest:(/.*)?}", _not_found, name="api-not_found")

@@ -57,7 +57,9 @@ class ApiCall:
         return self.claims.msisdn
 
 
-Handler = Callable[[ApiCall], Awaitable[BaseModel]]
+#: A handler answers with its model, or with a plain dict of the model's fields (the
+#: hot `/me/*` reads: `api.models`' `…Json` types), which the pipeline encodes as it is.
+Handler = Callable[[ApiCall], Awaitable[BaseModel | Mapping[str, object]]]
 
 
 @dataclass(frozen=True, slots=True)

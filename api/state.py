@@ -11,7 +11,10 @@ request lands. Keys carry pseudonyms and random ids, never a number:
     hotline:{env}:api:rl:{c|s}:{id}:{window}  fixed-window request counts
     hotline:{env}:api:idem:{<pseudonym>}:{key digest}  an order's body fingerprint  EX 1 day
 
-A request's checks (two revocations, two windows) go in one pipeline: one round trip.
+A request's checks (two revocations, two windows) are one round trip: one script call
+(`_GATE`) over hotline's pipelined link, or one redis-py pipeline where the URL needs
+redis-py (Sentinel, Cluster: the gate's keys are in different slots, which a script may
+not touch at once).
 The `{…}` around a pseudonym is a Redis Cluster hash tag: one subscriber's code and lock
 share a slot, so the script that spends a try may touch both.
 The rates are parsed by `hotline.web.ratelimit.parse_rate` like every other limit.
@@ -25,9 +28,9 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from hotline.store.redislink import RedisLink
+from hotline.store.redislink import RedisLink, RedisReplyError
 from hotline.store.redisurl import AnyRedis
 from hotline.web.ratelimit import parse_rate
 
@@ -47,6 +50,25 @@ if tries > tonumber(ARGV[1]) then
 end
 return {tries, redis.call('HGET', KEYS[1], 'h')}
 """
+
+
+# KEYS[1] revoked client, KEYS[2] client window, KEYS[3] revoked token, KEYS[4] subscriber
+# window; ARGV[1], ARGV[2] the windows' TTLs; ARGV[3], ARGV[4] '1' when KEYS[3], KEYS[4] are
+# in use. Returns {client revoked, token revoked, client count, subscriber count}; a
+# window's TTL is set by the hit that creates it (the script runs whole, so always).
+_GATE = """
+local client = redis.call('INCR', KEYS[2])
+if client == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+local token = 0
+if ARGV[3] == '1' then token = redis.call('EXISTS', KEYS[3]) end
+local subscriber = 0
+if ARGV[4] == '1' then
+  subscriber = redis.call('INCR', KEYS[4])
+  if subscriber == 1 then redis.call('EXPIRE', KEYS[4], ARGV[2]) end
+end
+return {redis.call('EXISTS', KEYS[1]), token, client, subscriber}
+"""
+_GATE_SHA = hashlib.sha1(_GATE.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +92,9 @@ class CodeCheck:
     retry_after: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class GateAnswer:
+class GateAnswer(NamedTuple):
+    """What the gate found (a tuple: one is made per request)."""
+
     client_revoked: bool
     token_revoked: bool
     client_over: int  # seconds to wait, 0 when within the rate
@@ -187,34 +210,60 @@ class ApiState:
         """One round trip: is the client or token revoked, and is either over its rate."""
         moment = now if now is not None else time.time()
         p = self._prefix
-        c_key = _window_key(p + "rl:c:" + client, client_rate, moment)
-        commands: list[tuple[str | int, ...]] = [
-            ("EXISTS", p + "rev-client:" + client),
-            ("EXISTS", p + "rev:" + jti) if jti else ("ECHO", "0"),
-            ("INCR", c_key),
-            ("EXPIRE", c_key, client_rate.period + 1),
-        ]
-        if subscriber is not None:
-            s_key = _window_key(p + "rl:s:" + subscriber, subscriber_rate, moment)
-            commands += [("INCR", s_key), ("EXPIRE", s_key, subscriber_rate.period + 1)]
-        found: list[Any]
-        if self._link is not None:
-            found = await self._link.execute_many(*commands)
-        else:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                found = await pipe.execute()
-        client_over = _over(int(found[2]), client_rate, moment)
-        subscriber_over = (
-            _over(int(found[4]), subscriber_rate, moment) if subscriber is not None else 0
+        keys = (
+            p + "rev-client:" + client,
+            _window_key(p + "rl:c:" + client, client_rate, moment),
+            p + "rev:" + jti if jti else "",
+            _window_key(p + "rl:s:" + subscriber, subscriber_rate, moment) if subscriber else "",
         )
+        if self._link is not None:
+            found = await self._gate_script(keys, client_rate, subscriber_rate)
+        else:
+            found = await self._gate_pipeline(keys, client_rate, subscriber_rate)
+        client_over = _over(int(found[2]), client_rate, moment)
+        subscriber_over = _over(int(found[3]), subscriber_rate, moment) if subscriber else 0
         return GateAnswer(
             client_revoked=bool(int(found[0])),
             token_revoked=bool(int(found[1])),
             client_over=client_over,
             subscriber_over=subscriber_over,
         )
+
+    async def _gate_script(
+        self, keys: tuple[str, str, str, str], client_rate: Window, subscriber_rate: Window
+    ) -> list[Any]:
+        assert self._link is not None
+        args = (
+            4, *keys, client_rate.period + 1, subscriber_rate.period + 1,
+            "1" if keys[2] else "0", "1" if keys[3] else "0",
+        )  # fmt: skip
+        try:
+            found: list[Any] = await self._link.execute("EVALSHA", _GATE_SHA, *args)
+        except RedisReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # Redis restarted (or flushed its scripts): EVAL loads it again for EVALSHA.
+            found = await self._link.execute("EVAL", _GATE, *args)
+        return found
+
+    async def _gate_pipeline(
+        self, keys: tuple[str, str, str, str], client_rate: Window, subscriber_rate: Window
+    ) -> list[Any]:
+        """The script's answer from redis-py commands (Sentinel and Cluster URLs)."""
+        revoked_client, c_key, revoked_token, s_key = keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(revoked_client)
+            pipe.incr(c_key)
+            pipe.expire(c_key, client_rate.period + 1)
+            if revoked_token:
+                pipe.exists(revoked_token)
+            if s_key:
+                pipe.incr(s_key)
+                pipe.expire(s_key, subscriber_rate.period + 1)
+            found = await pipe.execute()
+        token = found[3] if revoked_token else 0
+        subscriber = found[-2] if s_key else 0
+        return [found[0], token, found[1], subscriber]
 
 
 def _window_key(base: str, window: Window, now: float) -> str:

@@ -5,7 +5,8 @@ PostgreSQL in production, with this module's own numbered migrations (`MIGRATION
 never edited once shipped). A client's secret is stored only as its SHA-256: the secret
 is 256 random bits, so a fast hash is as strong as a slow one and costs nothing per
 token request. Audit rows are written in batches by `AuditWriter` so a request never
-waits for the disk; the batch is flushed every `interval` seconds and at shutdown.
+waits for the disk; the batch is flushed every `interval` seconds and at shutdown (a
+batch being written when the app stops is finished, not dropped).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -115,9 +116,11 @@ class ClientRecord:
     revoked_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    """One access: who (client, pseudonymous subscriber), what, and how it ended."""
+class AuditRow(NamedTuple):
+    """One access: who (client, pseudonymous subscriber), what, and how it ended.
+
+    A tuple in the table's column order: one is made per request (a frozen dataclass
+    cost twice as much) and a batch goes to the driver as it is."""
 
     at: float
     client: str
@@ -156,6 +159,29 @@ def _revoke(jti: str, expires_at: float, reason: str) -> Callable[[Connection], 
             )
 
     return work
+
+
+def _insert_audit(rows: Sequence[AuditRow]) -> Callable[[Connection], None]:
+    """One multi-row INSERT of audit rows, handed to the driver's `executemany` as they
+    are. SQLAlchemy's own executemany converted every row through its parameter
+    processors first: half the CPU of the write, for plain floats, ints and strings."""
+
+    def work(conn: Connection) -> None:
+        compiled = insert(audit_table).compile(dialect=conn.dialect, column_keys=_AUDIT_COLUMNS)
+        params: Sequence[Any]
+        if not compiled.positional:  # named placeholders (psycopg's pyformat)
+            params = [row._asdict() for row in rows]
+        elif list(compiled.positiontup or ()) == _AUDIT_COLUMNS:
+            params = rows
+        else:  # pragma: no cover - a dialect that orders the columns its own way
+            order = [_AUDIT_COLUMNS.index(name) for name in compiled.positiontup or ()]
+            params = [tuple(row[i] for i in order) for row in rows]
+        conn.exec_driver_sql(compiled.string, params)  # type: ignore[arg-type]
+
+    return work
+
+
+_AUDIT_COLUMNS = list(AuditRow._fields)
 
 
 class ApiStore:
@@ -257,23 +283,8 @@ class ApiStore:
     # --------------------------------------------------------------- audit
 
     async def write_audit(self, rows: Sequence[AuditRow]) -> None:
-        if not rows:
-            return
-        values = [
-            {
-                "at": r.at,
-                "client": r.client,
-                "subscriber": r.subscriber,
-                "endpoint": r.endpoint,
-                "method": r.method,
-                "status": r.status,
-                "outcome": r.outcome,
-                "jti": r.jti,
-                "request_id": r.request_id,
-            }
-            for r in rows
-        ]
-        await self._run(lambda conn: conn.execute(insert(audit_table), values))
+        if rows:
+            await self._run(_insert_audit(rows))
 
     async def audit(self, limit: int = 1000) -> list[AuditRow]:
         t = audit_table
@@ -306,6 +317,7 @@ class AuditWriter:
         self._pending: list[AuditRow] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def add(self, row: AuditRow) -> None:
         self._pending.append(row)
@@ -324,15 +336,17 @@ class AuditWriter:
             self._pending[:0] = rows
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             await self.flush()
 
     async def stop(self) -> None:
+        """Write everything queued. The loop is asked to end, not cancelled: a cancel
+        landing while a batch waited for the store's thread would have dropped it."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.flush()

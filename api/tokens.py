@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jwt
-from cachetools import LRUCache
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["Claims", "TokenError", "Tokens", "derive_secret"]
@@ -63,8 +62,11 @@ class Tokens:
         self._seal = AESGCM(derive_secret(secret, "msisdn"))
         # Tokens verified lately, by their exact text: an app calls with one token many
         # times, and the signature and the sealed number of the same bytes cannot change.
-        # Expiry is checked on every use; revocation is the caller's (Redis) check.
-        self._verified: LRUCache[str, Claims] = LRUCache(maxsize=remember)
+        # Expiry is checked on every use (an expired one is forgotten); revocation is the
+        # caller's (Redis) check. A plain dict, oldest out first when full: a hit is one
+        # lookup (an LRU's bookkeeping cost more than the rest of `verify`).
+        self._verified: dict[str, Claims] = {}
+        self._remember = remember
 
     def issue(
         self,
@@ -105,10 +107,15 @@ class Tokens:
 
     def verify(self, token: str, now: float | None = None) -> Claims:
         """The token's claims; `TokenError` when forged, malformed or expired."""
-        claims = self._verified.get(token)
+        verified = self._verified
+        claims = verified.get(token)
         if claims is None:
-            claims = self._verified[token] = self._decode(token)
+            claims = self._decode(token)
+            if len(verified) >= self._remember:
+                del verified[next(iter(verified))]
+            verified[token] = claims
         if claims.expires_at <= (now if now is not None else time.time()):
+            verified.pop(token, None)
             raise TokenError("ExpiredSignatureError")
         return claims
 

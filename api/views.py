@@ -3,23 +3,27 @@
 The figures come from `hotline.flow.actions.balance_lookup.snapshot_variables` — the
 very function the `balance.lookup` action fills a USSD screen from — and are written
 by the same formatter (`hotline.i18n.TextFormatter`) and catalog sentences
-(`result.*`), so the app, the portal and `*100#` show one number the same way.
+(`result.*`), so the app, the portal and `*100#` show one number the same way. The
+bodies are plain dicts of the models' fields (`api.models`, `…Json`), encoded once by
+the pipeline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from api.models import (
-    Allowance,
-    AllowancesBody,
-    Amount,
-    BalanceBody,
-    PlanBody,
-    PlanBucket,
-    Quantity,
+    AllowanceJson,
+    AllowancesJson,
+    AmountJson,
+    BalanceJson,
+    FreshJson,
+    PlanBucketJson,
+    PlanJson,
+    QuantityJson,
 )
 from hotline.balance.model import BalanceSnapshot
 from hotline.balance.model import Quantity as SnapshotQuantity
@@ -32,7 +36,11 @@ from hotline.i18n.catalog import Catalog
 __all__ = ["Freshness", "allowances_body", "balance_body", "plan_body"]
 
 _FORMAT = TextFormatter()
-_UNITS = {"data": "byte", "voice": "second", "sms": "message"}
+_UNITS: dict[str, Literal["byte", "second", "message"]] = {
+    "data": "byte",
+    "voice": "second",
+    "sms": "message",
+}
 
 
 class Freshness:
@@ -45,7 +53,7 @@ class Freshness:
         self.values = snapshot_variables(snapshot, zone, stale=self.stale)
         self.as_of = min(snapshot.as_of, snapshot.fetched_at)
 
-    def fields(self, catalog: Catalog) -> dict[str, object]:
+    def fields(self, catalog: Catalog) -> FreshJson:
         note = None
         moment = self.values.get("as_of")
         if self.stale and isinstance(moment, Clock):
@@ -58,13 +66,13 @@ class Freshness:
         }
 
 
-def _amount(money: Money, language: str) -> Amount:
-    return Amount(
-        minor=money.minor,
-        currency=money.currency,
-        exponent=money.exponent,
-        display=_FORMAT.format(money, language),
-    )
+def _amount(money: Money, language: str) -> AmountJson:
+    return {
+        "minor": money.minor,
+        "currency": money.currency,
+        "exponent": money.exponent,
+        "display": _FORMAT.format(money, language),
+    }
 
 
 def _say(catalog: Catalog, key: str, values: Mapping[str, Value | bool]) -> str:
@@ -72,40 +80,48 @@ def _say(catalog: Catalog, key: str, values: Mapping[str, Value | bool]) -> str:
     return catalog.render(PromptPart(key, typed), _FORMAT)
 
 
-def balance_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> BalanceBody:
+def balance_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> BalanceJson:
     values, language = fresh.values, catalog.language
     money = snapshot.main_balance
+    amount: AmountJson | None
     if money is None:
         status, amount, key = "unknown", None, "result.balance_unknown"
     else:
         amount = _amount(money, language)
         status, key = ("ok", "result.balance") if money.minor >= 0 else ("owed", "result.owed")
-    return BalanceBody(
-        status=status,  # type: ignore[arg-type]
-        balance=amount,
-        text=_say(catalog, key, values),
-        account_status=snapshot.account_status,
-        **fresh.fields(catalog),  # type: ignore[arg-type]
-    )
+    return {
+        **fresh.fields(catalog),
+        "status": status,  # type: ignore[typeddict-item]
+        "balance": amount,
+        "text": _say(catalog, key, values),
+        "account_status": snapshot.account_status,
+    }
 
 
-def _allowance(kind: str, values: Mapping[str, Value | bool], catalog: Catalog) -> Allowance:
+_Kind = Literal["data", "voice", "sms"]
+
+
+def _allowance(kind: _Kind, values: Mapping[str, Value | bool], catalog: Catalog) -> AllowanceJson:
     language = catalog.language
     if values.get(f"{kind}_unknown") is True:
-        return Allowance(
-            kind=kind,  # type: ignore[arg-type]
-            status="unknown",
-            remaining=None,
-            text=_say(catalog, f"result.{kind}_unknown", values),
-        )
+        return {
+            "kind": kind,
+            "status": "unknown",
+            "remaining": None,
+            "expires": None,
+            "expires_display": None,
+            "text": _say(catalog, f"result.{kind}_unknown", values),
+        }
     figure = values.get(kind)
     if figure is None or isinstance(figure, bool):
-        return Allowance(
-            kind=kind,  # type: ignore[arg-type]
-            status="none",
-            remaining=None,
-            text=_say(catalog, f"result.no_{kind}", values),
-        )
+        return {
+            "kind": kind,
+            "status": "none",
+            "remaining": None,
+            "expires": None,
+            "expires_display": None,
+            "text": _say(catalog, f"result.no_{kind}", values),
+        }
     if isinstance(figure, Volume):
         amount = figure.bytes
     elif isinstance(figure, Duration):
@@ -114,28 +130,31 @@ def _allowance(kind: str, values: Mapping[str, Value | bool], catalog: Catalog) 
         amount = int(getattr(figure, "value", 0))
     expiry = values.get(f"{kind}_expiry")
     until = expiry if isinstance(expiry, Date) else None
-    return Allowance(
-        kind=kind,  # type: ignore[arg-type]
-        status="active",
-        remaining=Quantity(
-            value=amount,
-            unit=_UNITS[kind],  # type: ignore[arg-type]
-            display=_FORMAT.format(figure, language),
-        ),
-        expires=until.value.isoformat() if until is not None else None,
-        expires_display=_FORMAT.format(until, language) if until is not None else None,
-        text=_say(catalog, f"result.{kind}_until" if until else f"result.{kind}", values),
-    )
+    return {
+        "kind": kind,
+        "status": "active",
+        "remaining": {
+            "value": amount,
+            "unit": _UNITS[kind],
+            "display": _FORMAT.format(figure, language),
+        },
+        "expires": until.value.isoformat() if until is not None else None,
+        "expires_display": _FORMAT.format(until, language) if until is not None else None,
+        "text": _say(catalog, f"result.{kind}_until" if until else f"result.{kind}", values),
+    }
 
 
-def allowances_body(fresh: Freshness, catalog: Catalog) -> AllowancesBody:
-    return AllowancesBody(
-        allowances=[_allowance(kind, fresh.values, catalog) for kind in ("data", "voice", "sms")],
-        **fresh.fields(catalog),  # type: ignore[arg-type]
-    )
+def allowances_body(fresh: Freshness, catalog: Catalog) -> AllowancesJson:
+    kinds: tuple[_Kind, ...] = ("data", "voice", "sms")
+    return {
+        **fresh.fields(catalog),
+        "allowances": [_allowance(kind, fresh.values, catalog) for kind in kinds],
+    }
 
 
-def _figure(value: Money | SnapshotQuantity | None, language: str) -> Amount | Quantity | None:
+def _figure(
+    value: Money | SnapshotQuantity | None, language: str
+) -> AmountJson | QuantityJson | None:
     if value is None:
         return None
     if isinstance(value, Money):
@@ -149,26 +168,27 @@ def _figure(value: Money | SnapshotQuantity | None, language: str) -> Amount | Q
     else:
         display = str(value.value)
     unit = value.unit if value.unit != "unit" else "message"
-    return Quantity(value=value.value, unit=unit, display=display)  # type: ignore[arg-type]
+    return {"value": value.value, "unit": unit, "display": display}  # type: ignore[typeddict-item]
 
 
-def plan_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> PlanBody:
+def plan_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> PlanJson:
     language = catalog.language
-    return PlanBody(
-        account_status=snapshot.account_status,
-        payment_type=snapshot.payment_type,
-        credit_limit=_amount(snapshot.credit_limit, language) if snapshot.credit_limit else None,
-        buckets=[
-            PlanBucket(
-                id=bucket.id,
-                name=bucket.name,
-                kind=bucket.usage_type,
-                status=bucket.status,
-                remaining=_figure(bucket.remaining, language),
-                total=_figure(bucket.total, language),
-                valid_until=bucket.valid_until.isoformat() if bucket.valid_until else None,
-            )
-            for bucket in snapshot.buckets
-        ],
-        **fresh.fields(catalog),  # type: ignore[arg-type]
-    )
+    buckets: list[PlanBucketJson] = [
+        {
+            "id": bucket.id,
+            "name": bucket.name,
+            "kind": bucket.usage_type,  # type: ignore[typeddict-item]
+            "status": bucket.status,
+            "remaining": _figure(bucket.remaining, language),
+            "total": _figure(bucket.total, language),
+            "valid_until": bucket.valid_until.isoformat() if bucket.valid_until else None,
+        }
+        for bucket in snapshot.buckets
+    ]
+    return {
+        **fresh.fields(catalog),
+        "account_status": snapshot.account_status,
+        "payment_type": snapshot.payment_type,
+        "credit_limit": _amount(snapshot.credit_limit, language) if snapshot.credit_limit else None,
+        "buckets": buckets,
+    }

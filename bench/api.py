@@ -7,9 +7,10 @@ free port (uvloop, one worker, pinned to CPU 0; the load generator and Redis on 
 
 - `hotline`: `hotline serve` with the SQLite ledger; a client registered with `hotline
   api clients add`, a subscriber signed in with the SMS code read from the outbox, so
-  every request is the whole pipeline: JWT verification, one Redis round trip
-  (revocations, client and subscriber windows), the balance from the warm cache, the
-  body in the subscriber's language, metrics and the audit row;
+  every request is the whole pipeline: JWT verification, one Redis round trip (one
+  script call: revocations, client and subscriber windows), the balance from the warm
+  cache, the body in the subscriber's language, metrics and the audit row (written in
+  batches off the request path, but by the same process: its CPU counts);
 - `minimal`: an aiohttp handler that verifies the same token (PyJWT, the same key) and
   returns a fixed JSON body. Like hotline (`api.tokens.Tokens`) it remembers a token it
   verified, by its exact text, checking only the expiry on a repeat — so both sides do

@@ -11,7 +11,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from api.errors import ApiError
-from api.models import AllowancesBody, BalanceBody
+from api.models import AllowancesBody, AllowancesJson, BalanceBody, BalanceJson
 from api.routing import ApiCall, ApiRoute
 from api.views import Freshness, allowances_body, balance_body
 from hotline.balance.model import BalanceSnapshot
@@ -50,12 +50,12 @@ async def snapshot(call: ApiCall) -> tuple[BalanceSnapshot, Freshness]:
     return found, fresh
 
 
-async def get_balance(call: ApiCall) -> BalanceBody:
+async def get_balance(call: ApiCall) -> BalanceJson:
     found, fresh = await snapshot(call)
     return balance_body(found, fresh, call.ctx.catalogs[call.language])
 
 
-async def get_allowances(call: ApiCall) -> AllowancesBody:
+async def get_allowances(call: ApiCall) -> AllowancesJson:
     _, fresh = await snapshot(call)
     return allowances_body(fresh, call.ctx.catalogs[call.language])
 

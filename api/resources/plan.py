@@ -4,7 +4,7 @@ their own modules (`/me/offers`, `/me/orders`; docs/api.md, "Adding a resource")
 
 from __future__ import annotations
 
-from api.models import PlanBody
+from api.models import PlanBody, PlanJson
 from api.resources.balance import ME_ERRORS, snapshot
 from api.routing import ApiCall, ApiRoute
 from api.views import plan_body
@@ -12,7 +12,7 @@ from api.views import plan_body
 __all__ = ["ROUTES"]
 
 
-async def get_plan(call: ApiCall) -> PlanBody:
+async def get_plan(call: ApiCall) -> PlanJson:
     found, fresh = await snapshot(call)
     return plan_body(found, fresh, call.ctx.catalogs[call.language])
 

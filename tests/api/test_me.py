@@ -5,8 +5,28 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import get_type_hints
 from zoneinfo import ZoneInfo
 
+import pytest
+from pydantic import BaseModel
+
+from api.models import (
+    Allowance,
+    AllowanceJson,
+    AllowancesBody,
+    AllowancesJson,
+    Amount,
+    AmountJson,
+    BalanceBody,
+    BalanceJson,
+    PlanBody,
+    PlanBucket,
+    PlanBucketJson,
+    PlanJson,
+    Quantity,
+    QuantityJson,
+)
 from api.views import Freshness, balance_body
 from hotline.balance.ledger import LedgerRecord, LedgerStore
 from hotline.balance.model import BalanceSnapshot
@@ -24,6 +44,13 @@ async def _ussd(api: Api, code: str, text: str = "", session: str = "s1") -> str
     return await r.text()
 
 
+_MODELS: dict[str, type[BaseModel]] = {
+    "balance": BalanceBody,
+    "allowances": AllowancesBody,
+    "plan": PlanBody,
+}
+
+
 async def _me(api: Api, path: str, token: str, language: str = "zh-CN") -> dict[str, object]:
     r = await api.client.get(
         f"/api/v1/me/{path}",
@@ -32,6 +59,10 @@ async def _me(api: Api, path: str, token: str, language: str = "zh-CN") -> dict[
     assert r.status == 200, await r.text()
     body: dict[str, object] = await r.json()
     assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Content-Type"] == "application/json"
+    # Every field of the model, no other (its fields forbid nothing extra by themselves).
+    _MODELS[path].model_validate(body)
+    assert set(body) == set(_MODELS[path].model_fields)
     return body
 
 
@@ -92,11 +123,29 @@ def test_stale_snapshot_says_as_of_like_ussd() -> None:
     )
     now = fetched + dt.timedelta(minutes=5)
     fresh = Freshness(snap, now, 5.0, ZoneInfo("Asia/Shanghai"))
-    body = balance_body(snap, fresh, catalogs["zh-CN"])
+    body = BalanceBody.model_validate(balance_body(snap, fresh, catalogs["zh-CN"]))
     assert body.stale is True and body.as_of == "2026-12-06T04:30:00Z"
     assert body.as_of_display == "（截至12:30的数据）"
     current = Freshness(snap, fetched + dt.timedelta(seconds=3), 5.0, ZoneInfo("Asia/Shanghai"))
-    assert balance_body(snap, current, catalogs["en"]).stale is False
+    assert balance_body(snap, current, catalogs["en"])["stale"] is False
+
+
+@pytest.mark.parametrize(
+    ("built", "model"),
+    [
+        (AmountJson, Amount),
+        (QuantityJson, Quantity),
+        (BalanceJson, BalanceBody),
+        (AllowanceJson, Allowance),
+        (AllowancesJson, AllowancesBody),
+        (PlanBucketJson, PlanBucket),
+        (PlanJson, PlanBody),
+    ],
+)
+def test_built_answers_have_exactly_the_models_fields(built: type, model: type[BaseModel]) -> None:
+    """The `/me/*` handlers build plain dicts: each type names the model's fields, no more
+    and no fewer (the model is what the OpenAPI document promises)."""
+    assert set(get_type_hints(built)) == set(model.model_fields)
 
 
 async def test_owed_and_suspended(api: Api, tmp_path: Path) -> None:
