@@ -151,7 +151,8 @@ class _Connection:
         waiter = asyncio.get_running_loop().create_future()
         self.transport.waiter = waiter
         self.protocol.data_received(self.head + b"%d\r\n\r\n" % len(body) + body)
-        return await waiter
+        reply: bytes = await waiter
+        return reply
 
     def close(self) -> None:
         self.protocol.connection_lost(None)
@@ -217,7 +218,7 @@ def _min_apps(redis_url: str) -> dict[str, Any]:
     return {"min-step": pipe, "min-link": linked}
 
 
-def _hotline_app(redis_url: str, workdir: Path) -> Any:
+def _hotline_app(redis_url: str, workdir: Path, slow: bool = False) -> Any:
     from hotline.base.config import load_settings
     from hotline.base.logs import setup_logging
     from hotline.web.app import create_app
@@ -233,6 +234,18 @@ def _hotline_app(redis_url: str, workdir: Path) -> Any:
         "HOTLINE_IVR__AUDIO_DIR": str(workdir / "audio"),
         "HOTLINE_IVR__WARM_PROMPTS": "false",
     }
+    if slow:
+        # Under valgrind (~50x slower, on a loaded machine) the production timeouts would
+        # answer the busy sentence; longer ones change no instruction on the answered path.
+        from hotline.store import sessions as session_store
+
+        session_store.REPLY_TIMEOUT = 30.0
+        env["HOTLINE_BALANCE__DEADLINE"] = "9"
+        env["HOTLINE_BALANCE__BULKHEAD_WAIT"] = "9"
+        env["HOTLINE_BALANCE__CONNECT_TIMEOUT"] = "30"
+        # The balance cache's 5 s would expire a number of times that depends on the
+        # machine's load: counts would move with it. Both trees of a comparison alike.
+        env["HOTLINE_BALANCE__FRESH_TTL"] = "3600"
     for name in [n for n in os.environ if n.startswith("HOTLINE_")]:
         del os.environ[name]
     os.environ.update(env)
@@ -329,7 +342,7 @@ async def _measure(args: argparse.Namespace, workdir: Path, redis_url: str) -> l
     if {"min-step", "min-link"} & set(wanted):
         apps.update(_min_apps(redis_url))
     if "hotline" in wanted:
-        apps["hotline"] = _hotline_app(redis_url, workdir)
+        apps["hotline"] = _hotline_app(redis_url, workdir, args.slow)
     runners: list[web.AppRunner] = []
     targets: list[Target] = []
     for name in wanted:
@@ -371,7 +384,9 @@ async def _profile(target: Target, args: argparse.Namespace) -> None:
     import cProfile
     import pstats
 
-    profiler = cProfile.Profile()
+    # CPU time, not wall time: on a shared machine a descheduled process would charge
+    # whatever function it was in with the time other processes ran.
+    profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     await _drive(target, args.requests, args.concurrency)
     profiler.disable()
@@ -434,6 +449,7 @@ def _callgrind(args: argparse.Namespace) -> None:
                     sys.executable, str(tree / "bench" / "step_cost.py"), "--targets", name,
                     "--rounds", "1", "--requests", str(requests), "--warmup",
                     str(args.warmup), "--concurrency", str(args.concurrency), "--quiet",
+                    "--slow",
                 ]  # fmt: skip
                 proc = subprocess.Popen(
                     cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -466,6 +482,7 @@ def main() -> None:
     parser.add_argument("--callers", metavar="REGEX", help="with --profile: who calls these")
     parser.add_argument("--callgrind", action="store_true", help="count instructions")
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.profile:
         args.targets = args.profile

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hotline.base.errors import BadGatewayRequest
-from hotline.web.forms import gateway_form
+from hotline.web.forms import gateway_form, known_form
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.turns import take_turn
 from ussd.dialects import UssdDialect, dialects
@@ -62,7 +62,8 @@ def _layout(app: web.Application) -> UssdLayout:
 async def _handle(request: web.Request, dialect: UssdDialect) -> web.Response:
     app = request.app
     try:
-        form = await gateway_form(request, dialect.read)
+        # The guard has read the form as this dialect reads it: no coroutine for the memo.
+        form = known_form(request, dialect.read) or await gateway_form(request, dialect.read)
         event = dialect.parse(form.fields, app[SETTINGS].ussd)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)

@@ -15,15 +15,9 @@ the inputs typed along with the dial replayed. A session is bound to the channel
 dialect, entry and subscriber that started it: a request for the same session id from
 anyone else is refused politely and changes nothing.
 
-Resume. On a channel with a resume window (`resume_windows`, USSD: `ussd.resume_window`)
-and a flow with `resume: true`, every step that waits at a menu or an input the
-subscriber navigated to (the back stack is not empty) leaves a copy of the session under
-the subscriber's resume key, for the window; a step anywhere else (a result, the main
-menu) deletes it. A plain dial that finds a copy of the same owner (channel, dialect,
-entry, subscriber), on a flow version still loaded, offers "1. 继续上次操作 2. 重新开始"
-(`resume.*`): `1` lands where the subscriber was (state, variables, back stack), `2`
-starts as a plain dial would. The copy is read in the dial's `MGET` and written in the
-step's pipeline: a step still costs two round trips.
+Resume (`hotline.flow.resume`): on a channel with a resume window a plain dial may find
+the subscriber's dropped session and offer to continue it; the copy is read in the dial's
+`MGET` and written in the step's pipeline, so a step still costs two round trips.
 """
 
 from __future__ import annotations
@@ -42,6 +36,7 @@ from hotline.base.errors import SessionStoreUnavailable
 from hotline.base.logs import note, note_turn
 from hotline.base.privacy import Pseudonymizer
 from hotline.base.values import Value, decode_value, input_value
+from hotline.flow import resume
 from hotline.flow.actions import ACTIONS, ActionContext, ActionRegistry
 from hotline.flow.events import ChannelEvent
 from hotline.flow.model import (
@@ -59,7 +54,6 @@ from hotline.flow.screen import Option, PromptPart, Screen, Turn
 from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet
 from hotline.store.sessions import (
-    ResumeWrite,
     SessionRecord,
     SessionStore,
     resume_key,
@@ -82,9 +76,6 @@ KEY_GOODBYE = "common.goodbye"
 KEY_SESSION = "error.session"
 KEY_BUSY = "error.busy"
 KEY_NO_ENTRY = "error.no_entry"
-KEY_RESUME_TITLE = "resume.title"
-KEY_RESUME_CONTINUE = "resume.continue"
-KEY_RESUME_RESTART = "resume.restart"
 #: Catalog keys the engine itself may show; `flows check` requires them in every language.
 ENGINE_PROMPTS = (
     KEY_INVALID,
@@ -93,14 +84,8 @@ ENGINE_PROMPTS = (
     KEY_SESSION,
     KEY_BUSY,
     KEY_NO_ENTRY,
-    KEY_RESUME_TITLE,
-    KEY_RESUME_CONTINUE,
-    KEY_RESUME_RESTART,
+    *resume.PROMPTS,
 )
-RESUME_STATE = "_resume"  # the offer's screen state (a label: the record keeps its own)
-RESUME_CONTINUE, RESUME_RESTART = "1", "2"
-# What `SessionRecord.resume` says the resume key holds.
-_SAVED, _OFFERED = "saved", "offered"
 #: The session variable a `call.transfer` action sets; an end screen carries it as
 #: `Screen.transfer`, so the call is handed over after the screen is spoken.
 TRANSFER_VAR = "transfer_to"
@@ -248,23 +233,18 @@ class Engine:
             ends = screen.ends and screen.page >= record.pages - 1
         if ends:
             record.ended = True
-        keep = clear = False
-        if pending.resume is not None and record.resume != _OFFERED:
-            # Waiting somewhere a plain dial would not land: keep a copy to resume from.
-            keep = not screen.ends and bool(record.back) and not record.final
-            # Finished, or back where a dial lands: the copy goes (if there is one).
-            clear = not keep and record.resume == _SAVED
-            record.resume = _SAVED if keep else ""
+        keep = resume.copy_write(pending.resume, record, screen)
         data = record.dumps()
-        resume = None
-        if pending.resume is not None and (keep or clear):
-            rkey, window = pending.resume
-            resume = ResumeWrite(rkey, data if keep else None, window)
-        if resume is None:
+        if keep is None or pending.resume is None:
             await self.store.save(pending.key, data, pending.ttl, pending.sub_key, pending.prefs)
         else:
             await self.store.save(
-                pending.key, data, pending.ttl, pending.sub_key, pending.prefs, resume=resume
+                pending.key,
+                data,
+                pending.ttl,
+                pending.sub_key,
+                pending.prefs,
+                resume=resume.write(pending.resume, keep, data),
             )
 
     # ------------------------------------------------------------ the session
@@ -325,14 +305,14 @@ class Engine:
         saved: bytes | None = None,
     ) -> _Step:
         if record is None or (record.ended and event.kind == "start"):
-            offer = self._resumable(saved, owner)
+            offer = resume.resumable(self.registry, saved, owner)
             if offer is not None:
                 step = _Step(event, offer, self.registry.get(offer.flow, offer.version), prefs)
                 step.events.extend(("started", "resume_offered"))
                 return step
             step, state, inputs = self._new_session(event, prefs, owner)
             if saved is not None:
-                step.record.resume = _SAVED  # a copy is there: cleared when this one ends
+                step.record.resume = resume.SAVED  # a copy is there: cleared when this one ends
             step.events.append("started")
             if step.flow is None or state is None:
                 return step
@@ -355,7 +335,7 @@ class Engine:
             self._end_with(step, KEY_SESSION)
             return step
 
-        if record.resume == _OFFERED and event.kind == "input":
+        if record.resume == resume.OFFERED and event.kind == "input":
             await self._answer_offer(step, flow, event.text, owner)
             return step
         match event.kind:
@@ -374,61 +354,24 @@ class Engine:
 
     # ------------------------------------------------------------------ resume
 
-    def _resumable(self, saved: bytes | None, owner: str) -> SessionRecord | None:
-        """The saved session as an offer to continue it, if it may be continued."""
-        if saved is None:
-            return None
-        try:
-            record = SessionRecord.loads(saved)
-        except ValueError:
-            return None
-        flow = self.registry.get(record.flow, record.version)
-        if (
-            record.owner != owner
-            or flow is None
-            or not flow.resume
-            or record.final
-            or record.ended
-            or not isinstance(flow.states.get(record.state), MenuState | InputState)
-        ):
-            return None
-        record.resume = _OFFERED
-        record.request_id = None
-        record.notice, record.invalid, record.no_input, record.page = "", 0, 0, 0
-        return record
-
     async def _answer_offer(self, step: _Step, flow: Flow, value: str, owner: str) -> None:
         """`1` continues where the subscriber was; `2` starts as a plain dial would."""
         record = step.record
-        if value == RESUME_CONTINUE:
-            record.resume = _SAVED
+        if value == resume.CONTINUE:
+            record.resume = resume.SAVED
             record.notice, record.invalid = "", 0
             step.events.append("resumed")
             return
-        if value == RESUME_RESTART:
+        if value == resume.RESTART:
             event = replace(step.event, kind="start", text="", inputs=())
             fresh, state, _ = self._new_session(event, step.prefs, owner)
-            fresh.record.resume = _SAVED  # the old copy goes once this one moves on
+            fresh.record.resume = resume.SAVED  # the old copy goes once this one moves on
             step.record, step.flow = fresh.record, fresh.flow
             step.events.append("restarted")
             if fresh.flow is not None and state is not None:
                 await self._enter(step, state)
             return
         self._invalid(step, flow, KEY_INVALID)
-
-    def _offer(self, record: SessionRecord) -> Screen:
-        """The dial's question: continue the dropped session, or start over."""
-        return Screen(
-            state=RESUME_STATE,
-            language=record.language,
-            parts=(PromptPart(KEY_RESUME_TITLE),),
-            options=(
-                Option(RESUME_CONTINUE, PromptPart(KEY_RESUME_CONTINUE)),
-                Option(RESUME_RESTART, PromptPart(KEY_RESUME_RESTART)),
-            ),
-            notice=PromptPart(record.notice) if record.notice else None,
-            expects_input=True,
-        )
 
     # ------------------------------------------------------------ transitions
 
@@ -593,8 +536,8 @@ class Engine:
         if record.final or step.flow is None:
             record.ended = True
             return self._closing(record.final or KEY_SESSION, record.language)
-        if record.resume == _OFFERED:
-            return self._offer(record)
+        if record.resume == resume.OFFERED:
+            return resume.offer_screen(record)
         state = step.flow.states[record.state]
         assert isinstance(state, MenuState | InputState | EndState)
         if isinstance(state, EndState) and step.arrived == record.state:
@@ -606,8 +549,8 @@ class Engine:
         flow = self.registry.get(record.flow, record.version)
         if record.final or flow is None or record.state not in flow.states:
             return self._closing(record.final or KEY_SESSION, record.language)
-        if record.resume == _OFFERED:
-            return self._offer(record)
+        if record.resume == resume.OFFERED:
+            return resume.offer_screen(record)
         state = flow.states[record.state]
         assert isinstance(state, MenuState | InputState | EndState)
         return self._screen(flow, state, record, {})

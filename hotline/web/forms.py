@@ -26,6 +26,7 @@ __all__ = [
     "GatewayForm",
     "body_errors",
     "gateway_form",
+    "known_form",
     "read_body",
     "refusal",
 ]
@@ -104,3 +105,13 @@ async def gateway_form(request: web.Request, read: FormReader) -> GatewayForm:
     if isinstance(result, BadGatewayRequest):
         raise BadGatewayRequest(result.reason)
     return result
+
+
+def known_form(request: web.Request, read: FormReader) -> GatewayForm | None:
+    """The form `read` already made of this request (the guard read it), without a
+    coroutine; None when it has not, or refused it (`gateway_form` then says why)."""
+    memo = request.get(_MEMO)
+    if memo is None or memo[0] is not read:
+        return None
+    result = memo[1]
+    return None if isinstance(result, BadGatewayRequest) else result

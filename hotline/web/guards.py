@@ -1,4 +1,4 @@
-"""Gateway guard middleware: who may call a gateway route, how big, how often.
+"""The gateway guard: who may call a gateway route, how big, how often.
 
 Each gateway is described by data (`Gateway`: URL prefix, dialect, which form field
 holds the subscriber, allow-list, path token, signature check, polite reply); each
@@ -35,12 +35,12 @@ __all__ = [
     "MAX_FIELDS",
     "Gateway",
     "GatewayFinder",
+    "GatewayGuard",
     "PoliteReply",
     "SignatureCheck",
     "add_token_routes",
     "find_gateway",
     "forbidden",
-    "gateway_guard",
     "polite_sentence",
     "public_url",
 ]
@@ -226,26 +226,32 @@ async def _polite(
     return web.Response(status=429, text="Too many requests, please try again later.")
 
 
-def gateway_guard(
-    *,
-    gateways: Sequence[Gateway],
-    trusted_proxies: Sequence[Network],
-    limiter: RateLimiter,
-    metrics: Metrics,
-    pseudonymize: Pseudonymizer,
-) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The middleware; requests outside every gateway prefix pass untouched."""
-    find = GatewayFinder(gateways)
+class GatewayGuard:
+    """The checks of a gateway request, in order; `admit` answers a refused request.
 
-    @web.middleware
-    async def guard(
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        gateway = find(request.path)
-        if gateway is None:
-            return await handler(request)
+    It runs inside the `observe` middleware (`hotline.web.observe`), which has found the
+    request's gateway already: one middleware layer and one gateway lookup instead of two
+    (measured: ~3 % of a USSD request's instructions).
+    """
 
+    __slots__ = ("_limiter", "_metrics", "_pseudonymize", "_trusted")
+
+    def __init__(
+        self,
+        *,
+        trusted_proxies: Sequence[Network],
+        limiter: RateLimiter,
+        metrics: Metrics,
+        pseudonymize: Pseudonymizer,
+    ) -> None:
+        self._trusted = tuple(trusted_proxies)
+        self._limiter = limiter
+        self._metrics = metrics
+        self._pseudonymize = pseudonymize
+
+    async def admit(self, request: web.Request, gateway: Gateway) -> web.StreamResponse | None:
+        """None when the request may go on to its handler, else the answer it gets."""
+        metrics, limiter, trusted_proxies = self._metrics, self._limiter, self._trusted
         if gateway.allowed:
             source = client_ip(
                 request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies
@@ -254,7 +260,7 @@ def gateway_guard(
                 return _refuse(metrics, gateway, "source_ip")
         if gateway.path_token and not _path_token_ok(gateway, request.path):
             return _refuse(metrics, gateway, "path_token")
-        if not await limiter.gateway_allows(gateway.dialect):
+        if not limiter.gateway_ok(gateway.dialect):
             return await _polite(metrics, gateway, request, "gateway_rate")
 
         channel: GatewayForm | None = None  # the fields as the channel reads them
@@ -282,7 +288,10 @@ def gateway_guard(
                 if raw.count(b"&") >= MAX_FIELDS:
                     return web.Response(status=400, text=f"more than {MAX_FIELDS} form fields")
                 if gateway.form is not None:
-                    channel = await _channel_form(request, gateway.form)
+                    try:  # `_channel_form` inlined: one coroutine less a request
+                        channel = await gateway_form(request, gateway.form)
+                    except BadGatewayRequest:
+                        channel = None
                     pairs = channel.pairs if channel is not None else None
                 if pairs is None and (gateway.max_field_chars is not None or gateway.signature):
                     pairs = _lenient_pairs(raw)
@@ -312,13 +321,11 @@ def gateway_guard(
                 else await _subscriber(request, gateway, raw, body)
             )
             if subscriber:
-                pseudonym = pseudonymize(subscriber)
+                pseudonym = self._pseudonymize(subscriber)
                 note(subscriber=pseudonym)
-                if not await limiter.subscriber_allows(pseudonym):
+                if not limiter.subscriber_ok(pseudonym):
                     return await _polite(metrics, gateway, request, "subscriber_rate")
-        return await handler(request)
-
-    return guard
+        return None
 
 
 #: Why a guard answered for the flow → the catalog sentence the subscriber gets.

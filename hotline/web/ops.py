@@ -1,8 +1,8 @@
 """Operations wiring for one app: metrics, readiness, guards, health and admin routes.
 
 `install(app, gateways)` is called by the app factory with the `Gateway` list the
-mounted channel plug-ins describe (`hotline.web.channels`). Middleware order: `observe` outermost (request id,
-access line, metrics, last-resort errors), then the gateway guard.
+mounted channel plug-ins describe (`hotline.web.channels`). One middleware of ours: `observe`
+(request id, the gateway guard, access line, metrics, last-resort errors), outermost.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hotline.base.metrics import Metrics
 from hotline.web import admin, health
-from hotline.web.guards import Gateway, add_token_routes, gateway_guard
+from hotline.web.guards import Gateway, GatewayGuard, add_token_routes
 from hotline.web.keys import METRICS, PSEUDONYM, RATE_LIMITER, READINESS, SESSIONS, SETTINGS
 from hotline.web.observe import observe
 from hotline.web.ratelimit import RateLimiter
@@ -62,16 +62,13 @@ def install(
     app[RATE_LIMITER] = RateLimiter(security.subscriber_rate, security.gateway_rate)
     app.cleanup_ctx.append(_limiter_ctx)
     _readiness(app, flows_loaded)
-    app.middlewares.append(observe(metrics=metrics, gateways=gateways))
-    app.middlewares.append(
-        gateway_guard(
-            gateways=gateways,
-            trusted_proxies=parse_networks(security.trusted_proxies),
-            limiter=app[RATE_LIMITER],
-            metrics=metrics,
-            pseudonymize=app[PSEUDONYM],
-        )
+    guard = GatewayGuard(
+        trusted_proxies=parse_networks(security.trusted_proxies),
+        limiter=app[RATE_LIMITER],
+        metrics=metrics,
+        pseudonymize=app[PSEUDONYM],
     )
+    app.middlewares.append(observe(metrics=metrics, gateways=gateways, guard=guard))
     health.setup(app)
     admin.setup(app)
 

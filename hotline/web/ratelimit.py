@@ -102,12 +102,21 @@ class RateLimiter:
         self._subscriber = _Limit(parse_rate(subscriber_rate), clock)
         self._gateway = _Limit(parse_rate(gateway_rate), clock)
 
-    async def gateway_allows(self, dialect: str) -> bool:
+    def gateway_ok(self, dialect: str) -> bool:
         """Count one request from this gateway; False once it is over its rate."""
         return self._gateway.allows(dialect)
 
-    async def subscriber_allows(self, pseudonym: str) -> bool:
+    def subscriber_ok(self, pseudonym: str) -> bool:
         """Count one request from this subscriber; False once they are over their rate."""
+        return self._subscriber.allows(pseudonym)
+
+    async def gateway_allows(self, dialect: str) -> bool:
+        """`gateway_ok` for callers that await (the guard calls the plain one: a coroutine
+        per check cost ~1 k instructions for a dict lookup)."""
+        return self._gateway.allows(dialect)
+
+    async def subscriber_allows(self, pseudonym: str) -> bool:
+        """`subscriber_ok` for callers that await."""
         return self._subscriber.allows(pseudonym)
 
     async def close(self) -> None:
