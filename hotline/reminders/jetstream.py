@@ -175,6 +175,7 @@ class Worker:
                     exc,
                 )
                 await msg.term()
+        alive = asyncio.create_task(self._in_progress([msg for msg, _ in good]))
         try:
             await self.handle_batch([event for _, event in good])
         except Exception:
@@ -185,10 +186,21 @@ class Worker:
             for msg, _ in good:
                 await msg.nak(delay=self.retry_delay)
             return False
+        finally:
+            alive.cancel()
         for msg, _ in good:
             await msg.ack()
         self.handled += len(good)
         return True
+
+    async def _in_progress(self, messages: list[Msg]) -> None:
+        """While a batch is being handled, tell JetStream every third of `ack_wait`
+        that it still is: a slow batch (many crossings, a busy database) is not
+        redelivered to another worker meanwhile."""
+        while True:
+            await asyncio.sleep(self.config.ack_wait / 3)
+            for msg in messages:
+                await msg.in_progress()
 
     async def process(self, msg: Msg) -> bool:
         """Handle one message; False when it must wait (the store or outbox failed)."""

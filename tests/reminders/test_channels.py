@@ -87,7 +87,7 @@ async def test_ussd_menu_8_opts_in_shows_the_setting_and_opts_out(client: Client
     assert (await phone.dial()).endswith("\n6.退出\n7.套餐\n8.余额提醒")
     assert (
         await phone.press("8")
-        == "CON 话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n0.返回"
+        == "CON 话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n6.套餐提醒\n0.返回"
     )
     assert await phone.press("2") == (
         "END 已开通余额提醒：话费低于10元时将短信通知您。回复QXTX取消提醒。"
@@ -96,7 +96,7 @@ async def test_ussd_menu_8_opts_in_shows_the_setting_and_opts_out(client: Client
     again = Phone(client, "u2")
     await again.dial()
     assert await again.press("8") == (
-        "CON 当前提醒值为10元。\n话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n0.返回"
+        "CON 当前提醒值为10元。\n话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n6.套餐提醒\n0.返回"
     )
     assert await again.press("5") == "END 已取消余额提醒。"
     assert await _consent(client) == [("in", "ussd", 1000), ("out", "ussd", None)]

@@ -26,6 +26,13 @@ def _amount(ctx: ActionContext) -> int | None:
     args=(
         ArgSpec("threshold", "int", required=False, doc="a fixed amount in 元, e.g. 10"),
         ArgSpec("input", "str", required=False, doc="the session variable holding a typed amount"),
+        ArgSpec(
+            "rule",
+            "str",
+            required=False,
+            doc="balance.low (default, 元), data.low / voice.low (percent left), "
+            "bundle.expiry (days ahead)",
+        ),
     ),
     sets={"reminder_threshold": "int", "reminder_keyword": "text", "reminder_choices": "text"},
     outcomes=("invalid",),
@@ -48,11 +55,19 @@ async def reminder_subscribe(ctx: ActionContext) -> str:
     service = ctx.services.reminders
     if service is None:
         return ERROR
-    ctx.set_value("reminder_choices", Text("/".join(str(t) for t in service.thresholds)))
+    rule = ctx.args.get("rule")
+    rule = rule if isinstance(rule, str) else "balance.low"
+    try:
+        offered = service.choices(rule)
+    except ValueError:
+        return ERROR  # a flow naming a rule this server does not know
+    ctx.set_value("reminder_choices", Text("/".join(str(t) for t in offered)))
     amount = _amount(ctx)
-    if amount is None or amount not in service.thresholds:
+    if amount is None or amount not in offered:
         return "invalid"
-    await service.subscribe(ctx.subscriber, amount, channel=ctx.channel, language=ctx.language)
+    await service.subscribe(
+        ctx.subscriber, amount, channel=ctx.channel, language=ctx.language, rule=rule
+    )
     ctx.set_value("reminder_threshold", Count(amount))
     ctx.set_value("reminder_keyword", Text(service.keyword_off))
     return OK
