@@ -175,7 +175,7 @@ class Worker:
                     exc,
                 )
                 await msg.term()
-        alive = asyncio.create_task(self._in_progress([msg for msg, _ in good]))
+        alive = asyncio.get_running_loop().create_task(self._in_progress([msg for msg, _ in good]))
         try:
             await self.handle_batch([event for _, event in good])
         except Exception:
