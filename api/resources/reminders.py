@@ -10,9 +10,9 @@ way; `rules` lists every active rule; DELETE turns every reminder off, as `QXTX`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.errors import ApiError
 from api.models import Amount
@@ -47,6 +47,21 @@ class ReminderSet(BaseModel):
     )
     percent: int | None = Field(None, ge=0, le=100, description="data.low/voice.low: % left")
     days: int | None = Field(None, ge=0, le=365, description="bundle.expiry: days ahead")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Self:
+        """Exactly the field the rule reads: a body for another rule is a bad request."""
+        wanted = {"balance.low": "threshold_minor", "bundle.expiry": "days"}.get(
+            self.rule, "percent"
+        )
+        given = {
+            name
+            for name in ("threshold_minor", "percent", "days")
+            if getattr(self, name) is not None
+        }
+        if given != {wanted}:
+            raise ValueError(f"rule {self.rule} takes {wanted} (and nothing else)")
+        return self
 
 
 class ReminderBody(BaseModel):

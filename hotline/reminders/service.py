@@ -30,7 +30,7 @@ import logging
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hotline.base.privacy import Pseudonymizer, canonical_msisdn
@@ -45,6 +45,7 @@ from hotline.reminders.store import (
     VOICE_RULE,
     Crossing,
     ReminderStore,
+    SlotPlan,
 )
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class Reminders:
             return []
         watched = await self.store.subscribed({e.subscriber for e in events})
         mine = [e for e in events if e.subscriber in watched]
-        applied = iter(await self.store.apply_batch(mine) if mine else [])
+        applied = iter(await self.store.apply_batch(mine, self._plan()) if mine else [])
         outcomes: list[str] = []
         pending: dict[int, Crossing] = {}
         for event in events:
@@ -199,24 +200,33 @@ class Reminders:
             else:
                 outcomes.append("unsubscribed")
         self.counts.update(outcomes)
-        await self._dispatch_all(pending.values())
+        await self._send_settled(list(pending.values()))
         return outcomes
 
-    async def _dispatch_all(self, crossings: Iterable[Crossing]) -> None:
-        """Dispatch crossings, subscribers side by side (each one's in order, so its
-        daily cap is taken in decision order)."""
-        per: dict[str, list[Crossing]] = {}
+    def _plan(self) -> SlotPlan:
+        now = self.clock()
+        quiet = self.quiet.is_quiet(now)
+        return SlotPlan(
+            day=None if quiet else self.quiet.day_of(now),
+            cap=self.daily_cap,
+            quiet_until=self.quiet.next_open(now),
+            next_day=self.quiet.next_day_open(now),
+        )
+
+    async def _send_settled(self, crossings: list[Crossing]) -> None:
+        """Queue the crossings `apply_batch` gave a cap slot (the deferred ones wait for
+        the sweep), then mark them all `queued` in one transaction."""
+        done: list[tuple[int, int]] = []
         for crossing in crossings:
-            per.setdefault(crossing.subscriber, []).append(crossing)
-
-        async def one(mine: list[Crossing]) -> None:
-            for crossing in mine:
+            if crossing.state == "deferred":
+                self.counts["deferred"] += 1
+                continue
+            if crossing.day is None:  # not settled (a twin's, after a conflict)
                 await self.dispatch(crossing)
-
-        results = await asyncio.gather(*(one(m) for m in per.values()), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+                continue
+            done.append((crossing.id, await self._queue(crossing)))
+        await self.store.queued_many(done)
+        self.counts["queued"] += len(done)
 
     async def dispatch(self, crossing: Crossing) -> str:
         """Queue, defer or drop (obsolete) one crossing; what was done."""
@@ -233,6 +243,12 @@ class Reminders:
             await self.store.defer(crossing.id, self.quiet.next_day_open(now))
             self.counts["capped"] += 1
             return "deferred"
+        await self.store.queued(crossing.id, await self._queue(crossing))
+        self.counts["queued"] += 1
+        return "queued"
+
+    async def _queue(self, crossing: Crossing) -> int:
+        """Put the crossing's SMS in the outbox (a repeat is a no-op: `dedupe`)."""
         outbox_id = await self.messages.send(
             crossing.subscriber,
             SMS_KEYS.get(crossing.rule, SMS_KEY),
@@ -241,15 +257,13 @@ class Reminders:
             kind="service",
             dedupe=crossing.dedupe,
         )
-        await self.store.queued(crossing.id, outbox_id)
-        self.counts["queued"] += 1
         log.info(
             "reminders: crossing %d of %s queued as outbox %d",
             crossing.id,
             self.pseudonym(crossing.subscriber),
             outbox_id,
         )
-        return "queued"
+        return outbox_id
 
     def _sms_values(self, crossing: Crossing) -> dict[str, Value]:
         values: dict[str, Value] = {"keyword": Text(self._keyword_off)}

@@ -38,6 +38,7 @@ IMMEDIATE (one writer at a time across processes); PostgreSQL locks the rows rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ __all__ = [
     "ConsentRecord",
     "Crossing",
     "ReminderStore",
+    "SlotPlan",
     "Subscription",
     "consent_table",
     "crossings_table",
@@ -228,6 +230,7 @@ class Crossing:
     threshold_minor: int
     currency: str
     language: str
+    day: str | None = None  # the local day whose cap slot it holds
 
     @property
     def dedupe(self) -> str:
@@ -265,7 +268,41 @@ def _crossing(r: Any) -> Crossing:
         threshold_minor=int(r["threshold_minor"]),
         currency=str(r["currency"]),
         language=str(r["language"]),
+        day=None if r["day"] is None else str(r["day"]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPlan:
+    """How `apply_batch` settles the crossings it finds, in its own transaction: `day`
+    is the local day whose cap slots they take (None: quiet hours, all deferred to
+    `quiet_until`); over the cap they wait for `next_day`."""
+
+    day: str | None
+    cap: int
+    quiet_until: float
+    next_day: float
+
+
+def _take_slot(conn: Connection, crossing: Crossing, day: str, cap: int, sqlite_db: bool) -> bool:
+    """Count one more reminder for the crossing's subscriber on `day` if under `cap`
+    (a conditional upsert: racing workers serialise on the counter row), and mark the
+    crossing as holding it. False: the cap is reached."""
+    x, d = crossings_table, daily_table
+    dialect = sqlite if sqlite_db else postgresql
+    upsert = dialect.insert(d).values(subscriber=crossing.subscriber, day=day, sent=1)
+    # RETURNING, not rowcount: psycopg reports -1 for an upsert's rowcount.
+    taken = conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[d.c.subscriber, d.c.day],
+            set_={"sent": d.c.sent + 1},
+            where=d.c.sent < cap,
+        ).returning(d.c.sent)
+    ).first()
+    if taken is None:
+        return False
+    conn.execute(update(x).where(x.c.id == crossing.id).values(day=day))
+    return True
 
 
 def _subscription(r: Any) -> Subscription:
@@ -617,10 +654,15 @@ class ReminderStore:
             return Applied("unsubscribed", ())  # most events: one index read, no lock
         return (await self.apply_batch([ev]))[0]
 
-    async def apply_batch(self, events: list[BalanceEvent]) -> list[Applied]:
+    async def apply_batch(
+        self, events: list[BalanceEvent], plan: SlotPlan | None = None
+    ) -> list[Applied]:
         """`apply` for events of subscribed numbers, all in one transaction (the rows
         locked up front in one sorted read, so two workers cannot deadlock); each
-        `Applied` carries every crossing of its subscriber still `decided`."""
+        `Applied` carries every crossing of its subscriber still `decided`. With a
+        `plan`, those crossings are also settled in the same transaction: each takes a
+        daily-cap slot (`day` set) or is deferred (state `deferred`) — one commit for
+        the whole batch instead of one per crossing."""
         now = self.clock()
         s, x = subscriptions_table, crossings_table
         who = sorted({ev.subscriber for ev in events})
@@ -638,7 +680,10 @@ class ReminderStore:
             for r in conn.execute(
                 select(x).where(x.c.subscriber.in_(who), x.c.state == "decided").order_by(x.c.id)
             ).mappings():
-                pending.setdefault(str(r["subscriber"]), []).append(_crossing(r))
+                crossing = _crossing(r)
+                if plan is not None:
+                    crossing = self._settle(conn, crossing, plan, now)
+                pending.setdefault(crossing.subscriber, []).append(crossing)
             return [
                 Applied(outcome, tuple(pending.get(ev.subscriber, ())))
                 for ev, outcome in zip(events, outcomes, strict=True)
@@ -651,7 +696,21 @@ class ReminderStore:
             # rolled back; apply the events one by one so each twin costs only itself.
             if len(events) == 1:
                 return [await self.apply_nothing(events[0].subscriber)]
-            return [(await self.apply_batch([ev]))[0] for ev in events]
+            return [(await self.apply_batch([ev], plan))[0] for ev in events]
+
+    def _settle(self, conn: Connection, crossing: Crossing, plan: SlotPlan, now: float) -> Crossing:
+        x = crossings_table
+        if plan.day is not None and (
+            crossing.day == plan.day or _take_slot(conn, crossing, plan.day, plan.cap, self._sqlite)
+        ):
+            return dataclasses.replace(crossing, day=plan.day)
+        due = plan.quiet_until if plan.day is None else plan.next_day
+        conn.execute(
+            update(x)
+            .where(x.c.id == crossing.id)
+            .values(state="deferred", due_at=due, updated_at=now)
+        )
+        return dataclasses.replace(crossing, state="deferred")
 
     def _apply_in(self, conn: Connection, ev: BalanceEvent, now: float) -> str:
         """One event against the subscriber's active rows, inside the caller's
@@ -792,6 +851,22 @@ class ReminderStore:
 
     # ----------------------------------------------------------- crossings
 
+    async def queued_many(self, done: list[tuple[int, int]]) -> None:
+        """`queued` for (crossing id, outbox id) pairs, in one transaction."""
+        x = crossings_table
+        now = self.clock()
+
+        def work(conn: Connection) -> None:
+            for ident, outbox_id in done:
+                conn.execute(
+                    update(x)
+                    .where(x.c.id == ident, x.c.state.in_(("decided", "deferred")))
+                    .values(state="queued", outbox_id=outbox_id, updated_at=now)
+                )
+
+        if done:
+            await self._run(work)
+
     async def queued(self, ident: int, outbox_id: int, day: str | None = None) -> None:
         """The crossing's SMS is in the outbox."""
         extra = {} if day is None else {"day": day}
@@ -823,7 +898,7 @@ class ReminderStore:
         one transaction: `ok` (taken now, or already held by it — a retry after a
         crash), `capped` (all taken), `gone` (queued or obsolete meanwhile). The counter
         row is updated only while under the cap, so racing workers never exceed it."""
-        x, d = crossings_table, daily_table
+        x = crossings_table
 
         def work(conn: Connection) -> str:
             row = conn.execute(
@@ -833,20 +908,7 @@ class ReminderStore:
                 return "gone"
             if row.day == day:
                 return "ok"
-            dialect = postgresql if not self._sqlite else sqlite
-            upsert = dialect.insert(d).values(subscriber=crossing.subscriber, day=day, sent=1)
-            # RETURNING, not rowcount: psycopg reports -1 for an upsert's rowcount.
-            taken = conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[d.c.subscriber, d.c.day],
-                    set_={"sent": d.c.sent + 1},
-                    where=d.c.sent < cap,
-                ).returning(d.c.sent)
-            ).first()
-            if taken is None:
-                return "capped"
-            conn.execute(update(x).where(x.c.id == crossing.id).values(day=day))
-            return "ok"
+            return "ok" if _take_slot(conn, crossing, day, cap, self._sqlite) else "capped"
 
         return await self._run(work)
 
