@@ -223,8 +223,12 @@ class Worker:
         ignores it.)"""
         while True:
             await asyncio.sleep(self.config.ack_wait / 3)
-            for msg in messages:
-                await msg.in_progress()
+            try:
+                for msg in messages:
+                    await msg.in_progress()
+            except Exception as exc:  # the connection's trouble: the ack will tell
+                log.warning("reminders: progress not reported (%s)", type(exc).__name__)
+                return
 
     async def process(self, msg: Msg) -> bool:
         """Handle one message; False when it must wait (the store or outbox failed)."""
