@@ -194,7 +194,7 @@ async def test_bundle_reminders_by_ussd_submenu_and_sms_keywords(client: Client)
     await phone.press("8")
     assert (
         await phone.press("6")
-        == "CON 套餐将用完或到期时短信提醒您：\n1.流量剩10%\n2.通话剩10%\n3.到期前3天\n0.返回"
+        == "CON 套餐将用完或到期时短信提醒您：\n1.流量剩10%\n2.通话剩10%\n3.到期前3天\n0.返回 00.主页"
     )
     assert await phone.press("1") == (
         "END 已开通流量提醒：套餐流量剩余低于10%时将短信通知您。回复QXTX取消提醒。"
