@@ -366,13 +366,20 @@ def _expiry_in(conn: Connection, ev: BalanceEvent, row: Any, same: Any) -> str:
     expires = min(ends)
     known = row["expires_at"]
     days = int(row["threshold_minor"])
-    values: dict[str, Any] = {"last_event_at": ev.at, "expires_at": expires}
+    values: dict[str, Any] = {"last_event_at": ev.at}
     outcome = "unchanged"
     if not row["armed"] and (known is None or expires > float(known)):
-        values.update(armed=True, generation=s.c.generation + 1, due_at=_due(expires, days, ev.at))
+        values.update(
+            armed=True,
+            generation=s.c.generation + 1,
+            expires_at=expires,
+            due_at=_due(expires, days, ev.at),
+        )
         outcome = "rearmed"
     elif row["armed"]:
-        values["due_at"] = _due(expires, days, ev.at)
+        values.update(expires_at=expires, due_at=_due(expires, days, ev.at))
+    # Disarmed and no later end: the bundle warned about (or an earlier one) — the known
+    # end stays, so that bundle seen again can never re-arm the reminder.
     conn.execute(update(s).where(same).values(**values))
     return outcome
 
