@@ -199,15 +199,16 @@ async def test_bundle_reminders_by_ussd_submenu_and_sms_keywords(client: Client)
     assert await phone.press("1") == (
         "END 已开通流量提醒：套餐流量剩余低于10%时将短信通知您。回复QXTX取消提醒。"
     )
-    assert await mo(client, "DQTX 3") == (
+    assert await mo(client, "KTTX DQ 3") == (
         "已开通到期提醒：套餐到期前3天将短信通知您。回复QXTX取消提醒。" + SIG
     )
-    assert await mo(client, "LLTX 15") == "剩余百分比可选10/20，请重新设置。" + SIG
-    assert await mo(client, "YYTX") == "请回复剩余百分比，如10或20。" + SIG
+    assert await mo(client, "kttx ll 15") == "剩余百分比可选10/20，请重新设置。" + SIG
+    assert await mo(client, "KTTX YY") == "请回复剩余百分比，如10或20。" + SIG
     assert await mo(client, "20") == (
         "已开通通话提醒：套餐通话剩余低于20%时将短信通知您。回复QXTX取消提醒。" + SIG
     )
-    assert await mo(client, "DQTX 5") == "提醒天数可选1/3/7，请重新设置。" + SIG
+    assert await mo(client, "KTTX DQ 5") == "提醒天数可选1/3/7，请重新设置。" + SIG
+    assert await mo(client, "KTTX XX") == "提醒金额可选5/10/20/50元，请重新设置。" + SIG
     service = client.server.app[REMINDERS]
     assert await service.rules_of(PHONE_C) == {"data.low": 10, "bundle.expiry": 3, "voice.low": 20}
     records = await service.store.consent(PHONE_C)
@@ -221,7 +222,7 @@ async def test_bundle_reminders_by_ussd_submenu_and_sms_keywords(client: Client)
 
 
 async def test_a_data_reminder_sms_as_the_sms_channel_words_it(client: Client) -> None:
-    await mo(client, "LLTX 10")
+    await mo(client, "KTTX LL 10")
     app = client.server.app
     event = BalanceEvent(
         "ocs-data-1",
