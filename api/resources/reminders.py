@@ -3,12 +3,16 @@
 Through `Services.reminders` — the store USSD's menu 8, the voice menu and `KTTX 10` /
 `QXTX` write — with `channel="api"` kept as the consent's proof. Amounts are integer
 minor units like every API amount; the offered ones are `reminders.thresholds` (whole
-元), and anything else is `invalid_threshold` naming them.
+元), and anything else is `invalid_threshold` naming them. Bundle rules (`rule`:
+`data.low`/`voice.low` with `percent`, `bundle.expiry` with `days`) are set the same
+way; `rules` lists every active rule; DELETE turns every reminder off, as `QXTX` does.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.errors import ApiError
 from api.models import Amount
@@ -31,12 +35,33 @@ class ReminderSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    threshold_minor: int = Field(
+    rule: Literal["balance.low", "data.low", "voice.low", "bundle.expiry"] = Field(
+        "balance.low", description="what to watch: the main balance, data, voice, bundle expiry"
+    )
+    threshold_minor: int | None = Field(
+        None,
         ge=0,
         le=100_000_000,
         examples=[1000],
-        description="minor units (1000 is 10元): one of the answer's `choices`",
+        description="balance.low: minor units (1000 is 10元), one of the answer's `choices`",
     )
+    percent: int | None = Field(None, ge=0, le=100, description="data.low/voice.low: % left")
+    days: int | None = Field(None, ge=0, le=365, description="bundle.expiry: days ahead")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Self:
+        """Exactly the field the rule reads: a body for another rule is a bad request."""
+        wanted = {"balance.low": "threshold_minor", "bundle.expiry": "days"}.get(
+            self.rule, "percent"
+        )
+        given = {
+            name
+            for name in ("threshold_minor", "percent", "days")
+            if getattr(self, name) is not None
+        }
+        if given != {wanted}:
+            raise ValueError(f"rule {self.rule} takes {wanted} (and nothing else)")
+        return self
 
 
 class ReminderBody(BaseModel):
@@ -46,6 +71,11 @@ class ReminderBody(BaseModel):
     threshold: Amount | None = Field(description="below this the subscriber gets one SMS")
     choices: list[Amount]
     keyword_off: str = Field(description="the SMS keyword that turns it off (QXTX)")
+    rules: dict[str, int] = Field(
+        default_factory=dict,
+        description="active rules: balance.low in 元, data.low/voice.low in percent left, "
+        "bundle.expiry in days ahead",
+    )
     text: str = Field(description="the sentence USSD would show")
     language: str
 
@@ -58,7 +88,11 @@ def _service(call: ApiCall) -> RemindersService:
 
 
 def _body(
-    call: ApiCall, service: RemindersService, threshold: int | None, key: str
+    call: ApiCall,
+    service: RemindersService,
+    threshold: int | None,
+    key: str,
+    rules: dict[str, int] | None = None,
 ) -> ReminderBody:
     currency = call.ctx.settings.reminders.currency
     values: dict[str, Value] = {"reminder_keyword": Text(service.keyword_off)}
@@ -70,6 +104,7 @@ def _body(
         threshold=None if threshold is None else amount(threshold * 100, currency, call.language),
         choices=[amount(t * 100, currency, call.language) for t in service.thresholds],
         keyword_off=service.keyword_off,
+        rules=rules or {},
         text=catalog.render(PromptPart(key, values), _FORMAT),
         language=call.language,
     )
@@ -85,26 +120,64 @@ def _number_checked(call: ApiCall) -> str:
 
 async def get_reminder(call: ApiCall) -> ReminderBody:
     service = _service(call)
-    threshold = await service.threshold_of(_number_checked(call))
+    rules = await service.rules_of(_number_checked(call))
+    threshold = rules.get("balance.low")
     return _body(
-        call, service, threshold, "reminder.none" if threshold is None else "reminder.current"
+        call,
+        service,
+        threshold,
+        "reminder.none" if threshold is None else "reminder.current",
+        rules,
     )
+
+
+_BUNDLE_KEYS = {
+    "data.low": "reminder.confirmed_data",
+    "voice.low": "reminder.confirmed_voice",
+    "bundle.expiry": "reminder.confirmed_expiry",
+}
+
+
+async def _set_bundle(call: ApiCall, service: RemindersService, body: ReminderSet) -> ReminderBody:
+    field = "days" if body.rule == "bundle.expiry" else "percent"
+    value = body.days if field == "days" else body.percent
+    offered = service.choices(body.rule)
+    choices = ", ".join(str(t) for t in offered)
+    if value is None or value not in offered:
+        raise ApiError(
+            "invalid_threshold",
+            f"{field} must be one of {choices} for {body.rule}",
+            errors=[{"field": field, "reason": f"one of {choices}"}],
+        )
+    number = _number_checked(call)
+    await service.subscribe(number, value, channel="api", language=call.language, rule=body.rule)
+    answer = _body(call, service, None, "reminder.none", await service.rules_of(number))
+    catalog = call.ctx.catalogs[call.language]
+    values: dict[str, Value] = {
+        "reminder_keyword": Text(service.keyword_off),
+        "reminder_threshold": Count(value),
+    }
+    text = catalog.render(PromptPart(_BUNDLE_KEYS[body.rule], values), _FORMAT)
+    return answer.model_copy(update={"text": text})
 
 
 async def set_reminder(call: ApiCall) -> ReminderBody:
     service = _service(call)
     body = call.body
     assert isinstance(body, ReminderSet)
-    whole, rest = divmod(body.threshold_minor, 100)
+    if body.rule != "balance.low":
+        return await _set_bundle(call, service, body)
+    whole, rest = divmod(body.threshold_minor or 0, 100)
     choices = ", ".join(str(t * 100) for t in service.thresholds)
-    if rest or whole not in service.thresholds:
+    if body.threshold_minor is None or rest or whole not in service.thresholds:
         raise ApiError(
             "invalid_threshold",
             f"threshold_minor must be one of {choices}",
             errors=[{"field": "threshold_minor", "reason": f"one of {choices}"}],
         )
-    await service.subscribe(_number_checked(call), whole, channel="api", language=call.language)
-    return _body(call, service, whole, "reminder.confirmed")
+    number = _number_checked(call)
+    await service.subscribe(number, whole, channel="api", language=call.language)
+    return _body(call, service, whole, "reminder.confirmed", await service.rules_of(number))
 
 
 async def delete_reminder(call: ApiCall) -> ReminderBody:
@@ -128,7 +201,8 @@ ROUTES: tuple[ApiRoute, ...] = (
         "PUT",
         "/me/reminders",
         "setReminder",
-        "Turn the top-up reminder on, or change its amount (consent kept as channel api)",
+        "Turn a reminder on (balance, data, voice, bundle expiry), or change its threshold "
+        "(consent kept as channel api)",
         set_reminder,
         ReminderBody,
         scope="reminders:write",
@@ -139,7 +213,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "DELETE",
         "/me/reminders",
         "deleteReminder",
-        "Turn the top-up reminder off (idempotent: off stays off)",
+        "Turn every reminder off (idempotent: off stays off)",
         delete_reminder,
         ReminderBody,
         scope="reminders:write",

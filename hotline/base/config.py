@@ -657,6 +657,12 @@ class RemindersSettings(_Section):
     thresholds: tuple[int, ...] = Field(
         (5, 10, 20, 50), min_length=1, description="whole 元 a subscriber may choose"
     )
+    percents: tuple[int, ...] = Field(
+        (10, 20), min_length=1, description="data/voice reminders: percent left to choose from"
+    )
+    expiry_days: tuple[int, ...] = Field(
+        (1, 3, 7), min_length=1, description="bundle-expiry reminders: days ahead to choose from"
+    )
     currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
     keyword_off: str = Field(
         "QXTX", pattern=r"^[0-9A-Za-z]{1,10}$", description="said in the SMS: reply it to opt out"

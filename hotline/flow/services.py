@@ -111,14 +111,30 @@ class RemindersService(Protocol):
         """The SMS keyword that opts out (`QXTX`), as the confirmation says it."""
         ...
 
+    def choices(self, rule: str) -> tuple[int, ...]:
+        """What may be chosen for `rule` (`balance.low`: 元, `data.low`/`voice.low`:
+        percent left, `bundle.expiry`: days ahead); ValueError for an unknown rule."""
+        ...
+
     async def subscribe(
-        self, subscriber: str, threshold: int, /, *, channel: str, language: str
+        self,
+        subscriber: str,
+        threshold: int,
+        /,
+        *,
+        channel: str,
+        language: str,
+        rule: str = "balance.low",
     ) -> None:
         """Opt in (or change the threshold); ValueError for a threshold not offered."""
         ...
 
     async def unsubscribe(self, subscriber: str, /, *, channel: str) -> bool:
-        """Opt out; False if the subscriber had no reminder."""
+        """Opt out of every reminder; False if the subscriber had none."""
+        ...
+
+    async def rules_of(self, subscriber: str, /) -> dict[str, int]:
+        """The active rules and their thresholds (元, percent, days)."""
         ...
 
     async def threshold_of(self, subscriber: str, /) -> int | None:

@@ -8,7 +8,13 @@ One body, whether it arrives over NATS JetStream or `POST /reminders/events`:
       "eventType": "BalanceUsageEvent",           # see EVENT_TYPES
       "event": {
         "logicalResource": {"id": "+8613800138000"},    # the MSISDN (E.164)
-        "remainingAmount": {"amount": "4.80", "units": "CNY"}
+        "remainingAmount": {"amount": "4.80", "units": "CNY"},   # optional with buckets
+        "buckets": [                                             # optional: allowances
+          {"id": "pkg-data-1", "usageType": "data",
+           "remainingValue": {"amount": 512, "units": "MB"},
+           "totalValue": {"amount": 10, "units": "GB"},
+           "validFor": {"endDateTime": "2026-12-31T23:59:59+08:00"}}
+        ]
       }
     }
 
@@ -16,6 +22,13 @@ TMF654 v4 names Topup/Adjust balance create events and carries amounts as
 `{amount, units}`; a usage and a low-balance indication (3GPP TS 32.299
 Low-Balance-Indication) have no TMF654 event, so they take the same shape. Only the
 balance *after* the event matters here: a crossing is a change of side of a threshold.
+
+`buckets` are the subscriber's data and voice allowances after the event, shaped as
+TMF654 `Bucket`s (`usageType`, `remainingValue`, `validFor.endDateTime`) plus
+`totalValue`, the allowance's size when granted (the share left is `remaining/total`).
+Units: data `B`/`KB`/`MB`/`GB` (1024-based), voice `s`/`seconds`/`min`/`minutes`;
+buckets of any other `usageType` (sms, monetary) are skipped. An event carries a
+`remainingAmount`, `buckets`, or both.
 """
 
 from __future__ import annotations
@@ -31,8 +44,10 @@ import orjson
 from hotline.base.privacy import canonical_msisdn
 
 __all__ = [
+    "ALLOWANCE_KINDS",
     "EVENT_TYPES",
     "MAX_AMOUNT_MINOR",
+    "Allowance",
     "BalanceEvent",
     "EventError",
     "event_body",
@@ -50,6 +65,16 @@ EVENT_TYPES = frozenset(
 )
 #: ±10 million 元: anything beyond is a broken feed, not a balance.
 MAX_AMOUNT_MINOR = 1_000_000_000
+#: Allowances the bundle rules read (`data.low`, `voice.low`, `bundle.expiry`).
+ALLOWANCE_KINDS = ("data", "voice")
+_MAX_BUCKETS = 32
+#: Base units: bytes and seconds.
+_UNITS: dict[str, dict[str, int]] = {
+    "data": {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3},
+    "voice": {"s": 1, "seconds": 1, "min": 60, "minutes": 60},
+}
+#: 1 PiB, 100 years of talk: anything beyond is a broken feed.
+_MAX_QUANTITY = {"data": 1024**5, "voice": 100 * 365 * 86400}
 _EVENT_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -59,15 +84,27 @@ class EventError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Allowance:
+    """One data or voice bucket after the event, in bytes or seconds."""
+
+    kind: str  # data | voice
+    bucket: str
+    remaining: int
+    total: int | None = None
+    valid_until: float | None = None  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
 class BalanceEvent:
-    """One balance change: who, when, what kind, and the main balance after it."""
+    """One balance change: who, when, what kind, the main balance and allowances after it."""
 
     event_id: str
     event_type: str
     at: float  # epoch seconds (UTC)
     subscriber: str  # canonical E.164
-    balance_minor: int
+    balance_minor: int | None  # None: the event says nothing about the main balance
     currency: str
+    allowances: tuple[Allowance, ...] = ()
 
 
 def _amount_minor(raw: Any) -> int:
@@ -87,16 +124,65 @@ def _amount_minor(raw: Any) -> int:
     return int(minor)
 
 
-def _time(raw: Any) -> float:
+def _time(raw: Any, where: str = "eventTime") -> float:
     if not isinstance(raw, str) or len(raw) > 40:
-        raise EventError("eventTime: an ISO 8601 time with a zone")
+        raise EventError(f"{where}: an ISO 8601 time with a zone")
     try:
         moment = dt.datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise EventError("eventTime: an ISO 8601 time with a zone") from exc
+        raise EventError(f"{where}: an ISO 8601 time with a zone") from exc
     if moment.tzinfo is None:
-        raise EventError("eventTime: needs a zone (Z or +08:00)")
+        raise EventError(f"{where}: needs a zone (Z or +08:00)")
     return moment.timestamp()
+
+
+def _quantity(raw: Any, kind: str, where: str) -> int:
+    if not isinstance(raw, dict):
+        raise EventError(f"{where}: {{amount, units}}")
+    scale = _UNITS[kind].get(raw.get("units"))  # type: ignore[arg-type]
+    if scale is None:
+        raise EventError(f"{where}.units: one of {', '.join(_UNITS[kind])}")
+    amount = raw.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int | float | str):
+        raise EventError(f"{where}.amount: a number")
+    try:
+        value = Decimal(str(amount)) * scale
+    except InvalidOperation as exc:
+        raise EventError(f"{where}.amount: a number") from exc
+    if not value.is_finite() or not 0 <= value <= _MAX_QUANTITY[kind]:
+        raise EventError(f"{where}.amount: out of range")
+    return int(value)
+
+
+def _allowances(raw: Any) -> tuple[Allowance, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > _MAX_BUCKETS:
+        raise EventError(f"event.buckets: a list of at most {_MAX_BUCKETS} buckets")
+    found: list[Allowance] = []
+    for i, item in enumerate(raw):
+        where = f"event.buckets[{i}]"
+        if not isinstance(item, dict):
+            raise EventError(f"{where}: an object")
+        kind = item.get("usageType")
+        if kind not in ALLOWANCE_KINDS:
+            continue  # sms, monetary, …: no rule reads them
+        ident = item.get("id")
+        if not isinstance(ident, str) or not _EVENT_ID.match(ident):
+            raise EventError(f"{where}.id: 1-128 printable ASCII characters")
+        remaining = _quantity(item.get("remainingValue"), kind, f"{where}.remainingValue")
+        total = None
+        if item.get("totalValue") is not None:
+            total = _quantity(item["totalValue"], kind, f"{where}.totalValue")
+        until = None
+        valid = item.get("validFor")
+        if valid is not None:
+            if not isinstance(valid, dict):
+                raise EventError(f"{where}.validFor: {{endDateTime}}")
+            if valid.get("endDateTime") is not None:
+                until = _time(valid["endDateTime"], f"{where}.validFor.endDateTime")
+        found.append(Allowance(str(kind), ident, remaining, total, until))
+    return tuple(found)
 
 
 def parse_event(body: bytes | str | dict[str, Any]) -> BalanceEvent:
@@ -128,9 +214,12 @@ def parse_event(body: bytes | str | dict[str, Any]) -> BalanceEvent:
         subscriber = canonical_msisdn(number)
     except ValueError as exc:
         raise EventError("event.logicalResource.id: not a phone number") from exc
+    allowances = _allowances(inner.get("buckets"))
     remaining = inner.get("remainingAmount")
+    if remaining is None and "buckets" in inner:
+        return BalanceEvent(event_id, str(event_type), at, subscriber, None, "", allowances)
     if not isinstance(remaining, dict):
-        raise EventError("event.remainingAmount: {amount, units}")
+        raise EventError("event.remainingAmount: {amount, units} (or event.buckets)")
     currency = remaining.get("units")
     if not isinstance(currency, str) or not _CURRENCY.match(currency):
         raise EventError("event.remainingAmount.units: an ISO 4217 code")
@@ -141,23 +230,44 @@ def parse_event(body: bytes | str | dict[str, Any]) -> BalanceEvent:
         subscriber=subscriber,
         balance_minor=_amount_minor(remaining.get("amount")),
         currency=currency,
+        allowances=allowances,
     )
 
 
 def event_body(event: BalanceEvent) -> bytes:
     """The JSON body of `event` (what the billing simulator and the tests publish)."""
-    moment = dt.datetime.fromtimestamp(event.at, dt.UTC)
+    inner: dict[str, Any] = {"logicalResource": {"id": event.subscriber, "@type": "MSISDN"}}
     minor = event.balance_minor
-    sign = "-" if minor < 0 else ""
-    amount = f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+    if minor is not None:
+        sign = "-" if minor < 0 else ""
+        amount = f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+        inner["remainingAmount"] = {"amount": amount, "units": event.currency}
+    if event.allowances or minor is None:
+        inner["buckets"] = [_bucket_body(a) for a in event.allowances]
     return orjson.dumps(
         {
             "eventId": event.event_id,
-            "eventTime": moment.isoformat().replace("+00:00", "Z"),
+            "eventTime": _iso(event.at),
             "eventType": event.event_type,
-            "event": {
-                "logicalResource": {"id": event.subscriber, "@type": "MSISDN"},
-                "remainingAmount": {"amount": amount, "units": event.currency},
-            },
+            "event": inner,
         }
     )
+
+
+def _iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _bucket_body(allowance: Allowance) -> dict[str, Any]:
+    units = "B" if allowance.kind == "data" else "s"
+    body: dict[str, Any] = {
+        "id": allowance.bucket,
+        "usageType": allowance.kind,
+        "@type": "Bucket",
+        "remainingValue": {"amount": allowance.remaining, "units": units},
+    }
+    if allowance.total is not None:
+        body["totalValue"] = {"amount": allowance.total, "units": units}
+    if allowance.valid_until is not None:
+        body["validFor"] = {"endDateTime": _iso(allowance.valid_until)}
+    return body

@@ -138,25 +138,48 @@ class Worker:
     async def run(self) -> None:
         sub = await self.connect()
         self.ready.set()
+        if self.handle_batch is not None:
+            try:
+                await self._run_batches(sub)
+            finally:
+                if self._nc is not None:
+                    await self._nc.close()
+            return
         try:
             while not self._stopping.is_set():
                 try:
                     messages = await sub.fetch(self.config.batch, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
                     continue
-                if self.handle_batch is not None:
-                    if not await self.process_batch(messages):
-                        await asyncio.sleep(self.retry_delay)  # store or outbox down: wait
-                    continue
-                for msg in messages:
-                    if not await self.process(msg):
-                        await asyncio.sleep(self.retry_delay)
-                        break
+                alive = asyncio.get_running_loop().create_task(self._in_progress(messages))
+                try:
+                    for msg in messages:
+                        if not await self.process(msg):
+                            await asyncio.sleep(self.retry_delay)
+                            break
+                finally:
+                    alive.cancel()
         finally:
             # close, not drain: a pull subscription's drain waits on a queue nobody
             # empties; anything fetched and not acknowledged is redelivered anyway.
             if self._nc is not None:
                 await self._nc.close()
+
+    async def _fetch(self, sub: Any) -> list[Msg]:
+        try:
+            messages: list[Msg] = await sub.fetch(self.config.batch, timeout=1.0)
+        except (NatsTimeout, TimeoutError):
+            return []
+        return messages
+
+    async def _run_batches(self, sub: Any) -> None:
+        """Fetch a batch, handle it whole, acknowledge it; again. (Fetching the next
+        batch ahead would overlap the database's work, but a worker would then hold
+        two batches and leave a second worker idle on a small backlog.)"""
+        while not self._stopping.is_set():
+            messages = await self._fetch(sub)
+            if messages and not await self.process_batch(messages):
+                await asyncio.sleep(self.retry_delay)  # store or outbox down: wait
 
     async def process_batch(self, messages: list[Msg]) -> bool:
         """Handle a fetched batch at once (bad bodies terminated, the rest acknowledged
@@ -175,6 +198,7 @@ class Worker:
                     exc,
                 )
                 await msg.term()
+        alive = asyncio.get_running_loop().create_task(self._in_progress([msg for msg, _ in good]))
         try:
             await self.handle_batch([event for _, event in good])
         except Exception:
@@ -185,10 +209,26 @@ class Worker:
             for msg, _ in good:
                 await msg.nak(delay=self.retry_delay)
             return False
+        finally:
+            alive.cancel()
         for msg, _ in good:
             await msg.ack()
         self.handled += len(good)
         return True
+
+    async def _in_progress(self, messages: list[Msg]) -> None:
+        """While a batch is being handled, tell JetStream every third of `ack_wait`
+        that it still is: a slow batch (many crossings, a busy database) is not
+        redelivered to another worker meanwhile. (A message already acknowledged
+        ignores it.)"""
+        while True:
+            await asyncio.sleep(self.config.ack_wait / 3)
+            try:
+                for msg in messages:
+                    await msg.in_progress()
+            except Exception as exc:  # the connection's trouble: the ack will tell
+                log.warning("reminders: progress not reported (%s)", type(exc).__name__)
+                return
 
     async def process(self, msg: Msg) -> bool:
         """Handle one message; False when it must wait (the store or outbox failed)."""

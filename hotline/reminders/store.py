@@ -5,17 +5,26 @@ production, SQLite as the embedded default), created by this module's own number
 migrations (`hotline.store.db`):
 
 - `reminder_subscriptions` — one row per (subscriber, rule): the threshold, language,
-  whether it is active, and the *arming* state: `armed` (the balance was last seen at
+  whether it is active, and the *arming* state: `armed` (the value was last seen at
   or above the threshold, so a fall below is a crossing), `generation` (bumped on every
   re-arm: it names the crossing) and `last_event_at` (events older than this are stale
-  and change nothing).
+  and change nothing). Rules (`RULES`): `balance.low` (threshold in minor units),
+  `data.low` / `voice.low` (the share of the allowance left, in percent) and
+  `bundle.expiry` (days before the earliest data/voice bundle expires: `expires_at`,
+  and `due_at` = when it fires, set only while armed and active — the sweep reads
+  the index on `due_at`, never the table).
+- `reminder_daily` — reminders queued per (subscriber, local day): the daily cap,
+  taken by a conditional upsert in the same transaction that reserves the slot, so two
+  workers can never both take the last one.
 - `reminder_consent` — an append-only log of opt-ins and opt-outs (time, channel,
   threshold): the proof of consent, exported by `hotline reminders export`.
 - `reminder_crossings` — one row per crossing, UNIQUE (subscriber, rule, generation):
   the ledger that makes "one SMS per crossing" hold across processes and restarts.
   States: `decided` → `queued` (in the SMS outbox, `outbox_id`), or `deferred`
   (quiet hours, daily cap: `due_at`) → `queued` | `obsolete` (re-armed or opted out
-  meanwhile).
+  meanwhile). `balance_minor` is the value the rule saw (the balance in minor units,
+  the percent left, or the bundle's expiry in epoch seconds), `threshold_minor` the
+  rule's threshold in the same terms; `day` is the local day whose cap slot it holds.
 
 The subscriber's number is stored because sending needs it (the outbox addresses the
 SMS); nothing here logs it.
@@ -29,6 +38,7 @@ IMMEDIATE (one writer at a time across processes); PostgreSQL locks the rows rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -54,10 +64,12 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hotline.reminders.events import BalanceEvent
@@ -65,14 +77,21 @@ from hotline.store.db import Migration, migrate, open_database, sqlite_url
 
 __all__ = [
     "BALANCE_RULE",
+    "BUNDLE_RULES",
+    "DATA_RULE",
+    "EXPIRY_RULE",
     "MIGRATIONS",
+    "RULES",
+    "VOICE_RULE",
     "Applied",
     "ConsentRecord",
     "Crossing",
     "ReminderStore",
+    "SlotPlan",
     "Subscription",
     "consent_table",
     "crossings_table",
+    "daily_table",
     "subscriptions_table",
 ]
 
@@ -81,8 +100,17 @@ T = TypeVar("T")
 _READ_ONLY = "hotline_read_only"
 #: The PostgreSQL advisory lock the reminders' migrations run under.
 _LOCK_KEY = 0x72656D696E64
-#: The one rule so far: the main balance falls below a threshold.
+#: The main balance falls below a threshold (minor units).
 BALANCE_RULE = "balance.low"
+#: A data / voice allowance's remaining share falls below a percentage of its total.
+DATA_RULE = "data.low"
+VOICE_RULE = "voice.low"
+#: The earliest data/voice bundle expires within a number of days.
+EXPIRY_RULE = "bundle.expiry"
+BUNDLE_RULES = (DATA_RULE, VOICE_RULE, EXPIRY_RULE)
+RULES = (BALANCE_RULE, *BUNDLE_RULES)
+_KIND_OF = {DATA_RULE: "data", VOICE_RULE: "voice"}
+_DAY = 86400.0
 
 metadata = MetaData()
 subscriptions_table = Table(
@@ -100,6 +128,16 @@ subscriptions_table = Table(
     Column("channel", String(16), nullable=False),
     Column("opted_in_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("due_at", Float, nullable=True),
+)
+_subscriptions_due = Index("reminder_subscriptions_due", subscriptions_table.c.due_at)
+daily_table = Table(
+    "reminder_daily",
+    metadata,
+    Column("subscriber", String(32), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("sent", Integer, nullable=False),
 )
 consent_table = Table(
     "reminder_consent",
@@ -145,7 +183,22 @@ def _create(conn: Connection) -> None:
     metadata.create_all(conn, tables=[subscriptions_table, consent_table, crossings_table])
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("reminders-1-create", _create),)
+def _bundles(conn: Connection) -> None:
+    """Bundle rules (`expires_at`, `due_at` and its index) and the daily-cap counters;
+    a store created by an older `_create` gets the columns added."""
+    have = {c["name"] for c in inspect(conn).get_columns("reminder_subscriptions")}
+    for name in ("expires_at", "due_at"):
+        if name not in have:
+            kind = "FLOAT" if conn.dialect.name == "sqlite" else "DOUBLE PRECISION"
+            conn.exec_driver_sql(f"ALTER TABLE reminder_subscriptions ADD COLUMN {name} {kind}")
+    _subscriptions_due.create(conn, checkfirst=True)
+    daily_table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("reminders-1-create", _create),
+    Migration("reminders-2-bundles", _bundles),
+)
 
 CrossingState = Literal["decided", "queued", "deferred", "obsolete"]
 
@@ -177,6 +230,7 @@ class Crossing:
     threshold_minor: int
     currency: str
     language: str
+    day: str | None = None  # the local day whose cap slot it holds
 
     @property
     def dedupe(self) -> str:
@@ -214,7 +268,41 @@ def _crossing(r: Any) -> Crossing:
         threshold_minor=int(r["threshold_minor"]),
         currency=str(r["currency"]),
         language=str(r["language"]),
+        day=None if r["day"] is None else str(r["day"]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPlan:
+    """How `apply_batch` settles the crossings it finds, in its own transaction: `day`
+    is the local day whose cap slots they take (None: quiet hours, all deferred to
+    `quiet_until`); over the cap they wait for `next_day`."""
+
+    day: str | None
+    cap: int
+    quiet_until: float
+    next_day: float
+
+
+def _take_slot(conn: Connection, crossing: Crossing, day: str, cap: int, sqlite_db: bool) -> bool:
+    """Count one more reminder for the crossing's subscriber on `day` if under `cap`
+    (a conditional upsert: racing workers serialise on the counter row), and mark the
+    crossing as holding it. False: the cap is reached."""
+    x, d = crossings_table, daily_table
+    dialect = sqlite if sqlite_db else postgresql
+    upsert = dialect.insert(d).values(subscriber=crossing.subscriber, day=day, sent=1)
+    # RETURNING, not rowcount: psycopg reports -1 for an upsert's rowcount.
+    taken = conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[d.c.subscriber, d.c.day],
+            set_={"sent": d.c.sent + 1},
+            where=d.c.sent < cap,
+        ).returning(d.c.sent)
+    ).first()
+    if taken is None:
+        return False
+    conn.execute(update(x).where(x.c.id == crossing.id).values(day=day))
+    return True
 
 
 def _subscription(r: Any) -> Subscription:
@@ -230,6 +318,70 @@ def _subscription(r: Any) -> Subscription:
         channel=str(r["channel"]),
         opted_in_at=float(r["opted_in_at"]),
     )
+
+
+_ORDER = {"unsubscribed": 0, "unchanged": 1, "stale": 2, "rearmed": 3, "fired": 4}
+
+
+def _max(a: str, b: str) -> str:
+    """The outcome that says more, when an event touches several rules."""
+    return a if _ORDER.get(a, 0) >= _ORDER.get(b, 0) else b
+
+
+def _due(expires_at: float | None, days: int, now: float) -> float | None:
+    """When a `bundle.expiry` reminder fires: `days` before the expiry, if still ahead."""
+    if expires_at is None or expires_at <= now:
+        return None
+    return expires_at - days * _DAY
+
+
+def _seen(sub: Subscription, ev: BalanceEvent) -> int | None:
+    """What a threshold rule compares, from `ev`: the main balance (minor units) or the
+    percent left of the data/voice allowance (all its live, sized buckets together);
+    None when the event does not tell."""
+    if sub.rule == BALANCE_RULE:
+        if ev.balance_minor is None or ev.currency != sub.currency:
+            return None
+        return ev.balance_minor
+    kind = _KIND_OF.get(sub.rule)
+    live = [
+        a
+        for a in ev.allowances
+        if a.kind == kind and a.total and (a.valid_until is None or a.valid_until > ev.at)
+    ]
+    if not live:
+        return None
+    total = sum(a.total or 0 for a in live)
+    left = sum(min(a.remaining, a.total or 0) for a in live)
+    return left * 100 // total
+
+
+def _expiry_in(conn: Connection, ev: BalanceEvent, row: Any, same: Any) -> str:
+    """`bundle.expiry` for one event: follow the earliest live bundle's expiry; a later
+    one than known (renewed, bought) re-arms. Firing is the sweep's (`due_at`)."""
+    s = subscriptions_table
+    ends = [a.valid_until for a in ev.allowances if a.valid_until and a.valid_until > ev.at]
+    if not ends:
+        return "unchanged"
+    expires = min(ends)
+    known = row["expires_at"]
+    days = int(row["threshold_minor"])
+    values: dict[str, Any] = {"last_event_at": ev.at}
+    outcome = "unchanged"
+    if not row["armed"] and (known is None or expires > float(known)):
+        values.update(
+            armed=True,
+            generation=s.c.generation + 1,
+            expires_at=expires,
+            due_at=_due(expires, days, ev.at),
+        )
+        outcome = "rearmed"
+    elif row["armed"]:
+        values.update(expires_at=expires, due_at=_due(expires, days, ev.at))
+    # Disarmed and no later end: the bundle warned about (or an earlier one) — the known
+    # end stays, so that bundle seen again can never re-arm the reminder.
+    conn.execute(update(s).where(same).values(**values))
+    return outcome
 
 
 def _immediate_sqlite(engine: Engine) -> None:
@@ -344,15 +496,21 @@ class ReminderStore:
         rule: str = BALANCE_RULE,
     ) -> None:
         """Opt in (or change the threshold): armed afresh under a new generation, and
-        the consent logged."""
+        the consent logged. `threshold_minor` is in the rule's terms (see `RULES`)."""
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}")
         now = self.clock()
         s = subscriptions_table
 
         def work(conn: Connection) -> None:
-            row = conn.execute(
-                self._lock(select(s).where(s.c.subscriber == subscriber, s.c.rule == rule))
-            ).first()
-            values = {
+            row = (
+                conn.execute(
+                    self._lock(select(s).where(s.c.subscriber == subscriber, s.c.rule == rule))
+                )
+                .mappings()
+                .first()
+            )
+            values: dict[str, Any] = {
                 "threshold_minor": threshold_minor,
                 "currency": currency,
                 "language": language,
@@ -362,6 +520,9 @@ class ReminderStore:
                 "opted_in_at": now,
                 "updated_at": now,
             }
+            if rule == EXPIRY_RULE:
+                expires = None if row is None else row["expires_at"]
+                values["due_at"] = _due(expires, threshold_minor, now)
             if row is None:
                 conn.execute(
                     insert(s).values(subscriber=subscriber, rule=rule, generation=1, **values)
@@ -385,31 +546,53 @@ class ReminderStore:
 
         await self._run(work)
 
-    async def unsubscribe(self, subscriber: str, *, channel: str, rule: str = BALANCE_RULE) -> bool:
-        """Opt out; False if there was no active subscription (nothing logged)."""
+    async def unsubscribe(
+        self, subscriber: str, *, channel: str, rule: str | None = BALANCE_RULE
+    ) -> bool:
+        """Opt out of `rule` (None: every rule); False if nothing was active (nothing
+        logged). Each rule turned off is one consent record."""
         now = self.clock()
         s = subscriptions_table
 
         def work(conn: Connection) -> bool:
-            done = conn.execute(
-                update(s)
-                .where(s.c.subscriber == subscriber, s.c.rule == rule, s.c.active.is_(True))
-                .values(active=False, updated_at=now)
-            ).rowcount
-            if done:
-                conn.execute(
-                    insert(consent_table).values(
-                        subscriber=subscriber,
-                        rule=rule,
-                        action="out",
-                        threshold_minor=None,
-                        channel=channel,
-                        at=now,
-                    )
-                )
-            return bool(done)
+            mine = and_(s.c.subscriber == subscriber, s.c.active.is_(True))
+            if rule is not None:
+                mine = and_(mine, s.c.rule == rule)
+            rules = [str(r.rule) for r in conn.execute(self._lock(select(s.c.rule).where(mine)))]
+            if not rules:
+                return False
+            conn.execute(update(s).where(mine).values(active=False, due_at=None, updated_at=now))
+            conn.execute(
+                insert(consent_table),
+                [
+                    {
+                        "subscriber": subscriber,
+                        "rule": each,
+                        "action": "out",
+                        "threshold_minor": None,
+                        "channel": channel,
+                        "at": now,
+                    }
+                    for each in sorted(rules)
+                ],
+            )
+            return True
 
         return await self._run(work)
+
+    async def active_rules(self, subscriber: str) -> dict[str, int]:
+        """The subscriber's active rules and their thresholds (`RULES`' terms)."""
+        s = subscriptions_table
+
+        def work(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(
+                select(s.c.rule, s.c.threshold_minor).where(
+                    s.c.subscriber == subscriber, s.c.active.is_(True)
+                )
+            )
+            return {str(r.rule): int(r.threshold_minor) for r in rows}
+
+        return await self._read(work, {})
 
     async def subscription(self, subscriber: str, rule: str = BALANCE_RULE) -> Subscription | None:
         s = subscriptions_table
@@ -471,90 +654,132 @@ class ReminderStore:
 
     async def apply(self, ev: BalanceEvent) -> Applied:
         """Apply one balance event to the subscriber's active rules, in one transaction:
-        re-arm where the balance is at or over the threshold, decide a crossing where it
+        re-arm where the value is at or over the threshold, decide a crossing where it
         fell below an armed one. Returns the subscriber's crossings still `decided`
         (this event's, or one a killed worker left behind)."""
+        if not await self.subscribed({ev.subscriber}):
+            return Applied("unsubscribed", ())  # most events: one index read, no lock
+        return (await self.apply_batch([ev]))[0]
+
+    async def apply_batch(
+        self, events: list[BalanceEvent], plan: SlotPlan | None = None
+    ) -> list[Applied]:
+        """`apply` for events of subscribed numbers, all in one transaction (the rows
+        locked up front in one sorted read, so two workers cannot deadlock); each
+        `Applied` carries every crossing of its subscriber still `decided`. With a
+        `plan`, those crossings are also settled in the same transaction: each takes a
+        daily-cap slot (`day` set) or is deferred (state `deferred`) — one commit for
+        the whole batch instead of one per crossing."""
         now = self.clock()
         s, x = subscriptions_table, crossings_table
-        if not await self._read(
-            lambda conn: (
-                conn.execute(
-                    select(s.c.rule)
-                    .where(s.c.subscriber == ev.subscriber, s.c.active.is_(True))
-                    .limit(1)
-                ).first()
-                is not None
-            ),
-            False,
-        ):
-            return Applied("unsubscribed", ())  # most events: one index read, no lock
+        who = sorted({ev.subscriber for ev in events})
 
-        def work(conn: Connection) -> Applied:
-            rows = (
+        def work(conn: Connection) -> list[Applied]:
+            if not self._sqlite:
                 conn.execute(
-                    self._lock(
-                        select(s).where(s.c.subscriber == ev.subscriber, s.c.active.is_(True))
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            outcome = "unsubscribed" if not rows else "unchanged"
-            for row in rows:
-                sub = _subscription(row)
-                last = row["last_event_at"]
-                if last is not None and ev.at < float(last):
-                    outcome = "stale"
-                    continue
-                if ev.currency != sub.currency:
-                    continue
-                same = and_(
-                    s.c.subscriber == sub.subscriber,
-                    s.c.rule == sub.rule,
-                    s.c.generation == sub.generation,
-                    s.c.armed.is_(sub.armed),
-                )
-                below = ev.balance_minor < sub.threshold_minor
-                if below and sub.armed:
-                    changed = conn.execute(
-                        update(s).where(same).values(armed=False, last_event_at=ev.at)
-                    ).rowcount
-                    if changed == 1:
-                        conn.execute(
-                            insert(x).values(
-                                subscriber=sub.subscriber,
-                                rule=sub.rule,
-                                generation=sub.generation,
-                                state="decided",
-                                balance_minor=ev.balance_minor,
-                                threshold_minor=sub.threshold_minor,
-                                currency=sub.currency,
-                                language=sub.language,
-                                event_id=ev.event_id,
-                                decided_at=now,
-                                updated_at=now,
-                            )
-                        )
-                        outcome = "fired"
-                elif not below and not sub.armed:
-                    conn.execute(
-                        update(s)
-                        .where(same)
-                        .values(armed=True, generation=s.c.generation + 1, last_event_at=ev.at)
-                    )
-                    outcome = "rearmed"
-                else:
-                    conn.execute(update(s).where(same).values(last_event_at=ev.at))
-            pending = conn.execute(
-                select(x).where(x.c.subscriber == ev.subscriber, x.c.state == "decided")
-            ).mappings()
-            return Applied(outcome, tuple(_crossing(r) for r in pending))
+                    select(s.c.subscriber)
+                    .where(s.c.subscriber.in_(who), s.c.active.is_(True))
+                    .order_by(s.c.subscriber, s.c.rule)
+                    .with_for_update()
+                ).all()
+            outcomes = [self._apply_in(conn, ev, now) for ev in events]
+            pending: dict[str, list[Crossing]] = {}
+            for r in conn.execute(
+                select(x).where(x.c.subscriber.in_(who), x.c.state == "decided").order_by(x.c.id)
+            ).mappings():
+                crossing = _crossing(r)
+                if plan is not None:
+                    crossing = self._settle(conn, crossing, plan, now)
+                pending.setdefault(crossing.subscriber, []).append(crossing)
+            return [
+                Applied(outcome, tuple(pending.get(ev.subscriber, ())))
+                for ev, outcome in zip(events, outcomes, strict=True)
+            ]
 
         try:
             return await self._run(work)
         except IntegrityError:
-            # A twin decided this crossing first (the unique key): nothing more to do here.
-            return await self.apply_nothing(ev.subscriber)
+            # A twin decided one of these crossings first (the unique key): the batch
+            # rolled back; apply the events one by one so each twin costs only itself.
+            if len(events) == 1:
+                return [await self.apply_nothing(events[0].subscriber)]
+            return [(await self.apply_batch([ev], plan))[0] for ev in events]
+
+    def _settle(self, conn: Connection, crossing: Crossing, plan: SlotPlan, now: float) -> Crossing:
+        x = crossings_table
+        if plan.day is not None and (
+            crossing.day == plan.day or _take_slot(conn, crossing, plan.day, plan.cap, self._sqlite)
+        ):
+            return dataclasses.replace(crossing, day=plan.day)
+        due = plan.quiet_until if plan.day is None else plan.next_day
+        conn.execute(
+            update(x)
+            .where(x.c.id == crossing.id)
+            .values(state="deferred", due_at=due, updated_at=now)
+        )
+        return dataclasses.replace(crossing, state="deferred")
+
+    def _apply_in(self, conn: Connection, ev: BalanceEvent, now: float) -> str:
+        """One event against the subscriber's active rows, inside the caller's
+        transaction; its outcome (`unsubscribed`, `stale`, `fired`, `rearmed`,
+        `unchanged`)."""
+        s, x = subscriptions_table, crossings_table
+        rows = (
+            conn.execute(select(s).where(s.c.subscriber == ev.subscriber, s.c.active.is_(True)))
+            .mappings()
+            .all()
+        )
+        outcome = "unsubscribed" if not rows else "unchanged"
+        for row in rows:
+            sub = _subscription(row)
+            last = row["last_event_at"]
+            if last is not None and ev.at < float(last):
+                outcome = "stale"
+                continue
+            same = and_(
+                s.c.subscriber == sub.subscriber,
+                s.c.rule == sub.rule,
+                s.c.generation == sub.generation,
+                s.c.armed.is_(sub.armed),
+            )
+            if sub.rule == EXPIRY_RULE:
+                outcome = _max(outcome, _expiry_in(conn, ev, row, same))
+                continue
+            seen = _seen(sub, ev)
+            if seen is None:
+                continue  # the event says nothing this rule reads
+            below = seen < sub.threshold_minor
+            if below and sub.armed:
+                changed = conn.execute(
+                    update(s).where(same).values(armed=False, last_event_at=ev.at)
+                ).rowcount
+                if changed == 1:
+                    conn.execute(
+                        insert(x).values(
+                            subscriber=sub.subscriber,
+                            rule=sub.rule,
+                            generation=sub.generation,
+                            state="decided",
+                            balance_minor=seen,
+                            threshold_minor=sub.threshold_minor,
+                            currency=sub.currency,
+                            language=sub.language,
+                            event_id=ev.event_id,
+                            decided_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    outcome = "fired"
+            elif not below and not sub.armed:
+                conn.execute(
+                    update(s)
+                    .where(same)
+                    .values(armed=True, generation=s.c.generation + 1, last_event_at=ev.at)
+                )
+                outcome = _max(outcome, "rearmed")
+            else:
+                conn.execute(update(s).where(same).values(last_event_at=ev.at))
+        return outcome
 
     async def apply_nothing(self, subscriber: str) -> Applied:
         x = crossings_table
@@ -567,12 +792,93 @@ class ReminderStore:
 
         return await self._read(work, Applied("unchanged", ()))
 
+    async def decide_expiries(self, now: float, limit: int) -> list[Crossing]:
+        """Decide up to `limit` `bundle.expiry` crossings now due, earliest first: one
+        bounded read of the index on `due_at` (only armed, active rows have one), a
+        conditional update per row, in one transaction. The crossings decided."""
+        s, x = subscriptions_table, crossings_table
+
+        def work(conn: Connection) -> list[Crossing]:
+            query = (
+                select(s)
+                .where(s.c.due_at <= now, s.c.rule == EXPIRY_RULE)
+                .order_by(s.c.due_at)
+                .limit(limit)
+            )
+            if not self._sqlite:
+                query = query.with_for_update(skip_locked=True)  # another sweeper's rows
+            decided: list[int] = []
+            for row in conn.execute(query).mappings().all():
+                sub = _subscription(row)
+                if row["expires_at"] is None or float(row["expires_at"]) <= now:
+                    # Expired before the sweep came (a sweep outage): too late to warn.
+                    conn.execute(
+                        update(s)
+                        .where(s.c.subscriber == sub.subscriber, s.c.rule == sub.rule)
+                        .values(due_at=None)
+                    )
+                    continue
+                changed = conn.execute(
+                    update(s)
+                    .where(
+                        s.c.subscriber == sub.subscriber,
+                        s.c.rule == sub.rule,
+                        s.c.generation == sub.generation,
+                        s.c.armed.is_(True),
+                        s.c.active.is_(True),
+                    )
+                    .values(armed=False, due_at=None, updated_at=now)
+                ).rowcount
+                if changed != 1:
+                    continue
+                ident = conn.execute(
+                    insert(x)
+                    .values(
+                        subscriber=sub.subscriber,
+                        rule=sub.rule,
+                        generation=sub.generation,
+                        state="decided",
+                        balance_minor=int(row["expires_at"] or 0),
+                        threshold_minor=sub.threshold_minor,
+                        currency=sub.currency,
+                        language=sub.language,
+                        event_id=f"sweep-{int(now)}",
+                        decided_at=now,
+                        updated_at=now,
+                    )
+                    .returning(x.c.id)
+                ).scalar_one()
+                decided.append(int(ident))
+            if not decided:
+                return []
+            rows = conn.execute(select(x).where(x.c.id.in_(decided)).order_by(x.c.id))
+            return [_crossing(r) for r in rows.mappings()]
+
+        return await self._run(work)
+
     # ----------------------------------------------------------- crossings
 
-    async def queued(self, ident: int, outbox_id: int, day: str) -> None:
+    async def queued_many(self, done: list[tuple[int, int]]) -> None:
+        """`queued` for (crossing id, outbox id) pairs, in one transaction."""
+        x = crossings_table
+        now = self.clock()
+
+        def work(conn: Connection) -> None:
+            for ident, outbox_id in done:
+                conn.execute(
+                    update(x)
+                    .where(x.c.id == ident, x.c.state.in_(("decided", "deferred")))
+                    .values(state="queued", outbox_id=outbox_id, updated_at=now)
+                )
+
+        if done:
+            await self._run(work)
+
+    async def queued(self, ident: int, outbox_id: int, day: str | None = None) -> None:
         """The crossing's SMS is in the outbox."""
+        extra = {} if day is None else {"day": day}
         await self._set(
-            ident, ("decided", "deferred"), state="queued", outbox_id=outbox_id, day=day
+            ident, ("decided", "deferred"), state="queued", outbox_id=outbox_id, **extra
         )
 
     async def defer(self, ident: int, due_at: float) -> None:
@@ -594,18 +900,34 @@ class ReminderStore:
 
         await self._run(work)
 
-    async def sent_on(self, subscriber: str, day: str) -> int:
-        """Reminders queued for `subscriber` on local day `day` (the daily cap)."""
+    async def reserve(self, crossing: Crossing, day: str, cap: int) -> str:
+        """Take one of the subscriber's `cap` slots of local `day` for this crossing, in
+        one transaction: `ok` (taken now, or already held by it — a retry after a
+        crash), `capped` (all taken), `gone` (queued or obsolete meanwhile). The counter
+        row is updated only while under the cap, so racing workers never exceed it."""
         x = crossings_table
 
+        def work(conn: Connection) -> str:
+            row = conn.execute(
+                self._lock(select(x.c.state, x.c.day).where(x.c.id == crossing.id))
+            ).first()
+            if row is None or row.state not in ("decided", "deferred"):
+                return "gone"
+            if row.day == day:
+                return "ok"
+            return "ok" if _take_slot(conn, crossing, day, cap, self._sqlite) else "capped"
+
+        return await self._run(work)
+
+    async def sent_on(self, subscriber: str, day: str) -> int:
+        """Cap slots taken for `subscriber` on local day `day`."""
+        d = daily_table
+
         def work(conn: Connection) -> int:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        x.c.subscriber == subscriber, x.c.state == "queued", x.c.day == day
-                    )
-                ).scalar_one()
-            )
+            got = conn.execute(
+                select(d.c.sent).where(d.c.subscriber == subscriber, d.c.day == day)
+            ).scalar()
+            return int(got or 0)
 
         return await self._read(work, 0)
 

@@ -52,6 +52,8 @@ def open_reminders(
         quiet=quiet,
         pseudonym=pseudonym,
         thresholds=cfg.thresholds,
+        percents=cfg.percents,
+        expiry_days=cfg.expiry_days,
         currency=cfg.currency,
         keyword_off=cfg.keyword_off,
         daily_cap=cfg.daily_cap,

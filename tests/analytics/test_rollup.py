@@ -40,6 +40,11 @@ def test_what_each_shipped_end_state_means() -> None:
         "reminder_none": "result",  # outcome: result — told they have none
         "reminder_invalid": "error",
         "reminder_unavailable": "error",
+        "reminder_done_data": "result",  # the bundle reminders (issue 18)
+        "reminder_done_voice": "result",
+        "reminder_done_expiry": "result",
+        "reminder_invalid_percent": "error",
+        "reminder_invalid_days": "error",
         "plan_done": "result",
         "plan_refused": "result",  # told why not (balance, eligibility): an answer
         "plan_not_done": "result",

@@ -102,7 +102,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
                     conn.execute(
                         sqlalchemy.text(
                             "DROP TABLE IF EXISTS reminder_subscriptions, reminder_consent, "
-                            "reminder_crossings"
+                            "reminder_crossings, reminder_daily"
                         )
                     )
                 engine.dispose()

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from hotline.base.config import Settings
 from hotline.flow.screen import PromptPart
-from hotline.reminders.events import event_body
+from hotline.reminders.events import Allowance, BalanceEvent, event_body
 from hotline.reminders.service import SMS_KEY
 from hotline.reminders.wiring import EVENTS_PATH, REMINDERS
 from hotline.web.app import create_app
@@ -87,7 +87,7 @@ async def test_ussd_menu_8_opts_in_shows_the_setting_and_opts_out(client: Client
     assert (await phone.dial()).endswith("\n6.退出\n7.套餐\n8.余额提醒")
     assert (
         await phone.press("8")
-        == "CON 话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n0.返回"
+        == "CON 话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n6.套餐提醒\n0.返回"
     )
     assert await phone.press("2") == (
         "END 已开通余额提醒：话费低于10元时将短信通知您。回复QXTX取消提醒。"
@@ -96,7 +96,7 @@ async def test_ussd_menu_8_opts_in_shows_the_setting_and_opts_out(client: Client
     again = Phone(client, "u2")
     await again.dial()
     assert await again.press("8") == (
-        "CON 当前提醒值为10元。\n话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n0.返回"
+        "CON 当前提醒值为10元。\n话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n6.套餐提醒\n0.返回"
     )
     assert await again.press("5") == "END 已取消余额提醒。"
     assert await _consent(client) == [("in", "ussd", 1000), ("out", "ussd", None)]
@@ -186,3 +186,57 @@ async def test_a_balance_lookup_notices_the_crossing(client: Client) -> None:
     await phone.dial()  # a second lookup: the same crossing, nothing more
     await asyncio.sleep(0.5)
     assert len(await _sms_rows(client)) == 1
+
+
+async def test_bundle_reminders_by_ussd_submenu_and_sms_keywords(client: Client) -> None:
+    phone = Phone(client, "u4")
+    await phone.dial()
+    await phone.press("8")
+    assert (
+        await phone.press("6")
+        == "CON 套餐将用完或到期时短信提醒您：\n1.流量剩10%\n2.通话剩10%\n3.到期前3天\n0.返回 00.主页"
+    )
+    assert await phone.press("1") == (
+        "END 已开通流量提醒：套餐流量剩余低于10%时将短信通知您。回复QXTX取消提醒。"
+    )
+    assert await mo(client, "KTTX DQ 3") == (
+        "已开通到期提醒：套餐到期前3天将短信通知您。回复QXTX取消提醒。" + SIG
+    )
+    assert await mo(client, "kttx ll 15") == "剩余百分比可选10/20，请重新设置。" + SIG
+    assert await mo(client, "KTTX YY") == "请回复剩余百分比，如10或20。" + SIG
+    assert await mo(client, "20") == (
+        "已开通通话提醒：套餐通话剩余低于20%时将短信通知您。回复QXTX取消提醒。" + SIG
+    )
+    assert await mo(client, "KTTX DQ 5") == "提醒天数可选1/3/7，请重新设置。" + SIG
+    assert await mo(client, "KTTX XX") == "提醒金额可选5/10/20/50元，请重新设置。" + SIG
+    service = client.server.app[REMINDERS]
+    assert await service.rules_of(PHONE_C) == {"data.low": 10, "bundle.expiry": 3, "voice.low": 20}
+    records = await service.store.consent(PHONE_C)
+    assert [(r.rule, r.channel, r.threshold_minor) for r in records] == [
+        ("data.low", "ussd", 10),
+        ("bundle.expiry", "sms", 3),
+        ("voice.low", "sms", 20),
+    ]
+    assert await mo(client, "QXTX") == "已取消余额提醒。" + SIG  # every rule off
+    assert await service.rules_of(PHONE_C) == {}
+
+
+async def test_a_data_reminder_sms_as_the_sms_channel_words_it(client: Client) -> None:
+    await mo(client, "KTTX LL 10")
+    app = client.server.app
+    event = BalanceEvent(
+        "ocs-data-1",
+        "BalanceUsageEvent",
+        time.time(),
+        PHONE_C,
+        None,
+        "",
+        (Allowance("data", "pkg-data-1", 400 * 1024**2, 10 * 1024**3, None),),
+    )
+    assert await app[REMINDERS].handle(event) == "fired"
+    [row] = await app[MESSAGES].claim(10, lease=30)
+    layout = SmsLayout.from_settings(app[ENGINE].catalogs, app[SETTINGS].sms)
+    text = layout.message(PromptPart(row.key, row.values), row.language).text
+    assert text == "您的套餐流量仅剩3%，已低于您设置的10%提醒值。回复QXTX取消提醒。" + SIG
+    english = layout.message(PromptPart(row.key, row.values), "en").text
+    assert english.startswith("Only 3% of your data is left, below the 10% reminder you set.")

@@ -18,6 +18,7 @@ from hotline.balance.sim import create_sim_app
 from hotline.balance.sim.events import EVENTS
 from hotline.reminders.jetstream import JetStreamConfig, Worker
 from hotline.reminders.service import SMS_KEY, Reminders
+from hotline.reminders.store import DATA_RULE
 from hotline.store.outbox import Outbox
 from tests.reminders.conftest import PHONE, NatsServer
 
@@ -85,3 +86,45 @@ async def test_simulated_usage_and_topups_give_one_sms_per_crossing(
     rows = [r for r in await outbox.rows() if r["key"] == SMS_KEY]
     assert len(rows) == 2
     assert [c["balance_minor"] for c in await reminders.store.crossings()] == [450, 450]
+
+
+async def _use_data(session: aiohttp.ClientSession, sim: TestServer, spent: int) -> dict[str, int]:
+    async with session.post(
+        sim.make_url("/_sim/usage"), json={"msisdn": PHONE, "data_bytes": spent}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        return dict((await resp.json())["bucket"])
+
+
+async def test_simulated_data_usage_gives_one_data_reminder(
+    sim: TestServer, nats_server: NatsServer, reminders: Reminders, outbox: Outbox
+) -> None:
+    await reminders.subscribe(PHONE, 10, channel="ussd", language="zh-CN", rule=DATA_RULE)
+    worker = Worker(
+        JetStreamConfig(url=nats_server.url),
+        reminders.handle,
+        reminders.pseudonym,
+        handle_batch=reminders.handle_batch,
+    )
+    task = asyncio.create_task(worker.run())
+    gb = 1024**3
+    async with aiohttp.ClientSession() as session:
+        assert await _use_data(session, sim, 2 * gb) == {  # demo: 3 GB this month
+            "usage_type": "data",
+            "remaining": gb,
+            "total": 3 * gb,
+        }
+        assert (await _use_data(session, sim, gb - 100 * 1024**2))["remaining"] == 100 * 1024**2
+        assert (await _use_data(session, sim, 50 * 1024**2))["remaining"] == 50 * 1024**2
+        both = {"msisdn": PHONE, "data_bytes": 1, "amount_minor": 1}
+        async with session.post(sim.make_url("/_sim/usage"), json=both) as bad:
+            assert bad.status == 400
+    deadline = time.monotonic() + 20
+    while worker.handled < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+    rows = [r for r in await outbox.rows() if r["key"] == "reminder.sms_data"]
+    assert len(rows) == 1
+    [crossing] = await reminders.store.crossings()
+    assert (crossing["rule"], crossing["balance_minor"]) == (DATA_RULE, 3)  # 3 % left

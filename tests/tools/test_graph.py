@@ -57,7 +57,10 @@ def test_dot_has_every_state_and_edge(capsys: pytest.CaptureFixture[str]) -> Non
     # + reminders: option 8, status, its menu, five subscribe states, the SMS input,
     # unsubscribe, two SMS keyword entries
     reminders = 1 + 2 + 5 + 5 * 3 + 1 + 3 + 2
-    assert out.count(" -> ") == 8 + 4 * 5 + 2 + 2 * 2 + 2 + 3 + 7 + plan + reminders
+    # + bundle reminders: option 6, the bundle menu's three, three subscribe states, three
+    # SMS inputs and their three subscribe states, `KTTX LL|YY|DQ`'s three outcomes
+    bundles = 1 + 3 + 3 * 3 + 3 + 3 * 3 + 3
+    assert out.count(" -> ") == 8 + 4 * 5 + 2 + 2 * 2 + 2 + 3 + 7 + plan + reminders + bundles
     assert '"lookup_data" -> "system_busy" [label="error", style=dashed' in out
 
 

@@ -429,7 +429,9 @@ async def topup(request: web.Request) -> web.StreamResponse:
         return _problem(404)
     card.used = True
     sub.main_minor = (sub.main_minor or 0) + card.value_minor
-    await emit_balance(request.app, "TopupBalanceCreateEvent", msisdn, sub.main_minor, sub.currency)
+    await emit_balance(
+        request.app, "TopupBalanceCreateEvent", msisdn, sub.main_minor, sub.currency, sub.buckets
+    )
     answer: dict[str, Any] = {
         "status": "ok",
         "credited": _money(card.value_minor, sub.currency),
