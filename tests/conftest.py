@@ -84,6 +84,27 @@ class RedisServer:
         client.close()
 
 
+#: The embedded stores whose defaults are files under ./var, shared by every test, every
+#: run and every xdist worker: a reminder subscription or queued SMS left there by one test
+#: reached the next. Each test gets its own, named as the tests name them in `tmp_path`.
+_STORE_FILES = {
+    "HOTLINE_BALANCE__LEDGER_PATH": "ledger.sqlite3",
+    "HOTLINE_SMS__OUTBOX_PATH": "outbox.sqlite3",
+    "HOTLINE_PLANS__STORE_PATH": "plans.sqlite3",
+    "HOTLINE_API__DB_PATH": "api.sqlite3",
+    "HOTLINE_REMINDERS__DATABASE_PATH": "reminders.sqlite3",
+}
+
+
+@pytest.fixture(autouse=True)
+def _private_stores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The embedded stores in this test's directory, not ./var (the environment beats a
+    config file, so these are the very paths tests give explicitly: `tmp_path / NAME`)."""
+    for name, file in _STORE_FILES.items():
+        if name not in os.environ:
+            monkeypatch.setenv(name, str(tmp_path / file))
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server for the whole run (or HOTLINE_TEST_REDIS_URL's, not stoppable)."""

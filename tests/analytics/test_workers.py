@@ -53,7 +53,7 @@ def service(tmp_path: Path, redis_url: str) -> Iterator[Service]:
             stderr=subprocess.STDOUT,
         )
     svc = Service(proc, port, log)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a busy machine starts two workers slowly
     while time.monotonic() < deadline:
         try:
             svc.get_json("/healthz")

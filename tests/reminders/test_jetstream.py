@@ -22,7 +22,8 @@ PSEUDONYM = Pseudonymizer("reminders-test-secret")
 
 
 def _config(server: NatsServer, **extra: object) -> JetStreamConfig:
-    return JetStreamConfig(url=server.url, ack_wait=2.0, batch=50, **extra)  # type: ignore[arg-type]
+    options: dict[str, object] = {"ack_wait": 2.0, "batch": 50, **extra}
+    return JetStreamConfig(url=server.url, **options)  # type: ignore[arg-type]
 
 
 class Publisher:
@@ -176,7 +177,9 @@ async def test_two_workers_share_the_durable_consumer(
             sent += 1
     workers = [
         Worker(
-            _config(nats_server),
+            # A batch not acknowledged within ack_wait is redelivered by design; on a busy
+            # machine 50 handlings can take 2 s: wait long, this test counts sharing.
+            _config(nats_server, ack_wait=30.0),
             service.handle,
             PSEUDONYM,
             handle_batch=service.handle_batch if batched else None,

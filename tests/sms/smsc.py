@@ -6,7 +6,7 @@ events on stdout, one JSON object a line:
 
 - commands: `{"mo": {"source", "dest", "hex", "data_coding", "tlvs", "service_type"}}`
   — a `deliver_sm` (an MO, or a USSD gateway's dialogue step) to every bound ESME; `{"refuse": STATUS, "times": N}` — answer the next N `submit_sm`
-  with STATUS instead of accepting;
+  with STATUS instead of accepting (acknowledged with `{"refusing": N}`);
 - events: `{"ready": PORT}`, `{"bound": SYSTEM_ID}`, `{"unbound": 1}`,
   `{"submit": {...}}` (destination, source, data_coding, esm_class, hex,
   registered_delivery, service_type, tlvs, message_id or status), `{"mo_resp": STATUS}`,
@@ -99,6 +99,7 @@ async def _serve(port: int) -> None:
                 spawn(mo(command["mo"]))
             elif "refuse" in command:
                 refusals.extend([int(command["refuse"])] * int(command.get("times", 1)))
+                _emit(refusing=len(refusals))  # `SmscPeer.refuse` waits for this
 
     spawn(commands())
     _emit(ready=port)
@@ -212,6 +213,13 @@ class SmscPeer:
         assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
+
+    async def refuse(self, status: int, times: int = 1) -> None:
+        """Answer the next `times` `submit_sm` with `status`, from as soon as this returns
+        (the process has read the command: a submit sent next cannot overtake it)."""
+        acks = sum(1 for e in list(self.events) if "refusing" in e)
+        self.command(refuse=status, times=times)
+        await self.count(lambda e: "refusing" in e, acks + 1)
 
     def send_mo(
         self, source: str, dest: str, text: str, tlvs: tuple[tuple[int, bytes], ...] = ()

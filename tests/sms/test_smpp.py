@@ -173,20 +173,20 @@ async def test_throttling_is_retried_and_a_refusal_fails_without_retry(
     smsc: SmscPeer, hotline: web.Application
 ) -> None:
     messages = hotline[MESSAGES]
-    smsc.command(refuse=smpp.ESME_RTHROTTLED, times=1)
+    await smsc.refuse(smpp.ESME_RTHROTTLED, times=1)
     first = await messages.send(PHONE, "common.goodbye", {}, "en")
     await _settled(messages, {"delivered": 1})
     (row,) = await messages.rows([first])
     assert row["attempts"] == 2
     assert [s.status for s in smsc.submits()] == [0x58, None]
 
-    smsc.command(refuse=smpp.ESME_RMSGQFUL, times=1)
+    await smsc.refuse(smpp.ESME_RMSGQFUL, times=1)
     second = await messages.send(PHONE, "common.goodbye", {}, "en")
     await _settled(messages, {"delivered": 2})
     (row,) = await messages.rows([second])
     assert row["attempts"] == 2
 
-    smsc.command(refuse=0x0B, times=1)  # ESME_RINVDSTADR: permanent
+    await smsc.refuse(0x0B, times=1)  # ESME_RINVDSTADR: permanent
     third = await messages.send(PHONE, "common.goodbye", {}, "en")
     await _settled(messages, {"delivered": 2, "failed": 1})
     (row,) = await messages.rows([third])
