@@ -189,6 +189,10 @@ class Engine:
             screen = self._closing(KEY_SESSION, self._language(prefs))
             note_turn(record.flow, screen.state, True, ("refused",))
             return Turn(screen, ("refused",))
+        if record is None and event.kind == "hangup":
+            # The gateway ends a session we never had (its dial was lost, or it ends one
+            # twice): nothing to close, so nothing is started, counted or stored.
+            return Turn(self._closing(KEY_GOODBYE, self._language(prefs)), ("refused",))
         # Digested once a step: compared with the record's, then kept in its place.
         request = None if event.request_id is None else self._request_digest(event.request_id)
         if record is not None and request is not None and request == record.request_id:

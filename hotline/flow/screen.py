@@ -85,7 +85,8 @@ class Turn:
 
     `events` names what happened (`started`, `invalid:<state>`, `ended:<state>`,
     `action:<name>:<outcome>`, …); a repeated request's turn has exactly `("repeated",)`
-    and a refused one (`refused`) changed nothing. `pending` is the session write that
+    and a refused one (`refused`: another's session, or a hang-up for a session there is
+    none of) changed nothing. `pending` is the session write that
     `Engine.commit` performs once the channel has laid the screen out (None: nothing to
     save).
     """

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.base.config import UssdSettings
 from hotline.base.errors import BadGatewayRequest
@@ -511,3 +512,60 @@ async def test_a_gateway_release_closes_the_session(client: Client) -> None:
     late_beem = await _post(client, "beem", {**beem_base, "command": "continue", "payload": after})
     assert late_beem["command"] == "terminate"
     assert BALANCE not in late_beem["payload"]["request"]
+
+
+async def test_a_release_for_an_unknown_session_starts_nothing(client: Client) -> None:
+    """A `Release`/`terminate` for a session we never saw (the dial's request was lost, or
+    the gateway ends a session twice) is answered with an end and starts no session: no
+    session counted, nothing stored, the next dial on that id is a plain dial."""
+    before = await _metric(client, "hotline_sessions_started_total")
+    release = await _post(
+        client,
+        "hubtel",
+        {
+            "Mobile": DIGITS,
+            "SessionId": "hub-stray",
+            "ServiceCode": "100",
+            "Type": "Release",
+            "Message": "",
+            "Sequence": 4,
+        },
+    )
+    assert release["Type"] == "Release" and BALANCE not in release["Message"]
+    terminate = await _post(
+        client,
+        "beem",
+        {
+            "session_id": "beem-stray",
+            "msisdn": DIGITS,
+            "serviceCode": "*100#",
+            "command": "terminate",
+            "payload": {"request_id": "b9"},
+        },
+    )
+    assert terminate["command"] == "terminate"
+    assert await _metric(client, "hotline_sessions_started_total") == before
+    dial = await _post(
+        client,
+        "hubtel",
+        {
+            "Mobile": DIGITS,
+            "SessionId": "hub-stray",
+            "ServiceCode": "100",
+            "Type": "Initiation",
+            "Message": "*100#",
+            "Sequence": 1,
+        },
+    )
+    assert dial["Type"] == "Response"
+    assert await _metric(client, "hotline_sessions_started_total") == before + 1
+
+
+async def _metric(client: Client, name: str) -> float:
+    text = await (await client.get("/metrics")).text()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
