@@ -98,7 +98,7 @@ async def test_ussd_menu_8_opts_in_shows_the_setting_and_opts_out(client: Client
     assert await again.press("8") == (
         "CON 当前提醒值为10元。\n话费低于多少元时短信提醒您？\n1.5元\n2.10元\n3.20元\n4.50元\n5.取消提醒\n6.套餐提醒\n0.返回"
     )
-    assert await again.press("5") == "END 已取消余额提醒。"
+    assert await again.press("5") == "END 已取消全部提醒。"
     assert await _consent(client) == [("in", "ussd", 1000), ("out", "ussd", None)]
 
 
@@ -111,7 +111,7 @@ async def test_sms_keyword_with_the_amount_and_without(client: Client) -> None:
     assert await mo(client, "20") == (
         "已开通余额提醒：话费低于20元时将短信通知您。回复QXTX取消提醒。" + SIG
     )
-    assert await mo(client, "QXTX") == "已取消余额提醒。" + SIG
+    assert await mo(client, "QXTX") == "已取消全部提醒。" + SIG
     assert await mo(client, "取消提醒") == "您尚未开通余额提醒。" + SIG
     assert await _consent(client) == [
         ("in", "sms", 1000),
@@ -217,7 +217,7 @@ async def test_bundle_reminders_by_ussd_submenu_and_sms_keywords(client: Client)
         ("bundle.expiry", "sms", 3),
         ("voice.low", "sms", 20),
     ]
-    assert await mo(client, "QXTX") == "已取消余额提醒。" + SIG  # every rule off
+    assert await mo(client, "QXTX") == "已取消全部提醒。" + SIG  # every rule off
     assert await service.rules_of(PHONE_C) == {}
 
 
