@@ -315,9 +315,9 @@ class Recorder:
         dropped once they are older than `REQUEUE_WITHIN`: that first turn was lost)."""
         async with self._lock:
             now = self.clock() if now is None else now
-            horizon = self._horizon(now)
-            settled = await self._settle_held(horizon - GRACE if self._peers else horizon)
-            return settled + await self._settle_shared(min(now, horizon))
+            until = self._horizon(now) - (GRACE if self._peers else 0.0)
+            settled = await self._settle_held(until)
+            return settled + await self._settle_shared(until)
 
     async def _settle_held(self, until: float) -> int:
         held, due, rollup = self._held, self._due, Rollup()
