@@ -71,6 +71,8 @@ REFRESH_EVERY = 40  # flushes between two renewals of the workers stream's expir
 WARN_EVERY = 60.0  # seconds between two warnings that turns were not recorded
 _BREAKER_OPEN = 1.0  # hotline_<service>_breaker_state: 0 closed, 1 open, 2 half-open
 _SKIPPED = (("repeated",), ("refused",))  # turns that changed nothing (make_fact: None)
+_NEVER = (0, 0)
+_ALL = (1 << 62, 0)  # every stream id: what a worker alone has heard
 
 
 def _starts(captured: Captured) -> bool:
@@ -82,11 +84,12 @@ def _starts(captured: Captured) -> bool:
 class _Held:
     """A session this worker holds: its turns as captured, and when it is due."""
 
-    __slots__ = ("due", "shared", "turns")
+    __slots__ = ("due", "named", "shared", "turns")
 
     def __init__(self) -> None:
         self.turns: list[Captured] = []
         self.due = 0.0
+        self.named = _NEVER  # the stream id of the entry that named it
         self.shared = False  # another worker has turns of it: its facts go to Redis
 
 
@@ -121,7 +124,8 @@ class Recorder:
         self._limit = conf.buffer
         self._held: dict[str, _Held] = {}
         self._due: list[tuple[float, str]] = []  # heap of (due, session); stale ones skipped
-        self._peers: dict[str, float] = {}  # other workers' watermarks
+        # Other workers: their watermark, and how far they have read the stream.
+        self._peers: dict[str, tuple[float, tuple[int, int]]] = {}
         self._heard_from = store.stream_id(clock() - PEER_TIMEOUT)
         self._flushes = 0
         self._lock = asyncio.Lock()  # the background round and /admin/analytics/data
@@ -169,16 +173,18 @@ class Recorder:
                 found.append((session, fact, self._due_after(captured)))
         return found
 
-    def _horizon(self, now: float) -> float:
-        """The time before which every live worker has named every session it holds."""
-        horizon = now
+    def _horizon(self, now: float) -> tuple[float, tuple[int, int]]:
+        """The time before which every live worker has named every session it holds, and
+        the stream id up to which every one has read (and answered) what was named."""
+        horizon, acked = now, _ALL
         oldest = self.clock() - PEER_TIMEOUT
-        for worker, mark in list(self._peers.items()):
+        for worker, (mark, ack) in list(self._peers.items()):
             if mark < oldest:  # silent for too long: stopped without a word, or stuck
                 del self._peers[worker]
-            elif mark < horizon:
-                horizon = mark
-        return horizon
+                continue
+            horizon = min(horizon, mark - GRACE)
+            acked = min(acked, ack)
+        return horizon, acked
 
     async def flush(self) -> int:
         """Move the buffered turns to their sessions and tell the other workers; returns
@@ -205,7 +211,9 @@ class Recorder:
             if entry.bye:
                 peers.pop(entry.worker, None)
             else:
-                peers[entry.worker] = max(entry.mark, peers.get(entry.worker, 0.0))
+                mark, ack = peers.get(entry.worker, (0.0, _NEVER))
+                order = self.store.stream_order(entry.ack)
+                peers[entry.worker] = (max(mark, entry.mark), max(ack, order))
             for session in entry.sessions:
                 known = held.get(session)
                 if (session in staged) if known is None else not known.shared:
@@ -229,7 +237,7 @@ class Recorder:
                 share.add(session)
         if bye:  # stopping: every session held goes to Redis for another to count
             share.update(s for s, known in held.items() if not known.shared)
-            share.update(staged)
+            share.update(s for s in staged if s not in held)
         ship: list[tuple[str, Fact, float]] = []
         for session, turns in staged.items():
             known = held.get(session)
@@ -241,10 +249,12 @@ class Recorder:
             ship.extend(self._facts(session, turns + staged.get(session, [])))
             if known is not None:
                 named.append(session)  # new ones are named already
+        read = heard[-1].id if heard else self._heard_from
         try:
-            await self.store.announce(
+            written = await self.store.announce(
                 self.worker,
                 mark,
+                read,
                 named,
                 ship,
                 bye=bye,
@@ -254,12 +264,11 @@ class Recorder:
             self._lost(sum(map(len, staged.values())), exc)
             return 0
         self._flushes += 1
-        if heard:
-            self._heard_from = heard[-1].id
+        self._heard_from = read
         self._peers = peers
         if dropped:
             self._lost(dropped, None)
-        return self._keep(staged, share)
+        return self._keep(staged, share, self.store.stream_order(written))
 
     async def _take(self) -> dict[str, list[Captured]]:
         """The buffered turns by session, in slices (the loop serves requests between)."""
@@ -283,7 +292,9 @@ class Recorder:
                 await asyncio.sleep(0)
         return staged
 
-    def _keep(self, staged: dict[str, list[Captured]], share: set[str]) -> int:
+    def _keep(
+        self, staged: dict[str, list[Captured]], share: set[str], entry: tuple[int, int]
+    ) -> int:
         """The recorded turns join their sessions; shared ones keep no turns here (theirs
         are in Redis), only when they are due (then they are forgotten)."""
         held, heap = self._held, self._due
@@ -292,6 +303,7 @@ class Recorder:
             known = held.get(session)
             if known is None:
                 known = held[session] = _Held()
+                known.named = entry
             recorded += len(turns)
             if not known.shared:
                 known.turns.extend(turns)
@@ -315,11 +327,11 @@ class Recorder:
         dropped once they are older than `REQUEUE_WITHIN`: that first turn was lost)."""
         async with self._lock:
             now = self.clock() if now is None else now
-            until = self._horizon(now) - (GRACE if self._peers else 0.0)
-            settled = await self._settle_held(until)
+            until, acked = self._horizon(now)
+            settled = await self._settle_held(until, acked)
             return settled + await self._settle_shared(until)
 
-    async def _settle_held(self, until: float) -> int:
+    async def _settle_held(self, until: float, acked: tuple[int, int] = _ALL) -> int:
         held, due, rollup = self._held, self._due, Rollup()
         metrics = self.metrics
         done = 0
@@ -328,6 +340,9 @@ class Recorder:
             known = held.get(session)
             if known is None or known.due != at:  # a later turn moved it: another entry
                 continue
+            if known.named > acked:  # a worker has not read that it is held here: later
+                heapq.heappush(due, (at, session))
+                break
             del held[session]
             if known.shared or not known.turns:
                 continue

@@ -85,12 +85,13 @@ READ_COUNT = 1000  # worker entries read at most per call (the rest at the next 
 
 @dataclass(frozen=True, slots=True)
 class Heard:
-    """One worker's stream entry: who, its watermark, the sessions it named, whether it
-    is leaving."""
+    """One worker's stream entry: who, its watermark, how far it had read the stream
+    (`ack`, a stream id), the sessions it named, whether it is leaving."""
 
     id: str
     worker: str
     mark: float
+    ack: str
     sessions: list[str]
     bye: bool
 
@@ -152,17 +153,19 @@ class AnalyticsStore:
         self,
         worker: str,
         mark: float,
+        ack: str,
         sessions: Sequence[str],
         facts: Sequence[tuple[str, Fact, float]] = (),
         *,
         bye: bool = False,
         refresh: bool = False,
-    ) -> None:
+    ) -> str:
         """One worker's flush: the facts of split sessions (as `add_facts`), then its
         stream entry — the sessions it began to hold, its watermark `mark` (every turn it
-        saw before `mark` is named by now), `bye` when it stops. One round trip; a
-        transaction when facts go with it (all or nothing: a failed flush is dropped
-        whole). `refresh` renews the stream's expiry."""
+        saw before `mark` is named by now), `ack` (it has read, and answered, every entry
+        up to this id), `bye` when it stops. One round trip; a transaction when facts go
+        with it (all or nothing: a failed flush is dropped whole). `refresh` renews the
+        stream's expiry. Returns the entry's id."""
         pipe = self.redis.pipeline(transaction=bool(facts))
         for at in range(0, len(facts), BATCH):
             await self._add(
@@ -170,7 +173,7 @@ class AnalyticsStore:
                 args=[self._turns_prefix, _items(facts[at : at + BATCH])],
                 client=pipe,  # type: ignore[arg-type]  # pipelines are accepted
             )
-        entry: dict[str | bytes, str | bytes] = {"w": worker, "t": repr(mark)}
+        entry: dict[str | bytes, str | bytes] = {"w": worker, "t": repr(mark), "r": ack}
         if sessions:
             entry["s"] = orjson.dumps(list(sessions))
         if bye:
@@ -178,7 +181,8 @@ class AnalyticsStore:
         pipe.xadd(self._workers_key, entry, minid=_stream_id(mark - STREAM_KEEP))  # type: ignore[arg-type]
         if refresh:
             pipe.expire(self._workers_key, STREAM_TTL)
-        await pipe.execute()
+        replies = await pipe.execute()
+        return _text(replies[-2 if refresh else -1])
 
     async def hear(self, after: str) -> list[Heard]:
         """The workers' stream entries after id `after` (at most `READ_COUNT`)."""
@@ -193,6 +197,7 @@ class AnalyticsStore:
                         _text(raw_id),
                         _text(values["w"]),
                         float(values["t"]),
+                        _text(values.get("r", b"0-0")),
                         [str(s) for s in sessions],
                         "bye" in values,
                     )
@@ -205,6 +210,12 @@ class AnalyticsStore:
     def stream_id(ts: float) -> str:
         """The stream id of the time `ts` (to start reading from)."""
         return _stream_id(ts)
+
+    @staticmethod
+    def stream_order(stream_id: str) -> tuple[int, int]:
+        """A stream id as something that sorts as the stream does."""
+        ms, _, seq = stream_id.partition("-")
+        return int(ms), int(seq or 0)
 
     async def requeue(self, session: str, facts: list[Fact], due: float) -> None:
         """Put a claimed session's facts back, due again at `due` (its first turn is
