@@ -48,6 +48,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     delete,
     func,
     insert,
@@ -63,6 +64,7 @@ from hotline.store.threaded import ThreadedDatabase
 __all__ = [
     "EVENTS",
     "MIGRATIONS",
+    "Accepted",
     "MessageKind",
     "Outbox",
     "OutboxRow",
@@ -136,6 +138,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("outbox-1-create", _create_outbox),
     Migration("outbox-2-parts", _add_parts),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A row the SMSC took: the SMSC's id (its first part's) and, for a message sent in
+    several parts, one entry per part — the part's SMSC id, or "" when the gateway names
+    parts only in their delivery reports (Kannel: each part's report brings its id)."""
+
+    id: int
+    smsc_ref: str = ""
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,31 +328,56 @@ class Outbox:
 
         return await self._run(work)
 
-    async def sent_many(self, sent: Sequence[tuple[int, str, Sequence[str]]]) -> None:
-        """`sent` for several rows in one transaction: (id, smsc_ref, part refs) each."""
+    async def take(
+        self, limit: int, lease: float, sent: Sequence[Accepted] = ()
+    ) -> list[OutboxRow]:
+        """A send window in one transaction: record `sent` (the window before, which the
+        SMSC took) and move up to `limit` due rows straight to `sending` (attempts + 1,
+        leased for `lease` seconds), returned in id order.
+
+        One commit per window instead of four (claim, begin, sent, and the claim's
+        read-back): the crash rule is unchanged — a row is `sending`, committed, before
+        it can reach the SMSC, and a window's rows are all the sender has in flight.
+        """
         now = self.clock()
+        owner = uuid.uuid4().hex
         t = outbox_table
 
-        def work(conn: Connection) -> int:
-            changed = 0
-            for ident, smsc_ref, parts in sent:
-                changed += conn.execute(
-                    update(t)
-                    .where(t.c.id == ident, t.c.state.in_(("sending", "doubt")))
-                    .values(state="sent", sent_at=now, smsc_ref=smsc_ref or None, lease_owner=None)
-                ).rowcount
-                if len(parts) > 1:
-                    conn.execute(
-                        insert(parts_table),
-                        [
-                            {"row_id": ident, "number": n, "smsc_ref": ref[:64], "state": "sent"}
-                            for n, ref in enumerate(parts, start=1)
-                        ],
-                    )
-            return changed
+        def work(conn: Connection) -> tuple[int, list[OutboxRow]]:
+            changed = _mark_sent(conn, sent, now)
+            if limit <= 0:
+                return changed, []
+            due = (
+                select(t.c.id)
+                .where(t.c.state == "queued", t.c.due_at <= now)
+                .order_by(t.c.id)
+                .limit(limit)
+            )
+            if not self._database.sqlite:
+                due = due.with_for_update(skip_locked=True)
+            found = conn.execute(
+                update(t)
+                .where(t.c.id.in_(due.scalar_subquery()), t.c.state == "queued")
+                .values(
+                    state="sending",
+                    attempts=t.c.attempts + 1,
+                    lease_owner=owner,
+                    lease_until=now + lease,
+                )
+                .returning(*t.c)
+            ).mappings()
+            return changed, sorted((_row(r) for r in found), key=lambda row: row.id)
 
-        if sent:
-            self._tell("sent", await self._run(work))
+        changed, rows = await self._run(work)
+        self._tell("sent", changed)
+        return rows
+
+    async def sent_many(self, sent: Sequence[Accepted | tuple[int, str, Sequence[str]]]) -> None:
+        """`sent` for several rows in one transaction."""
+        now = self.clock()
+        window = [s if isinstance(s, Accepted) else Accepted(s[0], s[1], tuple(s[2])) for s in sent]
+        if window:
+            self._tell("sent", await self._run(lambda conn: _mark_sent(conn, window, now)))
 
     async def sent(self, ident: int, smsc_ref: str = "", parts: Sequence[str] = ()) -> None:
         """The SMSC took the message: `smsc_ref` is its id (the first part's), `parts`
@@ -553,3 +591,35 @@ def _row(r: Any) -> OutboxRow:
         language=str(r["language"]),
         attempts=int(r["attempts"]),
     )
+
+
+def _mark_sent(conn: Connection, sent: Sequence[Accepted], now: float) -> int:
+    """Record accepted rows `sent` — one UPDATE for the lot (each row's SMSC id by a
+    CASE), one INSERT for the parts of long ones; how many rows changed."""
+    if not sent:
+        return 0
+    t = outbox_table
+    refs = {s.id: s.smsc_ref or None for s in sent}
+    changed = {
+        int(i)
+        for (i,) in conn.execute(
+            update(t)
+            .where(t.c.id.in_(list(refs)), t.c.state.in_(("sending", "doubt")))
+            .values(
+                state="sent",
+                sent_at=now,
+                smsc_ref=case(refs, value=t.c.id, else_=t.c.smsc_ref),
+                lease_owner=None,
+            )
+            .returning(t.c.id)
+        )
+    }
+    parts = [
+        {"row_id": s.id, "number": n, "smsc_ref": ref[:64], "state": "sent"}
+        for s in sent
+        if len(s.parts) > 1 and s.id in changed
+        for n, ref in enumerate(s.parts, start=1)
+    ]
+    if parts:
+        conn.execute(insert(parts_table), parts)
+    return len(changed)
