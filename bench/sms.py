@@ -386,11 +386,11 @@ async def _part_smpp(args: argparse.Namespace, redis_url: str, work: Path) -> li
     return results
 
 
-async def _fill_outbox(path: Path, count: int) -> None:
+async def _fill_outbox(url: str, count: int) -> None:
     from hotline.base.values import Money
     from hotline.store.outbox import Outbox
 
-    outbox = Outbox(f"sqlite:///{path}")
+    outbox = Outbox(url)
     try:
         for n in range(count):
             await outbox.send(
@@ -400,22 +400,35 @@ async def _fill_outbox(path: Path, count: int) -> None:
         await outbox.close()
 
 
+def _clear_outbox(url: str) -> None:
+    """An empty outbox at `url` (a PostgreSQL database given with --outbox-url)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("DROP TABLE IF EXISTS sms_outbox, sms_outbox_parts, hotline_migrations")
+        )
+    engine.dispose()
+
+
 async def _part_outbox(args: argparse.Namespace, redis_url: str, work: Path) -> list[Result]:
     results = []
-    path = work / "o.sqlite3"
-    await _fill_outbox(path, args.messages)
+    url = args.outbox_url or f"sqlite:///{work / 'o.sqlite3'}"
+    if args.outbox_url:
+        _clear_outbox(url)
+    await _fill_outbox(url, args.messages)
     for target in ("hotline", "echo"):
         smsc_port = free_port()
         smsc = Smsc(smsc_port)
         await smsc.start()
         port = free_port()
-        env = _smpp_env(
-            hotline_env(redis_url, work, HOTLINE_SMS__OUTBOX_PATH=str(path)), smsc_port, 50
-        )
+        store = {"HOTLINE_SMS__OUTBOX_URL": url}
+        env = _smpp_env(hotline_env(redis_url, work, **store), smsc_port, args.window)
         command = (
             _hotline_args(port)
             if target == "hotline"
-            else _baseline("echo", str(smsc_port), "50", str(args.messages))
+            else _baseline("echo", str(smsc_port), str(args.window), str(args.messages))
         )
         deadline = time.perf_counter() + 120
         try:
@@ -480,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--window", type=int, default=50, help="outbox: sms.send_window")
+    parser.add_argument(
+        "--outbox-url", help="outbox: a PostgreSQL URL (emptied first) instead of SQLite"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--no-ids", action="store_true", help="kannel: no message ids (diagnostic: no MO ledger)"

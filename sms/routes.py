@@ -11,6 +11,7 @@ sender (`sms.sender.sender_ctx`) run as cleanup contexts, in that order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -33,6 +34,7 @@ __all__ = ["SMS_LAYOUT", "polite_reply", "setup"]
 log = logging.getLogger(__name__)
 
 SMS_LAYOUT = web.AppKey("SMS_LAYOUT", SmsLayout)
+REPORT_WAITS = (0.05, 0.1, 0.2, 0.5, 1.0)  # seconds between looks while a row is `sending`
 
 
 def setup(app: web.Application) -> None:
@@ -81,7 +83,14 @@ async def _kannel_report(request: web.Request) -> web.Response:
         report = kannel.parse_report(request.rel_url.raw_query_string)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    known = await request.app[MESSAGES].record_report(report.ref, report.state, report.smsc_ref)
+    outbox = request.app[MESSAGES]
+    # A report can overtake the sender's record of the message as sent (which keeps
+    # the parts its reports fill in): give the sender a moment.
+    for wait in REPORT_WAITS:
+        if await outbox.state_of(report.ref) != "sending":
+            break
+        await asyncio.sleep(wait)
+    known = await outbox.record_report(report.ref, report.state, report.smsc_ref)
     return web.Response(status=200 if known else 404, text="ok" if known else "unknown ref")
 
 

@@ -35,7 +35,7 @@ from aiolimiter import AsyncLimiter
 
 from hotline.base.config import SmsSettings
 from hotline.flow.screen import PromptPart
-from hotline.store.outbox import Accepted, Outbox, OutboxRow
+from hotline.store.outbox import ALL_PARTS, Accepted, Outbox, OutboxRow
 from hotline.web.keys import MESSAGES, SETTINGS
 from sms.dialects import SendOutcome, kannel
 from sms.render import SmsLayout
@@ -92,9 +92,13 @@ class KannelTransport:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return SendOutcome("retry", f"sendsms unreachable: {type(exc).__name__}")
         if outcome.result == "accepted" and segments.count > 1:
-            # Kannel sends the parts and reports each on its own (its id comes with its
-            # report): the message is delivered when every part is.
-            return replace(outcome, parts=("",) * segments.count)
+            # Kannel splits the message itself and reports on it per part: once whether
+            # the SMSC took every part (8, or 16 when it refused one), and the handset's
+            # report of the first part (1.4's sms_split asks the SMSC for no other; a
+            # Kannel that reports each part sends more, and a failed one still counts).
+            # Each report fills one of these slots; the message is delivered when all
+            # are (`Outbox.record_report`).
+            return replace(outcome, parts=(ALL_PARTS, ""))
         return outcome
 
     async def close(self) -> None:
@@ -148,6 +152,9 @@ class Sender:
                 if now - recovered_at >= RECOVER_EVERY:
                     recovered_at = now
                     await self._recover()
+                finished = {task for task in flying if task.done()}
+                flying -= finished
+                accepted += _results(finished)
                 while len(flying) > window - chunk:  # at most `window` rows `sending`
                     done, flying = await asyncio.wait(flying, return_when=FIRST_COMPLETED)
                     accepted += _results(done)
