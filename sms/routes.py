@@ -20,7 +20,7 @@ from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import read_body
 from hotline.web.guards import polite_sentence
 from hotline.web.keys import ENGINE, MESSAGES, SETTINGS
-from sms.conversation import RefusedMo, refusal
+from sms.conversation import SERVICE_NUMBERS, RefusedMo, ServiceNumbers, refusal
 from sms.dedupe import ledger_ctx, reply_once
 from sms.dialects import WireRequest, kannel
 from sms.metrics import outbox_metrics_ctx
@@ -38,6 +38,7 @@ REPORT_WAITS = (0.05, 0.1, 0.2, 0.5, 1.0)  # seconds between looks while a row i
 
 
 def setup(app: web.Application) -> None:
+    app[SERVICE_NUMBERS] = ServiceNumbers.from_settings(app[SETTINGS].sms)
     app.on_startup.append(_build_layout)
     app.router.add_route("GET", "/sms/kannel", _kannel, name="sms-kannel")
     app.router.add_route("POST", "/sms/kannel", _kannel)
@@ -60,7 +61,7 @@ async def _wire(request: web.Request) -> WireRequest:
 async def _kannel(request: web.Request) -> web.Response:
     app = request.app
     try:
-        incoming = kannel.parse(await _wire(request), app[SETTINGS].sms)
+        incoming = kannel.parse(await _wire(request), app[SETTINGS].sms, app[SERVICE_NUMBERS])
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
     except RefusedMo as refused:  # the subscriber's doing: told by SMS, not Kannel by a 400
