@@ -238,7 +238,7 @@ class SmppTransport(SmppLink):
 
     `start()` runs the session task; `submit` waits (up to `submit_timeout`) for a bound
     session, else answers "retry". Inbound `deliver_sm` (MOs, receipts) go to
-    `on_deliver` in their own tasks, at most `window` at a time; the library has
+    `on_deliver` in their own tasks, at most twice `window` at a time; the library has
     already sent the `deliver_sm_resp`.
     """
 
@@ -272,7 +272,7 @@ class SmppTransport(SmppLink):
         A refusal of the first part is the message's outcome; a refusal of a later
         part fails the message (resending would duplicate the parts already out).
         """
-        if not await self.wait_bound(self.smpp.submit_timeout):
+        if not self.bound and not await self.wait_bound(self.smpp.submit_timeout):
             return SendOutcome("retry", "smpp: not bound")
         coding = segments.data_coding
         total = segments.count
