@@ -2,16 +2,21 @@
 at the configured rate (`sms.send_rate`), `sms.send_window` rows at a time (1 by default:
 a crash then leaves at most one message in doubt; more is faster, up to that many).
 
-One sender task per worker (`sender_ctx`, when `sms.sender` is not `none`). Each window
-is one commit (`Outbox.take`): it records the window before as `sent` and moves the next
-`sms.send_window` due rows straight to `sending` (committed: from now on they are *in
-doubt* if we die); they are worded, submitted concurrently, and a refusal recorded at
-once (a retry with backoff, or a permanent failure). The throttle (`sms.send_rate`) is
-waited for *before* a window is taken, never while its rows are `sending`; when it will
-make the sender wait, the window before is recorded first. Expired leases (a crashed
-worker's rows) are recovered once a second while busy and whenever idle. Between
-windows with nothing due it waits for new rows (`Outbox.wakeup`, set by `send` in this
-process) or a short poll, for rows other workers queued.
+One sender task per worker (`sender_ctx`, when `sms.sender` is not `none`). At most
+`sms.send_window` rows are `sending` at any time, taken half a window at a time, each
+take one commit (`Outbox.take`): it records what the SMSC took since the last take as
+`sent` and moves the next rows straight to `sending` (committed: from now on they are
+*in doubt* if we die). Each is worded and submitted on its own task; a refusal is
+recorded at once (a retry with backoff, or a permanent failure). The next half window
+is taken while the first is still being answered, so the link never idles between
+windows: an SMSC whose answers wait for our delayed ACK (Nagle's algorithm on its
+side; the library SMSC the bench and tests use) stalled ~40 ms at every stop-and-wait
+window. The throttle (`sms.send_rate`) is waited for *before* rows are taken, never
+while they are `sending`; when it will make the sender wait, what was sent is recorded
+first. Expired leases (a crashed worker's rows) are recovered once a second while busy
+and whenever idle. With nothing due it waits for new rows (`Outbox.wakeup`, set by
+`send` in this process) or a short poll, for rows other workers queued. Stopping, it
+gives submissions under way `STOP_WAIT` to be answered and records them.
 
 Once an hour it purges messages finished longer ago than `sms.outbox_keep_days`.
 Transport errors (the gateway unreachable, a timeout) are transient: retried. Nothing
