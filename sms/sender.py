@@ -140,11 +140,13 @@ class Sender:
     async def run(self) -> None:
         limiter = AsyncLimiter(self.rate, 1.0)
         window = max(1, self.window)
-        # Rows taken at a time: half a window, so the next half goes out while the
-        # first is still answered — the link never idles between windows (an SMSC
-        # whose answers wait on our delayed ACK, Nagle's algorithm on its side,
-        # stalls ~40 ms at every stop-and-wait window).
-        chunk = max(1, min(window // 2, int(self.rate)))
+        # Rows are taken once half a window is free — the other half still being
+        # answered, so the link never idles between windows (an SMSC whose answers wait
+        # on our delayed ACK, Nagle's algorithm on its side, stalls ~40 ms at every
+        # stop-and-wait window) — and as many as are free by then: when the commit is
+        # the slow part, the whole window is free by the time it returns.
+        half = max(1, window // 2)
+        tokens = max(1, int(self.rate))  # the limiter's capacity: the most one take asks
         purged_at = recovered_at = -PURGE_EVERY
         flying: set[asyncio.Task[Accepted | None]] = set()
         accepted: list[Accepted] = []  # taken by the SMSC, recorded with the next take
@@ -160,16 +162,17 @@ class Sender:
                 finished = {task for task in flying if task.done()}
                 flying -= finished
                 accepted += _results(finished)
-                while len(flying) > window - chunk:  # at most `window` rows `sending`
+                while window - len(flying) < half:  # at most `window` rows `sending`
                     done, flying = await asyncio.wait(flying, return_when=FIRST_COMPLETED)
                     accepted += _results(done)
-                if accepted and not limiter.has_capacity(chunk):
+                room = min(window - len(flying), tokens)
+                if accepted and not limiter.has_capacity(room):
                     # Throttled: record what was sent now, not after the wait.
                     await self._record(accepted)
                     accepted = []
-                await limiter.acquire(chunk)
+                await limiter.acquire(room)
                 try:
-                    rows = await self.outbox.take(chunk, self.lease, accepted)
+                    rows = await self.outbox.take(room, self.lease, accepted)
                 except Exception:  # the database is away: try again shortly, never die
                     log.exception("outbox: taking rows failed; retrying")
                     await asyncio.sleep(1.0)

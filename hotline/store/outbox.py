@@ -278,10 +278,11 @@ class Outbox:
             )
             if not self._database.sqlite:
                 due = due.with_for_update(skip_locked=True)
-            # A CTE: PostgreSQL runs it once. As a plain `IN (subquery)` the planner may
-            # run it again for each row, each time skipping the rows this very
-            # statement has just locked — and take every due row, whatever the limit.
-            chosen = select(due.cte("due").c.id)
+            # A materialised CTE: PostgreSQL runs it once. As `IN (subquery)` (or an
+            # inlined CTE) the planner may run it again for each row, each time skipping
+            # the rows this very statement has just locked — and take every due row,
+            # whatever the limit.
+            chosen = select(due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql").c.id)
             conn.execute(
                 update(t)
                 .where(t.c.id.in_(chosen), t.c.state == "queued")
@@ -361,10 +362,11 @@ class Outbox:
             )
             if not self._database.sqlite:
                 due = due.with_for_update(skip_locked=True)
-            # A CTE: PostgreSQL runs it once. As a plain `IN (subquery)` the planner may
-            # run it again for each row, each time skipping the rows this very
-            # statement has just locked — and take every due row, whatever the limit.
-            chosen = select(due.cte("due").c.id)
+            # A materialised CTE: PostgreSQL runs it once. As `IN (subquery)` (or an
+            # inlined CTE) the planner may run it again for each row, each time skipping
+            # the rows this very statement has just locked — and take every due row,
+            # whatever the limit.
+            chosen = select(due.cte("due").prefix_with("MATERIALIZED", dialect="postgresql").c.id)
             found = conn.execute(
                 update(t)
                 .where(t.c.id.in_(chosen), t.c.state == "queued")
