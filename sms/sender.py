@@ -3,12 +3,12 @@ at the configured rate (`sms.send_rate`), `sms.send_window` rows at a time (1 by
 a crash then leaves at most one message in doubt; more is faster, up to that many).
 
 One sender task per worker (`sender_ctx`, when `sms.sender` is not `none`). At most
-`sms.send_window` rows are `sending` at any time, taken half a window at a time, each
-take one commit (`Outbox.take`): it records what the SMSC took since the last take as
+`sms.send_window` rows are `sending` at any time; rows are taken once half the window is
+free (as many as are free by then), each take one commit (`Outbox.take`): it records what the SMSC took since the last take as
 `sent` and moves the next rows straight to `sending` (committed: from now on they are
 *in doubt* if we die). Each is worded and submitted on its own task; a refusal is
-recorded at once (a retry with backoff, or a permanent failure). The next half window
-is taken while the first is still being answered, so the link never idles between
+recorded at once (a retry with backoff, or a permanent failure). Rows are taken while
+the others are still being answered, so the link never idles between
 windows: an SMSC whose answers wait for our delayed ACK (Nagle's algorithm on its
 side; the library SMSC the bench and tests use) stalled ~40 ms at every stop-and-wait
 window. The throttle (`sms.send_rate`) is waited for *before* rows are taken, never
