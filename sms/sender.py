@@ -4,19 +4,20 @@ a crash then leaves at most one message in doubt; more is faster, up to that man
 
 One sender task per worker (`sender_ctx`, when `sms.sender` is not `none`). At most
 `sms.send_window` rows are `sending` at any time; rows are taken once half the window is
-free (as many as are free by then), each take one commit (`Outbox.take`): it records what the SMSC took since the last take as
-`sent` and moves the next rows straight to `sending` (committed: from now on they are
-*in doubt* if we die). Each is worded and submitted on its own task; a refusal is
-recorded at once (a retry with backoff, or a permanent failure). Rows are taken while
-the others are still being answered, so the link never idles between
-windows: an SMSC whose answers wait for our delayed ACK (Nagle's algorithm on its
-side; the library SMSC the bench and tests use) stalled ~40 ms at every stop-and-wait
-window. The throttle (`sms.send_rate`) is waited for *before* rows are taken, never
-while they are `sending`; when it will make the sender wait, what was sent is recorded
-first. Expired leases (a crashed worker's rows) are recovered once a second while busy
-and whenever idle. With nothing due it waits for new rows (`Outbox.wakeup`, set by
-`send` in this process) or a short poll, for rows other workers queued. Stopping, it
-gives submissions under way `STOP_WAIT` to be answered and records them.
+free (as many as are free by then), each take one commit (`Outbox.take`): it records
+what the SMSC took since the last take as `sent` and moves the next rows straight to
+`sending` (committed: from now on they are *in doubt* if we die). Each is worded and
+submitted on its own task; a refusal is recorded at once (a retry with backoff, or a
+permanent failure). Rows are taken while the others are still being answered, so the
+link never idles between windows: an SMSC whose answers wait for our delayed ACK
+(Nagle's algorithm on its side; the library SMSC the bench and tests use) stalled ~40 ms
+at every stop-and-wait window. The throttle (`sms.send_rate`) is waited for *before*
+rows are taken, never while they are `sending`; when it will make the sender wait, what
+was sent is recorded first. Expired leases (a crashed worker's rows) are recovered once
+a second while busy and whenever idle. With nothing due it waits for new rows
+(`Outbox.wakeup`, set by `send` in this process) or a short poll, for rows other workers
+queued. Stopping, it gives submissions under way `STOP_WAIT` to be answered and records
+them.
 
 Once an hour it purges messages finished longer ago than `sms.outbox_keep_days`.
 Transport errors (the gateway unreachable, a timeout) are transient: retried. Nothing
