@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from _proc import free_port, hotline_env, pin, process, redis_server
+from _proc import cpu_seconds, free_port, hotline_env, pin, process, redis_server
 
 __all__ = ["main"]
 
@@ -69,6 +69,7 @@ class Result:
     per_second: float
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
+    cpu_ms: float = float("nan")  # the target's CPU per message while measured
 
 
 def _quantiles(latencies: list[float]) -> tuple[float, float]:
@@ -204,9 +205,12 @@ class Smsc:
         await self.server.stop()
 
 
+Run = tuple[int, int, list[float], float, float]  # done, errors, latencies, seconds, CPU s
+
+
 async def _smpp_load(
-    smsc: Smsc, esme: object, *, duration: float, warmup: float, concurrency: int
-) -> tuple[int, int, list[float], float]:
+    smsc: Smsc, esme: object, pid: int, *, duration: float, warmup: float, concurrency: int
+) -> Run:
     """MO `YE` → the reply, `concurrency` loops; (answered, errors, latencies, seconds)."""
     octets = b"YE"
     latencies: list[float] = []
@@ -236,9 +240,10 @@ async def _smpp_load(
     tasks = [asyncio.ensure_future(loop(w)) for w in range(concurrency)]
     await asyncio.sleep(warmup)
     measuring = True
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*tasks)
-    return counts["done"], counts["errors"], latencies, time.perf_counter() - began
+    seconds = time.perf_counter() - began
+    return counts["done"], counts["errors"], latencies, seconds, cpu_seconds(pid) - cpu
 
 
 # ------------------------------------------------------------------------ the parts
@@ -271,8 +276,14 @@ def _smpp_env(base: dict[str, str], smsc_port: int, window: int) -> dict[str, st
 
 
 async def _kannel_load(
-    port: int, *, duration: float, warmup: float, concurrency: int, no_ids: bool = False
-) -> tuple[int, int, list[float], float]:
+    port: int,
+    pid: int,
+    *,
+    duration: float,
+    warmup: float,
+    concurrency: int,
+    no_ids: bool = False,
+) -> Run:
     """smsbox's get-url calls on raw keep-alive connections (a cheap client)."""
     latencies: list[float] = []
     counts = {"done": 0, "errors": 0}
@@ -320,15 +331,19 @@ async def _kannel_load(
     tasks = [asyncio.ensure_future(loop(w)) for w in range(concurrency)]
     await asyncio.sleep(warmup)
     measuring = True
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*tasks)
-    return counts["done"], counts["errors"], latencies, time.perf_counter() - began
+    seconds = time.perf_counter() - began
+    return counts["done"], counts["errors"], latencies, seconds, cpu_seconds(pid) - cpu
 
 
-def _result(part: str, target: str, run: tuple[int, int, list[float], float]) -> Result:
-    done, errors, latencies, seconds = run
+def _result(part: str, target: str, run: Run) -> Result:
+    done, errors, latencies, seconds, cpu = run
     p50, p99 = _quantiles(latencies)
-    return Result(part, target, done, errors, round(seconds, 2), round(done / seconds, 1), p50, p99)
+    per = round(cpu * 1000 / done, 3) if done else float("nan")
+    return Result(
+        part, target, done, errors, round(seconds, 2), round(done / seconds, 1), p50, p99, per
+    )
 
 
 async def _part_kannel(args: argparse.Namespace, redis_url: str, work: Path) -> list[Result]:
@@ -341,9 +356,10 @@ async def _part_kannel(args: argparse.Namespace, redis_url: str, work: Path) -> 
             else _baseline("minimal", str(port), redis_url)
         )
         env = hotline_env(redis_url, work, HOTLINE_SMS__OUTBOX_PATH=str(work / "k.sqlite3"))
-        with process(command, env, port, cpu=0):
+        with process(command, env, port, cpu=0) as pid:
             run = await _kannel_load(
                 port,
+                pid,
                 duration=args.duration,
                 warmup=args.warmup,
                 concurrency=args.concurrency,
@@ -371,11 +387,12 @@ async def _part_smpp(args: argparse.Namespace, redis_url: str, work: Path) -> li
             else _baseline("echo", str(smsc_port), str(args.concurrency), "0")
         )
         try:
-            with process(command, env, port if target == "hotline" else None, cpu=0):
+            with process(command, env, port if target == "hotline" else None, cpu=0) as pid:
                 esme = await asyncio.wait_for(smsc.bound, 20)
                 run = await _smpp_load(
                     smsc,
                     esme,
+                    pid,
                     duration=args.duration,
                     warmup=args.warmup,
                     concurrency=args.concurrency,
@@ -386,11 +403,11 @@ async def _part_smpp(args: argparse.Namespace, redis_url: str, work: Path) -> li
     return results
 
 
-async def _fill_outbox(path: Path, count: int) -> None:
+async def _fill_outbox(url: str, count: int) -> None:
     from hotline.base.values import Money
     from hotline.store.outbox import Outbox
 
-    outbox = Outbox(f"sqlite:///{path}")
+    outbox = Outbox(url)
     try:
         for n in range(count):
             await outbox.send(
@@ -400,22 +417,35 @@ async def _fill_outbox(path: Path, count: int) -> None:
         await outbox.close()
 
 
+def _clear_outbox(url: str) -> None:
+    """An empty outbox at `url` (a PostgreSQL database given with --outbox-url)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("DROP TABLE IF EXISTS sms_outbox, sms_outbox_parts, hotline_migrations")
+        )
+    engine.dispose()
+
+
 async def _part_outbox(args: argparse.Namespace, redis_url: str, work: Path) -> list[Result]:
     results = []
-    path = work / "o.sqlite3"
-    await _fill_outbox(path, args.messages)
+    url = args.outbox_url or f"sqlite:///{work / 'o.sqlite3'}"
+    if args.outbox_url:
+        _clear_outbox(url)
+    await _fill_outbox(url, args.messages)
     for target in ("hotline", "echo"):
         smsc_port = free_port()
         smsc = Smsc(smsc_port)
         await smsc.start()
         port = free_port()
-        env = _smpp_env(
-            hotline_env(redis_url, work, HOTLINE_SMS__OUTBOX_PATH=str(path)), smsc_port, 50
-        )
+        store = {"HOTLINE_SMS__OUTBOX_URL": url}
+        env = _smpp_env(hotline_env(redis_url, work, **store), smsc_port, args.window)
         command = (
             _hotline_args(port)
             if target == "hotline"
-            else _baseline("echo", str(smsc_port), "50", str(args.messages))
+            else _baseline("echo", str(smsc_port), str(args.window), str(args.messages))
         )
         deadline = time.perf_counter() + 120
         try:
@@ -445,11 +475,12 @@ async def _part_outbox(args: argparse.Namespace, redis_url: str, work: Path) -> 
 def _print(results: list[Result]) -> None:
     print(
         f"{'part':8} {'target':8} {'msgs':>7} {'err':>4} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'cpu ms':>7}"
     )
     for r in results:
         print(
             f"{r.part:8} {r.target:8} {r.messages:7d} {r.errors:4d} {r.per_second:9.1f} "
-            f"{r.p50_ms:8.2f} {r.p99_ms:8.2f}"
+            f"{r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.cpu_ms:7.3f}"
         )
     for part in dict.fromkeys(r.part for r in results):
         hotline, base = [r for r in results if r.part == part][:2]
@@ -457,6 +488,8 @@ def _print(results: list[Result]) -> None:
         print(f"{part}: hotline {ratio:.2f}× {base.target}'s msg/s", end="")
         if hotline.p99_ms == hotline.p99_ms:  # not NaN
             print(f", p99 {hotline.p99_ms:.1f} vs {base.p99_ms:.1f} ms", end="")
+        if hotline.cpu_ms == hotline.cpu_ms:
+            print(f", CPU {hotline.cpu_ms:.3f} vs {base.cpu_ms:.3f} ms/msg", end="")
         print()
 
 
@@ -480,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--window", type=int, default=50, help="outbox: sms.send_window")
+    parser.add_argument(
+        "--outbox-url", help="outbox: a PostgreSQL URL (emptied first) instead of SQLite"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--no-ids", action="store_true", help="kannel: no message ids (diagnostic: no MO ledger)"

@@ -18,7 +18,6 @@ once; parts of a message whose others never come expire.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Protocol
 from aiohttp import web
 
 from hotline.store.redisurl import AnyRedis, open_redis
+from sms.keys import hashed_key
 
 __all__ = [
     "PARTS",
@@ -114,11 +114,9 @@ def part_of(udh: bytes, tlvs: Mapping[int, bytes]) -> Part | None:
 
 
 def parts_key(env: str, pseudonym: str, receiver: str, part: Part) -> str:
-    digest = hashlib.blake2b(
-        f"{pseudonym}\x1f{receiver}\x1f{part.reference}\x1f{part.total}".encode(),
-        digest_size=16,
-    ).hexdigest()
-    return f"hotline:{env}:sms:parts:{digest}"
+    """Where a long message's parts wait: a hash of who wrote, to which number, and the
+    message's reference and part count."""
+    return hashed_key(env, "parts", pseudonym, receiver, part.reference, part.total)
 
 
 class Reassembly(Protocol):

@@ -43,14 +43,15 @@ from sms.render import SmsLayout, SmsText
 
 __all__ = [
     "CHANNEL",
+    "SERVICE_NUMBERS",
     "IncomingSms",
     "RefusedMo",
+    "ServiceNumbers",
     "SmsAnswer",
     "Thread",
     "answer",
     "answer_or_apology",
     "refusal",
-    "serves",
     "sms_keywords",
     "thread_key",
 ]
@@ -167,12 +168,22 @@ async def refusal(app: web.Application, refused: RefusedMo, layout: SmsLayout) -
     return layout.help(sms_keywords(app[ENGINE].registry.entries), language, refused.key)
 
 
-def serves(settings: SmsSettings, receiver: str) -> bool:
-    """Whether `receiver` is one of `sms.service_numbers` (any when none are set; a
-    leading `+` does not matter)."""
-    if not settings.service_numbers:
-        return True
-    return receiver.lstrip("+") in {n.lstrip("+") for n in settings.service_numbers}
+@dataclass(frozen=True, slots=True)
+class ServiceNumbers:
+    """`sms.service_numbers`, normalised once when the app is built (a leading `+` does
+    not matter), not for every message; none: every number is served."""
+
+    numbers: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: SmsSettings) -> ServiceNumbers:
+        return cls(frozenset(n.lstrip("+") for n in settings.service_numbers))
+
+    def serves(self, receiver: str) -> bool:
+        return not self.numbers or receiver.lstrip("+") in self.numbers
+
+
+SERVICE_NUMBERS = web.AppKey("SMS_SERVICE_NUMBERS", ServiceNumbers)
 
 
 def sms_keywords(table: EntryTable) -> list[str]:

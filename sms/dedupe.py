@@ -24,7 +24,6 @@ lost with the `deliver_sm_resp`, so a redelivery there always answers nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import uuid
@@ -39,6 +38,7 @@ from hotline.store.redislink import RedisLink, RedisReplyError, link_address
 from hotline.store.redisurl import AnyRedis, open_redis
 from hotline.web.keys import PSEUDONYM, SETTINGS
 from sms.conversation import IncomingSms, answer_or_apology
+from sms.keys import hashed_key
 from sms.render import SmsLayout, SmsText
 from sms.segments import segment
 
@@ -90,10 +90,7 @@ class MoLedger(Protocol):
 
 def mo_key(env: str, pseudonym: str, receiver: str, message_id: str, text: str) -> str:
     """The claim's key: a hash of who wrote, to which number, the gateway's id and the text."""
-    digest = hashlib.blake2b(
-        "\x1f".join((pseudonym, receiver, message_id, text)).encode("utf-8"), digest_size=16
-    ).hexdigest()
-    return f"hotline:{env}:sms:mo:{digest}"
+    return hashed_key(env, "mo", pseudonym, receiver, message_id, text)
 
 
 class MemoryMoLedger:

@@ -11,6 +11,7 @@ sender (`sms.sender.sender_ctx`) run as cleanup contexts, in that order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from hotline.base.errors import BadGatewayRequest
 from hotline.web.forms import read_body
 from hotline.web.guards import polite_sentence
 from hotline.web.keys import ENGINE, MESSAGES, SETTINGS
-from sms.conversation import RefusedMo, refusal
+from sms.conversation import SERVICE_NUMBERS, RefusedMo, ServiceNumbers, refusal
 from sms.dedupe import ledger_ctx, reply_once
 from sms.dialects import WireRequest, kannel
 from sms.metrics import outbox_metrics_ctx
@@ -33,9 +34,11 @@ __all__ = ["SMS_LAYOUT", "polite_reply", "setup"]
 log = logging.getLogger(__name__)
 
 SMS_LAYOUT = web.AppKey("SMS_LAYOUT", SmsLayout)
+REPORT_WAITS = (0.05, 0.1, 0.2, 0.5, 1.0)  # seconds between looks while a row is `sending`
 
 
 def setup(app: web.Application) -> None:
+    app[SERVICE_NUMBERS] = ServiceNumbers.from_settings(app[SETTINGS].sms)
     app.on_startup.append(_build_layout)
     app.router.add_route("GET", "/sms/kannel", _kannel, name="sms-kannel")
     app.router.add_route("POST", "/sms/kannel", _kannel)
@@ -58,7 +61,7 @@ async def _wire(request: web.Request) -> WireRequest:
 async def _kannel(request: web.Request) -> web.Response:
     app = request.app
     try:
-        incoming = kannel.parse(await _wire(request), app[SETTINGS].sms)
+        incoming = kannel.parse(await _wire(request), app[SETTINGS].sms, app[SERVICE_NUMBERS])
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
     except RefusedMo as refused:  # the subscriber's doing: told by SMS, not Kannel by a 400
@@ -81,7 +84,14 @@ async def _kannel_report(request: web.Request) -> web.Response:
         report = kannel.parse_report(request.rel_url.raw_query_string)
     except BadGatewayRequest as exc:
         return web.Response(status=exc.status_hint, text=exc.reason)
-    known = await request.app[MESSAGES].record_report(report.ref, report.state, report.smsc_ref)
+    outbox = request.app[MESSAGES]
+    # A report can overtake the sender's record of the message as sent (which keeps
+    # the parts its reports fill in): give the sender a moment.
+    for wait in REPORT_WAITS:
+        if await outbox.state_of(report.ref) != "sending":
+            break
+        await asyncio.sleep(wait)
+    known = await outbox.record_report(report.ref, report.state, report.smsc_ref)
     return web.Response(status=200 if known else 404, text="ok" if known else "unknown ref")
 
 

@@ -2,12 +2,22 @@
 at the configured rate (`sms.send_rate`), `sms.send_window` rows at a time (1 by default:
 a crash then leaves at most one message in doubt; more is faster, up to that many).
 
-One sender task per worker (`sender_ctx`, when `sms.sender` is not `none`). Each round:
-`recover` expired leases (a crashed worker's rows), `claim` a batch (one second's worth
-of the rate), then for each window `begin_many` (committed: from now on its rows are *in
-doubt* if we die), submit them concurrently, and record what the gateway said — `sent`
-(one commit for the window), a retry with backoff, or a permanent failure. Between rounds it waits for new rows (`Outbox.wakeup`, set by
-`send` in this process) or a short poll, for rows other workers queued.
+One sender task per worker (`sender_ctx`, when `sms.sender` is not `none`). At most
+`sms.send_window` rows are `sending` at any time; rows are taken once half the window is
+free (as many as are free by then), each take one commit (`Outbox.take`): it records
+what the SMSC took since the last take as `sent` and moves the next rows straight to
+`sending` (committed: from now on they are *in doubt* if we die). Each is worded and
+submitted on its own task; a refusal is recorded at once (a retry with backoff, or a
+permanent failure). Rows are taken while the others are still being answered, so the
+link never idles between windows: an SMSC whose answers wait for our delayed ACK
+(Nagle's algorithm on its side; the library SMSC the bench and tests use) stalled ~40 ms
+at every stop-and-wait window. The throttle (`sms.send_rate`) is waited for *before*
+rows are taken, never while they are `sending`; when it will make the sender wait, what
+was sent is recorded first. Expired leases (a crashed worker's rows) are recovered once
+a second while busy and whenever idle. With nothing due it waits for new rows
+(`Outbox.wakeup`, set by `send` in this process) or a short poll, for rows other workers
+queued. Stopping, it gives submissions under way `STOP_WAIT` to be answered and records
+them.
 
 Once an hour it purges messages finished longer ago than `sms.outbox_keep_days`.
 Transport errors (the gateway unreachable, a timeout) are transient: retried. Nothing
@@ -20,8 +30,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import aiohttp
@@ -30,7 +41,7 @@ from aiolimiter import AsyncLimiter
 
 from hotline.base.config import SmsSettings
 from hotline.flow.screen import PromptPart
-from hotline.store.outbox import Outbox, OutboxRow
+from hotline.store.outbox import ALL_PARTS, Accepted, Outbox, OutboxRow
 from hotline.web.keys import MESSAGES, SETTINGS
 from sms.dialects import SendOutcome, kannel
 from sms.render import SmsLayout
@@ -42,6 +53,8 @@ log = logging.getLogger(__name__)
 
 POLL = 0.5  # seconds between looks for rows other workers queued
 PURGE_EVERY = 3600.0  # seconds between purges of finished messages (`sms.outbox_keep_days`)
+RECOVER_EVERY = 1.0  # seconds between looks for expired leases while busy (each is a commit)
+STOP_WAIT = 2.0  # seconds submissions under way may take to be answered when stopping
 SUBMIT_TIMEOUT = 10.0
 
 
@@ -81,9 +94,18 @@ class KannelTransport:
         try:
             async with self._session.get(self.url, params=params) as response:
                 body = await response.text(errors="replace")
-                return kannel.sendsms_outcome(response.status, body)
+                outcome = kannel.sendsms_outcome(response.status, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return SendOutcome("retry", f"sendsms unreachable: {type(exc).__name__}")
+        if outcome.result == "accepted" and segments.count > 1:
+            # Kannel splits the message itself and reports on it per part: once whether
+            # the SMSC took every part (8, or 16 when it refused one), and the handset's
+            # report of the first part (1.4's sms_split asks the SMSC for no other; a
+            # Kannel that reports each part sends more, and a failed one still counts).
+            # Each report fills one of these slots; the message is delivered when all
+            # are (`Outbox.record_report`).
+            return replace(outcome, parts=(ALL_PARTS, ""))
+        return outcome
 
     async def close(self) -> None:
         if self._session is not None:
@@ -118,82 +140,105 @@ class Sender:
 
     async def run(self) -> None:
         limiter = AsyncLimiter(self.rate, 1.0)
-        batch = max(1, min(500, int(self.rate)))
-        purged_at = 0.0
-        while True:
-            now = time.monotonic()
-            if self.keep_days and now - purged_at >= PURGE_EVERY:
-                purged_at = now
+        window = max(1, self.window)
+        # Rows are taken once half a window is free — the other half still being
+        # answered, so the link never idles between windows (an SMSC whose answers wait
+        # on our delayed ACK, Nagle's algorithm on its side, stalls ~40 ms at every
+        # stop-and-wait window) — and as many as are free by then: when the commit is
+        # the slow part, the whole window is free by the time it returns.
+        half = max(1, window // 2)
+        tokens = max(1, int(self.rate))  # the limiter's capacity: the most one take asks
+        purged_at = recovered_at = -PURGE_EVERY
+        flying: set[asyncio.Task[Accepted | None]] = set()
+        accepted: list[Accepted] = []  # taken by the SMSC, recorded with the next take
+        try:
+            while True:
+                now = time.monotonic()
+                if self.keep_days and now - purged_at >= PURGE_EVERY:
+                    purged_at = now
+                    await self._purge()
+                if now - recovered_at >= RECOVER_EVERY:
+                    recovered_at = now
+                    await self._recover()
+                finished = {task for task in flying if task.done()}
+                flying -= finished
+                accepted += _results(finished)
+                while window - len(flying) < half:  # at most `window` rows `sending`
+                    done, flying = await asyncio.wait(flying, return_when=FIRST_COMPLETED)
+                    accepted += _results(done)
+                room = min(window - len(flying), tokens)
+                if accepted and not limiter.has_capacity(room):
+                    # Throttled: record what was sent now, not after the wait.
+                    await self._record(accepted)
+                    accepted = []
+                await limiter.acquire(room)
                 try:
-                    gone = await self.outbox.purge(self.keep_days * 86400)
-                    if gone:
-                        log.info("outbox: purged %d finished message(s)", gone)
-                except Exception:
-                    log.exception("outbox: purging failed; next time")
-            try:
-                moved = await self.outbox.recover(self.doubt_grace)
-                if any(moved.values()):
-                    log.warning("outbox recovered expired leases: %s", moved)
-                rows = await self.outbox.claim(batch, self.lease)
-            except Exception:  # the database is away: try again shortly, never die
-                log.exception("outbox: claiming failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if not rows:
+                    rows = await self.outbox.take(room, self.lease, accepted)
+                except Exception:  # the database is away: try again shortly, never die
+                    log.exception("outbox: taking rows failed; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
+                accepted = []
+                for row in rows:
+                    flying.add(asyncio.create_task(self._submit(row)))
+                if rows:
+                    continue
+                if flying:  # nothing due: record what is in flight as it finishes
+                    done, flying = await asyncio.wait(flying, return_when=FIRST_COMPLETED)
+                    accepted += _results(done)
+                    continue
                 self.outbox.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.outbox.wakeup.wait(), POLL)
-                continue
-            step = max(1, self.window)
-            for index in range(0, len(rows), step):
-                chunk = rows[index : index + step]
-                try:
-                    for _ in chunk:
-                        await limiter.acquire()
-                    await self.deliver_window(chunk)
-                except Exception:  # their leases run out and `recover` decides
-                    log.exception("outbox %s: delivery failed", [r.id for r in chunk])
-                except asyncio.CancelledError:
-                    # Rows not yet begun go back to the queue; begun ones (`sending`)
-                    # are left alone: `recover` makes them in doubt, never resent.
-                    for rest in rows[index:]:
-                        await asyncio.shield(self.outbox.release(rest.id))
-                    raise
+                recovered_at = -RECOVER_EVERY  # idle: look for expired leases too
+        finally:
+            # Stopping: submissions under way get a moment to be answered, and what the
+            # SMSC took is recorded; a row still `sending` is left to `recover` (in
+            # doubt, never resent).
+            if flying:
+                done, pending = await asyncio.wait(flying, timeout=STOP_WAIT)
+                for task in pending:
+                    task.cancel()
+                accepted += _results(done)
+            if accepted:
+                await asyncio.shield(self._record(accepted))
 
-    async def deliver_window(self, rows: list[OutboxRow]) -> list[str]:
-        """Submit several claimed rows at once: all marked `sending` in one commit, then
-        submitted concurrently, the accepted ones recorded `sent` in one commit. The
-        states they end in, in order. (One commit per window, not two per message: the
-        crash rule is the same — a row is `sending` before it can reach the SMSC.)"""
-        if len(rows) == 1:
-            return [await self.deliver(rows[0])]
-        worded: list[tuple[OutboxRow, Segments]] = []
-        ends: dict[int, str] = {}
-        for row in rows:
-            try:
-                text = self.layout.message(PromptPart(row.key, row.values), row.language)
-            except KeyError:
-                await self.outbox.fail(row.id, f"no prompt {row.key!r}")
-                ends[row.id] = "failed"
-                continue
-            worded.append((row, text.segments))
-        held = set(await self.outbox.begin_many([row.id for row, _ in worded], self.lease))
-        going = [(row, segments) for row, segments in worded if row.id in held]
-        for row, _ in worded:
-            if row.id not in held:
-                ends[row.id] = "lost"  # the claim ran out; someone else has it now
-        outcomes = await asyncio.gather(
-            *(self.transport.submit(row, segments) for row, segments in going)
-        )
-        accepted = []
-        for (row, _), outcome in zip(going, outcomes, strict=True):
-            if outcome.result == "accepted":
-                accepted.append((row.id, outcome.smsc_ref, outcome.parts))
-                ends[row.id] = "sent"
-            else:
-                ends[row.id] = await self._refused(row, outcome)
-        await self.outbox.sent_many(accepted)
-        return [ends[row.id] for row in rows]
+    async def _record(self, accepted: list[Accepted]) -> None:
+        try:
+            await self.outbox.sent_many(accepted)
+        except Exception:  # recorded by a report, or in doubt once the lease ends
+            log.exception("outbox %s: recording sent failed", [a.id for a in accepted])
+
+    async def _submit(self, row: OutboxRow) -> Accepted | None:
+        """Word and submit one row already `sending` (`Outbox.take`): what the SMSC took
+        (recorded by the caller with its next take), or None — a refusal or a message
+        that cannot be worded is recorded here."""
+        try:
+            text = self.layout.message(PromptPart(row.key, row.values), row.language)
+        except KeyError:
+            await self.outbox.fail(row.id, f"no prompt {row.key!r}")
+            return None
+        outcome = await self.transport.submit(row, text.segments)
+        if outcome.result == "accepted":
+            return Accepted(row.id, outcome.smsc_ref, outcome.parts)
+        await self._refused(row, outcome)
+        return None
+
+    async def _purge(self) -> None:
+        try:
+            gone = await self.outbox.purge(self.keep_days * 86400)
+            if gone:
+                log.info("outbox: purged %d finished message(s)", gone)
+        except Exception:
+            log.exception("outbox: purging failed; next time")
+
+    async def _recover(self) -> None:
+        try:
+            moved = await self.outbox.recover(self.doubt_grace)
+            if any(moved.values()):
+                log.warning("outbox recovered expired leases: %s", moved)
+        except Exception:
+            log.exception("outbox: recovering leases failed; next time")
 
     async def _refused(self, row: OutboxRow, outcome: SendOutcome) -> str:
         if outcome.result == "retry":
@@ -203,20 +248,19 @@ class Sender:
         await self.outbox.fail(row.id, outcome.reason)
         return "failed"
 
-    async def deliver(self, row: OutboxRow) -> str:
-        """Submit one claimed row; the state it ends in."""
-        try:
-            text = self.layout.message(PromptPart(row.key, row.values), row.language)
-        except KeyError:
-            await self.outbox.fail(row.id, f"no prompt {row.key!r}")
-            return "failed"
-        if not await self.outbox.begin(row.id, self.lease):
-            return "lost"  # the claim ran out; someone else has it now
-        outcome = await self.transport.submit(row, text.segments)
-        if outcome.result == "accepted":
-            await self.outbox.sent(row.id, outcome.smsc_ref, outcome.parts)
-            return "sent"
-        return await self._refused(row, outcome)
+
+def _results(done: set[asyncio.Task[Accepted | None]]) -> list[Accepted]:
+    """What finished submissions the SMSC took (a submission that raised is logged: its
+    row stays `sending`, in doubt once its lease ends)."""
+    taken = []
+    for task in done:
+        if task.cancelled():
+            continue
+        if (error := task.exception()) is not None:
+            log.error("outbox: a submission failed", exc_info=error)
+        elif (result := task.result()) is not None:
+            taken.append(result)
+    return taken
 
 
 async def sender_ctx(app: web.Application) -> AsyncIterator[None]:

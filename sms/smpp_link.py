@@ -27,7 +27,7 @@ from aiohttp import web
 from hotline.links.smpp import SMPP_LINK
 from hotline.web.keys import ENGINE, MESSAGES, PSEUDONYM, SETTINGS
 from sms.concat import PARTS, open_reassembly, part_of, parts_key
-from sms.conversation import IncomingSms, RefusedMo, refusal, serves
+from sms.conversation import SERVICE_NUMBERS, IncomingSms, RefusedMo, refusal
 from sms.dedupe import reply_once
 from sms.dialects import smpp
 from sms.render import TOO_LONG_KEY, UNREADABLE_KEY, SmsLayout, SmsText
@@ -76,7 +76,7 @@ async def handle_deliver(app: web.Application, event: smpp34.DeliverSmEvent) -> 
         log.warning("smpp: MO without a source_addr: nobody to answer; dropped")
         return
     receiver = event.destination_addr or settings.source_address
-    if not serves(settings, receiver):
+    if not app[SERVICE_NUMBERS].serves(receiver):
         log.warning(
             "smpp: MO from subscriber %s to a number not served here (sms.service_numbers); "
             "acknowledged, not answered",

@@ -8,8 +8,11 @@ and the USSD channel's bind to a USSD gateway (`ussd.smpp`):
 - one `bind_transceiver` session kept up by a task: it binds again with jittered
   exponential backoff when the session drops (a `generic_nack` — `reset()` — or an
   unbind ends it too), and checks the link is alive every `enquire_link` seconds;
-- each inbound `deliver_sm` handed to `on_deliver` in its own task, at most `window` at
-  a time (the library has already answered it with `deliver_sm_resp`);
+- each inbound `deliver_sm` handed to `on_deliver` in its own task, at most twice
+  `window` at a time (the library has already answered it with `deliver_sm_resp`): a
+  handler that answers with a `submit_sm` holds its place until the `submit_sm_resp`,
+  and with only `window` places a full window of replies waiting for theirs stopped
+  the link reading the next `deliver_sm` — a wait every message behind them paid;
 - `smsc`, the bound session (None while there is none), for the owner's `submit_sm`;
 - `divert(claims, handler)`: another channel's `deliver_sm`s on a shared bind (the USSD
   channel's dialogue steps on the SMS channel's SMSC session, `ussd_smpp.share_sms_bind`)
@@ -53,7 +56,7 @@ class SmppLink:
         self._smsc: smpp34.Smsc | None = None
         self._bound = asyncio.Event()
         self._reset = asyncio.Event()  # a generic_nack: drop the session, bind again
-        self._inbound = asyncio.Semaphore(smpp.window)
+        self._inbound = asyncio.Semaphore(2 * smpp.window)
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._diverts: list[tuple[Claims, DeliverHandler]] = []

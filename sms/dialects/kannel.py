@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from hotline.base.config import SmsSettings
 from hotline.base.errors import BadGatewayRequest
-from sms.conversation import IncomingSms, RefusedMo, serves
+from sms.conversation import IncomingSms, RefusedMo, ServiceNumbers
 from sms.dialects.base import DeliveryReport, SendOutcome, WireRequest
 from sms.render import TOO_LONG_KEY, SmsText
 from sms.segments import Segments
@@ -104,9 +104,12 @@ def _decode(raw: bytes, charset: str, coding: int) -> str:
         raise BadGatewayRequest(f"text is not valid {name[:40]}") from None
 
 
-def parse(request: WireRequest, settings: SmsSettings) -> IncomingSms:
+def parse(
+    request: WireRequest, settings: SmsSettings, numbers: ServiceNumbers | None = None
+) -> IncomingSms:
     """The incoming message of one get-url or post-url call; `BadGatewayRequest` if
-    malformed."""
+    malformed. `numbers`: the app's `sms.service_numbers` (built from `settings` when
+    not given)."""
     fields = _fields(request.query)
     headers = {k.lower(): v for k, v in request.headers.items()}
     if request.method == "POST":
@@ -129,7 +132,8 @@ def parse(request: WireRequest, settings: SmsSettings) -> IncomingSms:
         raise BadGatewayRequest("from must be a phone number (+ and 3-20 digits 0-9)")
     if not _RECEIVER.fullmatch(receiver.strip()):
         raise BadGatewayRequest("to must be 1-20 letters or digits")
-    if settings.service_numbers and not serves(settings, receiver.strip()):
+    numbers = numbers or ServiceNumbers.from_settings(settings)
+    if not numbers.serves(receiver.strip()):
         raise BadGatewayRequest("to is not one of this deployment's sms.service_numbers")
     if coding_text not in ("0", "1", "2"):
         raise BadGatewayRequest("coding must be 0 (text), 1 (binary) or 2 (UCS-2)")

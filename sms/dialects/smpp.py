@@ -238,7 +238,7 @@ class SmppTransport(SmppLink):
 
     `start()` runs the session task; `submit` waits (up to `submit_timeout`) for a bound
     session, else answers "retry". Inbound `deliver_sm` (MOs, receipts) go to
-    `on_deliver` in their own tasks, at most `window` at a time; the library has
+    `on_deliver` in their own tasks, at most twice `window` at a time; the library has
     already sent the `deliver_sm_resp`.
     """
 
@@ -249,9 +249,6 @@ class SmppTransport(SmppLink):
         self.settings = settings
         self._window = asyncio.Semaphore(settings.smpp.window)
         self._refs: LRUCache[str, int] = LRUCache(maxsize=65536)
-        #: SMSC message id of any part → (outbox row, the id of its first part), for
-        #: receipts racing ahead of `Outbox.sent`.
-        self.submitted: LRUCache[str, tuple[int, str]] = LRUCache(maxsize=65536)
 
     # -- sending --------------------------------------------------------------------
 
@@ -269,14 +266,13 @@ class SmppTransport(SmppLink):
         *,
         source: str | None = None,
         receipt: bool = True,
-        row: int | None = None,
     ) -> SendOutcome:
         """Submit every part of one message; the first part's message id is its ref.
 
         A refusal of the first part is the message's outcome; a refusal of a later
         part fails the message (resending would duplicate the parts already out).
         """
-        if not await self.wait_bound(self.smpp.submit_timeout):
+        if not self.bound and not await self.wait_bound(self.smpp.submit_timeout):
             return SendOutcome("retry", "smpp: not bound")
         coding = segments.data_coding
         total = segments.count
@@ -301,8 +297,6 @@ class SmppTransport(SmppLink):
             if number == 1:
                 first_ref = outcome.smsc_ref
             refs.append(outcome.smsc_ref)
-            if row is not None and outcome.smsc_ref:
-                self.submitted[outcome.smsc_ref] = (row, first_ref)  # before its receipt
         return SendOutcome("accepted", smsc_ref=first_ref, parts=tuple(refs))
 
     async def _submit_one(
@@ -337,4 +331,4 @@ class SmppTransport(SmppLink):
         return submit_outcome(resp.command_status, resp.message_id)
 
     async def submit(self, row: OutboxRow, segments: Segments) -> SendOutcome:
-        return await self.send(row.subscriber, segments, row=row.id)
+        return await self.send(row.subscriber, segments)

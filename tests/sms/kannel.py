@@ -112,7 +112,14 @@ class KannelPeer:
     USER = "hotline"
     PASSWORD = "kannel-test-secret"
 
-    def __init__(self, workdir: Path, hotline_port: int, *, max_messages: int = 3) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        hotline_port: int,
+        *,
+        max_messages: int = 3,
+        smpp_port: int | None = None,
+    ) -> None:
         self.workdir = workdir
         self.hotline_port = hotline_port
         self.admin_port = _free_port()
@@ -120,6 +127,7 @@ class KannelPeer:
         self.smsc_port = _free_port()
         self.sendsms_port = _free_port()
         self.max_messages = max_messages
+        self.smpp_port = smpp_port  # also an `smpp` SMSC (smsc-id smpp) bound to this port
         self.procs: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -145,6 +153,7 @@ smsc-id = fake
 port = {self.smsc_port}
 connect-allow-ip = "127.0.0.1"
 
+{self._smpp_group()}
 group = smsbox
 bearerbox-host = 127.0.0.1
 bearerbox-port = {self.box_port}
@@ -167,6 +176,28 @@ accept-x-kannel-headers = true
 max-messages = {self.max_messages}
 concatenation = true
 omit-empty = true
+"""
+
+    def _smpp_group(self) -> str:
+        """Kannel's SMPP client bound to a test SMSC (`tests/sms/smsc.py`): what an
+        operator's Kannel does, delivery receipts (one per part) included."""
+        if self.smpp_port is None:
+            return ""
+        return f"""
+group = smsc
+smsc = smpp
+smsc-id = smpp
+host = 127.0.0.1
+port = {self.smpp_port}
+transceiver-mode = true
+smsc-username = kannel
+smsc-password = kpw
+system-type = ""
+source-addr-ton = 0
+source-addr-npi = 1
+dest-addr-ton = 0
+dest-addr-npi = 1
+reconnect-delay = 1
 """
 
     def start(self) -> None:

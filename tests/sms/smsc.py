@@ -7,6 +7,10 @@ events on stdout, one JSON object a line:
 - commands: `{"mo": {"source", "dest", "hex", "data_coding", "tlvs", "service_type"}}`
   — a `deliver_sm` (an MO, or a USSD gateway's dialogue step) to every bound ESME; `{"refuse": STATUS, "times": N}` — answer the next N `submit_sm`
   with STATUS instead of accepting (acknowledged with `{"refusing": N}`);
+  `{"refuse_part": N, "status": STATUS}` — answer every `submit_sm` that is part N of a
+  concatenated message (its UDH) with STATUS;
+  `{"undeliverable": N}` — the next N receipts say `stat:UNDELIV` (message_state 5);
+  both acknowledged with `{"configured": 1}`;
 - events: `{"ready": PORT}`, `{"bound": SYSTEM_ID}`, `{"unbound": 1}`,
   `{"submit": {...}}` (destination, source, data_coding, esm_class, hex,
   registered_delivery, service_type, tlvs, message_id or status), `{"mo_resp": STATUS}`,
@@ -42,6 +46,8 @@ async def _serve(port: int) -> None:
     await server.start()
     sessions: dict[str, smpp34.Esme] = {}
     refusals: list[int] = []
+    part_refusals: dict[int, int] = {}  # part number → status
+    undeliverable = [0]  # receipts still to say UNDELIV
     tasks: set[asyncio.Task[None]] = set()
     counter = 0
 
@@ -56,7 +62,11 @@ async def _serve(port: int) -> None:
         task.add_done_callback(done)
 
     async def receipt(session: str, event: smpp34.SubmitSmEvent, message_id: str) -> None:
-        text = f"id:{message_id} sub:001 dlvrd:001 submit date:2612060000 done date:2612060000 stat:DELIVRD err:000 text:"
+        stat, state = "DELIVRD", b"\x02"
+        if undeliverable[0] > 0:
+            undeliverable[0] -= 1
+            stat, state = "UNDELIV", b"\x05"
+        text = f"id:{message_id} sub:001 dlvrd:001 submit date:2612060000 done date:2612060000 stat:{stat} err:000 text:"
         for _ in range(100):  # the Esme event may come after the session's first submit
             if session in sessions:
                 break
@@ -68,7 +78,7 @@ async def _serve(port: int) -> None:
             esm_class=0x04,
             tlvs=[
                 smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, message_id.encode() + b"\x00"),
-                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),
+                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, state),
             ],
         )
         _emit(receipt_resp=resp.command_status)
@@ -97,6 +107,14 @@ async def _serve(port: int) -> None:
             command = json.loads(line)
             if "mo" in command:
                 spawn(mo(command["mo"]))
+            elif "refuse_part" in command:
+                part_refusals[int(command["refuse_part"])] = int(command["status"])
+                if not part_refusals[int(command["refuse_part"])]:  # status 0: accept again
+                    del part_refusals[int(command["refuse_part"])]
+                _emit(configured=1)  # `SmscPeer.configure` waits for this
+            elif "undeliverable" in command:
+                undeliverable[0] += int(command["undeliverable"])
+                _emit(configured=1)
             elif "refuse" in command:
                 refusals.extend([int(command["refuse"])] * int(command.get("times", 1)))
                 _emit(refusing=len(refusals))  # `SmscPeer.refuse` waits for this
@@ -122,8 +140,10 @@ async def _serve(port: int) -> None:
                 "service_type": event.service_type,
                 "tlvs": [[tlv.tag, bytes(tlv.value).hex()] for tlv in event.tlvs],
             }
-            if refusals:
-                status = refusals.pop(0)
+            octets = event.short_message
+            part = octets[5] if event.esm_class & 0x40 and len(octets) > 5 else 0
+            if refusals or part in part_refusals:
+                status = part_refusals[part] if part in part_refusals else refusals.pop(0)
                 event.reject(status)
                 _emit(submit={**record, "status": status})
                 continue
@@ -220,6 +240,13 @@ class SmscPeer:
         acks = sum(1 for e in list(self.events) if "refusing" in e)
         self.command(refuse=status, times=times)
         await self.count(lambda e: "refusing" in e, acks + 1)
+
+    async def configure(self, **command: Any) -> None:
+        """Send a `refuse_part` or `undeliverable` command and wait until the process has
+        read it (a submit sent next cannot overtake it on a busy machine)."""
+        acks = sum(1 for e in list(self.events) if "configured" in e)
+        self.command(**command)
+        await self.count(lambda e: "configured" in e, acks + 1)
 
     def send_mo(
         self, source: str, dest: str, text: str, tlvs: tuple[tuple[int, bytes], ...] = ()

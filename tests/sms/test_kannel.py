@@ -18,6 +18,7 @@ from hotline.web.keys import MESSAGES
 from tests.conftest import free_port
 from tests.sms.conftest import sms_settings
 from tests.sms.kannel import KannelPeer, joined
+from tests.sms.smsc import SmscPeer
 
 SIG = "【hotline】"
 SERVICE = "10086"
@@ -151,3 +152,133 @@ async def test_a_refused_sendsms_fails_the_row_without_retrying(
     (row,) = await app[MESSAGES].rows([ident])
     assert row["attempts"] == 1
     assert row["last_error"].startswith("HTTP 403")
+
+
+# ---- messages Kannel sends in parts, to an SMSC over SMPP (per-part receipts) ----------
+
+
+@pytest.fixture
+async def smpp_kannel(tmp_path: Path) -> AsyncIterator[tuple[KannelPeer, SmscPeer]]:
+    """Kannel bound over SMPP (its `smpp` SMSC) to the test SMSC, which answers every
+    `submit_sm` and sends a receipt for each one asking for it — as an operator's SMSC
+    does, and unlike the `fake` SMSC, whose one report stands for every part."""
+    smsc = SmscPeer(free_port())
+    await smsc.start()
+    (tmp_path / "kannel").mkdir()
+    peer = KannelPeer(tmp_path / "kannel", free_port(), smpp_port=smsc.port)
+    peer.start()
+    try:
+        await smsc.wait_for(lambda e: e.get("bound") == "kannel", timeout=20)
+        yield peer, smsc
+    finally:
+        peer.stop()
+        await smsc.stop()
+
+
+@pytest.fixture
+async def split_sender(
+    aiohttp_server: MakeServer,
+    smpp_kannel: tuple[KannelPeer, SmscPeer],
+    tmp_path: Path,
+    redis_url: str,
+) -> AsyncIterator[web.Application]:
+    kannel, _ = smpp_kannel
+    settings: Any = sms_settings(
+        tmp_path,
+        redis_url,
+        sms={
+            "sender": "kannel",
+            "kannel_sendsms_url": kannel.sendsms_url,
+            "kannel_username": KannelPeer.USER,
+            "kannel_password": KannelPeer.PASSWORD,
+            "kannel_smsc": "smpp",
+            "public_base_url": f"http://127.0.0.1:{kannel.hotline_port}",
+            "send_rate": 200,
+            "outbox_path": tmp_path / "outbox.sqlite3",
+        },
+    )
+    app = create_app(settings)
+    await aiohttp_server(app, port=kannel.hotline_port)
+    yield app
+
+
+LONG = "您的话费余额为12.50元。" * 10  # with the help's words: three UCS-2 parts
+
+
+async def _send_long(app: web.Application, smsc: SmscPeer) -> tuple[int, list[str]]:
+    """Queue one three-part message; its outbox id and the SMSC ids of its parts."""
+    before = len(smsc.submits())
+    ident = await app[MESSAGES].send("8613800138000", "sms.help", {"keywords": Text(LONG)}, "zh-CN")
+    await smsc.count(lambda e: "submit" in e, before + 3)
+    parts = sorted(smsc.submits()[before:], key=lambda p: p.udh[-1])
+    assert [p.udh[-2:] for p in parts] == [bytes((3, n)) for n in (1, 2, 3)]
+    return ident, [p.message_id or "" for p in parts]
+
+
+async def _parts(app: web.Application, ident: int) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from hotline.store.outbox import parts_table as pt
+
+    outbox = app[MESSAGES]
+    rows = await outbox._run(
+        lambda conn: conn.execute(
+            select(pt.c.smsc_ref, pt.c.state).where(pt.c.row_id == ident).order_by(pt.c.number)
+        ).all()
+    )
+    return [(str(r.smsc_ref), str(r.state)) for r in rows]
+
+
+async def _state(app: web.Application, ident: int, want: str, timeout: float = 15) -> None:
+    async with asyncio.timeout(timeout):
+        while (state := await app[MESSAGES].state_of(ident)) != want:
+            await asyncio.sleep(0.1)
+    assert state == want
+
+
+async def test_a_message_kannel_sent_in_parts_is_delivered_with_its_reports(
+    smpp_kannel: tuple[KannelPeer, SmscPeer], split_sender: web.Application
+) -> None:
+    _, smsc = smpp_kannel
+    ident, ids = await _send_long(split_sender, smsc)
+    await _state(split_sender, ident, "delivered")
+    # Kannel asked the SMSC for a receipt of the first part only (its sms_split), and
+    # reported once that the SMSC took all three (8): both slots filled.
+    requested = [p.registered_delivery & 1 for p in sorted(smsc.submits(), key=lambda p: p.udh[-1])]
+    assert requested == [1, 0, 0]
+    assert await _parts(split_sender, ident) == [("*", "accepted"), (ids[0], "delivered")]
+    (row,) = await split_sender[MESSAGES].rows([ident])
+    assert row["attempts"] == 1
+
+
+async def test_a_part_the_smsc_refuses_fails_the_message_kannel_split(
+    smpp_kannel: tuple[KannelPeer, SmscPeer], split_sender: web.Application
+) -> None:
+    _, smsc = smpp_kannel
+    await smsc.configure(refuse_part=2, status=0x0B)  # ESME_RINVDSTADR: permanent
+    try:
+        ident, _ = await _send_long(split_sender, smsc)
+        await _state(split_sender, ident, "failed")
+        # The first part reached the handset (its receipt said so) — the message failed
+        # all the same, and stays failed.
+        await asyncio.sleep(1.0)
+        assert await split_sender[MESSAGES].state_of(ident) == "failed"
+        states = [state for _, state in await _parts(split_sender, ident)]
+        assert "failed" in states, states
+    finally:
+        await smsc.configure(refuse_part=2, status=0)
+
+
+async def test_a_first_part_undelivered_fails_the_message_kannel_split(
+    smpp_kannel: tuple[KannelPeer, SmscPeer], split_sender: web.Application
+) -> None:
+    _, smsc = smpp_kannel
+    await smsc.configure(undeliverable=1)
+    ident, ids = await _send_long(split_sender, smsc)
+    await _state(split_sender, ident, "failed")
+    want = [("*", "accepted"), (ids[0], "failed")]  # the SMSC took all three (8), later
+    async with asyncio.timeout(10):
+        while (parts := await _parts(split_sender, ident)) != want:
+            await asyncio.sleep(0.1)
+    assert parts == want
+    assert await split_sender[MESSAGES].state_of(ident) == "failed"

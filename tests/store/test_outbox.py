@@ -132,6 +132,7 @@ async def test_concurrent_claimers_never_share_a_row(database_url: str) -> None:
 
         async def drain(box: Outbox) -> None:
             while rows := await box.claim(7, lease=60):
+                assert len(rows) <= 7  # the limit holds (PostgreSQL once took them all)
                 claimed.extend(row.id for row in rows)
                 await asyncio.sleep(0)
 
@@ -277,3 +278,91 @@ async def test_observers_are_told_each_change_once(outbox: Outbox, clock: Clock)
     assert told == [
         "queued", "queued", "retried", "sent", "delivered", "doubt", "abandoned"
     ]  # fmt: skip
+
+
+async def test_take_records_the_last_window_and_takes_the_next_in_one_go(
+    outbox: Outbox, clock: Clock
+) -> None:
+    from hotline.store.outbox import Accepted
+
+    told: list[str] = []
+    outbox.observers.append(told.append)
+    ids = [await outbox.send(PHONE, "x", {"n": Text(str(n))}, "en") for n in range(5)]
+    first = await outbox.take(2, lease=30)
+    assert [r.id for r in first] == ids[:2]
+    assert [r.attempts for r in first] == [1, 1]  # counted when taken: it may go out now
+    assert {r["id"]: r["state"] for r in await outbox.rows(ids[:3])} == {
+        ids[0]: "sending",
+        ids[1]: "sending",
+        ids[2]: "queued",
+    }
+    second = await outbox.take(
+        2, lease=30, sent=[Accepted(ids[0], "m-0"), Accepted(ids[1], "m-1", ("m-1", "m-1b"))]
+    )
+    assert [r.id for r in second] == ids[2:4]
+    rows = {r["id"]: r for r in await outbox.rows(ids)}
+    assert [rows[i]["state"] for i in ids] == ["sent", "sent", "sending", "sending", "queued"]
+    assert (rows[ids[0]]["smsc_ref"], rows[ids[1]]["smsc_ref"]) == ("m-0", "m-1")
+    assert await outbox.record_receipt("m-1b", "delivered") == ids[1]  # its parts are kept
+    await outbox.take(0, lease=30, sent=[Accepted(ids[0], "again")])  # recorded already
+    assert told.count("sent") == 2
+    # A crash now: the taken rows were maybe submitted — in doubt, never taken again.
+    clock.now += 31
+    moved = await outbox.recover(doubt_grace=60)
+    assert moved["doubt"] == 2 and moved["requeued"] == 0
+    assert [r.id for r in await outbox.take(10, lease=30)] == ids[4:]
+
+
+async def test_concurrent_takers_never_share_a_row(database_url: str) -> None:
+    boxes = [Outbox(database_url) for _ in range(4)]
+    try:
+        ids = [await boxes[0].send(PHONE, "x", {"n": Text(str(n))}, "en") for n in range(200)]
+        taken: list[int] = []
+
+        async def drain(box: Outbox) -> None:
+            while rows := await box.take(7, lease=60):
+                assert len(rows) <= 7
+                taken.extend(row.id for row in rows)
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(drain(box) for box in boxes))
+        assert sorted(taken) == ids
+    finally:
+        for box in boxes:
+            await box.close()
+
+
+async def test_a_message_kannel_split_waits_for_every_report(outbox: Outbox) -> None:
+    """Kannel reports a split message once for the SMSC's acceptance of every part
+    (8, or 16) and per part it asked a receipt of (each with that part's id, %F): the
+    message is delivered when every report is in, failed once one says failed."""
+    from hotline.store.outbox import ALL_PARTS, Accepted
+
+    ok, late_fail, early_fail, refused = [
+        await outbox.send(PHONE, "x", {}, "zh-CN") for _ in range(4)
+    ]
+    taken = await outbox.take(10, lease=30)
+    await outbox.sent_many([Accepted(r.id, "0: Accepted", (ALL_PARTS, "")) for r in taken])
+    state = lambda ident: outbox.state_of(ident)  # noqa: E731
+    # Delivered: the part's receipt and the SMSC's acceptance, in either order.
+    assert await outbox.record_report(ok, "delivered", "k-1")
+    assert await state(ok) == "sent"
+    assert await outbox.record_report(ok, "delivered", "k-1")  # repeated: still waiting
+    assert await state(ok) == "sent"
+    assert await outbox.record_report(ok, "buffered", "k-1")
+    assert await outbox.record_report(ok, "accepted", "k-1")
+    assert await state(ok) == "delivered"
+    # Delivered so far, then the SMSC refused a later part (16): failed, and it stays so.
+    assert await outbox.record_report(late_fail, "delivered", "l-1")
+    assert await outbox.record_report(late_fail, "failed", "")
+    assert await outbox.record_report(late_fail, "accepted", "l-1")
+    assert await state(late_fail) == "failed"
+    # The part's own receipt says failed before anything else arrives.
+    assert await outbox.record_report(early_fail, "failed", "e-1")
+    assert await outbox.record_report(early_fail, "accepted", "e-1")
+    assert await outbox.record_report(early_fail, "delivered", "e-1")
+    assert await state(early_fail) == "failed"
+    # Refused by the SMSC outright (16): failed at once.
+    assert await outbox.record_report(refused, "failed", "r-1")
+    assert await state(refused) == "failed"
+    assert await outbox.counts() == {"delivered": 1, "failed": 3}
