@@ -5,6 +5,8 @@ The wire (framing, sequence numbers, `enquire_link` timers, `generic_nack`, the 
 hotline bind shares — the SMS channel's SMSC session (`sms.dialects.smpp.SmppTransport`)
 and the USSD channel's bind to a USSD gateway (`ussd.smpp`):
 
+- Nagle's algorithm off on the session's socket (`hotline.links.nodelay`: the library
+  offers no option, and small request/response PDUs are what Nagle holds back);
 - one `bind_transceiver` session kept up by a task: it binds again with jittered
   exponential backoff when the session drops (a `generic_nack` — `reset()` — or an
   unbind ends it too), and checks the link is alive every `enquire_link` seconds;
@@ -34,6 +36,7 @@ from aiohttp import web
 
 from hotline.base.config import SmppSettings
 from hotline.links import reconnect
+from hotline.links.nodelay import peer_addresses, tcp_nodelay
 
 __all__ = ["SMPP_LINK", "Claims", "DeliverHandler", "SmppLink"]
 
@@ -122,6 +125,11 @@ class SmppLink:
                     await client.stop()
                 await asyncio.sleep(delay)
                 continue
+            # smpp34 leaves Nagle on: every answer would wait ~40 ms for a delayed ACK.
+            if not tcp_nodelay(
+                self.smpp.port, await peer_addresses(self.smpp.host, self.smpp.port)
+            ):
+                log.debug("%s: no socket to %s found to set TCP_NODELAY on", self.name, where)
             self.binds += 1
             self._smsc = smsc
             self._reset.clear()

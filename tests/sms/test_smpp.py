@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from hotline.base.config import load_settings
 from hotline.base.errors import ConfigError
 from hotline.base.values import Money, Text
+from hotline.links.nodelay import peer_addresses, tcp_nodelay
 from hotline.links.reconnect import backoff
 from hotline.web.app import create_app
 from hotline.web.keys import MESSAGES
@@ -487,3 +490,61 @@ async def test_an_mo_to_a_number_not_served_here_is_acknowledged_not_answered(
     smsc.send_mo(PHONE, SERVICE, "YE")
     assert await _mo_answers(smsc, 2, 1) == ["您的话费余额为12.50元。" + SIG]
     assert smsc.submits()[0].source == SERVICE
+
+
+def _sockets_to(port: int) -> list[int]:
+    """TCP_NODELAY of each of this process's TCP sockets connected to `port`."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        with sock:
+            try:
+                internet = sock.family in (socket.AF_INET, socket.AF_INET6)
+                if internet and sock.type == socket.SOCK_STREAM and sock.getpeername()[1] == port:
+                    found.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            except OSError:
+                pass  # not connected
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
+async def test_the_smsc_session_sends_without_nagle(
+    smsc: SmscPeer, hotline: web.Application
+) -> None:
+    """smpp34 leaves Nagle's algorithm on; a keyword answer's `submit_sm` then waited for
+    the SMSC's delayed ACK of the `deliver_sm_resp` before it (~40 ms each). The link
+    sets TCP_NODELAY on the socket once bound."""
+    flags: list[int] = []
+    async with asyncio.timeout(10):
+        while not flags or not all(flags):
+            await asyncio.sleep(0.05)
+            flags = _sockets_to(smsc.port)
+    assert flags and all(flags)
+
+
+async def test_tcp_nodelay_sets_only_the_sockets_to_that_peer() -> None:
+    async def ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    one = await asyncio.start_server(ignore, "127.0.0.1", 0)
+    other = await asyncio.start_server(ignore, "127.0.0.1", 0)
+    port, other_port = one.sockets[0].getsockname()[1], other.sockets[0].getsockname()[1]
+    plain = [socket.create_connection(("127.0.0.1", p)) for p in (port, port, other_port)]
+    try:
+        assert [s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in plain] == [0, 0, 0]
+        assert tcp_nodelay(port, await peer_addresses("localhost", port)) == 2
+        assert tcp_nodelay(port, frozenset({"192.0.2.1"})) == 0  # another host, same port
+        assert [bool(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) for s in plain] == [
+            True,
+            True,
+            False,
+        ]
+    finally:
+        for s in plain:
+            s.close()
+        one.close()
+        other.close()
