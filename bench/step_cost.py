@@ -240,9 +240,7 @@ def _hotline_app(redis_url: str, workdir: Path, slow: bool = False, analytics: b
     if slow:
         # Under valgrind (~50x slower, on a loaded machine) the production timeouts would
         # answer the busy sentence; longer ones change no instruction on the answered path.
-        from hotline.store import sessions as session_store
-
-        session_store.REPLY_TIMEOUT = 30.0
+        env["HOTLINE_REDIS_TIMEOUT"] = "30"
         env["HOTLINE_BALANCE__DEADLINE"] = "9"
         env["HOTLINE_BALANCE__BULKHEAD_WAIT"] = "9"
         env["HOTLINE_BALANCE__CONNECT_TIMEOUT"] = "30"

@@ -715,6 +715,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     redis_url: str | None = Field(None, description="sessions in Redis; unset = in-process")
+    redis_timeout: float = Field(
+        0.5,
+        gt=0,
+        le=30,
+        description="seconds to wait for a session read or write (or a connection) before "
+        "the subscriber gets the busy sentence",
+    )
     database_url: str | None = Field(
         None,
         description="one SQLAlchemy URL for every durable store (SMS outbox, reminders, plans, "

@@ -283,16 +283,17 @@ class RedisSessionStore:
         self._cluster = isinstance(client, RedisCluster)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisSessionStore:
+    def from_url(cls, url: str, timeout: float = REPLY_TIMEOUT) -> RedisSessionStore:
         """`redis://`, `rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://`
-        (hotline.store.redisurl documents the forms)."""
+        (hotline.store.redisurl documents the forms); `timeout` bounds every reply and
+        connection (the `redis_timeout` setting)."""
         address = link_address(url)
         if address is not None:
-            return cls(RedisLink(address, timeout=REPLY_TIMEOUT, connect_timeout=REPLY_TIMEOUT))
+            return cls(RedisLink(address, timeout=timeout, connect_timeout=timeout))
         client = open_redis(
             url,
-            socket_timeout=REPLY_TIMEOUT,
-            socket_connect_timeout=REPLY_TIMEOUT,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             health_check_interval=15,
             max_connections=256,
             decode_responses=False,

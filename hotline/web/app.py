@@ -45,7 +45,7 @@ CATALOGS = web.AppKey("CATALOGS", CatalogSet)
 
 def _open_store(settings: Settings) -> SessionStore:
     if settings.redis_url:
-        return RedisSessionStore.from_url(settings.redis_url)
+        return RedisSessionStore.from_url(settings.redis_url, settings.redis_timeout)
     log.warning("no redis_url configured: sessions are in-process (single worker only)")
     return MemorySessionStore()
 
