@@ -54,6 +54,9 @@ def make_settings(tmp_path: Path, redis_url: str | None, **extra: Any) -> Settin
         "flows_dir": ROOT / "flows",
         "prompts_dir": ROOT / "prompts",
         "redis_url": redis_url,
+        # Room for a busy test machine: a starved CPU must not turn a step into the busy
+        # sentence. The tests of the timeout itself set the production 0.5 s.
+        "redis_timeout": 2.0,
         "pseudonym_secret": "test-secret",
         "balance": {
             "ledger_path": tmp_path / "ledger.sqlite3",
@@ -488,7 +491,9 @@ async def test_a_session_continues_on_another_worker(
 async def test_redis_down_gives_a_polite_end_at_once_and_recovers(
     aiohttp_client: MakeClient, tmp_path: Path, stoppable_redis: Any
 ) -> None:
-    client = await aiohttp_client(create_app(make_settings(tmp_path, stoppable_redis.url)))
+    client = await aiohttp_client(
+        create_app(make_settings(tmp_path, stoppable_redis.url, redis_timeout=0.5))
+    )
     phone = Phone(client, "s1")
     assert await phone.dial() == MAIN_ZH
     stoppable_redis.stop()
@@ -512,7 +517,9 @@ async def test_a_hung_redis_gets_an_apology_in_time_and_the_store_recovers(
 ) -> None:
     """Redis alive but silent (SIGSTOP): the store's timeout answers, and after SIGCONT
     no reply meant for a cancelled command reaches a later one."""
-    client = await aiohttp_client(create_app(make_settings(tmp_path, stoppable_redis.url)))
+    client = await aiohttp_client(
+        create_app(make_settings(tmp_path, stoppable_redis.url, redis_timeout=0.5))
+    )
     phone = Phone(client, "s1")
     assert await phone.dial() == MAIN_ZH
     os.kill(stoppable_redis.proc.pid, signal.SIGSTOP)
