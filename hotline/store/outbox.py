@@ -457,13 +457,23 @@ class Outbox:
         now = self.clock()
         t, pt = outbox_table, parts_table
 
+        # Only a message (or part) still waiting for its receipt takes one: an SMSC that
+        # restarted numbers its messages from the start again, and a receipt that
+        # overtakes `sent` must not land on an older, settled message with the same id —
+        # it is looked up again once `sent` is recorded (RECEIPT_WAITS).
         def work(conn: Connection) -> tuple[int, str, ReportState] | None:
             part = conn.execute(
-                select(pt.c.id, pt.c.row_id).where(pt.c.smsc_ref == smsc_ref).limit(1)
+                select(pt.c.id, pt.c.row_id)
+                .where(pt.c.smsc_ref == smsc_ref, pt.c.state.notin_(_SETTLED))
+                .order_by(pt.c.id.desc())
+                .limit(1)
             ).first()
             if part is None:
                 found = conn.execute(
-                    select(t.c.id).where(t.c.smsc_ref == smsc_ref).order_by(t.c.id.desc()).limit(1)
+                    select(t.c.id)
+                    .where(t.c.smsc_ref == smsc_ref, t.c.state.notin_(_SETTLED))
+                    .order_by(t.c.id.desc())
+                    .limit(1)
                 ).first()
                 if found is None:
                     return None
@@ -654,6 +664,9 @@ _FINAL = ("delivered", "failed")
 def _part_states(ident: int) -> Select[tuple[str]]:
     pt = parts_table
     return select(pt.c.state).where(pt.c.row_id == ident)
+
+
+_SETTLED = ("delivered", "failed")  # a message or part that takes no further receipt
 
 
 def _whole(states: Sequence[str]) -> ReportState:

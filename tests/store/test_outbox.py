@@ -366,3 +366,39 @@ async def test_a_message_kannel_split_waits_for_every_report(outbox: Outbox) -> 
     assert await outbox.record_report(refused, "failed", "r-1")
     assert await state(refused) == "failed"
     assert await outbox.counts() == {"delivered": 1, "failed": 3}
+
+
+async def test_a_receipt_never_lands_on_a_settled_message_with_the_same_smsc_id(
+    outbox: Outbox,
+) -> None:
+    """An SMSC that restarted numbers its messages from 1 again. A receipt that overtakes
+    `sent` for the new message must wait for it, not settle the old one of that id."""
+    from hotline.store.outbox import Accepted
+
+    old = await outbox.send(PHONE, "x", {"n": Text("old")}, "en")
+    await outbox.take(1, lease=30)
+    await outbox.sent_many([Accepted(old, "1")])
+    assert await outbox.record_receipt("1", "delivered") == old
+
+    new = await outbox.send(PHONE, "x", {"n": Text("new")}, "en")
+    assert [row.id for row in await outbox.take(1, lease=30)] == [new]
+    # Its receipt arrives before the sender recorded the SMSC's id "1" for it:
+    assert await outbox.record_receipt("1", "delivered") is None
+    assert await outbox.state_of(old) == "delivered"
+    await outbox.sent_many([Accepted(new, "1")])
+    assert await outbox.record_receipt("1", "delivered") == new  # looked up again: found
+    assert await outbox.state_of(new) == "delivered"
+    # Parts likewise: a settled part does not take a newer part's receipt.
+    long = await outbox.send(PHONE, "x", {"n": Text("long")}, "en")
+    await outbox.take(1, lease=30)
+    await outbox.sent_many([Accepted(long, "2", ("2", "3"))])
+    assert await outbox.record_receipt("2", "delivered") == long
+    assert await outbox.record_receipt("3", "delivered") == long
+    assert await outbox.state_of(long) == "delivered"
+    again = await outbox.send(PHONE, "x", {"n": Text("again")}, "en")
+    await outbox.take(1, lease=30)
+    assert await outbox.record_receipt("3", "failed") is None
+    assert await outbox.state_of(long) == "delivered"
+    await outbox.sent_many([Accepted(again, "3")])
+    assert await outbox.record_receipt("3", "failed") == again
+    assert await outbox.state_of(again) == "failed"
