@@ -12,7 +12,7 @@ import datetime as dt
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from hotline.base.errors import UpstreamUnavailable
 from hotline.plans.model import Allowance
@@ -49,31 +49,22 @@ class LedgerWallet:
 
     def status(self, msisdn: str) -> str | None:
         """The account status, or None for a number the ledger does not have."""
-        try:
-            return self._status(msisdn)
-        except sqlite3.Error as exc:
-            raise UpstreamUnavailable(f"ledger: {type(exc).__name__}") from exc
-
-    def _status(self, msisdn: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT status FROM subscriber WHERE msisdn = ?", (msisdn,)
-            ).fetchone()
+        row = self._one("SELECT status FROM subscriber WHERE msisdn = ?", msisdn)
         return None if row is None else str(row[0])
 
     def charged(self, order_id: str) -> int | None:
         """What the order was charged, or None if it never was."""
+        row = self._one("SELECT amount FROM plan_charge WHERE order_id = ?", order_id)
+        return None if row is None else int(row[0])
+
+    def _one(self, sql: str, key: str) -> tuple[Any, ...] | None:
+        """The first row of a one-key query; a database error is the upstream's."""
         try:
-            return self._charged(order_id)
+            with self._lock:
+                row: tuple[Any, ...] | None = self._db.execute(sql, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise UpstreamUnavailable(f"ledger: {type(exc).__name__}") from exc
-
-    def _charged(self, order_id: str) -> int | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT amount FROM plan_charge WHERE order_id = ?", (order_id,)
-            ).fetchone()
-        return None if row is None else int(row[0])
+        return row
 
     def charge(
         self,
