@@ -84,6 +84,10 @@ async def _serve(port: int) -> None:
         _emit(receipt_resp=resp.command_status)
 
     async def mo(command: dict[str, Any]) -> None:
+        for _ in range(100):  # a command right after a bind may come before the Esme event
+            if sessions:
+                break
+            await asyncio.sleep(0.05)
         for esme in list(sessions.values()):
             resp = await esme.deliver_sm(
                 command["dest"],
