@@ -220,8 +220,7 @@ def _snapshot(app: web.Application) -> dict[str, tuple[int, int]]:
     return found
 
 
-async def _watch(app: web.Application, interval: float) -> None:
-    seen = await asyncio.to_thread(_snapshot, app)
+async def _watch(app: web.Application, interval: float, seen: dict[str, tuple[int, int]]) -> None:
     while True:
         await asyncio.sleep(interval)
         now = await asyncio.to_thread(_snapshot, app)
@@ -243,7 +242,11 @@ def dev_reload_ctx(
     no dependency, works on every filesystem, including bind mounts)."""
 
     async def watching(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_watch(app, interval))
+        # The baseline is taken before start-up completes: taken later (the task's first
+        # turn, a thread on a busy host), it could already include an edit made after
+        # start-up, and that edit would never be reloaded.
+        seen = await asyncio.to_thread(_snapshot, app)
+        task = asyncio.create_task(_watch(app, interval, seen))
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
