@@ -87,7 +87,7 @@ class RedisServer:
 #: The embedded stores whose defaults are files under ./var, shared by every test, every
 #: run and every xdist worker: a reminder subscription or queued SMS left there by one test
 #: reached the next. Each test gets its own, named as the tests name them in `tmp_path`.
-_STORE_FILES = {
+STORE_FILES = {
     "HOTLINE_BALANCE__LEDGER_PATH": "ledger.sqlite3",
     "HOTLINE_SMS__OUTBOX_PATH": "outbox.sqlite3",
     "HOTLINE_PLANS__STORE_PATH": "plans.sqlite3",
@@ -100,15 +100,9 @@ _STORE_FILES = {
 def _private_stores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The embedded stores in this test's directory, not ./var (the environment beats a
     config file, so these are the very paths tests give explicitly: `tmp_path / NAME`)."""
-    for name, file in _STORE_FILES.items():
+    for name, file in STORE_FILES.items():
         if name not in os.environ:
             monkeypatch.setenv(name, str(tmp_path / file))
-    # The shipped 0.5 s suits a production Redis on its own host; here four xdist workers
-    # share two cores with Chromium, Kannel and the SMSC, and a session read once took
-    # longer (the subscriber got the busy sentence, the test's counts were one short).
-    # Tests of the timeout itself pass their own `redis_timeout`, which beats this.
-    if "HOTLINE_REDIS_TIMEOUT" not in os.environ:
-        monkeypatch.setenv("HOTLINE_REDIS_TIMEOUT", "2.0")
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ def analytics_settings(tmp_path: Path, redis_url: str, **extra: Any) -> Settings
         "flows_dir": ROOT / "flows",
         "prompts_dir": ROOT / "prompts",
         "redis_url": redis_url,
+        "redis_timeout": 2.0,  # as tests/ussd/test_http.py: room for a busy test host
         "pseudonym_secret": "analytics-test-secret",
         "balance": {"ledger_path": tmp_path / "ledger.sqlite3", "subscriber_rate": "1000/minute"},
         "security": {"admin_token": ADMIN_TOKEN, "subscriber_rate": "1000/minute"},

@@ -36,6 +36,7 @@ def api_values(tmp_path: Path, redis_url: str | None, **extra: Any) -> dict[str,
         "flows_dir": str(ROOT / "flows"),
         "prompts_dir": str(ROOT / "prompts"),
         "redis_url": redis_url,
+        "redis_timeout": 2.0,  # as tests/ussd/test_http.py: room for a busy test host
         "pseudonym_secret": "api-test-secret",
         "balance": {
             "ledger_path": str(tmp_path / "ledger.sqlite3"),

@@ -136,6 +136,7 @@ def plan_settings(
         flows_dir=ROOT / "flows",
         prompts_dir=ROOT / "prompts",
         redis_url=redis_url,
+        redis_timeout=2.0,  # as tests/ussd/test_http.py: room for a busy test host
         pseudonym_secret=SecretStr(PSEUDONYM_SECRET),
         balance={
             "ledger_path": tmp_path / "ledger.sqlite3",

@@ -29,6 +29,7 @@ def sms_settings(tmp_path: Path, redis_url: str | None = None, **extra: Any) -> 
         "flows_dir": sms_flows(tmp_path),
         "prompts_dir": ROOT / "prompts",
         "redis_url": redis_url,
+        "redis_timeout": 2.0,  # as tests/ussd/test_http.py: room for a busy test host
         "pseudonym_secret": "sms-test-secret",
         "balance": {
             "ledger_path": tmp_path / "ledger.sqlite3",

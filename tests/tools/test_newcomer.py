@@ -10,13 +10,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import STORE_FILES, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
@@ -28,13 +29,14 @@ needs_make_setup = pytest.mark.skipif(
 
 
 def _bare_env(tmp_path: Path) -> dict[str, str]:
-    """A new login's environment: no virtualenv on the PATH, a private ledger."""
+    """A new login's environment: no virtualenv on the PATH, private stores."""
     return {
         "HOME": str(tmp_path),
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "COLUMNS": "120",
-        "HOTLINE_BALANCE__LEDGER_PATH": str(tmp_path / "ledger.sqlite3"),
+        # Every embedded store in the test's directory: ./var is the checkout's own.
+        **{name: str(tmp_path / file) for name, file in STORE_FILES.items()},
     }
 
 
@@ -71,15 +73,9 @@ def test_readme_ledger_commands_work_as_written_in_a_fresh_shell(tmp_path: Path)
     assert "13800138000" in done.stdout and "13800138005" in done.stdout  # the list
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @needs_make_setup
 def test_make_run_listens_on_port_and_host(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = _bare_env(tmp_path)
     proc = subprocess.Popen(
         # `-o`: never rebuild the checkout's virtualenv from inside a test (a stale stamp

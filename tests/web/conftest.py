@@ -21,6 +21,7 @@ def ops_settings(tmp_path: Path, **extra: Any) -> Settings:
         "flows_dir": ROOT / "flows",
         "prompts_dir": ROOT / "prompts",
         "pseudonym_secret": "ops-test-secret",
+        "redis_timeout": 2.0,  # as tests/ussd/test_http.py: room for a busy test host
         "balance": {"ledger_path": tmp_path / "ledger.sqlite3"},
     }
     for key, value in extra.items():
