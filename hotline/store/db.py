@@ -41,6 +41,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import DatabaseError, IntegrityError
+from sqlalchemy.pool import StaticPool
 
 __all__ = ["MIGRATIONS_TABLE", "Migration", "migrate", "open_database", "sqlite_url"]
 
@@ -72,7 +73,13 @@ def open_database(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # hide_parameters: a database error's text would otherwise carry the statement's
     # values (a number, a message's amounts) into whatever logs the exception.
-    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    options: dict[str, Any] = {}
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        # One connection for every thread: the default pool keeps one per thread, so each
+        # thread would see its own empty database, and closing them from the thread that
+        # stops the store raised "SQLite objects created in a thread…" for each one.
+        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **options)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
