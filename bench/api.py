@@ -1,6 +1,9 @@
 """API load benchmark: a signed `GET /api/v1/me/balance` beside a minimal handler.
 
     .venv/bin/python bench/api.py [--duration 8] [--concurrency 50] [--json FILE]
+    .venv/bin/python bench/api.py --cpu [--requests 5000] [--rounds 5]   # in one process
+    .venv/bin/python bench/api.py --cpu --profile hotline                # cProfile
+    .venv/bin/python bench/api.py --callgrind [--requests 1000]          # instructions
 
 Starts a private redis-server, then, one at a time, each target as its own process on a
 free port (uvloop, one worker, pinned to CPU 0; the load generator and Redis on CPU 1):
@@ -18,6 +21,18 @@ free port (uvloop, one worker, pinned to CPU 0; the load generator and Redis on 
 
 It prints req/s, p50 and p99 for each and the ratio. Target: hotline ≥ 0.7× minimal's
 req/s and p99 < 10 ms at 50 connections.
+
+`--cpu` measures what a shared machine's load does not move: both targets as aiohttp
+apps in this one process (hotline's `create_app` with the same settings as its `serve`
+above; the minimal handler's app), fed raw HTTP/1.1 through `bench/step_cost.py`'s
+in-memory transport, `--concurrency` connections at once, rounds interleaved; it prints
+CPU µs per request (the audit writer's thread included: `process_time` counts every
+thread) and the ratio minimal/hotline — what the req/s ratio would be on a CPU-bound
+server. Redis is a real `redis-server` (its CPU not counted, as on the other core
+above). `--callgrind` counts instructions per request instead (two runs per target under
+valgrind, the difference over `--requests`): repeatable under load. `--log-level INFO`
+measures with the JSON access log on (written to /dev/null; `serve` above runs at
+WARNING).
 """
 
 from __future__ import annotations
@@ -34,12 +49,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _proc import cpu_seconds, free_port, hotline_env, pin, process, redis_server  # noqa: E402
+from step_cost import _Transport  # noqa: E402
 
 # This file is bench/api.py: off the path, so `import api` finds the channel package.
 sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != HERE]
@@ -60,9 +77,8 @@ class Result:
     server_cpu_us: float = float("nan")  # server CPU time per request
 
 
-def _serve_minimal(port: int) -> None:
+def _minimal_app() -> Any:
     import jwt
-    import uvloop
     from aiohttp import web
 
     from api.tokens import AUDIENCE, ISSUER, derive_secret
@@ -89,8 +105,15 @@ def _serve_minimal(port: int) -> None:
 
     app = web.Application()
     app.router.add_get(PATH, handler)
+    return app
+
+
+def _serve_minimal(port: int) -> None:
+    import uvloop
+    from aiohttp import web
+
     uvloop.install()
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(_minimal_app(), host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 class _Raw:
@@ -187,6 +210,231 @@ def _sign_in(port: int, env: dict[str, str], outbox: Path) -> str:
     return post("/auth/token", {"phone": PHONE, "code": code}, client)["access_token"]
 
 
+# ------------------------------------------------------------------ --cpu: one process
+
+
+def _hotline_env(redis_url: str, work: Path, port: int, level: str = "WARNING") -> dict[str, str]:
+    """`hotline serve`'s environment, for the process above and for `--cpu` alike."""
+    return hotline_env(
+        redis_url, work,
+        HOTLINE_PORT=str(port),
+        HOTLINE_API__TOKEN_SECRET=SECRET,
+        HOTLINE_API__DB_PATH=str(work / "api.sqlite3"),
+        HOTLINE_API__CLIENT_RATE="100000000/minute",
+        HOTLINE_API__SUBSCRIBER_RATE="100000000/minute",
+        HOTLINE_SMS__OUTBOX_PATH=str(work / "outbox.sqlite3"),
+        HOTLINE_BALANCE__FRESH_TTL="3600",
+        HOTLINE_LOG_LEVEL=level,
+    )  # fmt: skip
+
+
+def _hotline_app(redis_url: str, work: Path, level: str, slow: bool) -> Any:
+    from hotline.base.config import load_settings
+    from hotline.base.logs import setup_logging
+    from hotline.web.app import create_app
+
+    env = _hotline_env(redis_url, work, 8080, level)
+    if slow:
+        # Under valgrind (~50x slower) the production timeouts would answer 503; longer
+        # ones change no instruction on the answered path.
+        env |= {
+            "HOTLINE_REDIS_TIMEOUT": "30",
+            "HOTLINE_BALANCE__DEADLINE": "9",
+            "HOTLINE_BALANCE__BULKHEAD_WAIT": "9",
+            "HOTLINE_BALANCE__CONNECT_TIMEOUT": "30",
+        }
+    for name in [n for n in os.environ if n.startswith("HOTLINE_")]:
+        del os.environ[name]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("HOTLINE_")})
+    settings = load_settings()
+    # As `hotline serve` with its output not a terminal: JSON lines to /dev/null.
+    setup_logging(True, settings.log_level, stream=open(os.devnull, "w"))  # noqa: SIM115
+    return create_app(settings)
+
+
+def _subscriber_token() -> str:
+    """A subscriber token as `POST /auth/token` issues it (the same secret, claims)."""
+    from api.tokens import Tokens
+
+    token, _ = Tokens(SECRET).issue(
+        "subscriber", client="bench-client", client_name="bench",
+        scopes=frozenset({"balance:read"}), ttl=24 * 3600, msisdn=PHONE,
+    )  # fmt: skip
+    return token
+
+
+class _Memory:
+    """One keep-alive connection into an app's `web.Server`, through memory."""
+
+    def __init__(self, factory: Any, request: bytes, number: int) -> None:
+        self.transport = _Transport(number)
+        self.protocol = factory()
+        self.protocol.connection_made(self.transport)
+        self.request = request
+
+    async def get(self) -> bytes:
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.transport.waiter = waiter
+        self.protocol.data_received(self.request)
+        return await waiter
+
+    def close(self) -> None:
+        self.protocol.connection_lost(None)
+
+
+@dataclass
+class _Target:
+    name: str
+    factory: Any
+    expect: bytes
+    us: list[float] = field(default_factory=list)
+
+
+async def _drive(target: _Target, request: bytes, requests: int, concurrency: int) -> int:
+    each = max(1, requests // concurrency)
+
+    async def one(number: int) -> None:
+        conn = _Memory(target.factory, request, number)
+        try:
+            for _ in range(each):
+                reply = await conn.get()
+                if not reply.startswith(b"HTTP/1.1 200") or target.expect not in reply:
+                    raise SystemExit(f"{target.name}: unexpected reply {reply[-300:]!r}")
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(one(n) for n in range(concurrency)))
+    return each * concurrency
+
+
+async def _in_process(args: argparse.Namespace, work: Path, redis_url: str) -> list[_Target]:
+    import gc
+
+    from aiohttp import web
+
+    apps = {
+        "hotline": (_hotline_app(redis_url, work, args.log_level, args.slow), b'"minor":1250'),
+        "minimal": (_minimal_app(), b'"minor": 1250'),
+    }
+    token = _subscriber_token()
+    request = (
+        f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        "Accept-Language: zh-CN\r\n\r\n"
+    ).encode()
+    runners: list[web.AppRunner] = []
+    targets: list[_Target] = []
+    for name in args.targets.split(","):
+        app, expect = apps[name]
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        runners.append(runner)
+        targets.append(_Target(name, runner.server, expect))
+    try:
+        for target in targets:  # warm-up: the balance cache, connections, the token
+            await _drive(target, request, args.warmup_requests, args.concurrency)
+        gc.collect()
+        gc.freeze()  # as `hotline serve` does once listening
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile(time.process_time)
+            target = next(t for t in targets if t.name == args.profile)
+            profiler.enable()
+            await _drive(target, request, args.requests, args.concurrency)
+            profiler.disable()
+            stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
+            if args.callees:
+                stats.print_callees(args.callees)
+            else:
+                stats.print_stats(args.top)
+            return []
+        for round_no in range(args.rounds):
+            start = round_no % len(targets)
+            for target in targets[start:] + targets[:start]:
+                before = time.process_time()
+                done = await _drive(target, request, args.requests, args.concurrency)
+                target.us.append((time.process_time() - before) / done * 1e6)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    return targets
+
+
+def _cpu(args: argparse.Namespace) -> None:
+    import logging
+
+    import uvloop
+
+    logging.getLogger("aiohttp").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="bench-api-cpu-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        with process(redis_server(port, work), dict(os.environ), port, cpu=1):
+            targets = uvloop.run(_in_process(args, work, f"redis://127.0.0.1:{port}/0"))
+    if args.quiet or not targets or not args.rounds:
+        return
+    print(f"api --cpu: {args.rounds} rounds x {args.requests} requests, concurrency "
+          f"{args.concurrency}, log level {args.log_level}: CPU µs per request")  # fmt: skip
+    for t in targets:
+        print(f"{t.name:8} min {min(t.us):7.1f}  median {statistics.median(t.us):7.1f}  "
+              + " ".join(f"{u:.1f}" for u in t.us))  # fmt: skip
+    named = {t.name: t for t in targets}
+    if {"hotline", "minimal"} <= named.keys():
+        h, m = named["hotline"].us, named["minimal"].us
+        per_round = [b / a for a, b in zip(h, m, strict=True)]
+        print(f"minimal/hotline by CPU: min-over-min {min(m) / min(h):.3f}, per round "
+              + " ".join(f"{r:.3f}" for r in per_round) + " (target >= 0.7)")  # fmt: skip
+
+
+def _callgrind(args: argparse.Namespace) -> None:
+    """Instructions per request: each target run twice under callgrind (warm-up only, then
+    warm-up + `--requests`), the difference over the requests. On a copy of the checkout
+    taken now (edit freely while it runs)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    names = args.targets.split(",")
+    root = HERE.parent
+    with tempfile.TemporaryDirectory(prefix="bench-api-cg-") as tmp:
+        tree = Path(tmp) / "tree"
+        shutil.copytree(
+            root, tree, ignore=shutil.ignore_patterns(".venv", ".git", "var", "__pycache__")
+        )
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        runs: dict[tuple[str, int], tuple[subprocess.Popen[str], Path]] = {}
+        for name in names:
+            for requests in (0, args.requests):
+                out = Path(tmp) / f"{name}-{requests}.out"
+                cmd = [
+                    valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
+                    sys.executable, str(tree / "bench" / "api.py"), "--cpu", "--targets", name,
+                    "--rounds", "1", "--requests", str(requests),
+                    "--warmup-requests", str(args.warmup_requests),
+                    "--concurrency", str(args.concurrency), "--log-level", args.log_level,
+                    "--quiet", "--slow",
+                ]  # fmt: skip
+                runs[(name, requests)] = (
+                    subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True),
+                    out,
+                )  # fmt: skip
+        totals: dict[tuple[str, int], int] = {}
+        for key, (proc, _out) in runs.items():
+            _, err = proc.communicate()
+            found = re.search(r"Collected : (\d+)", err)
+            if proc.returncode != 0 or found is None:
+                raise SystemExit(f"callgrind run {key} failed:\n{err[-2000:]}")
+            totals[key] = int(found.group(1))
+        if args.keep:
+            for name in names:
+                shutil.copy(Path(tmp) / f"{name}-{args.requests}.out", args.keep / f"{name}.cg")
+    counts = {n: (totals[(n, args.requests)] - totals[(n, 0)]) / args.requests for n in names}
+    for name, value in counts.items():
+        ratio = counts["minimal"] / value if "minimal" in counts else float("nan")
+        print(f"{name:8} {value / 1000:9.1f} k instructions per request  minimal/this {ratio:.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
@@ -194,9 +442,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--serve-minimal", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", action="store_true", help="CPU per request in one process")
+    parser.add_argument("--callgrind", action="store_true", help="instructions per request")
+    parser.add_argument("--requests", type=int, default=5000, help="--cpu: per target, round")
+    parser.add_argument("--rounds", type=int, default=5, help="--cpu: rounds")
+    parser.add_argument("--warmup-requests", type=int, default=1000, help="--cpu: first")
+    parser.add_argument("--targets", default="hotline,minimal", help="--cpu: which, in order")
+    parser.add_argument("--log-level", default="WARNING", help="--cpu: hotline's log level")
+    parser.add_argument("--profile", choices=("hotline", "minimal"), help="--cpu: cProfile")
+    parser.add_argument("--sort", default="tottime", help="--profile: sort key")
+    parser.add_argument("--top", type=int, default=40, help="--profile: rows")
+    parser.add_argument("--callees", metavar="REGEX", help="--profile: what these call")
+    parser.add_argument("--keep", type=Path, help="--callgrind: keep the outputs here")
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_minimal:
         _serve_minimal(args.serve_minimal)
+        return 0
+    if args.callgrind:
+        _callgrind(args)
+        return 0
+    if args.cpu:
+        if args.profile:
+            args.targets = args.profile
+        _cpu(args)
         return 0
     import uvloop
 
@@ -208,16 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         with process(redis_server(redis_port, work), dict(os.environ), redis_port, cpu=1):
             redis_url = f"redis://127.0.0.1:{redis_port}/0"
             port = free_port()
-            env = hotline_env(
-                redis_url, work,
-                HOTLINE_PORT=str(port),
-                HOTLINE_API__TOKEN_SECRET=SECRET,
-                HOTLINE_API__DB_PATH=str(work / "api.sqlite3"),
-                HOTLINE_API__CLIENT_RATE="100000000/minute",
-                HOTLINE_API__SUBSCRIBER_RATE="100000000/minute",
-                HOTLINE_SMS__OUTBOX_PATH=str(work / "outbox.sqlite3"),
-                HOTLINE_BALANCE__FRESH_TTL="3600",
-            )  # fmt: skip
+            env = _hotline_env(redis_url, work, port)
             hotline = shutil.which("hotline", path=str(Path(sys.executable).parent)) or "hotline"
             with process([hotline, "serve", "--port", str(port)], env, port, cpu=0) as pid:
                 token = _sign_in(port, env, work / "outbox.sqlite3")
