@@ -62,7 +62,7 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.redis_url and (address := link_address(settings.redis_url)) is not None:
         link = RedisLink(address, timeout=REPLY_TIMEOUT, connect_timeout=REPLY_TIMEOUT)
     state = ApiState(redis, settings.env, derive_secret(secret, "otp"), link) if redis else None
-    audit = AuditWriter(store)
+    audit = AuditWriter(store, backlog=settings.api.audit_backlog)
     session = aiohttp.ClientSession() if settings.api.identity else None
     app[API] = ApiContext(
         settings=settings,

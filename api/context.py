@@ -31,7 +31,7 @@ class ApiMetrics:
     """Per-client series; the only label beyond the outcome is the client's name, and
     names are the operator's (a bounded set), never a subscriber's."""
 
-    __slots__ = ("_children", "latency", "requests")
+    __slots__ = ("_children", "audit_refused", "latency", "requests")
 
     def __init__(self, registry: CollectorRegistry) -> None:
         # prometheus-client's labels() validates and locks on every call; children
@@ -48,6 +48,12 @@ class ApiMetrics:
             "Time to answer an API request, by client name.",
             ["client"],
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.audit_refused = Counter(
+            "hotline_api_audit_refused",
+            "API requests refused (503) because the audit backlog was full: the API store "
+            "has been out of reach for a while.",
             registry=registry,
         )
 
