@@ -50,7 +50,6 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     from api.tokens import Tokens, derive_secret
     from hotline.store.redislink import RedisLink, link_address
     from hotline.store.redisurl import open_redis
-    from hotline.store.sessions import REPLY_TIMEOUT
     from hotline.web.keys import ENGINE, METRICS, PSEUDONYM, SETTINGS
 
     settings = app[SETTINGS]
@@ -60,7 +59,8 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = open_redis(settings.redis_url) if settings.redis_url else None
     link = None
     if settings.redis_url and (address := link_address(settings.redis_url)) is not None:
-        link = RedisLink(address, timeout=REPLY_TIMEOUT, connect_timeout=REPLY_TIMEOUT)
+        wait = settings.redis_timeout  # as the session store: 0.5 s unless configured
+        link = RedisLink(address, timeout=wait, connect_timeout=wait)
     state = ApiState(redis, settings.env, derive_secret(secret, "otp"), link) if redis else None
     audit = AuditWriter(store, backlog=settings.api.audit_backlog)
     session = aiohttp.ClientSession() if settings.api.identity else None
