@@ -3,7 +3,6 @@
     .venv/bin/python bench/api.py [--duration 8] [--concurrency 50] [--json FILE]
     .venv/bin/python bench/api.py --cpu [--requests 5000] [--rounds 5]   # in one process
     .venv/bin/python bench/api.py --cpu --profile hotline                # cProfile
-    .venv/bin/python bench/api.py --callgrind [--requests 1000]          # instructions
 
 Starts a private redis-server, then, one at a time, each target as its own process on a
 free port (uvloop, one worker, pinned to CPU 0; the load generator and Redis on CPU 1):
@@ -22,16 +21,16 @@ free port (uvloop, one worker, pinned to CPU 0; the load generator and Redis on 
 It prints req/s, p50 and p99 for each and the ratio. Target: hotline ≥ 0.7× minimal's
 req/s and p99 < 10 ms at 50 connections.
 
-`--cpu` measures what a shared machine's load does not move: both targets as aiohttp
+`--cpu` measures what a shared machine's load moves least: both targets as aiohttp
 apps in this one process (hotline's `create_app` with the same settings as its `serve`
 above; the minimal handler's app), fed raw HTTP/1.1 through `bench/step_cost.py`'s
 in-memory transport, `--concurrency` connections at once, rounds interleaved; it prints
 CPU µs per request (the audit writer's thread included: `process_time` counts every
 thread) and the ratio minimal/hotline — what the req/s ratio would be on a CPU-bound
-server. Redis is a real `redis-server` (its CPU not counted, as on the other core
-above). `--callgrind` counts instructions per request instead (two runs per target under
-valgrind, the difference over `--requests`): repeatable under load. `--log-level INFO`
-measures with the JSON access log on (written to /dev/null; `serve` above runs at
+server; read the per-round ratios, each round runs every target once, back to back.
+Redis is a real `redis-server` (its CPU not counted, as on the other core above).
+`--targets` may add `floor`: hotline's own app answering `/healthz` (the platform's
+middleware and router, no API). `--log-level INFO` measures with the JSON access log on (written to /dev/null; `serve` above runs at
 WARNING).
 """
 
@@ -64,6 +63,7 @@ sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != HERE]
 SECRET = "bench-api-token-secret"
 PHONE = "+8613800138000"
 PATH = "/api/v1/me/balance"
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 @dataclass
@@ -228,21 +228,20 @@ def _hotline_env(redis_url: str, work: Path, port: int, level: str = "WARNING") 
     )  # fmt: skip
 
 
-def _hotline_app(redis_url: str, work: Path, level: str, slow: bool) -> Any:
+def _hotline_app(redis_url: str, work: Path, args: argparse.Namespace) -> Any:
     from hotline.base.config import load_settings
     from hotline.base.logs import setup_logging
     from hotline.web.app import create_app
 
-    env = _hotline_env(redis_url, work, 8080, level)
-    if slow:
-        # Under valgrind (~50x slower) the production timeouts would answer 503; longer
-        # ones change no instruction on the answered path.
-        env |= {
-            "HOTLINE_REDIS_TIMEOUT": "30",
-            "HOTLINE_BALANCE__DEADLINE": "9",
-            "HOTLINE_BALANCE__BULKHEAD_WAIT": "9",
-            "HOTLINE_BALANCE__CONNECT_TIMEOUT": "30",
-        }
+    env = _hotline_env(redis_url, work, 8080, args.log_level)
+    # Longer waits than production's: under valgrind (~50x slower) or on a loaded machine
+    # they would answer 503; they change no instruction on the answered path.
+    env |= {
+        "HOTLINE_REDIS_TIMEOUT": "30",
+        "HOTLINE_BALANCE__DEADLINE": "9",
+        "HOTLINE_BALANCE__BULKHEAD_WAIT": "9",
+        "HOTLINE_BALANCE__CONNECT_TIMEOUT": "30",
+    }
     for name in [n for n in os.environ if n.startswith("HOTLINE_")]:
         del os.environ[name]
     os.environ.update({k: v for k, v in env.items() if k.startswith("HOTLINE_")})
@@ -286,15 +285,16 @@ class _Memory:
 class _Target:
     name: str
     factory: Any
+    request: bytes
     expect: bytes
     us: list[float] = field(default_factory=list)
 
 
-async def _drive(target: _Target, request: bytes, requests: int, concurrency: int) -> int:
+async def _drive(target: _Target, requests: int, concurrency: int) -> int:
     each = max(1, requests // concurrency)
 
     async def one(number: int) -> None:
-        conn = _Memory(target.factory, request, number)
+        conn = _Memory(target.factory, target.request, number)
         try:
             for _ in range(each):
                 reply = await conn.get()
@@ -312,26 +312,30 @@ async def _in_process(args: argparse.Namespace, work: Path, redis_url: str) -> l
 
     from aiohttp import web
 
-    apps = {
-        "hotline": (_hotline_app(redis_url, work, args.log_level, args.slow), b'"minor":1250'),
-        "minimal": (_minimal_app(), b'"minor": 1250'),
-    }
+    wanted = args.targets.split(",")
     token = _subscriber_token()
-    request = (
+    signed = (
         f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
         "Accept-Language: zh-CN\r\n\r\n"
     ).encode()
     runners: list[web.AppRunner] = []
-    targets: list[_Target] = []
-    for name in args.targets.split(","):
-        app, expect = apps[name]
+    servers: dict[str, Any] = {}
+    for name in {"minimal" if n == "minimal" else "hotline" for n in wanted}:
+        app = _minimal_app() if name == "minimal" else _hotline_app(redis_url, work, args)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         runners.append(runner)
-        targets.append(_Target(name, runner.server, expect))
+        servers[name] = runner.server
+    made = {
+        "hotline": _Target("hotline", servers.get("hotline"), signed, b'"minor":1250'),
+        "minimal": _Target("minimal", servers.get("minimal"), signed, b'"minor": 1250'),
+        # The platform's floor: hotline's app answering its cheapest route.
+        "floor": _Target("floor", servers.get("hotline"), HEALTHZ, b'"status": "ok"'),
+    }
+    targets = [made[name] for name in wanted]
     try:
         for target in targets:  # warm-up: the balance cache, connections, the token
-            await _drive(target, request, args.warmup_requests, args.concurrency)
+            await _drive(target, args.warmup_requests, args.concurrency)
         gc.collect()
         gc.freeze()  # as `hotline serve` does once listening
         if args.profile:
@@ -341,7 +345,7 @@ async def _in_process(args: argparse.Namespace, work: Path, redis_url: str) -> l
             profiler = cProfile.Profile(time.process_time)
             target = next(t for t in targets if t.name == args.profile)
             profiler.enable()
-            await _drive(target, request, args.requests, args.concurrency)
+            await _drive(target, args.requests, args.concurrency)
             profiler.disable()
             stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
             if args.callees:
@@ -353,7 +357,7 @@ async def _in_process(args: argparse.Namespace, work: Path, redis_url: str) -> l
             start = round_no % len(targets)
             for target in targets[start:] + targets[:start]:
                 before = time.process_time()
-                done = await _drive(target, request, args.requests, args.concurrency)
+                done = await _drive(target, args.requests, args.concurrency)
                 target.us.append((time.process_time() - before) / done * 1e6)
     finally:
         for runner in runners:
@@ -372,7 +376,7 @@ def _cpu(args: argparse.Namespace) -> None:
         port = free_port()
         with process(redis_server(port, work), dict(os.environ), port, cpu=1):
             targets = uvloop.run(_in_process(args, work, f"redis://127.0.0.1:{port}/0"))
-    if args.quiet or not targets or not args.rounds:
+    if not targets or not args.rounds:
         return
     print(f"api --cpu: {args.rounds} rounds x {args.requests} requests, concurrency "
           f"{args.concurrency}, log level {args.log_level}: CPU µs per request")  # fmt: skip
@@ -387,54 +391,6 @@ def _cpu(args: argparse.Namespace) -> None:
               + " ".join(f"{r:.3f}" for r in per_round) + " (target >= 0.7)")  # fmt: skip
 
 
-def _callgrind(args: argparse.Namespace) -> None:
-    """Instructions per request: each target run twice under callgrind (warm-up only, then
-    warm-up + `--requests`), the difference over the requests. On a copy of the checkout
-    taken now (edit freely while it runs)."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    names = args.targets.split(",")
-    root = HERE.parent
-    with tempfile.TemporaryDirectory(prefix="bench-api-cg-") as tmp:
-        tree = Path(tmp) / "tree"
-        shutil.copytree(
-            root, tree, ignore=shutil.ignore_patterns(".venv", ".git", "var", "__pycache__")
-        )
-        env = {**os.environ, "PYTHONPATH": str(tree)}
-        runs: dict[tuple[str, int], tuple[subprocess.Popen[str], Path]] = {}
-        for name in names:
-            for requests in (0, args.requests):
-                out = Path(tmp) / f"{name}-{requests}.out"
-                cmd = [
-                    valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
-                    sys.executable, str(tree / "bench" / "api.py"), "--cpu", "--targets", name,
-                    "--rounds", "1", "--requests", str(requests),
-                    "--warmup-requests", str(args.warmup_requests),
-                    "--concurrency", str(args.concurrency), "--log-level", args.log_level,
-                    "--quiet", "--slow",
-                ]  # fmt: skip
-                runs[(name, requests)] = (
-                    subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True),
-                    out,
-                )  # fmt: skip
-        totals: dict[tuple[str, int], int] = {}
-        for key, (proc, _out) in runs.items():
-            _, err = proc.communicate()
-            found = re.search(r"Collected : (\d+)", err)
-            if proc.returncode != 0 or found is None:
-                raise SystemExit(f"callgrind run {key} failed:\n{err[-2000:]}")
-            totals[key] = int(found.group(1))
-        if args.keep:
-            for name in names:
-                shutil.copy(Path(tmp) / f"{name}-{args.requests}.out", args.keep / f"{name}.cg")
-    counts = {n: (totals[(n, args.requests)] - totals[(n, 0)]) / args.requests for n in names}
-    for name, value in counts.items():
-        ratio = counts["minimal"] / value if "minimal" in counts else float("nan")
-        print(f"{name:8} {value / 1000:9.1f} k instructions per request  minimal/this {ratio:.3f}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
@@ -443,25 +399,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--serve-minimal", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", action="store_true", help="CPU per request in one process")
-    parser.add_argument("--callgrind", action="store_true", help="instructions per request")
     parser.add_argument("--requests", type=int, default=5000, help="--cpu: per target, round")
     parser.add_argument("--rounds", type=int, default=5, help="--cpu: rounds")
     parser.add_argument("--warmup-requests", type=int, default=1000, help="--cpu: first")
-    parser.add_argument("--targets", default="hotline,minimal", help="--cpu: which, in order")
+    parser.add_argument(
+        "--targets",
+        default="hotline,minimal",
+        help="--cpu: which, in order (also: floor, hotline's /healthz)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="--cpu: hotline's log level")
-    parser.add_argument("--profile", choices=("hotline", "minimal"), help="--cpu: cProfile")
+    parser.add_argument(
+        "--profile", choices=("hotline", "minimal", "floor"), help="--cpu: cProfile"
+    )
     parser.add_argument("--sort", default="tottime", help="--profile: sort key")
     parser.add_argument("--top", type=int, default=40, help="--profile: rows")
     parser.add_argument("--callees", metavar="REGEX", help="--profile: what these call")
-    parser.add_argument("--keep", type=Path, help="--callgrind: keep the outputs here")
-    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_minimal:
         _serve_minimal(args.serve_minimal)
-        return 0
-    if args.callgrind:
-        _callgrind(args)
         return 0
     if args.cpu:
         if args.profile:
