@@ -40,6 +40,8 @@ def token_secret(settings: Settings) -> str:
 
 
 async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
+    from zoneinfo import ZoneInfo
+
     import aiohttp
 
     from api.context import ApiContext, ApiMetrics
@@ -77,6 +79,7 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
         client_window=Window.parse(settings.api.client_rate),
         subscriber_window=Window.parse(settings.api.subscriber_rate),
         h5_window=Window.parse(settings.api.h5_rate),
+        zone=ZoneInfo(settings.timezone),
         exchanges=open_exchanges(settings.api.identity, session) if session else {},
     )
     if state is not None:
