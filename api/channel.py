@@ -40,6 +40,8 @@ def token_secret(settings: Settings) -> str:
 
 
 async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
+    from zoneinfo import ZoneInfo
+
     import aiohttp
 
     from api.context import ApiContext, ApiMetrics
@@ -50,7 +52,6 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     from api.tokens import Tokens, derive_secret
     from hotline.store.redislink import RedisLink, link_address
     from hotline.store.redisurl import open_redis
-    from hotline.store.sessions import REPLY_TIMEOUT
     from hotline.web.keys import ENGINE, METRICS, PSEUDONYM, SETTINGS
 
     settings = app[SETTINGS]
@@ -60,9 +61,10 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = open_redis(settings.redis_url) if settings.redis_url else None
     link = None
     if settings.redis_url and (address := link_address(settings.redis_url)) is not None:
-        link = RedisLink(address, timeout=REPLY_TIMEOUT, connect_timeout=REPLY_TIMEOUT)
+        wait = settings.redis_timeout  # as the session store: 0.5 s unless configured
+        link = RedisLink(address, timeout=wait, connect_timeout=wait)
     state = ApiState(redis, settings.env, derive_secret(secret, "otp"), link) if redis else None
-    audit = AuditWriter(store)
+    audit = AuditWriter(store, backlog=settings.api.audit_backlog)
     session = aiohttp.ClientSession() if settings.api.identity else None
     app[API] = ApiContext(
         settings=settings,
@@ -77,6 +79,7 @@ async def _api_ctx(app: web.Application) -> AsyncIterator[None]:
         client_window=Window.parse(settings.api.client_rate),
         subscriber_window=Window.parse(settings.api.subscriber_rate),
         h5_window=Window.parse(settings.api.h5_rate),
+        zone=ZoneInfo(settings.timezone),
         exchanges=open_exchanges(settings.api.identity, session) if session else {},
     )
     if state is not None:

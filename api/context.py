@@ -7,10 +7,12 @@ the very provider, cache and freshness bound USSD reads.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -23,20 +25,28 @@ from hotline.base.metrics import LATENCY_BUCKETS
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet
+from hotline.web.observe import observe_many
 
 __all__ = ["ApiContext", "ApiMetrics", "choose_language"]
 
 
 class ApiMetrics:
     """Per-client series; the only label beyond the outcome is the client's name, and
-    names are the operator's (a bounded set), never a subscriber's."""
+    names are the operator's (a bounded set), never a subscriber's.
 
-    __slots__ = ("_children", "latency", "requests")
+    A request's count and latency are tallied and applied once per event-loop turn
+    (prometheus-client's `inc` takes a lock, `observe` two: most of this class's cost),
+    as the platform's `observe` middleware does: a scrape, always in a later turn, sees
+    every request answered before it.
+    """
+
+    __slots__ = ("_children", "_pending", "audit_refused", "latency", "requests")
 
     def __init__(self, registry: CollectorRegistry) -> None:
         # prometheus-client's labels() validates and locks on every call; children
         # never change, so they are kept (the label sets are bounded, see above).
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._pending: dict[tuple[Any, Any], list[float]] = {}
         self.requests = Counter(
             "hotline_api_requests",
             "API requests by client name, endpoint and outcome (ok or an error code).",
@@ -50,6 +60,12 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.audit_refused = Counter(
+            "hotline_api_audit_refused",
+            "API requests refused (503) because the audit backlog was full: the API store "
+            "has been out of reach for a while.",
+            registry=registry,
+        )
 
     def observe(self, client: str, endpoint: str, outcome: str, seconds: float) -> None:
         key = (client, endpoint, outcome)
@@ -61,8 +77,24 @@ class ApiMetrics:
                 self.requests.labels(client, endpoint, outcome),
                 self.latency.labels(client),
             )
-        children[0].inc()
-        children[1].observe(seconds)
+        pending = self._pending
+        found = pending.get(children)
+        if found is not None:
+            found.append(seconds)
+            return
+        pending[children] = [seconds]
+        if len(pending) == 1:  # the turn's first: apply them all once it ends
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a script): now
+                self.flush()
+
+    def flush(self) -> None:
+        """Apply what was tallied (the turn ended, or a test wants it now)."""
+        pending, self._pending = self._pending, {}
+        for (count, latency), amounts in pending.items():
+            count.inc(len(amounts))
+            observe_many(latency, amounts)
 
 
 @dataclass(slots=True)
@@ -79,6 +111,8 @@ class ApiContext:
     client_window: Window
     subscriber_window: Window
     h5_window: Window
+    #: `settings.timezone`, resolved once (dates and the 'as of' time are shown in it).
+    zone: ZoneInfo
     #: Identity exchanges by configured name (`api.identity`); empty: none.
     exchanges: Mapping[str, IdentityExchange] = field(default_factory=dict)
 

@@ -191,7 +191,8 @@ ERRORS: Mapping[str, ErrorCode] = {
         503,
         "The API is not available on this server.",
         "该服务暂不可用。",
-        "Retry later; the operator must configure redis_url.",
+        "Retry after `retry_after` seconds; if it lasts, the operator must configure "
+        "redis_url or bring the API store back.",
     ),
 }
 

@@ -139,10 +139,16 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
         call = ApiCall(request, ctx, language)
         request_id = _request_id(request)
         outcome = "ok"
+        audit = ctx.audit
+        audited = True
         response: web.StreamResponse
         try:
             if ctx.state is None:
                 raise ApiError("service_unavailable", "no redis_url configured")
+            if audit.full:  # back-pressure: nothing is served that could not be audited
+                audited = False
+                ctx.metrics.audit_refused.inc()
+                raise ApiError("service_unavailable", "the audit store is down", retry_after=5)
             if needs_token:
                 call.claims = verified = _authenticate(request, ctx)
                 if verified.msisdn is not None:
@@ -171,7 +177,9 @@ def endpoint(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
         claims = call.claims
         client = claims.client_name if claims is not None else call.client_name or "-"
         ctx.metrics.observe(client, name, outcome, time.perf_counter() - started)
-        ctx.audit.add(
+        if not audited:
+            return response
+        audit.add(
             AuditRow(
                 time.time(),
                 claims.client if claims is not None else call.client_id or "-",

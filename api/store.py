@@ -308,16 +308,45 @@ class ApiStore:
 
 
 class AuditWriter:
-    """Audit rows queued by requests and written in batches by one background task."""
+    """Audit rows queued by requests and written in batches by one background task.
 
-    def __init__(self, store: ApiStore, interval: float = 0.2, batch: int = 500) -> None:
+    While the store is down the rows wait (and are written, oldest first, once it is
+    back), up to `backlog` of them; then `full` is true and the pipeline refuses requests
+    (503 `service_unavailable`) instead of serving what it could not audit — back-pressure,
+    not dropping: every answered request keeps its row (docs/api.md, "Limits, metrics,
+    audit"). The bound is soft by the requests already past the check when it filled.
+    """
+
+    def __init__(
+        self,
+        store: ApiStore,
+        interval: float = 0.2,
+        batch: int = 500,
+        backlog: int = 100_000,
+        chunk: int = 5_000,
+    ) -> None:
         self._store = store
         self._interval = interval
         self._batch = batch
+        self._backlog = backlog
+        self._chunk = chunk  # rows in one transaction when a backlog is written
         self._pending: list[AuditRow] = []
+        self._writing = 0  # rows of the chunk being written
+        self._failing = False
+        self._flushing = asyncio.Lock()  # one write at a time: the order holds on a retry
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    @property
+    def waiting(self) -> int:
+        """Rows not yet written (queued and in the write under way)."""
+        return len(self._pending) + self._writing
+
+    @property
+    def full(self) -> bool:
+        """The store has been down long enough to fill the backlog: refuse requests."""
+        return len(self._pending) + self._writing >= self._backlog
 
     def add(self, row: AuditRow) -> None:
         self._pending.append(row)
@@ -328,12 +357,34 @@ class AuditWriter:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def flush(self) -> None:
-        rows, self._pending = self._pending, []
-        try:
-            await self._store.write_audit(rows)
-        except Exception:  # the database is down: keep the rows for the next try
-            log.exception("audit write failed; %d rows kept for the next try", len(rows))
-            self._pending[:0] = rows
+        """Write what is queued, oldest first; on failure keep it for the next try."""
+        async with self._flushing:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            rows = self._pending[: self._chunk]
+            del self._pending[: self._chunk]
+            self._writing = len(rows)
+            try:
+                await self._store.write_audit(rows)
+            except Exception as exc:  # the database is down: keep the rows, in order
+                self._pending[:0] = rows
+                if not self._failing:  # once per outage, not every interval
+                    self._failing = True
+                    log.warning(
+                        "audit writes failing (%s): rows wait, up to %d; past that the "
+                        "API answers 503",
+                        type(exc).__name__,
+                        self._backlog,
+                        exc_info=True,
+                    )
+                return
+            finally:
+                self._writing = 0
+        if self._failing:
+            self._failing = False
+            log.warning("audit writes resumed: the backlog is written")
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -350,3 +401,5 @@ class AuditWriter:
         if self._task is not None:
             await self._task
         await self.flush()
+        if self._pending:
+            log.error("audit store down at shutdown: %d rows not written", len(self._pending))

@@ -31,7 +31,7 @@ from hotline.base.values import Clock, Date, Duration, Money, Value, Volume
 from hotline.flow.actions.balance_lookup import is_stale, snapshot_variables
 from hotline.flow.screen import PromptPart
 from hotline.i18n import TextFormatter
-from hotline.i18n.catalog import Catalog
+from hotline.i18n.catalog import Catalog, Sentence
 
 __all__ = ["Freshness", "allowances_body", "balance_body", "plan_body"]
 
@@ -44,19 +44,34 @@ _UNITS: dict[str, Literal["byte", "second", "message"]] = {
 
 
 class Freshness:
-    """`as_of`, `stale` and the 'as of' note for one snapshot, as USSD decides them."""
+    """`as_of`, `stale` and the 'as of' note for one snapshot, as USSD decides them.
+
+    `values` — every figure as `balance.lookup` sets it, each bucket summed and its
+    expiry found — is worked out on first use: `/me/allowances` needs it, `/me/balance`
+    and `/me/plan` do not (`balance_body` words the main balance from the snapshot).
+    """
+
+    __slots__ = ("_snapshot", "_values", "_zone", "as_of", "stale")
 
     def __init__(
         self, snapshot: BalanceSnapshot, now: dt.datetime, fresh_for: float, zone: ZoneInfo
     ) -> None:
         self.stale = is_stale(snapshot, now, fresh_for)
-        self.values = snapshot_variables(snapshot, zone, stale=self.stale)
         self.as_of = min(snapshot.as_of, snapshot.fetched_at)
+        self._snapshot = snapshot
+        self._zone = zone
+        self._values: dict[str, Value | bool] | None = None
+
+    @property
+    def values(self) -> dict[str, Value | bool]:
+        if self._values is None:
+            self._values = snapshot_variables(self._snapshot, self._zone, stale=self.stale)
+        return self._values
 
     def fields(self, catalog: Catalog) -> FreshJson:
         note = None
-        moment = self.values.get("as_of")
-        if self.stale and isinstance(moment, Clock):
+        if self.stale:  # the very `as_of` value `snapshot_variables` sets when stale
+            moment = Clock(self.as_of.astimezone(self._zone))
             note = catalog.render(PromptPart("result.as_of", {"as_of": moment}), _FORMAT)
         return {
             "as_of": self.as_of.isoformat().replace("+00:00", "Z"),
@@ -80,20 +95,46 @@ def _say(catalog: Catalog, key: str, values: Mapping[str, Value | bool]) -> str:
     return catalog.render(PromptPart(key, typed), _FORMAT)
 
 
+def _word(sentence: Sentence, name: str, shown: str) -> str | None:
+    """`sentence` with its placeholders `name` as `shown` (as `Sentence.render` would give
+    them); None when it names another value."""
+    out: list[str] = []
+    for piece in sentence.pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        elif piece[0] == name:
+            out.append(shown)
+        else:
+            return None
+    return "".join(out)
+
+
 def balance_body(snapshot: BalanceSnapshot, fresh: Freshness, catalog: Catalog) -> BalanceJson:
-    values, language = fresh.values, catalog.language
+    language = catalog.language
     money = snapshot.main_balance
     amount: AmountJson | None
+    # The sentence's one value as `snapshot_variables` sets it for the main balance.
+    name = shown = ""
     if money is None:
         status, amount, key = "unknown", None, "result.balance_unknown"
     else:
         amount = _amount(money, language)
-        status, key = ("ok", "result.balance") if money.minor >= 0 else ("owed", "result.owed")
+        if money.minor >= 0:
+            status, key, name, shown = "ok", "result.balance", "balance", amount["display"]
+        else:
+            owed = Money(-money.minor, money.currency, money.exponent)
+            status, key, name = "owed", "result.owed", "owed"
+            shown = _FORMAT.format(owed, language)
+    sentence = catalog.sentences.get(key)
+    if sentence is None:  # a catalog without it: the catalog's own error, as before
+        text = catalog.render(PromptPart(key), _FORMAT)
+    else:  # an operator's sentence naming more figures gets them all
+        text = _word(sentence, name, shown) or _say(catalog, key, fresh.values)
     return {
         **fresh.fields(catalog),
         "status": status,  # type: ignore[typeddict-item]
         "balance": amount,
-        "text": _say(catalog, key, values),
+        "text": text,
         "account_status": snapshot.account_status,
     }
 

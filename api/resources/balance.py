@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from zoneinfo import ZoneInfo
 
 from api.errors import ApiError
 from api.models import AllowancesBody, AllowancesJson, BalanceBody, BalanceJson
@@ -45,8 +44,7 @@ async def snapshot(call: ApiCall) -> tuple[BalanceSnapshot, Freshness]:
     except UpstreamError as exc:
         log.info("balance lookup failed: %s", type(exc).__name__)
         raise ApiError("upstream_unavailable", retry_after=5) from exc
-    zone = ZoneInfo(call.ctx.settings.timezone)  # ZoneInfo keeps its instances
-    fresh = Freshness(found, dt.datetime.now(dt.UTC), service.fresh_for, zone)
+    fresh = Freshness(found, dt.datetime.now(dt.UTC), service.fresh_for, call.ctx.zone)
     return found, fresh
 
 

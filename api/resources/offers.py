@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,7 +119,7 @@ async def list_offers(call: ApiCall) -> OffersBody:
         found = await plans.offers(call.msisdn)
     except UpstreamError as exc:
         raise upstream_error(exc) from exc
-    today = dt.datetime.now(ZoneInfo(call.ctx.settings.timezone)).date()
+    today = dt.datetime.now(call.ctx.zone).date()
     return OffersBody(
         offers=[offer_item(o, today, call.language) for o in found], language=call.language
     )

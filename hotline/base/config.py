@@ -633,6 +633,12 @@ class ApiSettings(_Section):
     client_rate: str = Field("600/minute", description="requests per client, all workers")
     subscriber_rate: str = Field("60/minute", description="requests per subscriber, all workers")
     max_body_bytes: int = Field(4096, ge=256, le=65536, description="largest request body")
+    audit_backlog: int = Field(
+        100_000,
+        ge=10,
+        le=10_000_000,
+        description="audit rows kept while the API store is down; past it requests get 503",
+    )
     h5: bool = Field(True, description="serve the mobile page /h5 (the built-in public client)")
     h5_rate: str = Field("120/minute", description="requests of the H5 page's client")
     identity: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], IdentitySettings] = (

@@ -3,6 +3,7 @@ in the language asked for."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import get_type_hints
@@ -27,11 +28,15 @@ from api.models import (
     Quantity,
     QuantityJson,
 )
-from api.views import Freshness, balance_body
+from api.views import Freshness, allowances_body, balance_body
 from hotline.balance.ledger import LedgerRecord, LedgerStore
-from hotline.balance.model import BalanceSnapshot
-from hotline.base.values import Money
-from hotline.i18n.catalog import load_catalogs
+from hotline.balance.model import BalanceSnapshot, Bucket
+from hotline.balance.model import Quantity as SnapshotQuantity
+from hotline.base.values import Money, Value
+from hotline.flow.actions.balance_lookup import snapshot_variables
+from hotline.flow.screen import PromptPart
+from hotline.i18n import TextFormatter
+from hotline.i18n.catalog import _parse_sentence, load_catalogs
 from tests.api.conftest import PHONE, ROOT, Api
 
 
@@ -128,6 +133,73 @@ def test_stale_snapshot_says_as_of_like_ussd() -> None:
     assert body.as_of_display == "（截至12:30的数据）"
     current = Freshness(snap, fetched + dt.timedelta(seconds=3), 5.0, ZoneInfo("Asia/Shanghai"))
     assert balance_body(snap, current, catalogs["en"])["stale"] is False
+
+
+def _snapshot(main: Money | None, fetched: dt.datetime) -> BalanceSnapshot:
+    data = Bucket(
+        id="d1",
+        usage_type="data",
+        remaining=SnapshotQuantity(value=3 * 2**30, unit="byte"),
+        valid_until=dt.datetime(2026, 12, 31, 15, 59, tzinfo=dt.UTC),
+    )
+    return BalanceSnapshot(
+        subscriber_token="x",
+        account_status="active",
+        main_balance=main,
+        buckets=(data,),
+        as_of=fetched,
+        fetched_at=fetched,
+        provider="ledger",
+    )
+
+
+@pytest.mark.parametrize("main", [Money(1250), Money(-320), None])
+@pytest.mark.parametrize("age", [3, 300])
+def test_balance_text_is_the_sentence_ussd_words(main: Money | None, age: int) -> None:
+    """`/me/balance` words the main balance from the snapshot alone; the sentence and the
+    'as of' note are the ones `balance.lookup`'s variables give, fresh or stale, in either
+    language (the allowances' figures are worked out only for `/me/allowances`)."""
+    catalogs = load_catalogs(ROOT / "prompts", ("zh-CN", "en"), "zh-CN")
+    zone = ZoneInfo("Asia/Shanghai")
+    fetched = dt.datetime(2026, 12, 6, 4, 30, tzinfo=dt.UTC)
+    snap = _snapshot(main, fetched)
+    now = fetched + dt.timedelta(seconds=age)
+    values = snapshot_variables(snap, zone, stale=age > 5)
+    typed: dict[str, Value] = {k: v for k, v in values.items() if not isinstance(v, bool)}
+    key = (
+        "result.balance_unknown"
+        if main is None
+        else ("result.balance" if main.minor >= 0 else "result.owed")
+    )
+    for language in ("zh-CN", "en"):
+        catalog = catalogs[language]
+        fresh = Freshness(snap, now, 5.0, zone)
+        body = balance_body(snap, fresh, catalog)
+        assert body["text"] == catalog.render(PromptPart(key, typed), TextFormatter())
+        assert body["stale"] is (age > 5)
+        note = values.get("as_of")
+        assert body["as_of_display"] == (
+            catalog.render(PromptPart("result.as_of", {"as_of": note}), TextFormatter())
+            if isinstance(note, Value)
+            else None
+        )
+        # The same Freshness then serves the allowances, whose figures it works out now.
+        allowances = allowances_body(fresh, catalog)["allowances"]
+        assert allowances[0]["remaining"]["value"] == 3 * 2**30  # type: ignore[index]
+
+
+def test_an_operators_balance_sentence_may_name_other_figures() -> None:
+    """A catalog whose balance sentence also names the data left still gets it."""
+    catalogs = load_catalogs(ROOT / "prompts", ("zh-CN", "en"), "zh-CN")
+    catalog = catalogs["zh-CN"]
+    sentence = _parse_sentence("余额{balance:money}，流量{data:volume}。", "x.yaml", 1, "k")
+    custom = dataclasses.replace(
+        catalog, sentences={**catalog.sentences, "result.balance": sentence}
+    )
+    fetched = dt.datetime(2026, 12, 6, 4, 30, tzinfo=dt.UTC)
+    snap = _snapshot(Money(1250), fetched)
+    fresh = Freshness(snap, fetched, 5.0, ZoneInfo("Asia/Shanghai"))
+    assert balance_body(snap, fresh, custom)["text"] == "余额12.50元，流量3.00GB。"
 
 
 @pytest.mark.parametrize(
