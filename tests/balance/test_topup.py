@@ -41,6 +41,7 @@ def settings(sim: Sim, redis_url: str, tmp_path: Path, **endpoint: Any) -> Setti
         prompts_dir=ROOT / "prompts",
         pseudonym_secret="test-secret",
         redis_url=redis_url,
+        redis_timeout=2.0,  # as tests/ussd/test_http.py: room for a busy test host
         balance={
             "provider": "http",
             "url": sim.url,

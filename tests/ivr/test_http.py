@@ -54,6 +54,7 @@ def make_settings(tmp_path: Path, redis_url: str | None, audio: Path, **ivr: Any
         flows_dir=ROOT / "flows",
         prompts_dir=ROOT / "prompts",
         redis_url=redis_url,
+        redis_timeout=2.0,  # as tests/ussd/test_http.py: room for a busy test host
         pseudonym_secret=SECRET,  # type: ignore[arg-type]
         balance={"ledger_path": tmp_path / "ledger.sqlite3", "subscriber_rate": "1000/minute"},  # type: ignore[arg-type]
         ivr={"audio_dir": audio, "warm_prompts": False, **ivr},  # type: ignore[arg-type]

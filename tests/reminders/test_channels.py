@@ -40,6 +40,7 @@ def settings(tmp_path: Path, redis_url: str, audio: Path | None = None) -> Setti
         "flows_dir": ROOT / "flows",
         "prompts_dir": ROOT / "prompts",
         "redis_url": redis_url,
+        "redis_timeout": 2.0,  # as tests/ussd/test_http.py: room for a busy test host
         "pseudonym_secret": "test-secret",
         "balance": {
             "ledger_path": tmp_path / "ledger.sqlite3",
