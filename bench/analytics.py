@@ -5,7 +5,8 @@ in-process session store, in interleaved rounds with and without the analytics o
 registered, and prints µs per turn for each and their ratio (same run: the shared
 machine is noisy, only the ratio means anything). Then the observer call alone, and —
 with a private `redis-server` when one is installed — what the background work costs
-per turn off the request path (fact, Redis write, settle).
+per turn off the request path (sessions held, summarized, counters written) and the
+Redis commands it sends per turn.
 
     .venv/bin/python bench/analytics.py [--turns 6000] [--rounds 5]
 """
@@ -23,6 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -70,6 +72,12 @@ async def _round(app: web.Application, events: list[ChannelEvent]) -> float:
     return (time.perf_counter() - start) / len(events) * 1e6
 
 
+async def _redis_calls(redis: Any) -> int:
+    """Commands the server ran so far (INFO commandstats; what vs_hotline.sh counts)."""
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values())
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -106,16 +114,17 @@ async def _off_path(settings: Settings, app: web.Application, turns: int) -> Non
             app[TURN_OBSERVERS][:] = [recorder.observe]
             await _round(app, _events(turns, "redis"))
             # CPU of this process (what the background work takes from the workers' loop);
-            # Redis's own time runs in its process.
+            # Redis's own time runs in its process, its commands are counted.
+            calls = await _redis_calls(redis)
             start = time.process_time()
-            written = await recorder.flush()
-            flushed = (time.process_time() - start) / max(written, 1) * 1e6
-            start = time.process_time()
+            recorded = await recorder.flush()
             settled = await recorder.settle(now=time.time() + 100_000)
-            per_session = (time.process_time() - start) / max(settled, 1) * 1e6
+            spent = (time.process_time() - start) / max(recorded, 1) * 1e6
+            commands = await _redis_calls(redis) - calls - 1  # the INFO call itself
             print(
-                f"off the path (CPU): flush {flushed:.1f} µs/turn ({written} turns), "
-                f"settle {per_session:.1f} µs/session ({settled} sessions of 3 turns)"
+                f"off the path (CPU): flush + settle {spent:.1f} µs/turn ({recorded} turns, "
+                f"{settled} sessions of 3 turns); Redis: {commands} commands, "
+                f"{commands / max(recorded, 1):.4f}/turn"
             )
             await redis.aclose()
         finally:
