@@ -473,12 +473,20 @@ class Recorder:
             # Jittered: workers started together do not flush in step (nor stall together).
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))
             try:
-                await self.tick()
+                # A round that cannot finish (a wait nothing ends) must not stop the next.
+                async with asyncio.timeout(ROUND_TIMEOUT + interval):
+                    await self.tick()
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                log.error(
+                    "analytics: a background round took over %.0f s; abandoned", ROUND_TIMEOUT
+                )
             except Exception:  # never let the loop die: the next round tries again
                 log.exception("analytics: a background round failed")
 
+
+ROUND_TIMEOUT = 60.0  # seconds a background round may take before it is abandoned
 
 RECORDER = web.AppKey("ANALYTICS_RECORDER", Recorder)
 
@@ -499,7 +507,11 @@ def setup(app: web.Application) -> None:
     recorder = Recorder(
         settings=settings,
         store=AnalyticsStore(
-            open_redis(settings.redis_url), settings.env, settings.analytics.retention_days
+            # Bounded waits: a reply that never comes fails the round (its turns counted as
+            # dropped) instead of holding the recorder's lock, and /admin/analytics, forever.
+            open_redis(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0),
+            settings.env,
+            settings.analytics.retention_days,
         ),
         flows=app[FLOWS],
         pseudonym=app[PSEUDONYM],
