@@ -39,10 +39,13 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from hotline.analytics.facts import Captured, Fact, Outcome, capture, end_outcomes, make_fact
@@ -69,6 +72,9 @@ PEER_TIMEOUT = 10.0  # seconds without a newer watermark before a worker counts 
 GRACE = 0.5  # seconds past every watermark before a held session is counted (clock skew)
 REFRESH_EVERY = 40  # flushes between two renewals of the workers stream's expiry
 WARN_EVERY = 60.0  # seconds between two warnings that turns were not recorded
+ROUND_TIMEOUT = 60.0  # seconds a background round may take before it is abandoned
+STOP_TIMEOUT = 10.0  # seconds a graceful stop may take (the last round, settle, flush)
+RECANCEL_EVERY = 0.05  # seconds between two cancels of a task past a stop's deadline
 _BREAKER_OPEN = 1.0  # hotline_<service>_breaker_state: 0 closed, 1 open, 2 half-open
 _SKIPPED = (("repeated",), ("refused",))  # turns that changed nothing (make_fact: None)
 _NEVER = (0, 0)
@@ -133,6 +139,9 @@ class Recorder:
         self._upstream: dict[str, float] = {}
         self._sampled_at = clock()
         self._warned_at = float("-inf")
+        self._stopping = asyncio.Event()  # set by `close`: the background loop ends
+        self.stop_timeout = STOP_TIMEOUT
+        self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------- the request path
 
@@ -195,6 +204,14 @@ class Recorder:
     async def _flush(self, *, bye: bool = False) -> int:
         mark = self.clock()
         staged = await self._take()
+        try:
+            return await self._send(staged, mark, bye)
+        except asyncio.CancelledError as exc:  # a stop's deadline: these turns are lost
+            self._lost(sum(map(len, staged.values())), exc)
+            raise
+
+    async def _send(self, staged: dict[str, list[Captured]], mark: float, bye: bool) -> int:
+        """Tell the other workers what `staged` adds, and keep it (`_flush`)."""
         try:
             heard = await self.store.hear(self._heard_from)
         except (RedisError, OSError) as exc:
@@ -468,16 +485,26 @@ class Recorder:
             log.warning("analytics: settle failed, retried next round (%s)", type(exc).__name__)
         await self.sample()
 
+    def start(self, interval: float) -> None:
+        """Start the background rounds, one every `interval` seconds (jittered)."""
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self.run(interval), name="analytics-recorder")
+
     async def run(self, interval: float) -> None:
-        while True:
+        """Background rounds until `close` asks this loop to end (or it is cancelled)."""
+        stopping = self._stopping
+        while not stopping.is_set():
             # Jittered: workers started together do not flush in step (nor stall together).
-            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            try:
+                async with asyncio.timeout(interval * random.uniform(0.8, 1.2)):
+                    await stopping.wait()
+                return  # asked to stop between two rounds
+            except TimeoutError:
+                pass
             try:
                 # A round that cannot finish (a wait nothing ends) must not stop the next.
                 async with asyncio.timeout(ROUND_TIMEOUT + interval):
                     await self.tick()
-            except asyncio.CancelledError:
-                raise
             except TimeoutError:
                 log.error(
                     "analytics: a background round took over %.0f s; abandoned", ROUND_TIMEOUT
@@ -485,8 +512,52 @@ class Recorder:
             except Exception:  # never let the loop die: the next round tries again
                 log.exception("analytics: a background round failed")
 
+    async def close(self) -> None:
+        """A graceful stop, in order: end the background loop (a round in flight
+        finishes: its turns are not lost half-written), write what is left (`stop`), then
+        release the Redis client — all within `stop_timeout` seconds, so that Redis gone
+        or frozen cannot hold the worker's exit (what could not be written is counted as
+        dropped).
 
-ROUND_TIMEOUT = 60.0  # seconds a background round may take before it is abandoned
+        Nothing here waits on a cancel being delivered. The loop is asked to end by an
+        event; past the deadline a task is cancelled until it ends (`_end`). redis-py
+        bounds a command's send with `asyncio.wait_for`, which on Python 3.11 returns the
+        send's result when a cancel arrives just after the send completed: the
+        CancelledError is lost and the task goes on. A loop that only a CancelledError
+        ended then ran for ever, and so did the app's cleanup that awaited it (the hang
+        of a test's teardown under `make test`)."""
+        deadline = asyncio.get_running_loop().time() + self.stop_timeout
+        self._stopping.set()
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                await _end(task, deadline)
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("analytics: the background loop failed", exc_info=task.exception())
+            final = asyncio.create_task(self.stop(), name="analytics-stop")
+            await _end(final, deadline)
+            if final.cancelled():  # Redis did not answer in time
+                left = len(self._buffer) + sum(len(held.turns) for held in self._held.values())
+                self._warned_at = float("-inf")  # the last word is always said
+                self._lost(left, TimeoutError())  # at least these (a cut flush counted its own)
+            elif final.exception() is not None:
+                log.error("analytics: the final flush failed", exc_info=final.exception())
+        finally:
+            await self.store.redis.aclose()
+
+
+async def _end(task: asyncio.Task[Any], deadline: float) -> None:
+    """Let `task` run until `deadline` (loop time), then cancel it until it has ended.
+
+    Again and again, not once: a cancel that lands just after redis-py sent a command is
+    lost on Python 3.11 (`Recorder.close`), and the task goes on to its next wait — which
+    the next cancel ends. Every Redis wait has a timeout besides, so this ends either way."""
+    loop = asyncio.get_running_loop()
+    await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0.0))
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_EVERY)
+
 
 RECORDER = web.AppKey("ANALYTICS_RECORDER", Recorder)
 
@@ -509,7 +580,15 @@ def setup(app: web.Application) -> None:
         store=AnalyticsStore(
             # Bounded waits: a reply that never comes fails the round (its turns counted as
             # dropped) instead of holding the recorder's lock, and /admin/analytics, forever.
-            open_redis(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0),
+            # One retry, at once (a pooled connection the server closed): the next round
+            # is the recorder's retry; redis-py's default (10, backing off) made a round,
+            # and a stop, with Redis gone last ~10 s.
+            open_redis(
+                settings.redis_url,
+                socket_timeout=5.0,
+                socket_connect_timeout=2.0,
+                retry=Retry(NoBackoff(), 1),
+            ),
             settings.env,
             settings.analytics.retention_days,
         ),
@@ -534,12 +613,8 @@ async def _run_ctx(app: web.Application) -> AsyncIterator[None]:
     from hotline.web.keys import SETTINGS
 
     recorder = app[RECORDER]
-    task = asyncio.create_task(recorder.run(app[SETTINGS].analytics.flush_interval))
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    recorder.start(app[SETTINGS].analytics.flush_interval)
     try:
-        await recorder.stop()  # what this worker saw and holds is not lost at shutdown
-    except Exception:
-        log.exception("analytics: the final flush failed")
-    await recorder.store.redis.aclose()
+        yield
+    finally:
+        await recorder.close()  # what this worker saw and holds is not lost at shutdown
