@@ -2,10 +2,12 @@
 
 Runs the real engine turn (`hotline.web.turns.take_turn`: step, lay out, save) on the
 in-process session store, in interleaved rounds with and without the analytics observer
-registered, and prints µs per turn for each and their ratio (same run: the shared
-machine is noisy, only the ratio means anything). Then the observer call alone, and —
+registered, and prints CPU µs per turn for each and their ratio (this process's CPU
+time, so another process's load counts little; still, only the same run's ratio means
+anything). Then the observer call alone, and —
 with a private `redis-server` when one is installed — what the background work costs
-per turn off the request path (fact, Redis write, settle).
+per turn off the request path (sessions held, summarized, counters written) and the
+Redis commands it sends per turn.
 
     .venv/bin/python bench/analytics.py [--turns 6000] [--rounds 5]
 """
@@ -23,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -64,10 +67,17 @@ def _events(n: int, tag: str) -> list[ChannelEvent]:
 
 
 async def _round(app: web.Application, events: list[ChannelEvent]) -> float:
-    start = time.perf_counter()
+    """CPU µs per turn (this process's time: a shared machine's other load does not count)."""
+    start = time.process_time()
     for event in events:
         await take_turn(app, event, _lay_out)
-    return (time.perf_counter() - start) / len(events) * 1e6
+    return (time.process_time() - start) / len(events) * 1e6
+
+
+async def _redis_calls(redis: Any) -> int:
+    """Commands the server ran so far (INFO commandstats; what vs_hotline.sh counts)."""
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values())
 
 
 def _free_port() -> int:
@@ -106,16 +116,17 @@ async def _off_path(settings: Settings, app: web.Application, turns: int) -> Non
             app[TURN_OBSERVERS][:] = [recorder.observe]
             await _round(app, _events(turns, "redis"))
             # CPU of this process (what the background work takes from the workers' loop);
-            # Redis's own time runs in its process.
+            # Redis's own time runs in its process, its commands are counted.
+            calls = await _redis_calls(redis)
             start = time.process_time()
-            written = await recorder.flush()
-            flushed = (time.process_time() - start) / max(written, 1) * 1e6
-            start = time.process_time()
+            recorded = await recorder.flush()
             settled = await recorder.settle(now=time.time() + 100_000)
-            per_session = (time.process_time() - start) / max(settled, 1) * 1e6
+            spent = (time.process_time() - start) / max(recorded, 1) * 1e6
+            commands = await _redis_calls(redis) - calls - 1  # the INFO call itself
             print(
-                f"off the path (CPU): flush {flushed:.1f} µs/turn ({written} turns), "
-                f"settle {per_session:.1f} µs/session ({settled} sessions of 3 turns)"
+                f"off the path (CPU): flush + settle {spent:.1f} µs/turn ({recorded} turns, "
+                f"{settled} sessions of 3 turns); Redis: {commands} commands, "
+                f"{commands / max(recorded, 1):.4f}/turn"
             )
             await redis.aclose()
         finally:
@@ -158,8 +169,8 @@ async def _main(turns: int, rounds: int) -> None:
                     (with_observer if on else without).append(took)
                     recorder._buffer.clear()  # the bench drops what a flush would write
             off, on = statistics.median(without), statistics.median(with_observer)
-            print(f"take_turn without observer: {off:.2f} µs/turn (median of {rounds} rounds)")
-            print(f"take_turn with analytics:   {on:.2f} µs/turn")
+            print(f"take_turn without observer: {off:.2f} µs CPU/turn (median of {rounds} rounds)")
+            print(f"take_turn with analytics:   {on:.2f} µs CPU/turn")
             print(f"ratio {on / off:.3f}  (+{on - off:.2f} µs/turn)")
 
             event = _events(3, "alone")[1]
@@ -173,13 +184,20 @@ async def _main(turns: int, rounds: int) -> None:
             for e in _events(3, "alone"):
                 await take_turn(app, e, _lay_out)
             assert turn is not None
-            n = 200_000
-            start = time.perf_counter()
-            for _ in range(n):
-                recorder.observe(event, turn, False)  # type: ignore[arg-type]
-            alone = (time.perf_counter() - start) / n * 1e9
+            # CPU time (not wall: a shared machine's other processes do not count), in
+            # batches the buffer holds (past `analytics.buffer` a call only counts a drop).
+            batch, spent = 50_000, []
+            for _ in range(8):
+                recorder._buffer.clear()
+                start = time.process_time()
+                for _ in range(batch):
+                    recorder.observe(event, turn, False)  # type: ignore[arg-type]
+                spent.append((time.process_time() - start) / batch * 1e9)
             recorder._buffer.clear()
-            print(f"observer call alone: {alone:.0f} ns")
+            print(
+                f"observer call alone (CPU): {statistics.median(spent):.0f} ns "
+                f"(median of 8 × {batch}; min {min(spent):.0f})"
+            )
             await redis.aclose()
         finally:
             await runner.cleanup()

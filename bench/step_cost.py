@@ -19,7 +19,9 @@ Targets (all set up before the first round; rounds interleave them, start rotate
 - `min-link`: the same step over hotline's own pipelined Redis link (`RedisLink`);
 - `hotline`: `create_app` with the production defaults (JSON access log at INFO written to
   /dev/null, metrics, guards, pseudonyms; rate limits lifted as vs_hotline.sh does), the
-  checkout's flows and prompts, a fresh SQLite ledger with the bench MSISDNs at 12.50.
+  checkout's flows and prompts, a fresh SQLite ledger with the bench MSISDNs at 12.50;
+- `hotline-an` (only when named in `--targets`): the same with `analytics.enabled`, its
+  background flush counted too (it runs in the same loop).
 
 Every connection plays whole sessions: dial (`text=""`) → menu (`CON`), then `1` → the
 balance (`END …12.50…`); every reply is checked. Printed per target: µs of CPU per request
@@ -42,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("min-step", "min-link", "hotline")
+OPTIONAL = ("hotline-an",)  # hotline with operator analytics on (docs/analytics.md)
 MSISDNS = ("+8613700000001", "+8613700000002", "+8613700000003", "+8613700000004")
 BALANCE = "12.50"
 STEP_MENU = "CON Welcome\n1. Main balance\n2. Data balance\n0. Exit"
@@ -218,7 +221,7 @@ def _min_apps(redis_url: str) -> dict[str, Any]:
     return {"min-step": pipe, "min-link": linked}
 
 
-def _hotline_app(redis_url: str, workdir: Path, slow: bool = False) -> Any:
+def _hotline_app(redis_url: str, workdir: Path, slow: bool = False, analytics: bool = False) -> Any:
     from hotline.base.config import load_settings
     from hotline.base.logs import setup_logging
     from hotline.web.app import create_app
@@ -256,9 +259,25 @@ def _hotline_app(redis_url: str, workdir: Path, slow: bool = False) -> Any:
             stdout=subprocess.DEVNULL,
         )
     settings = load_settings()
+    if analytics:  # the same settings, analytics on (its background task runs in the loop)
+        on = settings.analytics.model_copy(update={"enabled": True})
+        settings = settings.model_copy(update={"analytics": on})
     # As `hotline serve` with its output not a terminal: JSON lines, INFO, access log on.
     setup_logging(True, settings.log_level, stream=open(os.devnull, "w"))  # noqa: SIM115
     return create_app(settings)
+
+
+def _analytics_drain(app: Any) -> Callable[[], Awaitable[None]]:
+    """Write and count what the round's turns left in analytics' buffer (settle_after
+    would otherwise push that work into another target's round)."""
+    from hotline.analytics.recorder import RECORDER
+
+    async def drain() -> None:
+        recorder = app[RECORDER]
+        await recorder.flush()
+        await recorder.settle(now=time.time() + 100_000)
+
+    return drain
 
 
 # ----------------------------------------------------------------------- measurement
@@ -274,6 +293,8 @@ class Target:
     gc_runs: list[float] = field(default_factory=list)
     gc_ms: list[float] = field(default_factory=list)
     gc_max_ms: float = 0.0
+    # Work the target left for later, done inside its own round (analytics' settle).
+    drain: Callable[[], Awaitable[None]] | None = None
 
 
 class _GcClock:
@@ -315,12 +336,12 @@ async def _drive(target: Target, requests: int, concurrency: int) -> None:
         try:
             for _ in range(sessions_each):
                 target.sessions += 1
-                sid = f"sc{os.getpid()}_{number}_{target.sessions}"
+                sid = f"sc{os.getpid()}_{target.name}_{number}_{target.sessions}"
                 msisdn = MSISDNS[target.sessions % len(MSISDNS)]
                 menu = await conn.post(_form(sid, msisdn, ""))
                 if b" 200 OK" not in menu[:20] or b"\r\n\r\nCON " not in menu:
                     raise SystemExit(f"{target.name}: bad dial reply {menu[-200:]!r}")
-                if target.name != "hotline":
+                if not target.name.startswith("hotline"):
                     await conn.post(_form(sid, msisdn, "1"))
                     continue
                 end = await conn.post(_form(sid, msisdn, "1"))
@@ -341,6 +362,8 @@ async def _measure(args: argparse.Namespace, workdir: Path, redis_url: str) -> l
         apps.update(_min_apps(redis_url))
     if "hotline" in wanted:
         apps["hotline"] = _hotline_app(redis_url, workdir, args.slow)
+    if "hotline-an" in wanted:
+        apps["hotline-an"] = _hotline_app(redis_url, workdir, args.slow, analytics=True)
     runners: list[web.AppRunner] = []
     targets: list[Target] = []
     for name in wanted:
@@ -349,8 +372,10 @@ async def _measure(args: argparse.Namespace, workdir: Path, redis_url: str) -> l
         runners.append(runner)
         server = runner.server
         assert server is not None
-        path = "/ussd/africastalking" if name == "hotline" else "/ussd"
+        path = "/ussd/africastalking" if name.startswith("hotline") else "/ussd"
         targets.append(Target(name, path, server))
+        if name == "hotline-an":
+            targets[-1].drain = _analytics_drain(apps[name])
     try:
         for target in targets:  # warm-up: caches, connection pools, the ledger
             await _drive(target, args.warmup, args.concurrency)
@@ -366,6 +391,8 @@ async def _measure(args: argparse.Namespace, workdir: Path, redis_url: str) -> l
                 clock.reset()
                 before = time.process_time()
                 await _drive(target, args.requests, args.concurrency)
+                if target.drain is not None:
+                    await target.drain()
                 spent = time.process_time() - before
                 done = 2 * args.concurrency * max(1, args.requests // (2 * args.concurrency))
                 target.us.append(spent / done * 1e6)
@@ -422,6 +449,14 @@ def _report(targets: list[Target], args: argparse.Namespace) -> None:
                 + " ".join(f"{r:.3f}" for r in per_round)
                 + f"  (median {statistics.median(per_round):.3f})"
             )
+    with_an = next((t for t in targets if t.name == "hotline-an"), None)
+    if hotline and with_an:
+        extra = [a - h for a, h in zip(with_an.us, hotline.us, strict=True)]
+        print(
+            "hotline-an - hotline per round (µs CPU): "
+            + " ".join(f"{e:+.1f}" for e in extra)
+            + f"  (median {statistics.median(extra):+.1f})"
+        )
 
 
 def _callgrind(args: argparse.Namespace) -> None:
@@ -472,8 +507,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--profile", choices=TARGETS, help="cProfile one target instead")
+    parser.add_argument(
+        "--targets", default=",".join(TARGETS), help=f"of {', '.join(TARGETS + OPTIONAL)}"
+    )
+    parser.add_argument("--profile", choices=TARGETS + OPTIONAL, help="cProfile one target instead")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--callees", metavar="REGEX", help="with --profile: what these call")

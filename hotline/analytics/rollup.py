@@ -5,7 +5,8 @@ local day it started, channel, flow, flow version), its outcome, the steps and s
 to that outcome, the states it visited, the inputs given and refused at each, where it
 was left if it was abandoned, its survey score, and the balance lookups it made. The
 summary turns into hash-field increments (`increments`) and distinct-subscriber
-additions (`distinct`) that `hotline.analytics.store` writes in one pipeline.
+additions, gathered over many sessions in a `Rollup` that `hotline.analytics.store`
+writes in one pipeline.
 
 Fields of a day's hash `hotline:{env}:an:day:{YYYY-MM-DD}` are
 `{channel}|{flow}|{version}|{metric}`; metrics: `contacts`, `result`, `error`,
@@ -23,7 +24,16 @@ from zoneinfo import ZoneInfo
 
 from hotline.analytics.facts import Fact, Outcome
 
-__all__ = ["MAX_SECONDS", "MAX_STEPS", "Group", "Summary", "add_counts", "increments", "summarize"]
+__all__ = [
+    "MAX_SECONDS",
+    "MAX_STEPS",
+    "Group",
+    "Rollup",
+    "Summary",
+    "add_counts",
+    "increments",
+    "summarize",
+]
 
 MAX_STEPS = 50  # steps to an outcome are kept exactly up to this, beyond it as 50
 MAX_SECONDS = 3600  # seconds likewise (one hour: a call's session lifetime)
@@ -138,3 +148,31 @@ def add_counts(into: dict[str, int], more: dict[str, int]) -> None:
     """Add one table of counts into another."""
     for key, n in more.items():
         into[key] = into.get(key, 0) + n
+
+
+class Rollup:
+    """Many settled sessions' figures, added up before they are written: the day's
+    counter increments, and the subscribers each row, funnel state and survey describe
+    (keyed `("subs" | "rated", day, row)`; pseudonyms, for distinct counts only)."""
+
+    __slots__ = ("distinct", "fields", "sessions")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, dict[str, int]] = {}
+        self.distinct: dict[tuple[str, str, str], set[str]] = {}
+        self.sessions = 0
+
+    def __bool__(self) -> bool:
+        return self.sessions > 0
+
+    def add(self, summary: Summary) -> None:
+        group = summary.group
+        day, row, subscriber = group.day, group.prefix, summary.subscriber
+        add_counts(self.fields.setdefault(day, {}), increments(summary))
+        distinct = self.distinct
+        distinct.setdefault(("subs", day, row), set()).add(subscriber)
+        for state in summary.visits:
+            distinct.setdefault(("subs", day, f"{row}|{state}"), set()).add(subscriber)
+        if summary.score:
+            distinct.setdefault(("rated", day, row), set()).add(subscriber)
+        self.sessions += 1

@@ -13,24 +13,32 @@ keyed pseudonym inside HyperLogLogs only):
   `…:an:rated:{day}:{channel}|{flow}|{version}` — HyperLogLogs of the subscribers each
   row and each funnel state describe, and of survey respondents (the minimum group size).
 
-Every worker writes the same keys: counts add up across workers and hosts. Facts go in
-and sessions are claimed by two Lua scripts: a claim is atomic (exactly one worker gets a
-session), so a session is rolled up once. The live keys share one hash slot (`{live}`),
-as a script's keys must on Redis Cluster.
+- `hotline:{env}:an:{live}:workers` — a stream where each worker says, every flush, which
+  sessions it began to hold and up to when it has said so (its watermark): how workers find
+  the few sessions whose turns went to more than one of them (`hotline.analytics.recorder`).
+
+A session whose turns all reached one worker is summarized in that worker and only its
+figures reach Redis (`add_rollup`: one pipeline of counter increments per flush). A
+session split across workers has its facts appended to its list here and is claimed by
+two Lua scripts: a claim is atomic (exactly one worker gets a session), so a session is
+rolled up once. The live keys share one hash slot (`{live}`), as a script's keys must on
+Redis Cluster. Every worker adds to the same counters: counts add up across workers and
+hosts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from hotline.analytics.facts import Fact
-from hotline.analytics.rollup import Summary, add_counts, increments
+from hotline.analytics.rollup import Rollup, Summary
 from hotline.store.redisurl import AnyRedis
 
-__all__ = ["AnalyticsStore"]
+__all__ = ["AnalyticsStore", "Heard"]
 
 FACTS_MARGIN = 600  # seconds a fact list outlives its settle time (a stuck settle)
 
@@ -70,6 +78,22 @@ end
 return out
 """
 BATCH = 1000  # facts per script call (Redis runs a call whole: keep each short)
+STREAM_KEEP = 120.0  # seconds of worker entries kept (a reader further behind misses some)
+STREAM_TTL = 3600  # the stream outlives its last writer by this much
+READ_COUNT = 1000  # worker entries read at most per call (the rest at the next flush)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """One worker's stream entry: who, its watermark, how far it had read the stream
+    (`ack`, a stream id), the sessions it named, whether it is leaving."""
+
+    id: str
+    worker: str
+    mark: float
+    ack: str
+    sessions: list[str]
+    bye: bool
 
 
 class AnalyticsStore:
@@ -81,6 +105,7 @@ class AnalyticsStore:
         self.retention = retention_days * 86400
         self._add = redis.register_script(_ADD)
         self._claim = redis.register_script(_CLAIM)
+        self._expiring: set[str] = set()
 
     # ------------------------------------------------------------------ keys
 
@@ -109,20 +134,88 @@ class AnalyticsStore:
     def _newest_key(self) -> str:
         return f"{self.prefix}:{{live}}:newest"
 
+    @property
+    def _workers_key(self) -> str:
+        return f"{self.prefix}:{{live}}:workers"
+
     # ----------------------------------------------------------------- write
 
     async def add_facts(self, facts: Sequence[tuple[str, Fact, float]]) -> None:
         """Append `(session, fact, due)`: the fact to the session's list, the session to
         the open set at its due time (one script call per `BATCH` facts)."""
         for at in range(0, len(facts), BATCH):
-            items = [
-                (session, orjson.dumps(fact.dump()).decode(), due, fact.ts, _ttl(fact, due))
-                for session, fact, due in facts[at : at + BATCH]
-            ]
             await self._add(
                 keys=[self._open_key, self._newest_key],
-                args=[self._turns_prefix, orjson.dumps(items)],
+                args=[self._turns_prefix, _items(facts[at : at + BATCH])],
             )
+
+    async def announce(
+        self,
+        worker: str,
+        mark: float,
+        ack: str,
+        sessions: Sequence[str],
+        facts: Sequence[tuple[str, Fact, float]] = (),
+        *,
+        bye: bool = False,
+        refresh: bool = False,
+    ) -> str:
+        """One worker's flush: the facts of split sessions (as `add_facts`), then its
+        stream entry — the sessions it began to hold, its watermark `mark` (every turn it
+        saw before `mark` is named by now), `ack` (it has read, and answered, every entry
+        up to this id), `bye` when it stops. One round trip; a transaction when facts go
+        with it (all or nothing: a failed flush is dropped whole). `refresh` renews the
+        stream's expiry. Returns the entry's id."""
+        pipe = self.redis.pipeline(transaction=bool(facts))
+        for at in range(0, len(facts), BATCH):
+            await self._add(
+                keys=[self._open_key, self._newest_key],
+                args=[self._turns_prefix, _items(facts[at : at + BATCH])],
+                client=pipe,  # type: ignore[arg-type]  # pipelines are accepted
+            )
+        entry: dict[str | bytes, str | bytes] = {"w": worker, "t": repr(mark), "r": ack}
+        if sessions:
+            entry["s"] = orjson.dumps(list(sessions))
+        if bye:
+            entry["bye"] = "1"
+        pipe.xadd(self._workers_key, entry, minid=_stream_id(mark - STREAM_KEEP))  # type: ignore[arg-type]
+        if refresh:
+            pipe.expire(self._workers_key, STREAM_TTL)
+        replies = await pipe.execute()
+        return _text(replies[-2 if refresh else -1])
+
+    async def hear(self, after: str) -> list[Heard]:
+        """The workers' stream entries after id `after` (at most `READ_COUNT`)."""
+        reply: Any = await self.redis.xread({self._workers_key: after}, count=READ_COUNT)
+        found: list[Heard] = []
+        for _stream, entries in reply or ():
+            for raw_id, fields in entries:
+                values = {_text(k): v for k, v in fields.items()}
+                try:
+                    sessions = orjson.loads(values["s"]) if "s" in values else []
+                    heard = Heard(
+                        _text(raw_id),
+                        _text(values["w"]),
+                        float(values["t"]),
+                        _text(values.get("r", b"0-0")),
+                        [str(s) for s in sessions],
+                        "bye" in values,
+                    )
+                except (KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+                    continue  # not an entry a worker wrote: skipped
+                found.append(heard)
+        return found
+
+    @staticmethod
+    def stream_id(ts: float) -> str:
+        """The stream id of the time `ts` (to start reading from)."""
+        return _stream_id(ts)
+
+    @staticmethod
+    def stream_order(stream_id: str) -> tuple[int, int]:
+        """A stream id as something that sorts as the stream does."""
+        ms, _, seq = stream_id.partition("-")
+        return int(ms), int(seq or 0)
 
     async def requeue(self, session: str, facts: list[Fact], due: float) -> None:
         """Put a claimed session's facts back, due again at `due` (its first turn is
@@ -167,31 +260,37 @@ class AnalyticsStore:
 
     async def add_summaries(self, summaries: Iterable[Summary]) -> None:
         """Roll settled sessions up into their days' counters and distinct counts."""
-        fields: dict[str, dict[str, int]] = {}
-        distinct: dict[str, set[str]] = {}
+        rollup = Rollup()
         for summary in summaries:
-            group = summary.group
-            add_counts(fields.setdefault(group.day, {}), increments(summary))
-            row = group.prefix
-            distinct.setdefault(self.subs_key(group.day, row), set()).add(summary.subscriber)
-            for state in summary.visits:
-                key = self.subs_key(group.day, f"{row}|{state}")
-                distinct.setdefault(key, set()).add(summary.subscriber)
-            if summary.score:
-                key = self.rated_key(group.day, row)
-                distinct.setdefault(key, set()).add(summary.subscriber)
-        if not fields:
+            rollup.add(summary)
+        await self.add_rollup(rollup)
+
+    async def add_rollup(self, rollup: Rollup) -> None:
+        """Write what `rollup` gathered: one `HINCRBY` per counter, one `PFADD` per
+        distinct-subscriber key, in one pipeline."""
+        if not rollup:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for day, counts in fields.items():
+        for day, counts in rollup.fields.items():
             key = self.day_key(day)
             for name, n in counts.items():
                 pipe.hincrby(key, name, n)
-            pipe.expire(key, self.retention)
-        for key, members in distinct.items():
+            self._expire(pipe, key)
+        for (kind, day, row), members in rollup.distinct.items():
+            key = self.rated_key(day, row) if kind == "rated" else self.subs_key(day, row)
             pipe.pfadd(key, *members)
-            pipe.expire(key, self.retention)
+            self._expire(pipe, key)
         await pipe.execute()
+
+    def _expire(self, pipe: Any, key: str) -> None:
+        # Once per key and process: the keys are per day, so the expiry counts from the
+        # day's first write here rather than its last (a day apart at most).
+        if key in self._expiring:
+            return
+        if len(self._expiring) > 100_000:
+            self._expiring.clear()
+        self._expiring.add(key)
+        pipe.expire(key, self.retention)
 
     # ------------------------------------------------------------------ read
 
@@ -217,6 +316,20 @@ class AnalyticsStore:
         """Sessions seen but not settled yet."""
         n: int = await self.redis.zcard(self._open_key)
         return n
+
+
+def _items(facts: Sequence[tuple[str, Fact, float]]) -> bytes:
+    """The add script's one argument."""
+    return orjson.dumps(
+        [
+            (session, orjson.dumps(fact.dump()).decode(), due, fact.ts, _ttl(fact, due))
+            for session, fact, due in facts
+        ]
+    )
+
+
+def _stream_id(ts: float) -> str:
+    return f"{max(int(ts * 1000), 0)}-0"
 
 
 def _ttl(fact: Fact, due: float) -> int:

@@ -186,14 +186,20 @@ async def test_redis_holds_no_number_before_or_after_settling(
                 found += b"".join(k + v for k, v in (await raw.hgetall(key)).items())
             elif kind == "zset":
                 found += b"".join(await raw.zrange(key, 0, -1))
+            elif kind == "stream":
+                for _, fields in await raw.xrange(key):
+                    found += b"".join(k + v for k, v in fields.items())
         return found
 
+    held = await dump()  # the sessions are held by the worker; Redis has their names
+    assert b":workers" in held and b":turns:" not in held
+    await recorder.stop()  # as at a graceful stop: what it holds goes to Redis
     live = await dump()
     assert b":turns:" in live  # the facts are there, by pseudonym
     await recorder.settle(now=time.time() + 100_000)
     settled = await dump()
     assert b":day:" in settled and b":turns:" not in settled
-    for blob in (live, settled):
+    for blob in (held, live, settled):
         for phone in (*ACTIVE, SUSPENDED, unknown(1)):
             assert phone.lstrip("+").encode() not in blob and phone[3:].encode() not in blob
         assert b"12.50" not in blob  # the balance the active subscriber saw
