@@ -188,8 +188,12 @@ class Sender:
                     accepted += _results(done)
                     continue
                 self.outbox.wakeup.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the
+                # result when a cancel (the app stopping) lands just as the wakeup fires,
+                # and this loop would go on for ever (the analytics recorder hung so).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.outbox.wakeup.wait(), POLL)
+                    async with asyncio.timeout(POLL):
+                        await self.outbox.wakeup.wait()
                 recovered_at = -RECOVER_EVERY  # idle: look for expired leases too
         finally:
             # Stopping: submissions under way get a moment to be answered, and what the
