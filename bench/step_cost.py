@@ -388,6 +388,8 @@ async def _profile(target: Target, args: argparse.Namespace) -> None:
     profiler.enable()
     await _drive(target, args.requests, args.concurrency)
     profiler.disable()
+    if args.dump:
+        profiler.dump_stats(args.dump)
     stats = pstats.Stats(profiler).strip_dirs().sort_stats(args.sort)
     if args.callees:
         stats.print_callees(args.callees)
@@ -478,6 +480,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--callees", metavar="REGEX", help="with --profile: what these call")
     parser.add_argument("--callers", metavar="REGEX", help="with --profile: who calls these")
+    parser.add_argument("--dump", metavar="FILE", help="with --profile: save the raw stats")
     parser.add_argument("--callgrind", action="store_true", help="count instructions")
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)

@@ -26,7 +26,14 @@ from hotline.base.metrics import Metrics
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.screen import PromptPart
 from hotline.i18n import TextFormatter
-from hotline.web.forms import FormReader, GatewayForm, gateway_form, read_body
+from hotline.web.forms import (
+    FormDecoder,
+    FormReader,
+    GatewayForm,
+    decoded_form,
+    gateway_form,
+    read_body,
+)
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.ratelimit import RateLimiter
 from hotline.web.security import Network, authority_ok, client_ip, ip_allowed, token_ok
@@ -70,6 +77,7 @@ class Gateway:
     polite: PoliteReply | None = None
     max_field_chars: int | None = None  # None: the dialect checks each field itself
     form: FormReader | None = None  # the channel's form reader (hotline.web.forms)
+    decode: FormDecoder | None = None  # `form` on a body already read (urlencoded only)
 
     def covers(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")
@@ -289,7 +297,10 @@ class GatewayGuard:
                     return web.Response(status=400, text=f"more than {MAX_FIELDS} form fields")
                 if gateway.form is not None:
                     try:  # `_channel_form` inlined: one coroutine less a request
-                        channel = await gateway_form(request, gateway.form)
+                        if gateway.decode is not None:
+                            channel = decoded_form(request, gateway.form, gateway.decode, raw)
+                        else:
+                            channel = await gateway_form(request, gateway.form)
                     except BadGatewayRequest:
                         channel = None
                     pairs = channel.pairs if channel is not None else None
