@@ -275,7 +275,8 @@ class GatewayGuard:
         pairs: Pairs | None = None  # every field as sent, as the guard reads them
         raw: bytes | None = None
         body: str | None = None
-        if request.method == "POST" and request.content_type in _BODY_TYPES:
+        content_type = request.content_type if request.method == "POST" else ""
+        if content_type in _BODY_TYPES:
             try:
                 raw = await read_body(request)  # cached: the channel reads it again for free
             except web.HTTPRequestEntityTooLarge:
@@ -287,7 +288,7 @@ class GatewayGuard:
                 metrics.client_errors.labels("bad_body").inc()
                 note(rejected="bad_body")
                 return web.Response(status=exc.status_hint, text=exc.reason)
-            if request.content_type == "application/json":
+            if content_type == "application/json":
                 body = raw.decode("utf-8", errors="replace")
                 if gateway.form is not None:  # a JSON dialect's reader: who to rate-limit
                     channel = await _channel_form(request, gateway.form)
