@@ -294,7 +294,7 @@ class Engine:
         record = SessionRecord(flow="", version="", state="", language=language, owner=owner)
         inputs = event.inputs
         table = self.registry.entries  # rebuilt by the registry when flows are installed
-        if not table.rows():
+        if not table:
             # No flow declares entries (a one-flow deployment from before entries
             # existed): the default flow serves every entry.
             flow = self.registry.current(self.settings.default_flow)

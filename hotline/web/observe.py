@@ -39,7 +39,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hotline.base.errors import ClientAborted
-from hotline.base.logs import access_log, bind_request, note
+from hotline.base.logs import AccessLog, access_log, bind_request, note
 from hotline.base.metrics import Metrics, multiprocess_dir
 from hotline.web.guards import Gateway, GatewayFinder, GatewayGuard
 
@@ -377,7 +377,7 @@ def observe(
 class _Finisher:
     """What a request leaves behind: its metrics, and the access line when INFO is on."""
 
-    __slots__ = ("_child", "_label", "_metrics", "_moves", "_tally")
+    __slots__ = ("_access", "_child", "_label", "_metrics", "_moves", "_tally")
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -388,6 +388,7 @@ class _Finisher:
         # request instead of two label tuples and two `_Children` lookups. Gateways are
         # the app's few, outcomes label-safe names from a small vocabulary.
         self._moves: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self._access: AccessLog | None = None  # the access log that served last
 
     def _moves_of(self, gateway: Gateway, outcome: str) -> tuple[Any, Any]:
         metrics, child = self._metrics, self._child
@@ -436,10 +437,15 @@ class _Finisher:
             "method": request.method,
             "route": _route_label(request, gateway),
             "status": status,
-            "latency_ms": round(elapsed * 1000, 2),
+            # Hundredths of a millisecond, half up: `round(x, 2)` (correctly rounded
+            # through decimal digits) cost twice as much, and nothing needs its ties.
+            "latency_ms": int(elapsed * 100_000 + 0.5) / 100,
             **fields,
         }
-        access = access_log()
+        access = self._access
+        if access is None or not access.serves():
+            # The handler it writes through was replaced (tests, an operator's setup).
+            access = self._access = access_log()
         if level == logging.INFO and access is not None and access.serves():
             access.write(line)  # the same line, without a logging record (~45 µs less)
         else:
