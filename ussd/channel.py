@@ -41,6 +41,7 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
     """One gateway per dialect: `/ussd/<NAME>`, answered politely with `END …`."""
     from hotline.web.guards import Gateway
     from ussd.dialects import dialects
+    from ussd.form import decode_read, read_form
     from ussd.polite import polite_reply
 
     return [
@@ -52,6 +53,8 @@ def gateways(settings: Settings) -> Sequence[Gateway]:
                 dialect=dialect.NAME,
                 polite=polite_reply,
                 form=dialect.read,
+                # The guard has read the body: a form decodes without another read.
+                decode=decode_read if dialect.read is read_form else None,
             ),
         )
         for dialect in dialects()

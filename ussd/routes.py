@@ -9,6 +9,7 @@ is waiting on a handset — never a 500 or a traceback.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -37,11 +38,9 @@ def setup(app: web.Application) -> None:
 
 
 def _handler(dialect: UssdDialect) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle(request: web.Request) -> web.Response:
-        return await _handle(request, dialect)
-
-    handle.__name__ = handle.__qualname__ = f"ussd_{dialect.NAME}"
-    return handle
+    # A partial, not a closure that awaits `_handle`: one coroutine less a request, and
+    # one frame less for every resume of the request's task.
+    return functools.partial(_handle, dialect=dialect)
 
 
 async def _build_layout(app: web.Application) -> None:

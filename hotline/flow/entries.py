@@ -43,6 +43,7 @@ __all__ = [
 #: The `ivr` pattern that takes any called number no other entry claims.
 ANY_NUMBER = "*"
 
+_DIALS_MAX = 1024  # plain USSD dials remembered per table
 _USSD_CODE = re.compile(r"\*[0-9]+(?:\*[0-9]+)*#")
 _DECLARED_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 _INCOMING_NUMBER = re.compile(r"\+?[0-9]+")
@@ -202,7 +203,7 @@ def entry_problems(flows: Iterable[Flow]) -> list[EntryProblem]:
 class EntryTable:
     """Every entry of a set of flows, ready to resolve; immutable once built."""
 
-    __slots__ = ("_ivr", "_ivr_any", "_rows", "_sms", "_ussd", "_ussd_depth")
+    __slots__ = ("_dials", "_ivr", "_ivr_any", "_rows", "_sms", "_ussd", "_ussd_depth")
 
     def __init__(self, entries: Iterable[tuple[str, Entry]] = ()) -> None:
         """Prefer `from_flows`, which refuses duplicates and bad patterns; here the first
@@ -223,6 +224,13 @@ class EntryTable:
         self._rows.sort(key=lambda row: CHANNELS.index(row[0]))  # stable: file order within
         # The most `*`-separated parts any declared code has: no longer prefix can match.
         self._ussd_depth = max((code.count("*") for code in self._ussd), default=0)
+        # Plain dials resolved before, by service code: operators publish a few codes and
+        # every session starts with one. Bounded: the code is the gateway's to send.
+        self._dials: dict[str, EntryMatch | None] = {}
+
+    def __bool__(self) -> bool:
+        """Whether any flow declares an entry (`rows()` without the copy)."""
+        return bool(self._rows)
 
     @classmethod
     def from_flows(cls, flows: Iterable[Flow]) -> EntryTable:
@@ -257,6 +265,18 @@ class EntryTable:
         return None
 
     def _resolve_ussd(self, code: str, inputs: tuple[str, ...]) -> EntryMatch | None:
+        if inputs:
+            return self._match_ussd(code, inputs)
+        try:
+            return self._dials[code]
+        except KeyError:
+            pass
+        if len(self._dials) >= _DIALS_MAX:
+            self._dials.clear()
+        match = self._dials[code] = self._match_ussd(code, ())
+        return match
+
+    def _match_ussd(self, code: str, inputs: tuple[str, ...]) -> EntryMatch | None:
         if not _USSD_CODE.fullmatch(code):
             return None
         parts = (*code[1:-1].split("*"), *inputs)

@@ -22,9 +22,11 @@ from hotline.base.errors import BadGatewayRequest, ClientAborted
 
 __all__ = [
     "BODY_FAILURES",
+    "FormDecoder",
     "FormReader",
     "GatewayForm",
     "body_errors",
+    "decoded_form",
     "gateway_form",
     "known_form",
     "read_body",
@@ -48,6 +50,11 @@ class GatewayForm:
 
 #: Decodes a request's form; raises `BadGatewayRequest` with the channel's reason.
 FormReader = Callable[[web.Request], Awaitable[GatewayForm]]
+
+
+#: Decodes a form from the body the guard has read already, with `FormReader`'s checks
+#: and refusals but no coroutine (a reader of urlencoded bodies offers one: `Gateway.decode`).
+FormDecoder = Callable[[web.Request, bytes], GatewayForm]
 
 
 #: What reading a body can raise because of the client (see `refusal`).
@@ -98,6 +105,26 @@ async def gateway_form(request: web.Request, read: FormReader) -> GatewayForm:
         result: GatewayForm | BadGatewayRequest
         try:
             result = await read(request)
+        except BadGatewayRequest as exc:
+            result = exc
+        memo = request[_MEMO] = (read, result)
+    result = memo[1]
+    if isinstance(result, BadGatewayRequest):
+        raise BadGatewayRequest(result.reason)
+    return result
+
+
+def decoded_form(
+    request: web.Request, read: FormReader, decode: FormDecoder, body: bytes
+) -> GatewayForm:
+    """`gateway_form(request, read)` for a body already read, through `read`'s own
+    decoder: the same memo (the handler's `known_form` finds it), no coroutine. Measured:
+    four coroutine layers (this, the reader, its bounded read, `request.read()`) a request."""
+    memo = request.get(_MEMO)
+    if memo is None or memo[0] is not read:
+        result: GatewayForm | BadGatewayRequest
+        try:
+            result = decode(request, body)
         except BadGatewayRequest as exc:
             result = exc
         memo = request[_MEMO] = (read, result)

@@ -26,7 +26,14 @@ from hotline.base.metrics import Metrics
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.screen import PromptPart
 from hotline.i18n import TextFormatter
-from hotline.web.forms import FormReader, GatewayForm, gateway_form, read_body
+from hotline.web.forms import (
+    FormDecoder,
+    FormReader,
+    GatewayForm,
+    decoded_form,
+    gateway_form,
+    read_body,
+)
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.ratelimit import RateLimiter
 from hotline.web.security import Network, authority_ok, client_ip, ip_allowed, token_ok
@@ -70,6 +77,7 @@ class Gateway:
     polite: PoliteReply | None = None
     max_field_chars: int | None = None  # None: the dialect checks each field itself
     form: FormReader | None = None  # the channel's form reader (hotline.web.forms)
+    decode: FormDecoder | None = None  # `form` on a body already read (urlencoded only)
 
     def covers(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")
@@ -267,7 +275,8 @@ class GatewayGuard:
         pairs: Pairs | None = None  # every field as sent, as the guard reads them
         raw: bytes | None = None
         body: str | None = None
-        if request.method == "POST" and request.content_type in _BODY_TYPES:
+        content_type = request.content_type if request.method == "POST" else ""
+        if content_type in _BODY_TYPES:
             try:
                 raw = await read_body(request)  # cached: the channel reads it again for free
             except web.HTTPRequestEntityTooLarge:
@@ -279,7 +288,7 @@ class GatewayGuard:
                 metrics.client_errors.labels("bad_body").inc()
                 note(rejected="bad_body")
                 return web.Response(status=exc.status_hint, text=exc.reason)
-            if request.content_type == "application/json":
+            if content_type == "application/json":
                 body = raw.decode("utf-8", errors="replace")
                 if gateway.form is not None:  # a JSON dialect's reader: who to rate-limit
                     channel = await _channel_form(request, gateway.form)
@@ -289,7 +298,10 @@ class GatewayGuard:
                     return web.Response(status=400, text=f"more than {MAX_FIELDS} form fields")
                 if gateway.form is not None:
                     try:  # `_channel_form` inlined: one coroutine less a request
-                        channel = await gateway_form(request, gateway.form)
+                        if gateway.decode is not None:
+                            channel = decoded_form(request, gateway.form, gateway.decode, raw)
+                        else:
+                            channel = await gateway_form(request, gateway.form)
                     except BadGatewayRequest:
                         channel = None
                     pairs = channel.pairs if channel is not None else None

@@ -115,6 +115,29 @@ def test_resolve(
     assert TABLE.resolve(channel, entry, inputs) == expected
 
 
+def test_plain_dials_answer_the_same_every_time_and_past_the_memo_bound() -> None:
+    """A table remembers the plain dials it resolved; what it answers never changes, for
+    a dial with inputs, an unknown or malformed code, or after more codes than it keeps."""
+    table = EntryTable.from_flows([BALANCE, DATA])
+    asks = [
+        ("*100#", (), EntryMatch("balance", "main")),
+        ("*100#", ("1",), EntryMatch("balance", "lookup_balance")),
+        ("*100*1*2*3#", (), EntryMatch("balance", "deep", ("3",))),
+        ("*999#", (), None),
+        ("100#", (), None),
+        ("*101#", (), EntryMatch("data", "main")),
+    ]
+    for _ in range(2):
+        for code, inputs, expected in asks:
+            assert table.resolve("ussd", code, inputs) == expected
+    for n in range(3000):  # a gateway sending ever new codes: the memo starts afresh
+        assert table.resolve("ussd", f"*5{n}#") is None
+    for code, inputs, expected in asks:
+        assert table.resolve("ussd", code, inputs) == expected
+    assert table
+    assert not EntryTable.from_flows([])
+
+
 def test_without_a_wildcard_an_unclaimed_number_is_no_match() -> None:
     table = EntryTable.from_flows([BALANCE])
     assert table.resolve("ivr", "10086") is None
