@@ -100,18 +100,13 @@ _MEMO: web.RequestKey[_Memo] = web.RequestKey("hotline.gateway_form")
 
 async def gateway_form(request: web.Request, read: FormReader) -> GatewayForm:
     """`read(request)`, once per request: later calls get the same form or refusal."""
-    memo = request.get(_MEMO)
-    if memo is None or memo[0] is not read:
-        result: GatewayForm | BadGatewayRequest
+    result = _remembered(request, read)
+    if result is None:
         try:
             result = await read(request)
         except BadGatewayRequest as exc:
             result = exc
-        memo = request[_MEMO] = (read, result)
-    result = memo[1]
-    if isinstance(result, BadGatewayRequest):
-        raise BadGatewayRequest(result.reason)
-    return result
+    return _answer(request, read, result)
 
 
 def decoded_form(
@@ -120,15 +115,26 @@ def decoded_form(
     """`gateway_form(request, read)` for a body already read, through `read`'s own
     decoder: the same memo (the handler's `known_form` finds it), no coroutine. Measured:
     four coroutine layers (this, the reader, its bounded read, `request.read()`) a request."""
-    memo = request.get(_MEMO)
-    if memo is None or memo[0] is not read:
-        result: GatewayForm | BadGatewayRequest
+    result = _remembered(request, read)
+    if result is None:
         try:
             result = decode(request, body)
         except BadGatewayRequest as exc:
             result = exc
-        memo = request[_MEMO] = (read, result)
-    result = memo[1]
+    return _answer(request, read, result)
+
+
+def _remembered(request: web.Request, read: FormReader) -> GatewayForm | BadGatewayRequest | None:
+    """What `read` made of this request already (a form or a refusal), or None."""
+    memo = request.get(_MEMO)
+    return memo[1] if memo is not None and memo[0] is read else None
+
+
+def _answer(
+    request: web.Request, read: FormReader, result: GatewayForm | BadGatewayRequest
+) -> GatewayForm:
+    """Remember `result` for this request; the form, or the refusal raised afresh."""
+    request[_MEMO] = (read, result)
     if isinstance(result, BadGatewayRequest):
         raise BadGatewayRequest(result.reason)
     return result
