@@ -76,7 +76,8 @@ class Synthesizer:
         self.spawned += 1
         try:
             assert proc.stdout is not None
-            line = await asyncio.wait_for(proc.stdout.readline(), _STARTUP_TIMEOUT)
+            async with asyncio.timeout(_STARTUP_TIMEOUT):
+                line = await proc.stdout.readline()
             hello = json.loads(line) if line else {"ok": False, "error": "exited at startup"}
         except (TimeoutError, json.JSONDecodeError) as exc:
             await self._kill(proc)
@@ -116,7 +117,8 @@ class Synthesizer:
             try:
                 proc.stdin.write((json.dumps(job, ensure_ascii=False) + "\n").encode("utf-8"))
                 await proc.stdin.drain()
-                line = await asyncio.wait_for(proc.stdout.readline(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    line = await proc.stdout.readline()
             except (TimeoutError, ConnectionError, BrokenPipeError) as exc:
                 log.warning("tts job failed (%s); replacing the speech engine", type(exc).__name__)
                 self._proc = None
@@ -146,7 +148,8 @@ class Synthesizer:
         if proc.stdin is not None:
             proc.stdin.close()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 2.0)
+            async with asyncio.timeout(2.0):
+                await proc.wait()
         await self._kill(proc)
 
 

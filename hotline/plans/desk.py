@@ -270,7 +270,8 @@ class PlansDesk:
         """Reconcile every `reconcile_interval` seconds until `stop` is set."""
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), self.settings.reconcile_interval)
+                async with asyncio.timeout(self.settings.reconcile_interval):
+                    await stop.wait()
                 return
             except TimeoutError:
                 pass

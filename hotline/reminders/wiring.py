@@ -94,8 +94,9 @@ async def _reminders_ctx(app: web.Application) -> AsyncIterator[None]:
     sweeper.cancel()
     if worker is not None and consuming is not None:
         worker.stop()  # finishes the batch in hand, then drains the connection
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(consuming, timeout=10)
+        with contextlib.suppress(Exception):  # TimeoutError: `consuming` is cancelled
+            async with asyncio.timeout(10):
+                await consuming
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
     await reminders.store.close()

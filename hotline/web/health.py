@@ -29,7 +29,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def _run(check_name: str, request: web.Request) -> bool:
     check = request.app[READINESS][check_name]
     try:
-        return bool(await asyncio.wait_for(check(), CHECK_TIMEOUT))
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            return bool(await check())
     except Exception:  # a check that raises has failed; the reason is not the prober's business
         return False
 
