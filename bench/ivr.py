@@ -61,6 +61,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     server_cpu_us: float = float("nan")
+    first_error: str = ""  # the first answer counted as an error (status and text), if any
 
 
 def _xml(body: str) -> ET.Element | None:
@@ -99,6 +100,7 @@ async def _load(
     url = f"http://127.0.0.1:{port}{VOICE if voice else BASELINE_PATH}"
     latencies: list[float] = []
     counters = {"calls": 0, "errors": 0}
+    first_error: list[str] = []  # what the first failure got, for the report
     measuring = False
     stop_at = 0.0
 
@@ -111,6 +113,8 @@ async def _load(
             latencies.append(time.perf_counter() - started)
             if not ok:
                 counters["errors"] += 1
+                if not first_error:
+                    first_error.append(f"HTTP {response.status}: {body[:600]}")
         return body
 
     # Every call a CallSid of its own, as a voice platform gives: one sequence for the
@@ -127,11 +131,15 @@ async def _load(
             phone = PHONES[(worker + n) % len(PHONES)]
             if voice:
                 form = {"CallSid": sid, "From": phone, "To": "+8610000", "CallStatus": "ringing"}
-                action = _menu_action(await post(session, url, form))
+                body = await post(session, url, form)
+                action = _menu_action(body)
                 ok = action is not None
                 if action is not None:
                     form.update({"CallStatus": "in-progress", "Digits": "1"})
-                    ok = _is_balance(await post(session, action, form))
+                    body = await post(session, action, form)
+                    ok = _is_balance(body)
+                if not ok and measuring and not first_error:
+                    first_error.append(f"unexpected answer: {body[:600]}")
             else:
                 form = {"sessionId": sid, "serviceCode": "*100#", "phoneNumber": phone,
                         "networkCode": "46000", "text": ""}  # fmt: skip
@@ -167,6 +175,7 @@ async def _load(
         p50_ms=round(q[49] * 1000, 2),
         p99_ms=round(q[98] * 1000, 2),
         server_cpu_us=round(cpu / len(latencies) * 1e6, 1),
+        first_error=first_error[0] if first_error else "",
     )
 
 
@@ -257,6 +266,7 @@ def _row(r: Result) -> str:
         f"{r.target:<15} {r.rps:>9.1f} req/s  p50 {r.p50_ms:>6.2f} ms  p99 {r.p99_ms:>6.2f} ms"
         f"  server {r.server_cpu_us:>6.1f} µs CPU/req"
         f"  ({r.requests} requests, {r.calls} calls, {r.errors} errors, {r.seconds}s)"
+        + (f"\n    first error: {r.first_error}" if r.first_error else "")
     )
 
 
