@@ -7,7 +7,6 @@ the very provider, cache and freshness bound USSD reads.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from hotline.base.metrics import LATENCY_BUCKETS
 from hotline.base.privacy import Pseudonymizer
 from hotline.flow.services import Services
 from hotline.i18n.catalog import CatalogSet
-from hotline.web.observe import observe_many
+from hotline.web.observe import MetricTally
 
 __all__ = ["ApiContext", "ApiMetrics", "choose_language"]
 
@@ -40,13 +39,13 @@ class ApiMetrics:
     every request answered before it.
     """
 
-    __slots__ = ("_children", "_pending", "audit_refused", "latency", "requests")
+    __slots__ = ("_children", "_tally", "audit_refused", "latency", "requests")
 
     def __init__(self, registry: CollectorRegistry) -> None:
         # prometheus-client's labels() validates and locks on every call; children
         # never change, so they are kept (the label sets are bounded, see above).
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
-        self._pending: dict[tuple[Any, Any], list[float]] = {}
+        self._tally = MetricTally()
         self.requests = Counter(
             "hotline_api_requests",
             "API requests by client name, endpoint and outcome (ok or an error code).",
@@ -77,24 +76,12 @@ class ApiMetrics:
                 self.requests.labels(client, endpoint, outcome),
                 self.latency.labels(client),
             )
-        pending = self._pending
-        found = pending.get(children)
-        if found is not None:
-            found.append(seconds)
-            return
-        pending[children] = [seconds]
-        if len(pending) == 1:  # the turn's first: apply them all once it ends
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop (a script): now
-                self.flush()
+        self._tally.inc(children[0])
+        self._tally.observe(children[1], seconds)
 
     def flush(self) -> None:
         """Apply what was tallied (the turn ended, or a test wants it now)."""
-        pending, self._pending = self._pending, {}
-        for (count, latency), amounts in pending.items():
-            count.inc(len(amounts))
-            observe_many(latency, amounts)
+        self._tally.flush()
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@ last-resort errors.
 
 A request under a gateway's prefix goes through that gateway's guard
 (`hotline.web.guards.GatewayGuard`) here, before its handler: one middleware layer, one
-gateway lookup. Metric moves are tallied and applied once per event-loop turn (`_Tally`).
+gateway lookup. Metric moves are tallied and applied once per event-loop turn (`MetricTally`).
 
 Code on the request path reports facts with `hotline.base.logs.note(...)`; these keys
 also move metrics when the request ends (all optional, all label-safe names):
@@ -43,7 +43,7 @@ from hotline.base.logs import AccessLog, access_log, bind_request, note
 from hotline.base.metrics import Metrics, multiprocess_dir
 from hotline.web.guards import Gateway, GatewayFinder, GatewayGuard
 
-__all__ = ["WireNoise", "client_error_kind", "observe"]
+__all__ = ["MetricTally", "WireNoise", "client_error_kind", "observe", "observe_many"]
 
 _log = logging.getLogger("hotline.access")
 _errors = logging.getLogger("hotline.base.errors")
@@ -122,7 +122,7 @@ def observe_many(histogram: Any, amounts: list[float]) -> None:
             buckets[index].inc(count)
 
 
-class _Tally:
+class MetricTally:
     """The metric moves of one event-loop turn, applied together when the turn ends.
 
     Each prometheus-client `inc` takes a lock (~4.5 k instructions), `observe` two; a
@@ -383,7 +383,7 @@ class _Finisher:
         self._metrics = metrics
         self._child = _Children()
         self._label = _Labels()
-        self._tally = _Tally()
+        self._tally = MetricTally()
         # (gateway, outcome) → its `requests` and `latency` children: one lookup a
         # request instead of two label tuples and two `_Children` lookups. Gateways are
         # the app's few, outcomes label-safe names from a small vocabulary.
