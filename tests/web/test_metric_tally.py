@@ -7,7 +7,7 @@ import asyncio
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from hotline.base.metrics import LATENCY_BUCKETS
-from hotline.web.observe import _Tally, observe_many
+from hotline.web.observe import MetricTally, observe_many
 
 AMOUNTS = [0.0, 0.001, 0.002, 0.0021, 0.005, 0.05, 0.3, 10.0, 11.5, 0.002, 0.004]
 
@@ -59,7 +59,7 @@ def test_tally_applies_a_turns_moves_when_the_turn_ends() -> None:
     registry = CollectorRegistry()
     counter = Counter("t_requests", "t", ["outcome"], registry=registry)
     hist_reg, histogram = _histogram()
-    tally = _Tally()
+    tally = MetricTally()
 
     async def turn() -> tuple[float, float]:
         for _ in range(3):
