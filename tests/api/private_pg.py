@@ -14,7 +14,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -23,16 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 __all__ = ["PrivatePostgres", "private_postgres"]
 
 _USER = "postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -80,7 +74,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     except (subprocess.SubprocessError, OSError, LookupError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"no private PostgreSQL ({type(exc).__name__})")
-    server = PrivatePostgres(bindir, data, _free_port())
+    server = PrivatePostgres(bindir, data, free_port())
     try:
         server.start()
         yield server

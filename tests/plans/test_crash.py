@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from hotline.store.outbox import Outbox
 from hotline.web.app import create_app
+from tests.conftest import free_port
 from tests.plans.conftest import (
     KEY_ID,
     PSEUDONYM_SECRET,
@@ -36,13 +36,6 @@ PATH = "/ussd/africastalking"
 PHONE = "+8613800138000"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _form(text: str) -> dict[str, str]:
     return {"sessionId": "crash1", "serviceCode": "*100#", "phoneNumber": PHONE, "text": text}
 
@@ -51,7 +44,7 @@ async def test_a_worker_killed_after_submitting_never_orders_twice(
     aiohttp_client: MakeClient, tmp_path: Path, redis_url: str, sim: Sim
 ) -> None:
     store_url = f"sqlite:///{tmp_path / 'plans.sqlite3'}"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "HOTLINE_REDIS_URL": redis_url,

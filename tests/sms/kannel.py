@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote_to_bytes
 import pytest
 
 from sms.dialects.kannel import get_url
+from tests.conftest import free_port
 
 __all__ = ["FAKESMSC", "KannelPeer", "Mt", "joined", "kannel_binaries"]
 
@@ -43,13 +44,6 @@ def kannel_binaries() -> tuple[str, str]:
             "Kannel is not installed (make test installs kannel and kannel-extras on Debian)"
         )
     return bearerbox, smsbox
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_port(port: int, deadline: float) -> None:
@@ -122,10 +116,10 @@ class KannelPeer:
     ) -> None:
         self.workdir = workdir
         self.hotline_port = hotline_port
-        self.admin_port = _free_port()
-        self.box_port = _free_port()
-        self.smsc_port = _free_port()
-        self.sendsms_port = _free_port()
+        self.admin_port = free_port()
+        self.box_port = free_port()
+        self.smsc_port = free_port()
+        self.sendsms_port = free_port()
         self.max_messages = max_messages
         self.smpp_port = smpp_port  # also an `smpp` SMSC (smsc-id smpp) bound to this port
         self.procs: list[subprocess.Popen[bytes]] = []

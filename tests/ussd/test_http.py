@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from hotline.flow.services import Services
 from hotline.store.sessions import session_key
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
+from tests.conftest import free_port
 from ussd.budget import Limits, fits
 from ussd.render import PREFIX_RESERVE
 from ussd.routes import USSD_LAYOUT
@@ -573,7 +573,7 @@ async def test_a_session_continues_in_another_process(
     aiohttp_client: MakeClient, tmp_path: Path, redis_url: str
 ) -> None:
     """`hotline serve` in a process of its own and this process's app share the session."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "HOTLINE_REDIS_URL": redis_url,
@@ -610,13 +610,6 @@ async def test_a_session_continues_in_another_process(
         server.wait(timeout=10)
         if server.stderr is not None:
             server.stderr.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_hop_metadata_names_each_step(client: Client) -> None:
