@@ -9,7 +9,11 @@ STAMP := $(VENV)/.installed
 ## setup: create the virtualenv and install hotline with its dev tools
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py compiles the USSD request path with mypyc: an edit of one of those modules
+# builds them again (Python would import the old compiled module before the new source).
+COMPILED := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' setup.py)
+
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	@$(MAKE) --no-print-directory system-deps
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -13,7 +13,28 @@ from pathlib import Path
 import pytest
 import redis
 
+from hotline.base.compiled import compiled_modules, stale_modules
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header() -> str:
+    compiled = compiled_modules(ROOT)
+    if not compiled:
+        return "hotline: pure Python (setup.py compiled nothing)"
+    return f"hotline: {len(compiled)} modules compiled by mypyc (setup.py)"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Python imports a compiled module before its source: tests of an edited module
+    # would run the old code.
+    stale = stale_modules(ROOT)
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(stale)}; "
+            "run `make setup` (or `.venv/bin/pip install -e . --no-deps`) to build them again",
+            returncode=4,
+        )
 
 
 def free_port() -> int:

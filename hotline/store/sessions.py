@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, Protocol, cast
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
@@ -102,9 +102,30 @@ class SessionRecord:
 
     def dumps(self) -> bytes:
         """The stored form: compact JSON as UTF-8 bytes."""
-        # orjson writes a dataclass natively (fields in order, `vars` not copied):
-        # `dataclasses.asdict` deep-copied `vars` and cost half of a step's CPU once.
-        return orjson.dumps(self)
+        # The fields spelled out, in order: `dataclasses.asdict` deep-copied `vars` and
+        # cost half of a step's CPU once, and orjson's own dataclass support reads the
+        # instance's memory as a plain class's, which a compiled class (setup.py) is not.
+        return orjson.dumps(
+            {
+                "flow": self.flow,
+                "version": self.version,
+                "state": self.state,
+                "language": self.language,
+                "vars": self.vars,
+                "page": self.page,
+                "pages": self.pages,
+                "back": self.back,
+                "request_id": self.request_id,
+                "invalid": self.invalid,
+                "notice": self.notice,
+                "final": self.final,
+                "no_input": self.no_input,
+                "ended": self.ended,
+                "owner": self.owner,
+                "started": self.started,
+                "resume": self.resume,
+            }
+        )
 
     @classmethod
     def loads(cls, raw: str | bytes) -> SessionRecord:
@@ -120,7 +141,7 @@ class SessionRecord:
         # The fast path: a record as `dumps` wrote it. orjson makes exact built-in types,
         # so one set lookup of all field types checks it (`type(x) is int` refuses a
         # bool), and positional arguments avoid matching keyword names.
-        if type(data) is dict and tuple(data) == cls.__slots__:
+        if type(data) is dict and tuple(data) == _FIELDS:
             values = data.values()
             if tuple(map(type, values)) in _ACCEPTED:
                 return _check_back(cls(*values))
@@ -130,20 +151,23 @@ class SessionRecord:
             record = cls(**data)
         except TypeError as exc:
             raise ValueError(f"malformed session record: {exc}") from exc
-        for name, kinds in zip(cls.__slots__, _KINDS, strict=True):
+        for name, kinds in zip(_FIELDS, _KINDS, strict=True):
             if type(getattr(record, name)) not in kinds:
                 raise ValueError(f"malformed session record: {name} has the wrong type")
         return _check_back(record)
 
 
 def _check_back(record: SessionRecord) -> SessionRecord:
-    for state in record.back:
+    # Read as objects: a compiled `list[str]` would raise TypeError on the first non-str.
+    for state in cast("list[object]", record.back):
         if type(state) is not str:
             raise ValueError("malformed session record: back holds a non-state")
     return record
 
 
-# The exact types each field may have, in slot order.
+# The field names in order (compiled classes have no `__slots__` to read them from) and
+# the exact types each field may have, in that order.
+_FIELDS: Final = tuple(f.name for f in fields(SessionRecord))
 _KINDS: tuple[tuple[type, ...], ...] = (
     (str,),  # flow
     (str,),  # version
