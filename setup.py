@@ -96,7 +96,12 @@ def _ext_modules() -> list[object]:
         f"{sys.version_info.major}.{sys.version_info.minor}",
         *REQUEST_PATH,
     ]
-    return list(mypycify(options, group_name=GROUP, opt_level="3", debug_level="0"))
+    try:
+        return list(mypycify(options, group_name=GROUP, opt_level="3", debug_level="0"))
+    except SystemExit:  # mypyc found a type error: it has printed it
+        print("hotline: installing as pure Python (mypyc could not compile)", file=sys.stderr)
+        _remove_stale([])
+        return []
 
 
 setup(ext_modules=_ext_modules())

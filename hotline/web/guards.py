@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -56,7 +57,7 @@ __all__ = [
 SignatureCheck = Callable[[str, "MultiDictProxy[str] | str", Mapping[str, str]], bool]
 # (request, reason) -> the channel's polite answer (e.g. `END …` or TwiML `<Say>`).
 PoliteReply = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
-Pairs = MultiDictProxy[str] | Sequence[tuple[str, str]]
+Pairs: TypeAlias = MultiDictProxy[str] | Sequence[tuple[str, str]]
 
 MAX_FIELDS = 256
 _BODY_TYPES = ("application/x-www-form-urlencoded", "application/json")
