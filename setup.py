@@ -37,6 +37,7 @@ REQUEST_PATH = [
     "hotline/flow/screen.py",
     "hotline/i18n/gsm7.py",
     "hotline/i18n/text.py",
+    "hotline/store/redislink.py",
     "hotline/store/sessions.py",
     "hotline/web/forms.py",
     "hotline/web/guards.py",

@@ -19,30 +19,18 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
+from hotline.store.linkerrors import RedisLinkError, RedisReplyError
+
 __all__ = ["LinkAddress", "RedisLink", "RedisLinkError", "RedisReplyError", "link_address"]
 
 LINK_SCHEMES = ("redis", "unix")
-
-
-class RedisLinkError(ConnectionError):
-    """The server could not be reached, went away, or did not answer in time.
-
-    `reconnect` is true when the connection was found closed (not slow): a new one may work.
-    """
-
-    def __init__(self, message: str, *, reconnect: bool = False) -> None:
-        super().__init__(message)
-        self.reconnect = reconnect
-
-
-class RedisReplyError(Exception):
-    """The server answered a command with an error reply (`-ERR …`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +95,12 @@ class _Waiter:
         self.deadline = deadline
 
 
-class _Connection(asyncio.Protocol):
-    """The protocol side: bytes out in batches, replies in, matched to waiters in order."""
+class _Connection:
+    """The protocol side: bytes out in batches, replies in, matched to waiters in order.
+
+    An `asyncio.Protocol` by its methods, not by inheritance: a compiled class (setup.py)
+    cannot inherit from a Python one, and the event loop only calls the methods.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self._loop = loop
@@ -148,6 +140,15 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.abort(RedisLinkError("connection closed by the server", reconnect=True))
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself; connection_lost follows
+
+    def pause_writing(self) -> None:
+        pass  # one write a loop turn of small commands: nothing to hold back
+
+    def resume_writing(self) -> None:
+        pass
 
     # -- used by RedisLink
 
@@ -272,14 +273,13 @@ class RedisLink:
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
         address = self.address
-        factory = lambda: _Connection(loop, self._timeout)  # noqa: E731
+        connection = _Connection(loop, self._timeout)
+        factory = cast("Callable[[], asyncio.Protocol]", lambda: connection)
         async with asyncio.timeout(self._connect_timeout):
             if address.path is not None:
-                _, connection = await loop.create_unix_connection(factory, address.path)
+                await loop.create_unix_connection(factory, address.path)
             else:
-                _, connection = await loop.create_connection(
-                    factory, address.host or "localhost", address.port
-                )
+                await loop.create_connection(factory, address.host or "localhost", address.port)
         try:
             hello: list[tuple[str | bytes | int, ...]] = []
             if address.password is not None:
