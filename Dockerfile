@@ -5,11 +5,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
 # eSpeak NG comes with the espeakng-loader wheel; libsndfile/sox are not needed at run time.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY hotline ./hotline
 COPY ussd ./ussd
 COPY ivr ./ivr
-RUN pip install . && useradd --system --home /app hotline
+COPY sms ./sms
+COPY api ./api
+# gcc only for setup.py's mypyc build of the request path, then gone from the image.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /app hotline
 COPY flows ./flows
 COPY prompts ./prompts
 # var/audio exists (owned by hotline) so a named volume mounted there starts writable.

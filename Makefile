@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml setup.py $(COMPILED)
 ## `command:package` (redis-server for the test fixture, chromium for the browser tests,
 ## dot for `flows graph --format svg`, curl for the README's requests, openssl for the TLS
 ## tests, bearerbox/smsbox and Kannel's fakesmsc test SMSC for the SMS channel's tests);
+## cc (gcc) for setup.py's mypyc build of the request path (without it: pure Python);
 ## installed when run as root, otherwise named. tests/tools/test_docs_commands.py
 ## keeps this list and the commands in README.md and docs/ in step.
-SYSTEM_DEPS := redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl bearerbox:kannel smsbox:kannel /usr/lib/kannel/test/fakesmsc:kannel-extras osmo-hlr:osmo-hlr prometheus:prometheus nats-server:nats-server
+SYSTEM_DEPS := cc:gcc redis-server:redis-server chromium:chromium dot:graphviz curl:curl openssl:openssl bearerbox:kannel smsbox:kannel /usr/lib/kannel/test/fakesmsc:kannel-extras osmo-hlr:osmo-hlr prometheus:prometheus nats-server:nats-server
 system-deps:
 	@missing=""; \
 	for dep in $(SYSTEM_DEPS); do \
