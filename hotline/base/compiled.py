@@ -9,6 +9,9 @@ from pathlib import Path
 
 PACKAGES = ("hotline", "ussd", "ivr", "sms", "api")
 
+#: Where the packages are: the checkout (an editable install) or site-packages.
+INSTALLED_ROOT = Path(__file__).resolve().parents[2]
+
 
 def _suffix() -> str:
     return str(sysconfig.get_config_var("EXT_SUFFIX") or ".so")
