@@ -25,17 +25,24 @@ GROUP = "hotline._compiled"
 
 PACKAGES = ("hotline", "ussd", "ivr", "sms", "api")
 
+# What mypyc cannot take (found the hard way): a package's `__init__.py` (its submodules
+# no longer import), async generators, a subclass of a Python class or of most built-in
+# types (ConnectionError), a generic class. Compiled functions have no docstrings, so a
+# module whose docstrings are read at run time (flow actions' docs) stays Python; and an
+# instance of a compiled class must never reach orjson's dataclass support.
 REQUEST_PATH = [
     "hotline/base/logs.py",
     "hotline/base/privacy.py",
     "hotline/base/values.py",
     "hotline/flow/actions/base.py",
     "hotline/flow/engine.py",
+    "hotline/flow/entries.py",
     "hotline/flow/events.py",
     "hotline/flow/registry.py",
     "hotline/flow/resume.py",
     "hotline/flow/screen.py",
     "hotline/i18n/gsm7.py",
+    "hotline/i18n/speech.py",
     "hotline/i18n/text.py",
     "hotline/store/redislink.py",
     "hotline/store/sessions.py",
@@ -44,6 +51,9 @@ REQUEST_PATH = [
     "hotline/web/observe.py",
     "hotline/web/ratelimit.py",
     "hotline/web/turns.py",
+    "ivr/dialects/twilio.py",
+    "ivr/render.py",
+    "ivr/voicexml.py",
     "ussd/budget.py",
     "ussd/dialects/africastalking.py",
     "ussd/form.py",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sysconfig
 from pathlib import Path
 
 from hotline.base.compiled import compiled_modules, stale_modules
+from tests.conftest import ROOT
 
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
@@ -34,3 +36,11 @@ def test_a_source_edited_after_its_build_is_stale(tmp_path: Path) -> None:
     os.utime(flow / f"screen{SUFFIX}", (1_000_000, 1_000_000))  # edited after its build
     os.utime(flow / "screen.py", (2_000_000, 2_000_000))
     assert stale_modules(tmp_path) == ["hotline.flow.screen"]
+
+
+def test_the_install_compiled_all_of_the_request_path_or_none_of_it() -> None:
+    # setup.py falls back to plain Python when mypyc refuses a module; a half-compiled
+    # tree means an old build's leftovers.
+    listed = re.findall(r'^    "(.+)\.py",$', (ROOT / "setup.py").read_text(), flags=re.M)
+    compiled = sorted(compiled_modules(ROOT))
+    assert compiled in ([], sorted(path.replace("/", ".") for path in listed))
