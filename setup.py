@@ -4,9 +4,11 @@ Everything else about the package is declared in pyproject.toml. The modules bel
 the ones a USSD step runs through (issue 20's profile: a flat spread of pure-Python work
 with no single hot spot), so compiling them is the one lever that cuts them all. The
 source stays the same Python: with `HOTLINE_COMPILE=0`, or with no C compiler or Python
-headers here, the package installs as plain Python and behaves the same, only slower.
-mypyc type-checks what it compiles with the installed mypy; third-party packages the
-isolated build cannot see are treated as `Any`, which costs speed, not correctness.
+headers here, or when mypyc refuses a module, the package installs as plain Python and
+behaves the same, only slower. The build requirements in pyproject.toml give the compiled
+modules their third-party types. `hotline.base.compiled` (which this script cannot import:
+it runs before the package is installed) finds what was built, for `hotline serve` and
+the tests.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from setuptools import setup
 # One shared library for the group, inside the package (not at the top level of
 # site-packages), so an editable install finds it too.
 GROUP = "hotline._compiled"
+SUFFIX = str(sysconfig.get_config_var("EXT_SUFFIX"))
 
 PACKAGES = ("hotline", "ussd", "ivr", "sms", "api")
 
@@ -70,7 +73,7 @@ def _can_compile() -> str:
         return f"mypyc needs CPython, not {sys.implementation.name}"
     if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
         return "no Python headers (Debian: python3-dev)"
-    if not shutil.which(os.environ.get("CC", "cc")):
+    if not shutil.which((os.environ.get("CC") or "cc").split()[0]):
         return "no C compiler (Debian: gcc)"
     return ""
 
@@ -80,10 +83,8 @@ def _remove_stale(keep: list[str]) -> None:
     here = Path(__file__).parent
     wanted = {str(Path(path).with_suffix("")) for path in keep}
     for package in PACKAGES:
-        for built in (here / package).rglob(f"*{sysconfig.get_config_var('EXT_SUFFIX')}"):
-            module = str(built.relative_to(here)).removesuffix(
-                sysconfig.get_config_var("EXT_SUFFIX")
-            )
+        for built in (here / package).rglob(f"*{SUFFIX}"):
+            module = str(built.relative_to(here)).removesuffix(SUFFIX)
             if module not in wanted and module != GROUP.replace(".", "/") + "__mypyc":
                 built.unlink()
 
