@@ -19,6 +19,7 @@ the outbox's claims rely on for exclusivity (PostgreSQL uses `FOR UPDATE SKIP LO
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,12 +86,32 @@ def open_database(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi: Any, _record: Any) -> None:
             cursor = dbapi.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=10000")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
     return engine
+
+
+def _use_wal(cursor: Any, patience: float = 10.0) -> None:
+    """Put the database in WAL mode (a property of the file: the first connection sets it).
+
+    Switching answers "database is locked" at once, without the busy timeout, while
+    another connection is opening the same new file (four workers starting together
+    failed ~1 in 150): try again until it switches or another connection has switched it.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def migrate(engine: Engine, migrations: Sequence[Migration]) -> list[str]:
