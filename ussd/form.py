@@ -96,22 +96,31 @@ def decode_form(body: bytes, *, max_fields: int = MAX_FIELDS) -> dict[str, str]:
     return _fields(_decode(body, max_fields)[0])
 
 
+def _body_limit(request: web.Request, content_type: str) -> int:
+    """The largest body a gateway callback may have; refuses another Content-Type."""
+    if request.content_type != content_type:
+        raise BadGatewayRequest(f"Content-Type must be {content_type}")
+    return request.app[SETTINGS].max_body_bytes
+
+
+def _too_large(max_bytes: int) -> BadGatewayRequest:
+    return BadGatewayRequest(f"body is larger than {max_bytes} bytes")
+
+
 async def read_bounded(request: web.Request, content_type: str) -> bytes:
     """The body of a gateway callback of `content_type`, within `max_body_bytes` (the
     declared length checked before reading); raises `BadGatewayRequest` otherwise."""
-    if request.content_type != content_type:
-        raise BadGatewayRequest(f"Content-Type must be {content_type}")
-    max_bytes = request.app[SETTINGS].max_body_bytes
+    max_bytes = _body_limit(request, content_type)
     if request.content_length is not None and request.content_length > max_bytes:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
+        raise _too_large(max_bytes)
     try:  # `read_body` inlined: one coroutine less on every USSD request
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes") from None
+        raise _too_large(max_bytes) from None
     except BODY_FAILURES as exc:
         raise refusal(request, exc) from None
     if len(body) > max_bytes:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
+        raise _too_large(max_bytes)
     return body
 
 
@@ -123,11 +132,9 @@ async def read_form(request: web.Request) -> GatewayForm:
 def decode_read(request: web.Request, body: bytes) -> GatewayForm:
     """`read_form` of a request whose body the gateway guard has read (`Gateway.decode`):
     the same checks and reasons, without reading."""
-    if request.content_type != FORM_CONTENT_TYPE:
-        raise BadGatewayRequest(f"Content-Type must be {FORM_CONTENT_TYPE}")
-    max_bytes = request.app[SETTINGS].max_body_bytes
+    max_bytes = _body_limit(request, FORM_CONTENT_TYPE)
     if len(body) > max_bytes:
-        raise BadGatewayRequest(f"body is larger than {max_bytes} bytes")
+        raise _too_large(max_bytes)
     return _gateway_form(body)
 
 

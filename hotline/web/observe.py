@@ -446,7 +446,9 @@ class _Finisher:
         if access is None or not access.serves():
             # The handler it writes through was replaced (tests, an operator's setup).
             access = self._access = access_log()
-        if level == logging.INFO and access is not None and access.serves():
+            if access is not None and not access.serves():
+                access = self._access = None
+        if level == logging.INFO and access is not None:
             access.write(line)  # the same line, without a logging record (~45 µs less)
         else:
             _log.log(level, "request", extra={"fields": line})
